@@ -1,0 +1,341 @@
+//! The responder's configuration: one typed struct, layered defaults < TOML file <
+//! environment (`OCSP_EDGE__SECTION__KEY`) < command-line flags, and validated before any
+//! port is bound. Unknown keys are errors (a typo must not silently fall back to a default).
+
+use crate::pki::cert::Certificate;
+use crate::responder::NoncePolicy;
+use crate::snapshot::TrustAnchors;
+use serde::{Deserialize, Deserializer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Built-in defaults; also the reference for every key (docs/configuration in the README).
+pub const DEFAULTS: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:8081"
+max_connections = 10000
+header_read_timeout = "10s"
+body_read_timeout = "10s"
+max_request_bytes = 16384
+
+[snapshots]
+dir = ""
+trust = []
+poll_interval = "2s"
+not_ready_before_expiry = "1h"
+
+[ocsp]
+path = "/"
+nonce = "ignore"
+cache_max_age = "1h"
+
+[log]
+format = "text"
+level = "info"
+"#;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub snapshots: SnapshotConfig,
+    pub ocsp: OcspConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Also closes idle keep-alive connections (hyper applies it between requests).
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Larger POST bodies get `malformedRequest` without being read.
+    pub max_request_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Directory the publisher writes to (or a replica of it).
+    pub dir: PathBuf,
+    /// PEM files of the issuer certificates this responder answers for.
+    pub trust: Vec<PathBuf>,
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Readiness turns false this long before the earliest nextUpdate, so a load balancer
+    /// drains the responder before anything could go stale.
+    #[serde(deserialize_with = "duration")]
+    pub not_ready_before_expiry: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcspConfig {
+    /// URL path prefix for OCSP (GET `<path><base64>`, POST `<path>`).
+    pub path: String,
+    pub nonce: NoncePolicy,
+    /// Upper bound for `Cache-Control: max-age` (it never reaches past nextUpdate either):
+    /// how long a CDN may keep a `good` answer after a revocation is published.
+    #[serde(deserialize_with = "duration")]
+    pub cache_max_age: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive, e.g. `info` or `ocsp_edge=debug`.
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// Where configuration comes from besides the defaults.
+#[derive(Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    /// Environment variables (the process environment in production; a map in tests).
+    pub environment: HashMap<String, String>,
+    /// `key.path` → value, from command-line flags; highest precedence.
+    pub overrides: Vec<(&'static str, config::Value)>,
+}
+
+impl Config {
+    /// Layers the sources and validates the result.
+    pub fn load(sources: Sources) -> Result<Config, ConfigError> {
+        use config::{Environment, File, FileFormat};
+        let mut builder = config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = &sources.file {
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("OCSP_EDGE")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("snapshots.trust")
+                .try_parsing(true)
+                .source(Some(sources.environment.into_iter().collect())),
+        );
+        for (key, value) in sources.overrides {
+            builder = builder
+                .set_override(key, value)
+                .map_err(|e| ConfigError::Load(e.to_string()))?;
+        }
+        let raw = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
+        let config: Config = raw
+            .try_deserialize()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        if self.snapshots.dir.as_os_str().is_empty() {
+            return invalid(
+                "snapshots.dir",
+                "required: the directory holding snapshots (--snapshots)",
+            );
+        }
+        if !self.snapshots.dir.is_dir() {
+            return invalid(
+                "snapshots.dir",
+                &format!("{} is not a directory", self.snapshots.dir.display()),
+            );
+        }
+        if self.snapshots.trust.is_empty() {
+            return invalid(
+                "snapshots.trust",
+                "required: at least one issuer certificate (--trust)",
+            );
+        }
+        if self.snapshots.poll_interval < Duration::from_millis(100) {
+            return invalid("snapshots.poll_interval", "must be at least 100ms");
+        }
+        if !(self.ocsp.path.starts_with('/') && self.ocsp.path.ends_with('/')) {
+            return invalid(
+                "ocsp.path",
+                "must start and end with '/', e.g. \"/\" or \"/ocsp/\"",
+            );
+        }
+        if !(64..=1 << 20).contains(&self.server.max_request_bytes) {
+            return invalid("server.max_request_bytes", "must be between 64 and 1048576");
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections", "must be at least 1");
+        }
+        if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
+            return invalid("server.header_read_timeout", "timeouts must be positive");
+        }
+        if self.server.listen == self.server.admin_listen {
+            return invalid("server.admin_listen", "must differ from server.listen");
+        }
+        self.trust_anchors().map(|_| ())
+    }
+
+    /// Reads the `snapshots.trust` certificates.
+    pub fn trust_anchors(&self) -> Result<TrustAnchors, ConfigError> {
+        let mut anchors = Vec::new();
+        for path in &self.snapshots.trust {
+            anchors.extend(read_certificates(path)?);
+        }
+        Ok(TrustAnchors::new(anchors))
+    }
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<Certificate>, ConfigError> {
+    let problem = |p: String| ConfigError::Invalid {
+        key: "snapshots.trust",
+        problem: format!("{}: {p}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    Certificate::all_from_pem(&text).map_err(|e| problem(e.to_string()))
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a duration")));
+    }
+    crate::time::parse_duration(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!("{text:?} is not a duration such as 500ms, 10s, 5m, 1h"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_trust() -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/demo/ec/ca.pem")
+            .display()
+            .to_string()
+    }
+
+    fn with_required(dir: &Path) -> Sources {
+        Sources {
+            overrides: vec![
+                ("snapshots.dir", dir.display().to_string().into()),
+                ("snapshots.trust", vec![demo_trust()].into()),
+            ],
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn defaults_plus_required_flags_are_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(with_required(dir.path())).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.ocsp.cache_max_age, Duration::from_secs(3600));
+        assert_eq!(config.ocsp.nonce, NoncePolicy::Ignore);
+        assert_eq!(config.trust_anchors().unwrap().issuers().len(), 1);
+    }
+
+    #[test]
+    fn file_then_environment_then_flags_take_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edge.toml");
+        std::fs::write(
+            &file,
+            "[ocsp]\ncache_max_age = \"10m\"\npath = \"/ocsp/\"\n[server]\nmax_connections = 5\n",
+        )
+        .unwrap();
+        let mut sources = with_required(dir.path());
+        sources.file = Some(file);
+        sources
+            .environment
+            .insert("OCSP_EDGE__OCSP__PATH".into(), "/env/".into());
+        sources
+            .environment
+            .insert("OCSP_EDGE__SERVER__MAX_CONNECTIONS".into(), "7".into());
+        sources.overrides.push(("server.max_connections", 9.into()));
+        let config = Config::load(sources).unwrap();
+        assert_eq!(config.ocsp.cache_max_age, Duration::from_secs(600), "file");
+        assert_eq!(config.ocsp.path, "/env/", "environment over file");
+        assert_eq!(config.server.max_connections, 9, "flags over environment");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(&'static str, config::Value, &str)> = vec![
+            ("ocsp.path", "ocsp".into(), "ocsp.path"),
+            ("server.max_request_bytes", 10.into(), "server.max_request_bytes"),
+            ("snapshots.poll_interval", "soon".into(), "soon"),
+            ("ocsp.nonce", "maybe".into(), "maybe"),
+            ("snapshots.trust", Vec::<String>::new().into(), "snapshots.trust"),
+            ("snapshots.dir", "/nonexistent/ocsp-edge".into(), "snapshots.dir"),
+        ];
+        for (key, value, expected) in cases {
+            let mut sources = with_required(dir.path());
+            sources.overrides.push((key, value));
+            let err = Config::load(sources).err().unwrap().to_string();
+            assert!(err.contains(expected), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edge.toml");
+        std::fs::write(&file, "[ocsp]\ncache_max_agee = \"10m\"\n").unwrap();
+        let mut sources = with_required(dir.path());
+        sources.file = Some(file);
+        let err = Config::load(sources).err().unwrap().to_string();
+        assert!(err.contains("cache_max_agee"), "{err}");
+    }
+
+    #[test]
+    fn shipped_sample_configurations_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&samples).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml")
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains("responder"))
+            {
+                let mut sources = with_required(dir.path());
+                sources.file = Some(path.clone());
+                Config::load(sources).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 1, "no sample responder configuration in deploy/");
+    }
+}

@@ -1,0 +1,330 @@
+//! The `ocsp-edge` command: publish, serve, demo, check-config. Parses flags, sets up
+//! logging, and hands over to the library; exit code 64 (EX_USAGE) on bad configuration.
+
+use clap::{Args, Parser, Subcommand};
+use ocsp_edge::config::{Config, ConfigError, LogFormat, Sources};
+use ocsp_edge::publish::{publish, IssuerConfig, PublishConfig, PublishError};
+use ocsp_edge::server;
+use ocsp_edge::time::UnixTime;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EX_USAGE: u8 = 64;
+const EX_DATAERR: u8 = 65;
+
+#[derive(Parser)]
+#[command(
+    name = "ocsp-edge",
+    version,
+    about = "Pre-signed OCSP from verified snapshots: publisher and edge responder"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign a response for every certificate of one or more CAs and write a snapshot.
+    Publish(PublishArgs),
+    /// Serve OCSP from the newest verified snapshot in a directory, hot-swapping newer ones.
+    Serve(ServeArgs),
+    /// Publish the bundled demo PKI and serve it on 127.0.0.1:8080 (admin on :8081).
+    Demo(DemoArgs),
+    /// Validate a responder configuration without starting.
+    CheckConfig(ServeArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// A TOML file listing several issuers (see fixtures/demo/publish.toml).
+    #[arg(long, conflicts_with_all = ["issuer", "index", "json_lines", "signer_cert", "signer_key"])]
+    config: Option<PathBuf>,
+    /// The issuing CA's certificate (PEM).
+    #[arg(long, requires_all = ["signer_cert", "signer_key"])]
+    issuer: Option<PathBuf>,
+    /// The CA's OpenSSL index.txt.
+    #[arg(long, conflicts_with = "json_lines")]
+    index: Option<PathBuf>,
+    /// A JSON Lines feed of the CA's certificates.
+    #[arg(long)]
+    json_lines: Option<PathBuf>,
+    /// The OCSP signer's certificate (the issuer itself or its delegated responder).
+    #[arg(long)]
+    signer_cert: Option<PathBuf>,
+    /// The OCSP signer's private key (PKCS#8, SEC1 or PKCS#1 PEM).
+    #[arg(long)]
+    signer_key: Option<PathBuf>,
+    /// Label for the single issuer given by flags.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Directory to write the snapshot and manifest into.
+    #[arg(long)]
+    out: PathBuf,
+    /// nextUpdate − thisUpdate (8h to 10d); overrides the configuration file.
+    #[arg(long)]
+    validity: Option<String>,
+    /// Older snapshots to keep.
+    #[arg(long)]
+    keep: Option<usize>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Responder configuration (TOML); see deploy/responder.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory holding snapshots (snapshots.dir).
+    #[arg(long)]
+    snapshots: Option<PathBuf>,
+    /// Issuer certificate(s) to answer for (snapshots.trust); repeatable.
+    #[arg(long)]
+    trust: Vec<PathBuf>,
+    /// OCSP listen address (server.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listen address (server.admin_listen).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    admin_listen: SocketAddr,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Publish(args) => run_publish(args),
+        Command::Serve(args) => match load_config(&args) {
+            Ok(config) => run_serve(config, None),
+            Err(e) => config_failure(e),
+        },
+        Command::CheckConfig(args) => match load_config(&args) {
+            Ok(_) => {
+                println!("configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_failure(e),
+        },
+        Command::Demo(args) => run_demo(args),
+    }
+}
+
+fn config_failure(error: ConfigError) -> ExitCode {
+    eprintln!("ocsp-edge: invalid configuration: {error}");
+    ExitCode::from(EX_USAGE)
+}
+
+fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
+    let mut overrides: Vec<(&'static str, config::Value)> = Vec::new();
+    if let Some(dir) = &args.snapshots {
+        overrides.push(("snapshots.dir", dir.display().to_string().into()));
+    }
+    if !args.trust.is_empty() {
+        let trust: Vec<String> = args.trust.iter().map(|p| p.display().to_string()).collect();
+        overrides.push(("snapshots.trust", trust.into()));
+    }
+    if let Some(listen) = args.listen {
+        overrides.push(("server.listen", listen.to_string().into()));
+    }
+    if let Some(admin) = args.admin_listen {
+        overrides.push(("server.admin_listen", admin.to_string().into()));
+    }
+    Config::load(Sources {
+        file: args.config.clone(),
+        environment: std::env::vars()
+            .filter(|(k, _)| k.starts_with("OCSP_EDGE__"))
+            .collect(),
+        overrides,
+    })
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run_publish(args: PublishArgs) -> ExitCode {
+    init_logging(LogFormat::Text, "info");
+    let config = match publish_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ocsp-edge publish: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let now = UnixTime::now();
+    let plan = match config.load(now) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("ocsp-edge publish: {e}");
+            return ExitCode::from(EX_DATAERR);
+        }
+    };
+    for issuer in &plan.issuers {
+        eprintln!(
+            "{}: {} certificates ({} expired entries left out), signer {}",
+            issuer.name,
+            issuer.records.len(),
+            issuer.skipped_expired,
+            issuer.signer.display_name()
+        );
+    }
+    let mut show = |p: ocsp_edge::publish::sign::Progress| {
+        eprintln!(
+            "signed {}/{} certificates ({:.0}/s, ETA {}s)",
+            p.signed,
+            p.total,
+            p.per_second(),
+            p.eta().as_secs()
+        );
+    };
+    match publish(&plan, &args.out, now, &mut show) {
+        Ok(report) => {
+            println!(
+                "published sequence {} ({} certificates, {} signatures, {} bytes) in {:.2}s\n  {}\n  {}",
+                report.sequence,
+                report.entries,
+                report.signatures,
+                report.size,
+                report.elapsed.as_secs_f64(),
+                report.snapshot.display(),
+                report.manifest.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ocsp-edge publish: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
+    let mut config =
+        match (&args.config, &args.issuer) {
+            (Some(path), _) => PublishConfig::from_file(path)?,
+            (None, Some(issuer)) => PublishConfig {
+                validity: ocsp_edge::publish::plan::DEFAULT_VALIDITY.to_string(),
+                keep: 10,
+                issuers: vec![IssuerConfig {
+                    name: args.name.clone(),
+                    certificate: issuer.clone(),
+                    index: args.index.clone(),
+                    json_lines: args.json_lines.clone(),
+                    signer_certificate: args.signer_cert.clone().unwrap_or_default(),
+                    signer_key: args.signer_key.clone().unwrap_or_default(),
+                }],
+            },
+            (None, None) => return Err(PublishError::Config(
+                "give --config FILE, or --issuer with --index/--json-lines, --signer-cert and --signer-key"
+                    .into(),
+            )),
+        };
+    if let Some(validity) = &args.validity {
+        config.validity = validity.clone();
+    }
+    if let Some(keep) = args.keep {
+        config.keep = keep;
+    }
+    config.validity()?;
+    Ok(config)
+}
+
+fn run_serve(config: Config, banner: Option<String>) -> ExitCode {
+    init_logging(config.log.format, &config.log.level);
+    server::raise_file_limit();
+    let state = match server::build_state(config) {
+        Ok(state) => state,
+        Err(e) => return config_failure(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ocsp-edge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = state.poll_directory(UnixTime::now());
+    if state.current_sequence().is_none() {
+        tracing::warn!(?outcome, dir = %state.config.snapshots.dir.display(),
+            "no valid snapshot yet; answering tryLater and not ready until one arrives");
+    }
+    let served = runtime.block_on(async {
+        let listener = server::bind(state.config.server.listen)?;
+        let admin = server::bind(state.config.server.admin_listen)?;
+        tracing::info!(ocsp = %listener.local_addr()?, admin = %admin.local_addr()?, "listening");
+        if let Some(banner) = &banner {
+            println!("{banner}");
+        }
+        server::serve(state, listener, admin, shutdown_signal()).await;
+        Ok::<_, std::io::Error>(())
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ocsp-edge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: draining connections");
+}
+
+fn run_demo(args: DemoArgs) -> ExitCode {
+    init_logging(LogFormat::Text, "info");
+    let demo = match ocsp_edge::demo::prepare(UnixTime::now()) {
+        Ok(demo) => demo,
+        Err(e) => {
+            eprintln!("ocsp-edge demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let serve_args = ServeArgs {
+        config: None,
+        snapshots: Some(demo.snapshots.clone()),
+        trust: demo.trust.clone(),
+        listen: Some(args.listen),
+        admin_listen: Some(args.admin_listen),
+    };
+    let config = match load_config(&serve_args) {
+        Ok(config) => config,
+        Err(e) => return config_failure(e),
+    };
+    let banner = format!(
+        "{}Admin: http://{}/readyz and /metrics. Ctrl-C stops the demo.",
+        ocsp_edge::demo::instructions(&format!("http://{}/", args.listen)),
+        args.admin_listen
+    );
+    let code = run_serve(config, Some(banner));
+    drop(demo);
+    code
+}

@@ -1,0 +1,16 @@
+//! The publisher: reads the CA's revocation state and writes a signed snapshot.
+//!
+//! - [`input`]: index.txt and JSON Lines parsing (no I/O).
+//! - [`plan`]: the publish configuration and loading every input file, with errors that
+//!   name the file (and line) at fault. Everything is checked before anything is signed.
+//! - [`sign`]: pre-signing on all cores and streaming the snapshot to disk.
+//!
+//! The publisher never deletes or rewrites a snapshot a responder might be serving,
+//! except old ones beyond the retention count, and only after a newer one is complete.
+
+pub mod input;
+pub mod plan;
+pub mod sign;
+
+pub use plan::{IssuerConfig, IssuerPlan, PublishConfig, PublishError, PublishPlan};
+pub use sign::{publish, PublishReport};

@@ -1,0 +1,352 @@
+//! Publish configuration and input loading.
+//!
+//! Owns turning a [`PublishConfig`] (a TOML file, or the single-issuer command-line flags)
+//! into a [`PublishPlan`]: certificates parsed, the signer checked against its issuer,
+//! its key checked against its certificate, every record parsed. Nothing is signed here.
+
+use super::input::{self, InputError};
+use crate::model::CertRecord;
+use crate::pki::cert::{CertError, Certificate};
+use crate::pki::keys::{KeyError, SigningKey};
+use crate::time::{parse_duration, UnixTime};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// CA/Browser Forum BR §4.9.10: OCSP responses valid for at least 8 hours, at most 10 days.
+pub const MIN_VALIDITY: Duration = Duration::from_secs(8 * 3600);
+pub const MAX_VALIDITY: Duration = Duration::from_secs(10 * 86_400);
+pub const DEFAULT_VALIDITY: &str = "96h";
+
+/// The publisher's configuration (`publish --config FILE`, TOML).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// nextUpdate − thisUpdate, e.g. `96h` (8h to 10d).
+    #[serde(default = "default_validity")]
+    pub validity: String,
+    /// How many older snapshots to keep beside the new one.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    #[serde(rename = "issuer")]
+    pub issuers: Vec<IssuerConfig>,
+}
+
+fn default_validity() -> String {
+    DEFAULT_VALIDITY.to_string()
+}
+
+fn default_keep() -> usize {
+    10
+}
+
+/// One issuing CA and where its records, certificate and OCSP signer live.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// A short label for logs, metrics and URLs (letters, digits, `-`, `_`).
+    pub name: String,
+    pub certificate: PathBuf,
+    /// An OpenSSL CA `index.txt`. Exactly one of `index` and `json_lines`.
+    pub index: Option<PathBuf>,
+    /// A JSON Lines feed, one certificate per line.
+    pub json_lines: Option<PathBuf>,
+    pub signer_certificate: PathBuf,
+    pub signer_key: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn file_error(path: &Path, message: impl ToString) -> PublishError {
+    PublishError::File {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Everything needed to sign, checked.
+pub struct PublishPlan {
+    pub issuers: Vec<IssuerPlan>,
+    pub validity: Duration,
+    pub keep: usize,
+}
+
+pub struct IssuerPlan {
+    pub name: String,
+    pub certificate: Certificate,
+    pub signer: Certificate,
+    pub key: SigningKey,
+    pub records: Vec<CertRecord>,
+    pub skipped_expired: usize,
+}
+
+impl PublishConfig {
+    /// Reads a TOML file; relative paths inside it are relative to the file's directory.
+    pub fn from_file(path: &Path) -> Result<PublishConfig, PublishError> {
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+        let mut config: PublishConfig = toml::from_str(&text).map_err(|e| file_error(path, e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for issuer in &mut config.issuers {
+            issuer.rebase(base);
+        }
+        Ok(config)
+    }
+
+    pub fn validity(&self) -> Result<Duration, PublishError> {
+        parse_validity(&self.validity)
+    }
+
+    /// Loads and checks every input at `now`.
+    pub fn load(&self, now: UnixTime) -> Result<PublishPlan, PublishError> {
+        let validity = self.validity()?;
+        if self.issuers.is_empty() {
+            return Err(PublishError::Config("no [[issuer]] configured".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        for issuer in &self.issuers {
+            if !names.insert(issuer.name.as_str()) {
+                return Err(PublishError::Config(format!(
+                    "issuer name {:?} is used twice",
+                    issuer.name
+                )));
+            }
+            issuers.push(issuer.load(now, validity)?);
+        }
+        Ok(PublishPlan {
+            issuers,
+            validity,
+            keep: self.keep,
+        })
+    }
+}
+
+/// Parses and range-checks a validity such as `96h`.
+pub fn parse_validity(text: &str) -> Result<Duration, PublishError> {
+    let validity = parse_duration(text).ok_or_else(|| {
+        PublishError::Config(format!(
+            "validity {text:?} is not a duration such as 96h, 5760m or 4d"
+        ))
+    })?;
+    if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&validity) {
+        return Err(PublishError::Config(format!(
+            "validity {text} is outside the CA/Browser Forum window of 8h to 10d (Baseline Requirements §4.9.10)"
+        )));
+    }
+    Ok(validity)
+}
+
+impl IssuerConfig {
+    fn rebase(&mut self, base: &Path) {
+        for path in [
+            Some(&mut self.certificate),
+            self.index.as_mut(),
+            self.json_lines.as_mut(),
+            Some(&mut self.signer_certificate),
+            Some(&mut self.signer_key),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    fn load(&self, now: UnixTime, validity: Duration) -> Result<IssuerPlan, PublishError> {
+        let valid_name = !self.name.is_empty()
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(PublishError::Config(format!(
+                "issuer name {:?} must be letters, digits, '-' or '_'",
+                self.name
+            )));
+        }
+        let certificate = read_certificate(&self.certificate)?;
+        let signer = read_certificate(&self.signer_certificate)?;
+        signer
+            .verify_ocsp_signer_for(&certificate, now)
+            .map_err(|e| file_error(&self.signer_certificate, signer_problem(&e, &self.certificate)))?;
+        let next_update = now.plus_seconds(validity.as_secs() as i64);
+        if signer.not_after() < next_update {
+            return Err(file_error(
+                &self.signer_certificate,
+                format!(
+                    "the signer certificate expires at {}, before the responses' nextUpdate {next_update}; \
+                     clients would reject them. Renew the signer or shorten --validity",
+                    signer.not_after()
+                ),
+            ));
+        }
+        let key = read_key(&self.signer_key, &signer)?;
+        let parsed = self.read_records()?;
+        Ok(IssuerPlan {
+            name: self.name.clone(),
+            certificate,
+            signer,
+            key,
+            records: parsed.records,
+            skipped_expired: parsed.skipped_expired,
+        })
+    }
+
+    fn read_records(&self) -> Result<input::ParsedInput, PublishError> {
+        match (&self.index, &self.json_lines) {
+            (Some(path), None) => Ok(input::parse_openssl_index(path, &read_text(path)?)?),
+            (None, Some(path)) => Ok(input::parse_json_lines(path, &read_text(path)?)?),
+            _ => Err(PublishError::Config(format!(
+                "issuer {:?}: give exactly one of `index` (OpenSSL index.txt) and `json_lines`",
+                self.name
+            ))),
+        }
+    }
+}
+
+fn signer_problem(error: &CertError, issuer_path: &Path) -> String {
+    match error {
+        CertError::IssuerNameMismatch | CertError::BadSignature => format!(
+            "the signer certificate was not issued by the issuer {} ({error}); a delegated OCSP \
+             signer must be issued directly by the CA it answers for (RFC 6960 §4.2.2.2)",
+            issuer_path.display()
+        ),
+        _ => format!(
+            "not usable as the OCSP signer for {}: {error}",
+            issuer_path.display()
+        ),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, PublishError> {
+    std::fs::read_to_string(path).map_err(|e| file_error(path, e))
+}
+
+fn read_certificate(path: &Path) -> Result<Certificate, PublishError> {
+    Certificate::from_pem(&read_text(path)?).map_err(|e| file_error(path, e))
+}
+
+fn read_key(path: &Path, signer: &Certificate) -> Result<SigningKey, PublishError> {
+    let kind = signer.key_kind().map_err(|e| file_error(path, e))?;
+    SigningKey::from_pem(&read_text(path)?, signer.public_key(), kind)
+        .map_err(|e: KeyError| file_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_config() -> PublishConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/publish.toml");
+        PublishConfig::from_file(&path).unwrap()
+    }
+
+    const NOW: UnixTime = UnixTime(1_790_000_000);
+
+    #[test]
+    fn demo_configuration_loads_both_issuers() {
+        let plan = demo_config().load(NOW).unwrap();
+        assert_eq!(plan.issuers.len(), 2);
+        assert_eq!(plan.validity, Duration::from_secs(96 * 3600));
+        for issuer in &plan.issuers {
+            assert_eq!(issuer.records.len(), 99, "{}", issuer.name);
+            assert_eq!(issuer.skipped_expired, 1, "{}: the E line", issuer.name);
+        }
+    }
+
+    #[test]
+    fn validity_outside_the_forum_window_is_refused() {
+        for bad in ["7h", "11d", "0", "soon"] {
+            let err = parse_validity(bad).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+        assert_eq!(parse_validity("8h").unwrap().as_secs(), 8 * 3600);
+        assert_eq!(parse_validity("10d").unwrap().as_secs(), 10 * 86_400);
+    }
+
+    #[test]
+    fn signer_from_another_issuer_is_refused_naming_the_file() {
+        let mut config = demo_config();
+        config.issuers[0].signer_certificate = config.issuers[1].signer_certificate.clone();
+        config.issuers[0].signer_key = config.issuers[1].signer_key.clone();
+        let err = config.load(NOW).err().unwrap().to_string();
+        assert!(err.contains("rsa/ocsp.pem"), "{err}");
+        assert!(err.contains("not issued by the issuer"), "{err}");
+    }
+
+    #[test]
+    fn key_of_another_certificate_is_refused_naming_the_file() {
+        let mut config = demo_config();
+        config.issuers[0].signer_key = config.issuers[0].signer_key.with_file_name("ca.key");
+        let err = config.load(NOW).err().unwrap().to_string();
+        assert!(err.contains("ec/ca.key"), "{err}");
+        assert!(err.contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn signer_without_ocsp_signing_is_refused() {
+        // The EC issuing CA is a valid certificate of the root but has no id-kp-OCSPSigning.
+        let mut config = demo_config();
+        let ec = config.issuers[0].clone();
+        config.issuers = vec![IssuerConfig {
+            certificate: ec.certificate.parent().unwrap().join("../root/ca.pem"),
+            signer_certificate: ec.certificate.clone(),
+            signer_key: ec.certificate.with_file_name("ca.key"),
+            ..ec
+        }];
+        let err = config.load(NOW).err().unwrap().to_string();
+        assert!(err.contains("OCSPSigning"), "{err}");
+    }
+
+    #[test]
+    fn signer_expiring_before_next_update_is_refused() {
+        let config = demo_config();
+        let signer = read_certificate(&config.issuers[0].signer_certificate).unwrap();
+        let late = signer.not_after().plus_seconds(-3600);
+        let err = config.load(late).err().unwrap().to_string();
+        assert!(err.contains("expires"), "{err}");
+    }
+
+    #[test]
+    fn an_unparsable_index_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = demo_config();
+        let index = dir.path().join("index.txt");
+        let good = std::fs::read_to_string(config.issuers[0].index.as_ref().unwrap()).unwrap();
+        let broken = good.replacen("V\t", "Q\t", 1);
+        std::fs::write(&index, broken).unwrap();
+        config.issuers[0].index = Some(index.clone());
+        let err = config.load(NOW).err().unwrap().to_string();
+        assert!(err.starts_with(&format!("{}:1:", index.display())), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_and_missing_inputs_are_configuration_errors() {
+        let mut config = demo_config();
+        config.issuers[1].name = "ec".into();
+        assert!(config.load(NOW).err().unwrap().to_string().contains("used twice"));
+        let mut config = demo_config();
+        config.issuers[0].index = None;
+        assert!(config
+            .load(NOW)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("exactly one"));
+        let mut config = demo_config();
+        config.issuers[0].name = "../x".into();
+        assert!(config.load(NOW).is_err());
+    }
+}

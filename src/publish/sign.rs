@@ -1,0 +1,392 @@
+//! Pre-signing on all cores and writing the snapshot and its manifest.
+//!
+//! Records are signed in chunks in parallel (rayon) and written in serial order as each
+//! chunk completes, so memory stays bounded by one chunk however large the CA is. The
+//! file is hashed while it is written; the manifest (with that hash) is written last.
+
+use super::plan::{IssuerPlan, PublishError, PublishPlan};
+use crate::model::{CertRecord, CertStatus};
+use crate::ocsp::response::{ResponseTemplate, SingleFacts};
+use crate::pki::cert::CertIdHash;
+use crate::snapshot::format::{RecordInput, SnapshotWriter, StoredStatus};
+use crate::snapshot::manifest::{Manifest, ManifestBody, ManifestIssuer};
+use crate::snapshot::store::{self, NewFile};
+use crate::time::UnixTime;
+use rayon::prelude::*;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const CHUNK: usize = 8192;
+
+/// What a publish produced.
+#[derive(Debug)]
+pub struct PublishReport {
+    pub sequence: u64,
+    pub snapshot: PathBuf,
+    pub manifest: PathBuf,
+    pub entries: u64,
+    pub size: u64,
+    pub signatures: u64,
+    pub elapsed: Duration,
+    pub earliest_next_update: UnixTime,
+    pub removed_old: usize,
+}
+
+/// Progress of a publish, reported every couple of seconds on large inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub signed: u64,
+    pub total: u64,
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    pub fn per_second(&self) -> f64 {
+        self.signed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn eta(&self) -> Duration {
+        let rate = self.per_second();
+        if rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64((self.total - self.signed) as f64 / rate)
+    }
+}
+
+/// Signs every record of `plan` and writes a new snapshot and manifest into `out_dir`.
+pub fn publish(
+    plan: &PublishPlan,
+    out_dir: &Path,
+    now: UnixTime,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PublishReport, PublishError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(out_dir)?;
+    store::remove_stale_temporaries(out_dir)?;
+    // Strictly increasing, and derived from the clock so that a publisher restarted on an
+    // empty directory (or a standby taking over) cannot go backwards.
+    let sequence = (store::highest_sequence(out_dir)? + 1).max(now.seconds().max(0) as u64);
+    let next_update = now.plus_seconds(plan.validity.as_secs() as i64);
+    let total: u64 = plan.issuers.iter().map(|i| i.records.len() as u64).sum();
+
+    let snapshot_name = store::snapshot_name(sequence);
+    let mut file = NewFile::create(out_dir, &snapshot_name)?;
+    let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file.file()));
+    let mut writer = SnapshotWriter::new(hashing, sequence, now)?;
+    let mut ticker = Ticker::new(total, started);
+    for issuer in &plan.issuers {
+        sign_issuer(issuer, &mut writer, now, next_update, &mut |n| {
+            ticker.advance(n, progress)
+        })?;
+    }
+    let (hashing, metadata) = writer.finish()?;
+    let (buffered, sha256, size) = hashing.finish();
+    buffered.into_inner().map_err(|e| e.into_error())?;
+    let snapshot = file.commit()?;
+
+    let body = ManifestBody {
+        format_version: metadata.format_version,
+        sequence,
+        created_at: now.to_rfc3339(),
+        snapshot: snapshot_name,
+        size,
+        sha256: hex::encode(sha256),
+        earliest_next_update: next_update.to_rfc3339(),
+        issuers: plan
+            .issuers
+            .iter()
+            .map(|i| ManifestIssuer {
+                name: i.name.clone(),
+                subject: i.certificate.display_name(),
+                entries: i.records.len() as u64,
+            })
+            .collect(),
+    };
+    let signers: Vec<_> = plan
+        .issuers
+        .iter()
+        .map(|i| (i.name.as_str(), &i.signer, &i.key))
+        .collect();
+    let manifest = Manifest::sign(body, &signers).map_err(|e| PublishError::Config(e.to_string()))?;
+    let manifest_path = store::write_new(out_dir, &store::manifest_name(sequence), &manifest.to_json())?;
+    let removed_old = prune(out_dir, plan.keep)?;
+    Ok(PublishReport {
+        sequence,
+        snapshot,
+        manifest: manifest_path,
+        entries: total,
+        size,
+        signatures: total * 2,
+        elapsed: started.elapsed(),
+        earliest_next_update: next_update,
+        removed_old,
+    })
+}
+
+fn sign_issuer<W: Write>(
+    issuer: &IssuerPlan,
+    writer: &mut SnapshotWriter<W>,
+    now: UnixTime,
+    next_update: UnixTime,
+    advance: &mut dyn FnMut(u64),
+) -> Result<(), PublishError> {
+    let template = ResponseTemplate::new(
+        &issuer.certificate,
+        &issuer.signer,
+        issuer.key.algorithm().algorithm_identifier_der(),
+    );
+    let mut records: Vec<&CertRecord> = issuer.records.iter().collect();
+    records.sort_by(|a, b| a.serial.cmp(&b.serial));
+    writer.begin_issuer(&issuer.name, issuer.certificate.der(), issuer.signer.der());
+    for chunk in records.chunks(CHUNK) {
+        let signed: Vec<[Vec<u8>; 2]> = chunk
+            .par_iter()
+            .map(|record| sign_record(issuer, &template, record, now, next_update))
+            .collect::<Result<_, _>>()?;
+        for (record, [sha1, sha256]) in chunk.iter().zip(&signed) {
+            writer.push_record(&RecordInput {
+                serial: &record.serial,
+                status: stored_status(&record.status),
+                this_update: now,
+                next_update,
+                responses: [sha1, sha256],
+            })?;
+        }
+        advance(chunk.len() as u64);
+    }
+    writer.end_issuer()?;
+    Ok(())
+}
+
+/// Both CertID variants for one certificate. Two single-SingleResponse responses rather
+/// than one response with two SingleResponses: see docs/architecture.md ("Why two
+/// pre-signed variants").
+fn sign_record(
+    issuer: &IssuerPlan,
+    template: &ResponseTemplate,
+    record: &CertRecord,
+    now: UnixTime,
+    next_update: UnixTime,
+) -> Result<[Vec<u8>; 2], PublishError> {
+    let facts = SingleFacts {
+        serial: &record.serial,
+        status: &record.status,
+        produced_at: now,
+        this_update: now,
+        next_update,
+    };
+    let sign = |hash: CertIdHash| -> Result<Vec<u8>, PublishError> {
+        let tbs = template.tbs_response_data(hash, &facts);
+        let signature = issuer
+            .key
+            .sign(&tbs)
+            .map_err(|e| PublishError::Config(e.to_string()))?;
+        Ok(template.assemble(&tbs, &signature))
+    };
+    Ok([sign(CertIdHash::Sha1)?, sign(CertIdHash::Sha256)?])
+}
+
+fn stored_status(status: &CertStatus) -> StoredStatus {
+    match status {
+        CertStatus::Good => StoredStatus::Good,
+        CertStatus::Revoked { at, reason, .. } => StoredStatus::Revoked {
+            at: *at,
+            reason: *reason,
+        },
+    }
+}
+
+/// Removes all but the newest `keep` older manifests and their snapshots. Manifest first,
+/// so a reader never finds a manifest whose snapshot is gone.
+fn prune(dir: &Path, keep: usize) -> io::Result<usize> {
+    let sequences = store::manifest_sequences(dir)?;
+    let mut removed = 0;
+    for sequence in sequences.into_iter().skip(keep + 1) {
+        std::fs::remove_file(dir.join(store::manifest_name(sequence)))?;
+        let _ = std::fs::remove_file(dir.join(store::snapshot_name(sequence)));
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Calls the progress callback at most every two seconds, and once at the end.
+struct Ticker {
+    total: u64,
+    signed: u64,
+    started: Instant,
+    last: Instant,
+}
+
+impl Ticker {
+    fn new(total: u64, started: Instant) -> Self {
+        Ticker {
+            total,
+            signed: 0,
+            started,
+            last: started,
+        }
+    }
+
+    fn advance(&mut self, n: u64, progress: &mut dyn FnMut(Progress)) {
+        self.signed += n;
+        if self.last.elapsed() >= Duration::from_secs(2) || self.signed == self.total {
+            self.last = Instant::now();
+            progress(Progress {
+                signed: self.signed,
+                total: self.total,
+                elapsed: self.started.elapsed(),
+            });
+        }
+    }
+}
+
+/// Passes writes through while computing their SHA-256 and length.
+struct HashingWriter<W> {
+    inner: W,
+    context: ring::digest::Context,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            context: ring::digest::Context::new(&ring::digest::SHA256),
+            written: 0,
+        }
+    }
+
+    fn finish(self) -> (W, Vec<u8>, u64) {
+        (self.inner, self.context.finish().as_ref().to_vec(), self.written)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.context.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::PublishConfig;
+    use crate::snapshot::verify::{Snapshot, SnapshotBytes, TrustAnchors};
+
+    const NOW: UnixTime = UnixTime(1_790_000_000);
+
+    fn demo_plan() -> PublishPlan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/publish.toml");
+        PublishConfig::from_file(&path).unwrap().load(NOW).unwrap()
+    }
+
+    fn trust(plan: &PublishPlan) -> TrustAnchors {
+        TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect())
+    }
+
+    fn load(report: &PublishReport, trust: &TrustAnchors) -> Result<Snapshot, crate::snapshot::VerifyError> {
+        let manifest = std::fs::read(&report.manifest).unwrap();
+        let bytes = std::fs::read(&report.snapshot).unwrap();
+        Snapshot::verify(&manifest, SnapshotBytes::Owned(bytes), trust, NOW)
+    }
+
+    #[test]
+    fn publishes_a_snapshot_that_verifies_and_answers_every_record() {
+        let plan = demo_plan();
+        let dir = tempfile::tempdir().unwrap();
+        let mut calls = 0;
+        let report = publish(&plan, dir.path(), NOW, &mut |_| calls += 1).unwrap();
+        assert!(calls >= 1);
+        assert_eq!(report.sequence, NOW.seconds() as u64);
+        let snapshot = load(&report, &trust(&plan)).unwrap();
+        assert_eq!(snapshot.entry_count(), report.entries);
+        for issuer in &plan.issuers {
+            for record in &issuer.records {
+                for hash in CertIdHash::ALL {
+                    let id = crate::ocsp::RequestedCertId {
+                        hash,
+                        issuer_name_hash: issuer.certificate.name_hash(hash),
+                        issuer_key_hash: issuer.certificate.key_hash(hash),
+                        serial: record.serial.clone(),
+                    };
+                    let found = snapshot.lookup(&id).unwrap();
+                    assert_eq!(found.status, stored_status(&record.status));
+                    assert_eq!(found.next_update, NOW.plus_seconds(96 * 3600));
+                    assert!(found.response.len() > 200);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sequences_strictly_increase_and_nothing_is_overwritten() {
+        let plan = demo_plan();
+        let dir = tempfile::tempdir().unwrap();
+        let first = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let second = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let earlier_clock = publish(&plan, dir.path(), NOW.plus_seconds(-86_400), &mut |_| {}).unwrap();
+        assert!(first.sequence < second.sequence && second.sequence < earlier_clock.sequence);
+        assert!(first.manifest.exists() && second.manifest.exists());
+    }
+
+    #[test]
+    fn old_snapshots_beyond_keep_are_pruned() {
+        let mut plan = demo_plan();
+        plan.keep = 1;
+        let dir = tempfile::tempdir().unwrap();
+        let reports: Vec<_> = (0..3)
+            .map(|_| publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap())
+            .collect();
+        assert!(!reports[0].manifest.exists() && !reports[0].snapshot.exists());
+        assert!(reports[1].manifest.exists() && reports[2].manifest.exists());
+        assert_eq!(reports[2].removed_old, 1);
+    }
+
+    #[test]
+    fn tampering_and_foreign_trust_are_refused() {
+        let plan = demo_plan();
+        let dir = tempfile::tempdir().unwrap();
+        let report = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let manifest = std::fs::read(&report.manifest).unwrap();
+        let mut bytes = std::fs::read(&report.snapshot).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        let err = Snapshot::verify(&manifest, SnapshotBytes::Owned(bytes), &trust(&plan), NOW)
+            .err()
+            .unwrap();
+        assert_eq!(err.label(), "hash_mismatch");
+
+        let only_rsa = TrustAnchors::new(vec![plan.issuers[1].certificate.clone()]);
+        assert_eq!(
+            load(&report, &only_rsa).err().unwrap().label(),
+            "untrusted_signer"
+        );
+
+        let text = String::from_utf8(manifest).unwrap();
+        let bumped = text.replacen(
+            &format!("\"sequence\": {}", report.sequence),
+            &format!("\"sequence\": {}", report.sequence + 1),
+            1,
+        );
+        assert_ne!(bumped, text);
+        let snapshot = std::fs::read(&report.snapshot).unwrap();
+        let err = Snapshot::verify(
+            bumped.as_bytes(),
+            SnapshotBytes::Owned(snapshot),
+            &trust(&plan),
+            NOW,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.label(), "bad_signature");
+    }
+}

@@ -1,0 +1,42 @@
+//! The admin listener: `/healthz` (the process answers), `/readyz` (a verified snapshot
+//! that is not about to expire is loaded, and we are not draining) and `/metrics`.
+//! Keep it off the public network: it reveals operational detail.
+
+use super::http::plain;
+use super::state::State;
+use crate::time::UnixTime;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+pub async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let now = UnixTime::now();
+    Ok(match request.uri().path() {
+        "/healthz" => plain(StatusCode::OK, "ok\n"),
+        "/readyz" => match state.readiness(now) {
+            Ok(()) => plain(StatusCode::OK, "ready\n"),
+            Err(reason) => {
+                let mut response = Response::new(Full::new(Bytes::from(format!("not ready: {reason}\n"))));
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response
+            }
+        },
+        "/metrics" => {
+            state.refresh_gauges(now);
+            let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    })
+}

@@ -1,0 +1,260 @@
+//! The OCSP HTTP endpoint (RFC 6960 Appendix A, RFC 5019/RFC 9919 §5–6): turns an HTTP
+//! request into bytes for [`crate::responder::answer`] and its outcome into an HTTP
+//! response with caching headers a CDN can trust.
+//!
+//! Thin by design: no protocol decisions here beyond HTTP itself. OCSP-level refusals are
+//! HTTP 200 with an OCSP error body (what RFC 6960 clients parse); only HTTP-level
+//! mistakes (wrong method, path outside the OCSP prefix) get 4xx.
+
+use super::metrics::{Method, Outcome};
+use super::state::State;
+use crate::ocsp::{encode_error_response, Refusal};
+use crate::responder::{self, max_age};
+use crate::snapshot::format::{Found, StoredStatus};
+use crate::time::UnixTime;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+const OCSP_RESPONSE: HeaderValue = HeaderValue::from_static("application/ocsp-response");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// Base64 as clients send it in GET paths: standard alphabet, padding optional.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+pub async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let method = Method::of(request.method());
+    let (response, outcome) = route(&state, request).await;
+    if let Some(len) = response.body().size_hint().exact() {
+        state.metrics.bytes_out.inc_by(len);
+    }
+    state
+        .metrics
+        .observe(method, outcome, started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Bytes>>, Outcome) {
+    let (parts, body) = request.into_parts();
+    let Some(rest) = parts.uri.path().strip_prefix(state.config.ocsp.path.as_str()) else {
+        return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
+    };
+    let head_only = parts.method == hyper::Method::HEAD;
+    let der = match parts.method {
+        hyper::Method::GET | hyper::Method::HEAD => decode_get(rest, state.config.server.max_request_bytes),
+        hyper::Method::POST => read_post(state, body, content_length(&parts.headers)).await,
+        _ => {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+            return (response, Outcome::HttpError);
+        }
+    };
+    let now = UnixTime::now();
+    let guard = state.current();
+    match der.and_then(|der| responder::answer(guard.as_deref(), &der, now, state.config.ocsp.nonce)) {
+        Ok(found) => success(
+            state,
+            &found,
+            now,
+            parts.headers.get(header::IF_NONE_MATCH),
+            head_only,
+        ),
+        Err(refusal) => (refused(refusal, head_only), Outcome::Refused(refusal)),
+    }
+}
+
+fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Decodes the base64 request in a GET path, tolerating what clients and proxies do to
+/// it: percent-encoding (`%2F`, `%2B`, `%3D`), a `+` turned into a space, URL-safe
+/// characters, and missing padding.
+pub fn decode_get(encoded: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
+    if encoded.is_empty() {
+        return Err(Refusal::Malformed("empty GET request"));
+    }
+    if encoded.len() > limit.saturating_mul(2) {
+        return Err(Refusal::TooLarge);
+    }
+    let unescaped = percent_encoding::percent_decode_str(encoded).collect::<Vec<u8>>();
+    let normalised: Vec<u8> = unescaped
+        .into_iter()
+        .map(|b| match b {
+            b' ' | b'-' => b'+',
+            b'_' => b'/',
+            other => other,
+        })
+        .collect();
+    use base64::Engine;
+    let der = LENIENT_BASE64
+        .decode(&normalised)
+        .map_err(|_| Refusal::Malformed("GET path is not base64"))?;
+    if der.len() > limit {
+        return Err(Refusal::TooLarge);
+    }
+    Ok(der)
+}
+
+async fn read_post(state: &State, body: Incoming, declared: Option<u64>) -> Result<Vec<u8>, Refusal> {
+    let limit = state.config.server.max_request_bytes;
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Refusal::TooLarge);
+    }
+    let read = Limited::new(body, limit).collect();
+    match tokio::time::timeout(state.config.server.body_read_timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(Refusal::TooLarge)
+        }
+        Ok(Err(_)) => Err(Refusal::Malformed("request body could not be read")),
+        Err(_) => Err(Refusal::Malformed("request body timed out")),
+    }
+}
+
+fn success(
+    state: &State,
+    found: &Found<'_>,
+    now: UnixTime,
+    if_none_match: Option<&HeaderValue>,
+    head_only: bool,
+) -> (Response<Full<Bytes>>, Outcome) {
+    let etag = format!("\"{}\"", hex::encode(found.etag));
+    let cache_control = format!(
+        "max-age={}, public, no-transform, must-revalidate",
+        max_age(found, now, state.config.ocsp.cache_max_age.as_secs())
+    );
+    let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), etag.as_bytes()));
+    let (status, body, outcome) = if not_modified {
+        (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified)
+    } else {
+        let outcome = match found.status {
+            StoredStatus::Good => Outcome::Good,
+            StoredStatus::Revoked { .. } => Outcome::Revoked,
+        };
+        let body = if head_only {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(found.response)
+        };
+        (StatusCode::OK, body, outcome)
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, OCSP_RESPONSE);
+    if head_only && !not_modified {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(found.response.len()));
+    }
+    insert_text(headers, header::ETAG, &etag);
+    insert_text(headers, header::CACHE_CONTROL, &cache_control);
+    insert_text(headers, header::LAST_MODIFIED, &found.this_update.to_http_date());
+    insert_text(headers, header::EXPIRES, &found.next_update.to_http_date());
+    (response, outcome)
+}
+
+/// `If-None-Match` is a list of entity tags, or `*` (RFC 9110 §13.1.2).
+fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
+    header
+        .split(|&b| b == b',')
+        .map(|t| t.trim_ascii())
+        .any(|t| t == b"*" || t == etag || t.strip_prefix(b"W/") == Some(etag))
+}
+
+fn insert_text(headers: &mut hyper::HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// An OCSP error response: unsigned, never cached (a later snapshot may answer it).
+fn refused(refusal: Refusal, head_only: bool) -> Response<Full<Bytes>> {
+    let body = encode_error_response(refusal.response_status());
+    let length = body.len();
+    let mut response = Response::new(Full::new(if head_only {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    }));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, OCSP_RESPONSE);
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    if head_only {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    response
+}
+
+pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_decoding_tolerates_client_variants() {
+        let der = vec![0x30, 0x03, 0xfb, 0xff, 0xbf];
+        use base64::Engine;
+        let standard = base64::engine::general_purpose::STANDARD.encode(&der); // "MAP7/78="
+        assert!(standard.contains('/') && standard.contains('+') || standard.contains('/'));
+        let variants = [
+            standard.clone(),
+            standard.trim_end_matches('=').to_string(),
+            standard
+                .replace('/', "%2F")
+                .replace('+', "%2B")
+                .replace('=', "%3D"),
+            standard.replace('/', "%2f"),
+            standard.replace('+', " "),
+            standard.replace('+', "-").replace('/', "_"),
+        ];
+        for variant in variants {
+            assert_eq!(decode_get(&variant, 1024).unwrap(), der, "{variant}");
+        }
+    }
+
+    #[test]
+    fn get_decoding_refuses_garbage_and_oversize() {
+        assert!(matches!(decode_get("", 1024), Err(Refusal::Malformed(_))));
+        assert!(matches!(
+            decode_get("not*base64!", 1024),
+            Err(Refusal::Malformed(_))
+        ));
+        assert_eq!(decode_get(&"QUFB".repeat(100), 64), Err(Refusal::TooLarge));
+    }
+
+    #[test]
+    fn etags_match_lists_weak_tags_and_star() {
+        assert!(etag_matches(b"\"a\"", b"\"a\""));
+        assert!(etag_matches(b"\"x\", \"a\"", b"\"a\""));
+        assert!(etag_matches(b"W/\"a\"", b"\"a\""));
+        assert!(etag_matches(b"*", b"\"a\""));
+        assert!(!etag_matches(b"\"b\"", b"\"a\""));
+    }
+}

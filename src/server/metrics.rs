@@ -1,0 +1,217 @@
+//! Prometheus metrics for the responder.
+//!
+//! Uses the `prometheus` crate without default features (no protobuf): text exposition is
+//! all Prometheus needs, and protobuf was the slowest part of a cold build. Hot-path
+//! counters are fetched once into arrays so a request costs an atomic add, not a label
+//! lookup.
+
+use crate::ocsp::Refusal;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// HTTP methods we label separately; everything else is `other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get = 0,
+    Post = 1,
+    Head = 2,
+    Other = 3,
+}
+
+impl Method {
+    const ALL: [(Method, &'static str); 4] = [
+        (Method::Get, "GET"),
+        (Method::Post, "POST"),
+        (Method::Head, "HEAD"),
+        (Method::Other, "other"),
+    ];
+
+    pub fn of(method: &hyper::Method) -> Method {
+        match *method {
+            hyper::Method::GET => Method::Get,
+            hyper::Method::POST => Method::Post,
+            hyper::Method::HEAD => Method::Head,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// The outcome of one request, for the `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Good,
+    Revoked,
+    NotModified,
+    Refused(Refusal),
+    /// An HTTP-level error (wrong method, unknown path).
+    HttpError,
+}
+
+const FIXED_OUTCOMES: [&str; 4] = ["good", "revoked", "not_modified", "http_error"];
+
+impl Outcome {
+    fn index(self) -> usize {
+        match self {
+            Outcome::Good => 0,
+            Outcome::Revoked => 1,
+            Outcome::NotModified => 2,
+            Outcome::HttpError => 3,
+            Outcome::Refused(r) => {
+                4 + Refusal::ALL
+                    .iter()
+                    .position(|x| x.label() == r.label())
+                    .unwrap_or(0)
+            }
+        }
+    }
+
+    fn labels() -> Vec<&'static str> {
+        FIXED_OUTCOMES
+            .iter()
+            .copied()
+            .chain(Refusal::ALL.iter().map(|r| r.label()))
+            .collect()
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Vec<Vec<IntCounter>>,
+    latency: Vec<Histogram>,
+    pub bytes_out: IntCounter,
+    pub connections_open: IntGauge,
+    pub snapshot_sequence: IntGauge,
+    pub snapshot_created: IntGauge,
+    pub snapshot_entries: IntGauge,
+    pub snapshot_age: IntGauge,
+    pub seconds_until_next_update: IntGauge,
+    pub snapshot_loads: IntCounter,
+    pub snapshot_load_seconds: Histogram,
+    pub snapshots_refused: IntCounterVec,
+    pub ready: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests_vec = IntCounterVec::new(
+            Opts::new(
+                "ocsp_edge_requests_total",
+                "OCSP requests by HTTP method and outcome.",
+            ),
+            &["method", "outcome"],
+        )?;
+        let latency_vec = HistogramVec::new(
+            HistogramOpts::new(
+                "ocsp_edge_request_duration_seconds",
+                "Time from request head received to response ready, by HTTP method.",
+            )
+            .buckets(vec![
+                0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
+                1.0,
+            ]),
+            &["method"],
+        )?;
+        let outcomes = Outcome::labels();
+        let requests = Method::ALL
+            .iter()
+            .map(|(_, m)| {
+                outcomes
+                    .iter()
+                    .map(|o| requests_vec.with_label_values(&[m, o]))
+                    .collect()
+            })
+            .collect();
+        let latency = Method::ALL
+            .iter()
+            .map(|(_, m)| latency_vec.with_label_values(&[m]))
+            .collect();
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help);
+        let metrics = Metrics {
+            bytes_out: IntCounter::new("ocsp_edge_response_bytes_total", "Response body bytes sent.")?,
+            connections_open: gauge("ocsp_edge_connections_open", "Client connections currently open.")?,
+            snapshot_sequence: gauge("ocsp_edge_snapshot_sequence", "Sequence number of the snapshot being served.")?,
+            snapshot_created: gauge(
+                "ocsp_edge_snapshot_created_timestamp_seconds",
+                "When the served snapshot was published (unix time).",
+            )?,
+            snapshot_entries: gauge("ocsp_edge_snapshot_entries", "Certificates in the served snapshot.")?,
+            snapshot_age: gauge("ocsp_edge_snapshot_age_seconds", "Seconds since the served snapshot was published.")?,
+            seconds_until_next_update: gauge(
+                "ocsp_edge_seconds_until_earliest_next_update",
+                "Seconds until the earliest nextUpdate in the served snapshot; at 0 responses stop being served.",
+            )?,
+            snapshot_loads: IntCounter::new("ocsp_edge_snapshot_loads_total", "Snapshots verified and swapped in.")?,
+            snapshot_load_seconds: Histogram::with_opts(
+                HistogramOpts::new("ocsp_edge_snapshot_load_seconds", "Time to map and verify a snapshot.")
+                    .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0]),
+            )?,
+            snapshots_refused: IntCounterVec::new(
+                Opts::new("ocsp_edge_snapshots_refused_total", "Snapshots refused, by reason."),
+                &["reason"],
+            )?,
+            ready: gauge("ocsp_edge_ready", "1 when the responder reports ready.")?,
+            registry,
+            requests,
+            latency,
+        };
+        metrics.register(requests_vec, latency_vec)?;
+        Ok(metrics)
+    }
+
+    fn register(&self, requests: IntCounterVec, latency: HistogramVec) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(requests))?;
+        r.register(Box::new(latency))?;
+        r.register(Box::new(self.bytes_out.clone()))?;
+        r.register(Box::new(self.connections_open.clone()))?;
+        r.register(Box::new(self.snapshot_sequence.clone()))?;
+        r.register(Box::new(self.snapshot_created.clone()))?;
+        r.register(Box::new(self.snapshot_entries.clone()))?;
+        r.register(Box::new(self.snapshot_age.clone()))?;
+        r.register(Box::new(self.seconds_until_next_update.clone()))?;
+        r.register(Box::new(self.snapshot_loads.clone()))?;
+        r.register(Box::new(self.snapshot_load_seconds.clone()))?;
+        r.register(Box::new(self.snapshots_refused.clone()))?;
+        r.register(Box::new(self.ready.clone()))?;
+        Ok(())
+    }
+
+    pub fn observe(&self, method: Method, outcome: Outcome, seconds: f64) {
+        if let Some(counter) = self.requests[method as usize].get(outcome.index()) {
+            counter.inc();
+        }
+        self.latency[method as usize].observe(seconds);
+    }
+
+    /// Prometheus text exposition of everything registered.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on invalid metric data, which we never create.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_counter() {
+        let metrics = Metrics::new().unwrap();
+        metrics.observe(Method::Get, Outcome::Good, 0.001);
+        metrics.observe(Method::Post, Outcome::Refused(Refusal::UnknownIssuer), 0.001);
+        metrics.observe(Method::Post, Outcome::Refused(Refusal::Malformed("x")), 0.001);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(
+            text.contains(r#"ocsp_edge_requests_total{method="GET",outcome="good"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"ocsp_edge_requests_total{method="POST",outcome="unknown_issuer"} 1"#));
+        assert!(text.contains(r#"ocsp_edge_requests_total{method="POST",outcome="malformed"} 1"#));
+        assert!(text.contains(r#"ocsp_edge_request_duration_seconds_count{method="GET"} 1"#));
+    }
+}

@@ -1,0 +1,529 @@
+//! The snapshot file format, version 1: pre-signed OCSP responses laid out so that a
+//! responder can memory-map the file and look a certificate up in place, with no
+//! per-entry deserialisation at load time.
+//!
+//! ```text
+//! offset 0   "OCSPEDGE-SNAP-v1"            16-byte file magic
+//!            record ...                     one per certificate, issuer by issuer
+//!            entry table ...                one per issuer: sorted fixed-width entries
+//!            metadata                       JSON (issuers, certificates, table offsets)
+//! end - 32   footer                         "OEFOOTER" | version u32 | reserved u32 |
+//!                                           metadata offset u64 | metadata length u64
+//! ```
+//! All integers are little-endian. An **entry** is 32 bytes: a 24-byte serial key (length
+//! octet, then the DER INTEGER content octets, zero-padded) and the u64 offset of the
+//! certificate's record. Keys compare as bytes, which orders serials by length then value,
+//! so a lookup is a binary search over the table: O(log n) reads of 32 bytes.
+//! A **record** is a 32-byte header (thisUpdate i64, nextUpdate i64, status u8,
+//! reason u8 (0xff = none), 6 reserved bytes, revocationTime i64) followed by one
+//! **variant** per CertID hash, SHA-1 then SHA-256: ETag (SHA-256 of the response, 32
+//! bytes), length u32, and the complete DER OCSPResponse.
+//!
+//! The footer sits at the end so the writer can stream records (and hash them) before it
+//! knows where the tables land. Integrity is not this module's concern: the manifest
+//! carries the file's SHA-256, and [`crate::snapshot::verify`] checks it before a view is
+//! ever built. Even so, every read here is bounds-checked, so a corrupt file yields
+//! `None`/an error, never a panic.
+
+use crate::model::{RevocationReason, Serial, MAX_SERIAL_LEN};
+use crate::pki::cert::CertIdHash;
+use crate::time::UnixTime;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
+
+pub const FILE_MAGIC: &[u8; 16] = b"OCSPEDGE-SNAP-v1";
+pub const FOOTER_MAGIC: &[u8; 8] = b"OEFOOTER";
+pub const FORMAT_VERSION: u32 = 1;
+pub const FOOTER_LEN: usize = 32;
+pub const ENTRY_LEN: usize = 32;
+const KEY_LEN: usize = 24;
+const RECORD_HEADER_LEN: usize = 32;
+const NO_REASON: u8 = 0xff;
+
+/// Describes one issuer's section; stored as JSON in the metadata block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    /// Operator's label, e.g. `ec`.
+    pub name: String,
+    /// The issuer's certificate, base64 DER.
+    pub certificate: String,
+    /// The certificate whose key signed this issuer's responses, base64 DER.
+    pub signer_certificate: String,
+    pub entries_offset: u64,
+    pub entry_count: u64,
+    /// The earliest nextUpdate of any response in this section (unix seconds).
+    pub earliest_next_update: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub format_version: u32,
+    pub sequence: u64,
+    pub created_at: i64,
+    pub issuers: Vec<IssuerSection>,
+}
+
+/// The status part of a record, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredStatus {
+    Good,
+    Revoked {
+        at: UnixTime,
+        reason: Option<RevocationReason>,
+    },
+}
+
+/// One certificate's signed material, ready to be written.
+pub struct RecordInput<'a> {
+    pub serial: &'a Serial,
+    pub status: StoredStatus,
+    pub this_update: UnixTime,
+    pub next_update: UnixTime,
+    /// Complete DER OCSPResponses, SHA-1 CertID first, then SHA-256.
+    pub responses: [&'a [u8]; 2],
+}
+
+/// What a lookup returns: borrowed straight from the mapped file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found<'a> {
+    pub response: &'a [u8],
+    pub etag: &'a [u8; 32],
+    pub this_update: UnixTime,
+    pub next_update: UnixTime,
+    pub status: StoredStatus,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("snapshot I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("not an ocsp-edge snapshot (bad magic)")]
+    BadMagic,
+    #[error("unsupported snapshot format version {0}")]
+    UnsupportedVersion(u32),
+    #[error("snapshot is truncated or its offsets are out of range")]
+    OutOfRange,
+    #[error("snapshot metadata is invalid: {0}")]
+    BadMetadata(String),
+    #[error("entries of issuer {0} are not sorted by serial")]
+    Unsorted(String),
+}
+
+fn serial_key(serial: &Serial) -> [u8; KEY_LEN] {
+    let content = serial.as_der_content();
+    let mut key = [0u8; KEY_LEN];
+    key[0] = content.len() as u8;
+    key[1..1 + content.len()].copy_from_slice(content);
+    key
+}
+
+/// Streams a snapshot to `W`, tracking offsets. Issuers are written one after another:
+/// `begin_issuer`, then `push_record` for every certificate in increasing serial order,
+/// then `end_issuer`; finally `finish`.
+pub struct SnapshotWriter<W: Write> {
+    out: W,
+    position: u64,
+    pending_entries: Vec<[u8; ENTRY_LEN]>,
+    last_key: Option<[u8; KEY_LEN]>,
+    current: Option<IssuerSection>,
+    metadata: Metadata,
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    pub fn new(mut out: W, sequence: u64, created_at: UnixTime) -> io::Result<Self> {
+        out.write_all(FILE_MAGIC)?;
+        Ok(SnapshotWriter {
+            out,
+            position: FILE_MAGIC.len() as u64,
+            pending_entries: Vec::new(),
+            last_key: None,
+            current: None,
+            metadata: Metadata {
+                format_version: FORMAT_VERSION,
+                sequence,
+                created_at: created_at.seconds(),
+                issuers: Vec::new(),
+            },
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+
+    pub fn begin_issuer(&mut self, name: &str, certificate_der: &[u8], signer_der: &[u8]) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.pending_entries.clear();
+        self.last_key = None;
+        self.current = Some(IssuerSection {
+            name: name.to_string(),
+            certificate: b64.encode(certificate_der),
+            signer_certificate: b64.encode(signer_der),
+            entries_offset: 0,
+            entry_count: 0,
+            earliest_next_update: i64::MAX,
+        });
+    }
+
+    /// Appends one record. Serials must arrive strictly increasing (the caller sorts).
+    pub fn push_record(&mut self, record: &RecordInput<'_>) -> io::Result<()> {
+        let key = serial_key(record.serial);
+        if self.last_key.is_some_and(|last| last >= key) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "serials out of order or repeated",
+            ));
+        }
+        self.last_key = Some(key);
+        let mut entry = [0u8; ENTRY_LEN];
+        entry[..KEY_LEN].copy_from_slice(&key);
+        entry[KEY_LEN..].copy_from_slice(&self.position.to_le_bytes());
+        self.pending_entries.push(entry);
+        if let Some(section) = self.current.as_mut() {
+            section.earliest_next_update = section.earliest_next_update.min(record.next_update.seconds());
+        }
+        self.write(&record_header(record))?;
+        for response in record.responses {
+            let etag = ring::digest::digest(&ring::digest::SHA256, response);
+            self.write(etag.as_ref())?;
+            self.write(&(response.len() as u32).to_le_bytes())?;
+            self.write(response)?;
+        }
+        Ok(())
+    }
+
+    pub fn end_issuer(&mut self) -> io::Result<()> {
+        let Some(mut section) = self.current.take() else {
+            return Ok(());
+        };
+        section.entries_offset = self.position;
+        section.entry_count = self.pending_entries.len() as u64;
+        let entries = std::mem::take(&mut self.pending_entries);
+        for entry in &entries {
+            self.write(entry)?;
+        }
+        self.metadata.issuers.push(section);
+        Ok(())
+    }
+
+    /// Writes metadata and footer; returns the inner writer and the metadata.
+    pub fn finish(mut self) -> io::Result<(W, Metadata)> {
+        self.end_issuer()?;
+        let metadata_offset = self.position;
+        let json = serde_json::to_vec(&self.metadata).map_err(io::Error::other)?;
+        self.write(&json)?;
+        let mut footer = [0u8; FOOTER_LEN];
+        footer[..8].copy_from_slice(FOOTER_MAGIC);
+        footer[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        footer[16..24].copy_from_slice(&metadata_offset.to_le_bytes());
+        footer[24..32].copy_from_slice(&(json.len() as u64).to_le_bytes());
+        self.write(&footer)?;
+        self.out.flush()?;
+        Ok((self.out, self.metadata))
+    }
+}
+
+fn record_header(record: &RecordInput<'_>) -> [u8; RECORD_HEADER_LEN] {
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    header[..8].copy_from_slice(&record.this_update.seconds().to_le_bytes());
+    header[8..16].copy_from_slice(&record.next_update.seconds().to_le_bytes());
+    match record.status {
+        StoredStatus::Good => header[17] = NO_REASON,
+        StoredStatus::Revoked { at, reason } => {
+            header[16] = 1;
+            header[17] = reason.map(|r| r.code()).unwrap_or(NO_REASON);
+            header[24..32].copy_from_slice(&at.seconds().to_le_bytes());
+        }
+    }
+    header
+}
+
+/// A read-only view over snapshot bytes (usually a memory map).
+pub struct SnapshotView<'a> {
+    bytes: &'a [u8],
+    metadata: Metadata,
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+fn read_i64(bytes: &[u8], at: usize) -> Option<i64> {
+    read_u64(bytes, at).map(|v| v as i64)
+}
+
+impl<'a> SnapshotView<'a> {
+    /// Parses the footer and metadata and checks every table lies inside the file and is
+    /// sorted. Cost: O(entries) sequential reads of the tables, no per-entry allocation.
+    pub fn open(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        if bytes.len() < FILE_MAGIC.len() + FOOTER_LEN || &bytes[..FILE_MAGIC.len()] != FILE_MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let footer = &bytes[bytes.len() - FOOTER_LEN..];
+        if &footer[..8] != FOOTER_MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let version = u32::from_le_bytes([footer[8], footer[9], footer[10], footer[11]]);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion(version));
+        }
+        let offset = read_u64(footer, 16).ok_or(FormatError::OutOfRange)? as usize;
+        let length = read_u64(footer, 24).ok_or(FormatError::OutOfRange)? as usize;
+        let json = offset
+            .checked_add(length)
+            .filter(|end| *end <= bytes.len() - FOOTER_LEN)
+            .and_then(|end| bytes.get(offset..end))
+            .ok_or(FormatError::OutOfRange)?;
+        let metadata: Metadata =
+            serde_json::from_slice(json).map_err(|e| FormatError::BadMetadata(e.to_string()))?;
+        if metadata.format_version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion(metadata.format_version));
+        }
+        let view = SnapshotView { bytes, metadata };
+        for index in 0..view.metadata.issuers.len() {
+            view.check_table(index)?;
+        }
+        Ok(view)
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn table(&self, issuer: usize) -> Option<&'a [u8]> {
+        table_in(self.bytes, self.metadata.issuers.get(issuer)?)
+    }
+
+    fn check_table(&self, issuer: usize) -> Result<(), FormatError> {
+        let table = self.table(issuer).ok_or(FormatError::OutOfRange)?;
+        let sorted = table
+            .chunks_exact(ENTRY_LEN)
+            .zip(table.chunks_exact(ENTRY_LEN).skip(1))
+            .all(|(a, b)| a[..KEY_LEN] < b[..KEY_LEN]);
+        if !sorted {
+            return Err(FormatError::Unsorted(self.metadata.issuers[issuer].name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Looks up the response for `serial` under issuer `issuer` (an index into
+    /// `metadata().issuers`) for a CertID hashed with `hash`.
+    pub fn lookup(&self, issuer: usize, serial: &Serial, hash: CertIdHash) -> Option<Found<'a>> {
+        lookup_in(self.bytes, self.metadata.issuers.get(issuer)?, serial, hash)
+    }
+}
+
+/// Looks `serial` up in `section`'s table inside `bytes`: a binary search over 32-byte
+/// entries, then one record read. `bytes` must be the file `section` was read from.
+pub fn lookup_in<'a>(
+    bytes: &'a [u8],
+    section: &IssuerSection,
+    serial: &Serial,
+    hash: CertIdHash,
+) -> Option<Found<'a>> {
+    if serial.as_der_content().len() > MAX_SERIAL_LEN {
+        return None;
+    }
+    let key = serial_key(serial);
+    let table = table_in(bytes, section)?;
+    let (mut low, mut high) = (0usize, table.len() / ENTRY_LEN);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let entry = &table[mid * ENTRY_LEN..(mid + 1) * ENTRY_LEN];
+        match entry[..KEY_LEN].cmp(&key[..]) {
+            std::cmp::Ordering::Less => low = mid + 1,
+            std::cmp::Ordering::Greater => high = mid,
+            std::cmp::Ordering::Equal => {
+                let offset = usize::try_from(read_u64(entry, KEY_LEN)?).ok()?;
+                return record_at(bytes, offset, hash);
+            }
+        }
+    }
+    None
+}
+
+fn table_in<'a>(bytes: &'a [u8], section: &IssuerSection) -> Option<&'a [u8]> {
+    let start = usize::try_from(section.entries_offset).ok()?;
+    let len = usize::try_from(section.entry_count)
+        .ok()?
+        .checked_mul(ENTRY_LEN)?;
+    bytes.get(start..start.checked_add(len)?)
+}
+
+fn record_at(bytes: &[u8], offset: usize, hash: CertIdHash) -> Option<Found<'_>> {
+    let header = bytes.get(offset..offset.checked_add(RECORD_HEADER_LEN)?)?;
+    let status = match header[16] {
+        0 => StoredStatus::Good,
+        _ => StoredStatus::Revoked {
+            at: UnixTime(read_i64(header, 24)?),
+            reason: RevocationReason::from_code(header[17]),
+        },
+    };
+    let variant_len = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(
+            bytes
+                .get(at.checked_add(32)?..at.checked_add(36)?)?
+                .try_into()
+                .ok()?,
+        ) as usize)
+    };
+    let mut at = offset + RECORD_HEADER_LEN;
+    if hash == CertIdHash::Sha256 {
+        at = at.checked_add(36)?.checked_add(variant_len(at)?)?;
+    }
+    let etag: &[u8; 32] = bytes.get(at..at.checked_add(32)?)?.try_into().ok()?;
+    let len = variant_len(at)?;
+    let response = bytes.get(at + 36..(at + 36).checked_add(len)?)?;
+    Some(Found {
+        response,
+        etag,
+        this_update: UnixTime(read_i64(header, 0)?),
+        next_update: UnixTime(read_i64(header, 8)?),
+        status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(serials: &[&str]) -> Vec<u8> {
+        let mut writer = SnapshotWriter::new(Vec::new(), 7, UnixTime(1000)).unwrap();
+        writer.begin_issuer("test", b"issuer", b"signer");
+        let parsed: Vec<Serial> = serials.iter().map(|s| Serial::from_hex(s).unwrap()).collect();
+        let mut sorted = parsed.clone();
+        sorted.sort();
+        for (i, serial) in sorted.iter().enumerate() {
+            let sha1 = format!("sha1-{}", serial.to_hex());
+            let sha256 = format!("sha256-{}", serial.to_hex());
+            let status = if i % 2 == 0 {
+                StoredStatus::Good
+            } else {
+                StoredStatus::Revoked {
+                    at: UnixTime(500 + i as i64),
+                    reason: Some(RevocationReason::Superseded),
+                }
+            };
+            writer
+                .push_record(&RecordInput {
+                    serial,
+                    status,
+                    this_update: UnixTime(1000),
+                    next_update: UnixTime(2000 + i as i64),
+                    responses: [sha1.as_bytes(), sha256.as_bytes()],
+                })
+                .unwrap();
+        }
+        writer.finish().unwrap().0
+    }
+
+    #[test]
+    fn every_written_serial_is_found_with_both_variants() {
+        let serials = [
+            "01",
+            "FF",
+            "0100",
+            "7F",
+            "80",
+            "DEADBEEF",
+            "00C0FFEE00112233445566778899AABBCCDDEE11",
+        ];
+        let bytes = build(&serials);
+        let view = SnapshotView::open(&bytes).unwrap();
+        assert_eq!(view.metadata().sequence, 7);
+        assert_eq!(view.metadata().issuers[0].entry_count, serials.len() as u64);
+        assert_eq!(view.metadata().issuers[0].earliest_next_update, 2000);
+        for s in serials {
+            let serial = Serial::from_hex(s).unwrap();
+            let sha1 = view.lookup(0, &serial, CertIdHash::Sha1).unwrap();
+            let sha256 = view.lookup(0, &serial, CertIdHash::Sha256).unwrap();
+            assert_eq!(sha1.response, format!("sha1-{}", serial.to_hex()).as_bytes());
+            assert_eq!(sha256.response, format!("sha256-{}", serial.to_hex()).as_bytes());
+            assert_eq!(
+                sha1.etag.as_slice(),
+                ring::digest::digest(&ring::digest::SHA256, sha1.response).as_ref()
+            );
+            assert_eq!(sha1.status, sha256.status);
+        }
+    }
+
+    #[test]
+    fn absent_serials_and_issuers_are_not_found() {
+        let bytes = build(&["10", "20", "30"]);
+        let view = SnapshotView::open(&bytes).unwrap();
+        for s in ["0F", "15", "31", "1000"] {
+            assert!(
+                view.lookup(0, &Serial::from_hex(s).unwrap(), CertIdHash::Sha1)
+                    .is_none(),
+                "{s}"
+            );
+        }
+        assert!(view
+            .lookup(1, &Serial::from_hex("10").unwrap(), CertIdHash::Sha1)
+            .is_none());
+    }
+
+    #[test]
+    fn revoked_records_keep_time_and_reason() {
+        let bytes = build(&["01", "02"]);
+        let view = SnapshotView::open(&bytes).unwrap();
+        let found = view
+            .lookup(0, &Serial::from_hex("02").unwrap(), CertIdHash::Sha256)
+            .unwrap();
+        assert_eq!(
+            found.status,
+            StoredStatus::Revoked {
+                at: UnixTime(501),
+                reason: Some(RevocationReason::Superseded)
+            }
+        );
+        assert_eq!(found.next_update, UnixTime(2001));
+    }
+
+    #[test]
+    fn writer_refuses_unsorted_or_repeated_serials() {
+        let mut writer = SnapshotWriter::new(Vec::new(), 1, UnixTime(0)).unwrap();
+        writer.begin_issuer("t", b"", b"");
+        let a = Serial::from_hex("02").unwrap();
+        let b = Serial::from_hex("01").unwrap();
+        let record = |serial| RecordInput {
+            serial,
+            status: StoredStatus::Good,
+            this_update: UnixTime(0),
+            next_update: UnixTime(1),
+            responses: [b"x".as_slice(), b"y".as_slice()],
+        };
+        writer.push_record(&record(&a)).unwrap();
+        assert!(writer.push_record(&record(&a)).is_err());
+        assert!(writer.push_record(&record(&b)).is_err());
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_never_panics() {
+        let bytes = build(&["01", "02", "03"]);
+        assert!(matches!(
+            SnapshotView::open(&bytes[..10]),
+            Err(FormatError::BadMagic)
+        ));
+        for cut in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2] {
+            assert!(SnapshotView::open(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // Flip every byte in turn: open either fails or lookups stay in bounds.
+        for i in 0..bytes.len() {
+            let mut copy = bytes.clone();
+            copy[i] ^= 0xa5;
+            if let Ok(view) = SnapshotView::open(&copy) {
+                for s in ["01", "02", "03"] {
+                    let _ = view.lookup(0, &Serial::from_hex(s).unwrap(), CertIdHash::Sha256);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Snapshots: the immutable, versioned, signed files a publisher writes and responders
+//! serve from.
+//!
+//! - [`format`]: the binary layout and in-place lookups (no I/O).
+//! - [`manifest`]: the signed manifest that names a snapshot and vouches for it (no I/O).
+//! - [`verify`]: turns a manifest and mapped snapshot bytes into a [`verify::Snapshot`]
+//!   that is safe to serve: signatures, trust, hash, structure. Nothing is served before
+//!   this passes.
+//! - [`store`]: the directory: atomic, never-overwriting writes and finding the newest.
+
+pub mod format;
+pub mod manifest;
+pub mod store;
+pub mod verify;
+
+pub use verify::{Snapshot, TrustAnchors, VerifyError};

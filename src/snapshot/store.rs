@@ -1,0 +1,180 @@
+//! The snapshot directory: naming, atomic never-overwriting writes, and finding
+//! snapshots by sequence.
+//!
+//! A publish writes the snapshot first and the manifest last, each through a temporary
+//! file that is fsynced and then hard-linked to its final name (which fails if that name
+//! exists, so nothing is ever overwritten), then the directory is fsynced. A crash at any
+//! point leaves either no new manifest (readers keep the previous snapshot) or a complete
+//! one. Readers only ever look at manifests, so a snapshot without its manifest, or a
+//! temporary file, is invisible to them.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+const MANIFEST_SUFFIX: &str = ".manifest.json";
+const SNAPSHOT_SUFFIX: &str = ".snapshot";
+const TEMP_PREFIX: &str = ".tmp-";
+
+pub fn manifest_name(sequence: u64) -> String {
+    format!("{sequence:020}{MANIFEST_SUFFIX}")
+}
+
+pub fn snapshot_name(sequence: u64) -> String {
+    format!("{sequence:020}{SNAPSHOT_SUFFIX}")
+}
+
+/// Sequences that have a manifest in `dir`, highest first.
+pub fn manifest_sequences(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut sequences: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_suffix(MANIFEST_SUFFIX)?.parse().ok()
+        })
+        .collect();
+    sequences.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(sequences)
+}
+
+/// The highest sequence of any manifest or snapshot in `dir` (0 if none).
+pub fn highest_sequence(dir: &Path) -> io::Result<u64> {
+    let highest = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let stem = name
+                .strip_suffix(MANIFEST_SUFFIX)
+                .or_else(|| name.strip_suffix(SNAPSHOT_SUFFIX))?;
+            stem.parse::<u64>().ok()
+        })
+        .max();
+    Ok(highest.unwrap_or(0))
+}
+
+/// A file being written in `dir` that becomes visible under its final name only on
+/// [`NewFile::commit`]. Dropped without commit, it removes itself.
+pub struct NewFile {
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    file: File,
+}
+
+impl NewFile {
+    /// Starts a new file that will be called `name`. Fails early if `name` already exists.
+    pub fn create(dir: &Path, name: &str) -> io::Result<NewFile> {
+        let final_path = dir.join(name);
+        if final_path.exists() {
+            return Err(already_exists(&final_path));
+        }
+        let temp_path = dir.join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()));
+        let file = File::options().write(true).create_new(true).open(&temp_path)?;
+        Ok(NewFile {
+            temp_path,
+            final_path,
+            file,
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Flushes to disk and links the file under its final name; never replaces a file.
+    pub fn commit(self) -> io::Result<PathBuf> {
+        self.file.sync_all()?;
+        fs::hard_link(&self.temp_path, &self.final_path).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                already_exists(&self.final_path)
+            } else {
+                e
+            }
+        })?;
+        fs::remove_file(&self.temp_path)?;
+        if let Some(dir) = self.final_path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for NewFile {
+    /// An uncommitted file disappears; after a commit the temporary name is already gone.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.temp_path);
+    }
+}
+
+fn already_exists(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} already exists; snapshots are never overwritten",
+            path.display()
+        ),
+    )
+}
+
+/// Writes `bytes` to a new file `dir/name` atomically (see [`NewFile`]).
+pub fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let mut new = NewFile::create(dir, name)?;
+    new.file().write_all(bytes)?;
+    new.commit()
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes temporary files left by a crashed publish (they are never read).
+pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_overwrites_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        write_new(dir.path(), &manifest_name(5), b"first").unwrap();
+        let err = write_new(dir.path(), &manifest_name(5), b"second").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(dir.path().join(manifest_name(5))).unwrap(), b"first");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn uncommitted_files_are_invisible_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut new = NewFile::create(dir.path(), &snapshot_name(9)).unwrap();
+            new.file().write_all(b"partial").unwrap();
+            assert_eq!(highest_sequence(dir.path()).unwrap(), 0);
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sequences_are_listed_highest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for seq in [3, 11, 7] {
+            write_new(dir.path(), &manifest_name(seq), b"{}").unwrap();
+        }
+        write_new(dir.path(), &snapshot_name(12), b"").unwrap();
+        fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        fs::write(dir.path().join(".tmp-1-00000000000000000099.manifest.json"), "x").unwrap();
+        assert_eq!(manifest_sequences(dir.path()).unwrap(), vec![11, 7, 3]);
+        assert_eq!(highest_sequence(dir.path()).unwrap(), 12);
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
+    }
+}

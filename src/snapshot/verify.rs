@@ -1,0 +1,262 @@
+//! Verification: the only way to obtain a servable [`Snapshot`].
+//!
+//! A snapshot is accepted only if, in this order: its manifest parses; for every issuer
+//! it covers, the manifest carries a signature that verifies and whose certificate may
+//! sign OCSP for one of the operator's trust anchors (the issuer itself, or a delegated
+//! signer it issued with id-kp-OCSPSigning); the file's size and SHA-256 match the
+//! manifest; and the file's structure and metadata agree with the manifest. Signatures
+//! come first because they are cheap and a forged manifest should not make us hash
+//! gigabytes.
+
+use super::format::{self, Found, IssuerSection, Metadata, SnapshotView};
+use super::manifest::{Manifest, ManifestError};
+use crate::ocsp::{Refusal, RequestedCertId};
+use crate::pki::cert::{CertIdHash, Certificate};
+use crate::time::UnixTime;
+use base64::Engine;
+use std::ops::Deref;
+
+/// The issuer certificates a responder answers for (`--trust`).
+#[derive(Clone, Debug, Default)]
+pub struct TrustAnchors {
+    issuers: Vec<Certificate>,
+}
+
+impl TrustAnchors {
+    pub fn new(issuers: Vec<Certificate>) -> Self {
+        TrustAnchors { issuers }
+    }
+
+    pub fn issuers(&self) -> &[Certificate] {
+        &self.issuers
+    }
+
+    /// The anchor `signer` may sign OCSP for at `now`, if any.
+    fn anchor_for(&self, signer: &Certificate, now: UnixTime) -> Option<&Certificate> {
+        self.issuers
+            .iter()
+            .find(|anchor| signer.verify_ocsp_signer_for(anchor, now).is_ok())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("unsupported manifest format version {0}")]
+    UnsupportedVersion(u32),
+    #[error("the signer for issuer {0} is not certified for OCSP by any trusted issuer")]
+    Untrusted(String),
+    #[error("snapshot size {actual} does not match the manifest's {expected}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("snapshot SHA-256 does not match the manifest")]
+    HashMismatch,
+    #[error(transparent)]
+    Format(#[from] format::FormatError),
+    #[error("snapshot and manifest disagree: {0}")]
+    Inconsistent(String),
+    #[error("sequence {offered} is not newer than {current}")]
+    NotNewer { offered: u64, current: u64 },
+    #[error("cannot read snapshot: {0}")]
+    Io(String),
+}
+
+impl VerifyError {
+    /// Stable metric label for refused snapshots.
+    pub fn label(&self) -> &'static str {
+        match self {
+            VerifyError::Manifest(ManifestError::BadSignature(_)) => "bad_signature",
+            VerifyError::Manifest(ManifestError::MissingSignature(_)) => "unsigned",
+            VerifyError::Manifest(_) => "bad_manifest",
+            VerifyError::UnsupportedVersion(_) => "unsupported_version",
+            VerifyError::Untrusted(_) => "untrusted_signer",
+            VerifyError::SizeMismatch { .. } | VerifyError::HashMismatch => "hash_mismatch",
+            VerifyError::Format(_) | VerifyError::Inconsistent(_) => "corrupt",
+            VerifyError::NotNewer { .. } => "rollback",
+            VerifyError::Io(_) => "io",
+        }
+    }
+}
+
+/// The bytes of a snapshot file: a read-only memory map in production, a vector in tests.
+pub enum SnapshotBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for SnapshotBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SnapshotBytes::Mapped(map) => map,
+            SnapshotBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// One issuer of a verified snapshot, with the hashes CertIDs are matched on.
+struct ServedIssuer {
+    section: IssuerSection,
+    sha1: (Vec<u8>, Vec<u8>),
+    sha256: (Vec<u8>, Vec<u8>),
+}
+
+impl ServedIssuer {
+    fn matches(&self, id: &RequestedCertId) -> bool {
+        let (name, key) = match id.hash {
+            CertIdHash::Sha1 => &self.sha1,
+            CertIdHash::Sha256 => &self.sha256,
+        };
+        // The whole CertID must match: key hash alone could answer for a different issuer
+        // that shares a key (cross-signed or re-issued CA certificates).
+        *name == id.issuer_name_hash && *key == id.issuer_key_hash
+    }
+}
+
+/// A verified snapshot, ready to serve. Immutable; replaced whole on hot-swap.
+pub struct Snapshot {
+    manifest: Manifest,
+    bytes: SnapshotBytes,
+    metadata: Metadata,
+    issuers: Vec<ServedIssuer>,
+    earliest_next_update: UnixTime,
+}
+
+impl Snapshot {
+    /// Verifies `manifest_bytes` and `bytes` completely (see the module docs).
+    pub fn verify(
+        manifest_bytes: &[u8],
+        bytes: SnapshotBytes,
+        trust: &TrustAnchors,
+        now: UnixTime,
+    ) -> Result<Snapshot, VerifyError> {
+        let manifest = Manifest::parse(manifest_bytes)?;
+        let body = &manifest.body;
+        if body.format_version != format::FORMAT_VERSION {
+            return Err(VerifyError::UnsupportedVersion(body.format_version));
+        }
+        let mut anchors = Vec::with_capacity(body.issuers.len());
+        for issuer in &body.issuers {
+            let signer = manifest.verified_signer(&issuer.name)?;
+            let anchor = trust
+                .anchor_for(&signer, now)
+                .ok_or_else(|| VerifyError::Untrusted(issuer.name.clone()))?;
+            anchors.push((anchor.clone(), signer));
+        }
+        check_integrity(body.size, &body.sha256, &bytes)?;
+        let metadata = SnapshotView::open(&bytes)?.metadata().clone();
+        let issuers = match_sections(&manifest, &metadata, &anchors)?;
+        let earliest_next_update = UnixTime(
+            metadata
+                .issuers
+                .iter()
+                .map(|s| s.earliest_next_update)
+                .min()
+                .unwrap_or(i64::MAX),
+        );
+        Ok(Snapshot {
+            manifest,
+            bytes,
+            metadata,
+            issuers,
+            earliest_next_update,
+        })
+    }
+
+    pub fn sequence(&self) -> u64 {
+        self.manifest.body.sequence
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn created_at(&self) -> UnixTime {
+        UnixTime(self.metadata.created_at)
+    }
+
+    pub fn earliest_next_update(&self) -> UnixTime {
+        self.earliest_next_update
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.metadata.issuers.iter().map(|s| s.entry_count).sum()
+    }
+
+    pub fn issuer_names(&self) -> impl Iterator<Item = &str> {
+        self.issuers.iter().map(|i| i.section.name.as_str())
+    }
+
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The pre-signed response for `id`, or why there is none.
+    pub fn lookup(&self, id: &RequestedCertId) -> Result<Found<'_>, Refusal> {
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|issuer| issuer.matches(id))
+            .ok_or(Refusal::UnknownIssuer)?;
+        format::lookup_in(&self.bytes, &issuer.section, &id.serial, id.hash).ok_or(Refusal::UnassignedSerial)
+    }
+}
+
+fn check_integrity(size: u64, sha256_hex: &str, bytes: &[u8]) -> Result<(), VerifyError> {
+    if bytes.len() as u64 != size {
+        return Err(VerifyError::SizeMismatch {
+            expected: size,
+            actual: bytes.len() as u64,
+        });
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    if hex::encode(digest.as_ref()) != sha256_hex.to_ascii_lowercase() {
+        return Err(VerifyError::HashMismatch);
+    }
+    Ok(())
+}
+
+/// Checks that the file's sections are exactly the manifest's issuers, each with the
+/// trusted issuer certificate and the signer that signed the manifest for it.
+fn match_sections(
+    manifest: &Manifest,
+    metadata: &Metadata,
+    anchors: &[(Certificate, Certificate)],
+) -> Result<Vec<ServedIssuer>, VerifyError> {
+    let body = &manifest.body;
+    if metadata.sequence != body.sequence || metadata.issuers.len() != body.issuers.len() {
+        return Err(VerifyError::Inconsistent(
+            "sequence or issuer count differs".into(),
+        ));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let decode = |text: &str| {
+        b64.decode(text)
+            .ok()
+            .and_then(|der| Certificate::from_der(der).ok())
+            .ok_or_else(|| VerifyError::Inconsistent("bad certificate in metadata".into()))
+    };
+    let mut served = Vec::with_capacity(anchors.len());
+    for ((section, listed), (anchor, signer)) in metadata.issuers.iter().zip(&body.issuers).zip(anchors) {
+        if section.name != listed.name || section.entry_count != listed.entries {
+            return Err(VerifyError::Inconsistent(format!(
+                "issuer {} differs",
+                listed.name
+            )));
+        }
+        let issuer = decode(&section.certificate)?;
+        if !issuer.same_entity(anchor) || decode(&section.signer_certificate)?.der() != signer.der() {
+            return Err(VerifyError::Inconsistent(format!(
+                "issuer {} is not the one its manifest signer speaks for",
+                listed.name
+            )));
+        }
+        let hashes = |h: CertIdHash| (issuer.name_hash(h), issuer.key_hash(h));
+        served.push(ServedIssuer {
+            section: section.clone(),
+            sha1: hashes(CertIdHash::Sha1),
+            sha256: hashes(CertIdHash::Sha256),
+        });
+    }
+    Ok(served)
+}

@@ -1,0 +1,155 @@
+//! Whole-second UTC instants.
+//!
+//! Owns the one time type the core uses. OCSP and CRL times must be whole seconds
+//! (RFC 5280 §4.1.2.5.2 forbids fractions; Python `cryptography` rejects them), so the
+//! type cannot hold a fraction at all. The core never reads the clock: callers pass `now`.
+
+use std::fmt;
+
+/// Seconds since the Unix epoch, UTC. Never carries a fraction of a second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UnixTime(pub i64);
+
+impl UnixTime {
+    /// The current time, truncated to the second. The only clock read in the crate's core
+    /// paths; binaries call it and pass the value down.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UnixTime(since.as_secs() as i64)
+    }
+
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_seconds(self, seconds: i64) -> Self {
+        UnixTime(self.0.saturating_add(seconds))
+    }
+
+    /// As an ASN.1 GeneralizedTime value (UTC, whole seconds).
+    pub fn to_generalized(self) -> rasn::types::GeneralizedTime {
+        chrono::DateTime::from_timestamp(self.0, 0)
+            .unwrap_or_default()
+            .fixed_offset()
+    }
+
+    pub fn from_chrono<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> Self {
+        UnixTime(t.timestamp())
+    }
+
+    /// RFC 3339, e.g. `2026-11-26T05:40:31Z`.
+    pub fn to_rfc3339(self) -> String {
+        chrono::DateTime::from_timestamp(self.0, 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    }
+
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| UnixTime(t.timestamp()))
+    }
+
+    /// IMF-fixdate for HTTP headers (`Last-Modified`, `Expires`).
+    pub fn to_http_date(self) -> String {
+        let secs = u64::try_from(self.0).unwrap_or(0);
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    }
+
+    pub fn parse_http_date(text: &str) -> Option<Self> {
+        let t = httpdate::parse_http_date(text).ok()?;
+        let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        Some(UnixTime(i64::try_from(secs).ok()?))
+    }
+}
+
+impl fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Parses a duration such as `96h`, `90m`, `10d`, `3600s` or `3600` (seconds).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor).map(std::time::Duration::from_secs)
+}
+
+/// Parses an ASN.1 time: UTCTime `YYMMDDHHMMSSZ` (years 50–99 are 19xx, RFC 5280
+/// §4.1.2.5.1) when `utc` is true, GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise.
+pub fn parse_asn1_time(text: &str, utc: bool) -> Option<UnixTime> {
+    let digits = text.strip_suffix('Z')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let full = match (utc, digits.len()) {
+        (true, 12) => {
+            let yy: u32 = digits[..2].parse().ok()?;
+            format!("{}{digits}", if yy < 50 { "20" } else { "19" })
+        }
+        (false, 14) => digits.to_string(),
+        _ => return None,
+    };
+    let naive = chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S").ok()?;
+    Some(UnixTime(naive.and_utc().timestamp()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("96h").unwrap().as_secs(), 96 * 3600);
+        assert_eq!(parse_duration("10d").unwrap().as_secs(), 864_000);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        assert!(parse_duration("4x").is_none());
+        assert!(parse_duration("").is_none());
+    }
+
+    #[test]
+    fn generalized_time_has_no_fraction() {
+        let t = UnixTime(1_700_000_000).to_generalized();
+        assert_eq!(t.timestamp_subsec_nanos(), 0);
+    }
+
+    #[test]
+    fn asn1_times_parse_with_the_rfc5280_pivot() {
+        assert_eq!(
+            parse_asn1_time("491231235959Z", true),
+            Some(UnixTime(2_524_607_999))
+        );
+        assert_eq!(
+            parse_asn1_time("500101000000Z", true),
+            Some(UnixTime(-631_152_000))
+        );
+        assert_eq!(
+            parse_asn1_time("20500101000000Z", false),
+            Some(UnixTime(2_524_608_000))
+        );
+        assert_eq!(parse_asn1_time("2050010100000Z", false), None);
+        assert_eq!(parse_asn1_time("491231235959", true), None);
+        assert_eq!(parse_asn1_time("4912312359a9Z", true), None);
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        let t = UnixTime(1_764_135_631);
+        assert_eq!(UnixTime::parse_http_date(&t.to_http_date()), Some(t));
+    }
+}
