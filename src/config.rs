@@ -195,7 +195,7 @@ impl Config {
         if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
             return invalid("server.header_read_timeout", "timeouts must be positive");
         }
-        if self.server.listen == self.server.admin_listen {
+        if self.server.listen == self.server.admin_listen && self.server.listen.port() != 0 {
             return invalid("server.admin_listen", "must differ from server.listen");
         }
         self.trust_anchors().map(|_| ())
