@@ -23,8 +23,25 @@ pub enum ResponseStatus {
 }
 
 /// The complete DER of an unsigned, error-status OCSPResponse: `SEQUENCE { ENUMERATED n }`.
-pub fn encode_error_response(status: ResponseStatus) -> Vec<u8> {
-    vec![0x30, 0x03, 0x0a, 0x01, status as u8]
+/// Encoded at compile time: serving an error costs no encoding and no allocation.
+pub fn encode_error_response(status: ResponseStatus) -> &'static [u8] {
+    const fn encoded(status: ResponseStatus) -> [u8; 5] {
+        [0x30, 0x03, 0x0a, 0x01, status as u8]
+    }
+    const SUCCESSFUL: [u8; 5] = encoded(ResponseStatus::Successful);
+    const MALFORMED: [u8; 5] = encoded(ResponseStatus::MalformedRequest);
+    const INTERNAL: [u8; 5] = encoded(ResponseStatus::InternalError);
+    const TRY_LATER: [u8; 5] = encoded(ResponseStatus::TryLater);
+    const SIG_REQUIRED: [u8; 5] = encoded(ResponseStatus::SigRequired);
+    const UNAUTHORIZED: [u8; 5] = encoded(ResponseStatus::Unauthorized);
+    match status {
+        ResponseStatus::Successful => &SUCCESSFUL,
+        ResponseStatus::MalformedRequest => &MALFORMED,
+        ResponseStatus::InternalError => &INTERNAL,
+        ResponseStatus::TryLater => &TRY_LATER,
+        ResponseStatus::SigRequired => &SIG_REQUIRED,
+        ResponseStatus::Unauthorized => &UNAUTHORIZED,
+    }
 }
 
 /// Everything that is the same in every response one signer produces for one issuer.
@@ -162,7 +179,7 @@ mod tests {
             vec![0x30, 3, 0x0a, 1, 6]
         );
         let decoded: rasn_ocsp::OcspResponse =
-            rasn::der::decode(&encode_error_response(ResponseStatus::TryLater)).unwrap();
+            rasn::der::decode(encode_error_response(ResponseStatus::TryLater)).unwrap();
         assert_eq!(decoded.status, rasn_ocsp::OcspResponseStatus::TryLater);
         assert!(decoded.bytes.is_none());
     }
