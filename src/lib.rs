@@ -14,6 +14,7 @@
 //! files, sockets or the clock.
 
 pub mod config;
+pub mod crl;
 pub mod demo;
 pub mod der;
 pub mod model;

@@ -61,6 +61,7 @@ pub struct Certificate {
     not_after: UnixTime,
     ocsp_signing: bool,
     ocsp_nocheck: bool,
+    subject_key_id: Option<Vec<u8>>,
 }
 
 /// Hash algorithms a CertID may use (RFC 6960 §4.1.1; RFC 9919 adds SHA-256 as the default).
@@ -163,6 +164,12 @@ impl Certificate {
     /// A one-line human name for messages: the subject's CN when present, else hex.
     pub fn display_name(&self) -> String {
         common_name(self.subject_der()).unwrap_or_else(|| hex::encode(self.subject_der()))
+    }
+
+    /// The key identifier for authorityKeyIdentifier in what this certificate signs: its
+    /// subjectKeyIdentifier when present (RFC 5280 §4.2.1.1), else the SHA-1 of its key.
+    pub fn key_identifier(&self) -> Vec<u8> {
+        self.subject_key_id.clone().unwrap_or_else(|| self.key_id())
     }
 
     /// SHA-1 of the public key: the ResponderID byKey value (RFC 6960 §4.2.1).
@@ -310,6 +317,7 @@ fn parse(input: &[u8]) -> Result<Certificate, CertError> {
         not_after,
         ocsp_signing: extensions.ocsp_signing,
         ocsp_nocheck: extensions.ocsp_nocheck,
+        subject_key_id: extensions.subject_key_id,
     })
 }
 
@@ -357,6 +365,7 @@ fn parse_spki(spki: Element<'_>) -> Result<(Option<PublicKeyKind>, &[u8]), CertE
 struct Extensions {
     ocsp_signing: bool,
     ocsp_nocheck: bool,
+    subject_key_id: Option<Vec<u8>>,
 }
 
 fn parse_extensions(wrapper: Element<'_>) -> Result<Extensions, CertError> {
@@ -369,6 +378,8 @@ fn parse_extensions(wrapper: Element<'_>) -> Result<Extensions, CertError> {
         let value = extension.expect(der::OCTET_STRING)?.content;
         if oid == oids::OCSP_NOCHECK {
             found.ocsp_nocheck = true;
+        } else if oid == oids::EXT_SUBJECT_KEY_ID {
+            found.subject_key_id = Some(der::enter(value, der::OCTET_STRING)?.remaining().to_vec());
         } else if oid == oids::EXT_EXTENDED_KEY_USAGE {
             let mut purposes = der::enter(value, der::SEQUENCE)?;
             while !purposes.is_empty() {
@@ -481,6 +492,19 @@ mod tests {
         assert_eq!(ca.key_hash(CertIdHash::Sha256).len(), 32);
         assert_eq!(ca.public_key().len(), 65, "uncompressed P-256 point");
         assert!(ca.display_name().contains("EC Issuing CA"));
+    }
+
+    #[test]
+    fn key_identifier_is_the_subject_key_identifier() {
+        let ca = fixture("ec/ca.pem");
+        let text = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"])
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/ec/ca.pem"))
+            .output()
+            .unwrap()
+            .stdout;
+        let printed: String = String::from_utf8(text).unwrap().lines().nth(1).unwrap().trim().replace(':', "");
+        assert_eq!(hex::encode_upper(ca.key_identifier()), printed);
     }
 
     #[test]
