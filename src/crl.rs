@@ -95,14 +95,22 @@ pub fn tbs_cert_list(facts: &CrlFacts<'_>, entries: &[&CrlEntry]) -> Result<Vec<
 pub fn assemble(tbs: &[u8], signature_algorithm_der: &[u8], signature: &[u8]) -> Vec<u8> {
     element(
         SEQUENCE,
-        &[tbs, signature_algorithm_der, &element(der::BIT_STRING, &[&[0x00], signature])],
+        &[
+            tbs,
+            signature_algorithm_der,
+            &element(der::BIT_STRING, &[&[0x00], signature]),
+        ],
     )
 }
 
 fn entry_body(entry: &CrlEntry) -> Vec<u8> {
     let mut extensions = Vec::new();
     if let Some(reason) = entry.reason {
-        extensions.extend(extension(oids::EXT_REASON_CODE, false, &[0x0a, 0x01, reason.code()]));
+        extensions.extend(extension(
+            oids::EXT_REASON_CODE,
+            false,
+            &[0x0a, 0x01, reason.code()],
+        ));
     }
     if let Some(invalidity) = entry.invalidity {
         // invalidityDate is always GeneralizedTime (RFC 5280 §5.3.2).
@@ -128,7 +136,11 @@ fn crl_extensions(facts: &CrlFacts<'_>) -> Result<Vec<u8>, CrlError> {
         CrlScope::Full { freshest: None } => {}
         CrlScope::Full { freshest: Some(uri) } => {
             let point = element(SEQUENCE, &[&distribution_point_name(uri)]);
-            out.extend(extension(oids::EXT_FRESHEST_CRL, false, &element(SEQUENCE, &[&point])));
+            out.extend(extension(
+                oids::EXT_FRESHEST_CRL,
+                false,
+                &element(SEQUENCE, &[&point]),
+            ));
         }
         CrlScope::Partition { uri } => {
             // Critical (BR §7.2.2); indirectCRL and onlyContainsAttributeCerts stay FALSE
@@ -173,6 +185,113 @@ pub fn x509_time(t: UnixTime) -> Vec<u8> {
     }
 }
 
+/// What ocsp-edge needs to know about an existing CRL (one it imports, or the base of a
+/// delta): read from the DER without re-encoding anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlSummary {
+    pub this_update: UnixTime,
+    pub next_update: Option<UnixTime>,
+    pub number: Option<u64>,
+    pub revoked: Vec<Serial>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CrlReadError {
+    #[error("not a DER CRL: {0}")]
+    Malformed(String),
+    #[error("the CRL's issuer is not {0}")]
+    WrongIssuer(String),
+    #[error("the CRL's signature does not verify with the issuer's key: {0}")]
+    BadSignature(String),
+}
+
+impl From<der::DerError> for CrlReadError {
+    fn from(e: der::DerError) -> Self {
+        CrlReadError::Malformed(e.to_string())
+    }
+}
+
+/// Parses a CRL and checks that `issuer` issued and signed it.
+pub fn read_verified(crl: &[u8], issuer: &Certificate) -> Result<CrlSummary, CrlReadError> {
+    let mut outer = der::enter(crl, SEQUENCE)?;
+    let tbs = outer.expect(SEQUENCE)?;
+    let mut algorithm = der::Reader::new(outer.expect(SEQUENCE)?.content);
+    let signature_oid = algorithm.expect(OID)?.content;
+    let signature = match outer.expect(der::BIT_STRING)?.content.split_first() {
+        Some((0, bits)) => bits,
+        _ => return Err(CrlReadError::Malformed("signature BIT STRING".into())),
+    };
+    outer.finish()?;
+    let summary = summarise(tbs.content, issuer)?;
+    issuer
+        .verify_signed_data(signature_oid, tbs.raw, signature)
+        .map_err(|e| CrlReadError::BadSignature(e.to_string()))?;
+    Ok(summary)
+}
+
+fn summarise(tbs: &[u8], issuer: &Certificate) -> Result<CrlSummary, CrlReadError> {
+    let mut fields = der::Reader::new(tbs);
+    fields.optional(der::INTEGER)?; // version
+    fields.expect(SEQUENCE)?; // signature algorithm
+    if fields.expect(SEQUENCE)?.raw != issuer.subject_der() {
+        return Err(CrlReadError::WrongIssuer(issuer.display_name()));
+    }
+    let time = |element: der::Element<'_>| {
+        crate::pki::cert::parse_time(element).map_err(|e| CrlReadError::Malformed(e.to_string()))
+    };
+    let this_update = time(fields.next_element()?)?;
+    let mut summary = CrlSummary {
+        this_update,
+        next_update: None,
+        number: None,
+        revoked: Vec::new(),
+    };
+    while !fields.is_empty() {
+        let element = fields.next_element()?;
+        match element.tag {
+            0x17 | 0x18 => summary.next_update = Some(time(element)?),
+            SEQUENCE => summary.revoked = revoked_serials(element.content)?,
+            0xa0 => summary.number = crl_number(element.content)?,
+            _ => {}
+        }
+    }
+    Ok(summary)
+}
+
+fn revoked_serials(list: &[u8]) -> Result<Vec<Serial>, CrlReadError> {
+    let mut entries = der::Reader::new(list);
+    let mut serials = Vec::new();
+    while !entries.is_empty() {
+        let mut entry = der::Reader::new(entries.expect(SEQUENCE)?.content);
+        let serial = entry.expect(der::INTEGER)?.content;
+        serials.push(
+            Serial::from_der_content(serial).ok_or_else(|| CrlReadError::Malformed("bad serial".into()))?,
+        );
+    }
+    Ok(serials)
+}
+
+fn crl_number(wrapper: &[u8]) -> Result<Option<u64>, CrlReadError> {
+    let mut extensions = der::enter(wrapper, SEQUENCE)?;
+    while !extensions.is_empty() {
+        let mut extension = der::Reader::new(extensions.expect(SEQUENCE)?.content);
+        let oid = extension.expect(OID)?.content;
+        extension.optional(0x01)?;
+        let value = extension.expect(OCTET_STRING)?.content;
+        if oid == oids::EXT_CRL_NUMBER {
+            let content = der::enter(value, der::INTEGER)?.remaining();
+            let magnitude = content.strip_prefix(&[0]).unwrap_or(content);
+            if magnitude.len() > 8 {
+                return Ok(None);
+            }
+            return Ok(Some(
+                magnitude.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+            ));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +311,11 @@ mod tests {
                     .unwrap()
                     .stdout;
                 let expected = format!("/crl/{issuer}/{}.crl", shard_of(cert.serial(), 4));
-                assert!(String::from_utf8_lossy(&printed).contains(&expected), "{}", entry.path().display());
+                assert!(
+                    String::from_utf8_lossy(&printed).contains(&expected),
+                    "{}",
+                    entry.path().display()
+                );
             }
         }
     }
@@ -220,7 +343,9 @@ mod tests {
         let issuer = Certificate::from_pem(&std::fs::read_to_string(demo).unwrap()).unwrap();
         let facts = CrlFacts {
             issuer: &issuer,
-            signature_algorithm_der: &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+            signature_algorithm_der: &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
             this_update: UnixTime(1_790_000_000),
             next_update: UnixTime(1_790_086_400),
             number: 1,
@@ -232,13 +357,20 @@ mod tests {
             reason: Some(RevocationReason::CertificateHold),
             invalidity: None,
         };
-        assert!(matches!(tbs_cert_list(&facts, &[&held]), Err(CrlError::CertificateHold(_))));
+        assert!(matches!(
+            tbs_cert_list(&facts, &[&held]),
+            Err(CrlError::CertificateHold(_))
+        ));
         let empty = tbs_cert_list(&facts, &[]).unwrap();
         // version, algorithm, issuer, two times, then straight to [0] extensions.
         let mut fields = der::enter(&empty, SEQUENCE).unwrap();
         for _ in 0..5 {
             fields.next_element().unwrap();
         }
-        assert_eq!(fields.next_element().unwrap().tag, 0xa0, "empty revokedCertificates omitted");
+        assert_eq!(
+            fields.next_element().unwrap().tag,
+            0xa0,
+            "empty revokedCertificates omitted"
+        );
     }
 }

@@ -228,6 +228,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
                     json_lines: args.json_lines.clone(),
                     signer_certificate: args.signer_cert.clone().unwrap_or_default(),
                     signer_key: args.signer_key.clone().unwrap_or_default(),
+                    crl: None,
                 }],
             },
             (None, None) => return Err(PublishError::Config(

@@ -56,7 +56,10 @@ mod tests {
         assert_eq!(super::EXT_REASON_CODE, oid_content(&[2, 5, 29, 21]));
         assert_eq!(super::EXT_INVALIDITY_DATE, oid_content(&[2, 5, 29, 24]));
         assert_eq!(super::EXT_DELTA_CRL_INDICATOR, oid_content(&[2, 5, 29, 27]));
-        assert_eq!(super::EXT_ISSUING_DISTRIBUTION_POINT, oid_content(&[2, 5, 29, 28]));
+        assert_eq!(
+            super::EXT_ISSUING_DISTRIBUTION_POINT,
+            oid_content(&[2, 5, 29, 28])
+        );
         assert_eq!(super::EXT_FRESHEST_CRL, oid_content(&[2, 5, 29, 46]));
         assert_eq!(super::EXT_EXTENDED_KEY_USAGE, oid_content(&[2, 5, 29, 37]));
         assert_eq!(super::KP_OCSP_SIGNING, oid_content(&[1, 3, 6, 1, 5, 5, 7, 3, 9]));

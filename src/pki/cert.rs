@@ -197,9 +197,24 @@ impl Certificate {
         if self.issuer_der() != issuer.subject_der() {
             return Err(CertError::IssuerNameMismatch);
         }
-        let algorithm = certificate_signature_algorithm(&self.signature_oid, issuer.key_kind()?)?;
-        UnparsedPublicKey::new(algorithm, issuer.public_key())
-            .verify(&self.der[self.tbs.clone()], &self.der[self.signature.clone()])
+        issuer.verify_signed_data(
+            &self.signature_oid,
+            &self.der[self.tbs.clone()],
+            &self.der[self.signature.clone()],
+        )
+    }
+
+    /// Verifies `signature` over `message` made with this certificate's key under the
+    /// X.509 signature algorithm `signature_oid` (as in certificates and CRLs).
+    pub fn verify_signed_data(
+        &self,
+        signature_oid: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CertError> {
+        let algorithm = certificate_signature_algorithm(signature_oid, self.key_kind()?)?;
+        UnparsedPublicKey::new(algorithm, self.public_key())
+            .verify(message, signature)
             .map_err(|_| CertError::BadSignature)
     }
 
@@ -503,7 +518,13 @@ mod tests {
             .output()
             .unwrap()
             .stdout;
-        let printed: String = String::from_utf8(text).unwrap().lines().nth(1).unwrap().trim().replace(':', "");
+        let printed: String = String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .replace(':', "");
         assert_eq!(hex::encode_upper(ca.key_identifier()), printed);
     }
 

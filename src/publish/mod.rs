@@ -8,6 +8,7 @@
 //! The publisher never deletes or rewrites a snapshot a responder might be serving,
 //! except old ones beyond the retention count, and only after a newer one is complete.
 
+pub mod crls;
 pub mod input;
 pub mod plan;
 pub mod sign;

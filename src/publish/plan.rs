@@ -53,6 +53,9 @@ pub struct IssuerConfig {
     pub json_lines: Option<PathBuf>,
     pub signer_certificate: PathBuf,
     pub signer_key: PathBuf,
+    /// CRLs for this issuer (none when absent).
+    #[serde(default)]
+    pub crl: Option<super::crls::CrlConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,7 @@ pub struct IssuerPlan {
     pub key: SigningKey,
     pub records: Vec<CertRecord>,
     pub skipped_expired: usize,
+    pub crl: Option<super::crls::CrlPlan>,
 }
 
 impl PublishConfig {
@@ -162,6 +166,9 @@ impl IssuerConfig {
                 *path = base.join(&*path);
             }
         }
+        if let Some(crl) = self.crl.as_mut() {
+            crl.rebase(base);
+        }
     }
 
     fn load(&self, now: UnixTime, validity: Duration) -> Result<IssuerPlan, PublishError> {
@@ -194,6 +201,11 @@ impl IssuerConfig {
         }
         let key = read_key(&self.signer_key, &signer)?;
         let parsed = self.read_records()?;
+        let crl = self
+            .crl
+            .as_ref()
+            .map(|c| c.load(&self.name, &certificate, &parsed.records))
+            .transpose()?;
         Ok(IssuerPlan {
             name: self.name.clone(),
             certificate,
@@ -201,6 +213,7 @@ impl IssuerConfig {
             key,
             records: parsed.records,
             skipped_expired: parsed.skipped_expired,
+            crl,
         })
     }
 

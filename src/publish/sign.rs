@@ -81,6 +81,19 @@ pub fn publish(
             ticker.advance(n, progress)
         })?;
     }
+    for issuer in &plan.issuers {
+        if let Some(crl) = &issuer.crl {
+            let context = super::crls::CrlContext {
+                issuer_name: &issuer.name,
+                issuer: &issuer.certificate,
+                records: &issuer.records,
+                now,
+                number: sequence,
+                out_dir,
+            };
+            crl.write(&context, &mut writer)?;
+        }
+    }
     let (hashing, metadata) = writer.finish()?;
     let (buffered, sha256, size) = hashing.finish();
     buffered.into_inner().map_err(|e| e.into_error())?;

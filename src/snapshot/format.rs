@@ -6,7 +6,9 @@
 //! offset 0   "OCSPEDGE-SNAP-v1"            16-byte file magic
 //!            record ...                     one per certificate, issuer by issuer
 //!            entry table ...                one per issuer: sorted fixed-width entries
-//!            metadata                       JSON (issuers, certificates, table offsets)
+//!            document ...                   CRLs and other files served by path, as is
+//!            metadata                       JSON (issuers, certificates, table offsets,
+//!                                           documents)
 //! end - 32   footer                         "OEFOOTER" | version u32 | reserved u32 |
 //!                                           metadata offset u64 | metadata length u64
 //! ```
@@ -63,6 +65,58 @@ pub struct Metadata {
     pub sequence: u64,
     pub created_at: i64,
     pub issuers: Vec<IssuerSection>,
+    /// Files served by URL path straight from the snapshot bytes (CRLs, CCADB JSON).
+    #[serde(default)]
+    pub documents: Vec<Document>,
+}
+
+/// What a document is, for metrics, headers and freshness rules.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// A complete CRL of one issuer.
+    CrlFull,
+    /// One partition of an issuer's CRL (critical issuingDistributionPoint).
+    CrlPartition,
+    /// A delta CRL against a full CRL.
+    CrlDelta,
+    /// The CCADB "JSON array of partitioned CRLs".
+    CrlIndex,
+}
+
+/// One served document. `offset`/`length` locate its bytes in the snapshot file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// URL path it is served at, e.g. `/crl/ec/0.crl`.
+    pub path: String,
+    pub kind: DocumentKind,
+    /// Name of the issuer section it belongs to.
+    pub issuer: String,
+    pub content_type: String,
+    pub offset: u64,
+    pub length: u64,
+    /// Lowercase hex SHA-256 of the bytes (the HTTP ETag).
+    pub sha256: String,
+    /// Unix seconds; for CRLs thisUpdate, for the JSON index the publish time.
+    pub this_update: i64,
+    /// Unix seconds; for CRLs nextUpdate, for the JSON index that of its CRLs.
+    pub next_update: i64,
+    /// cRLNumber, for CRLs.
+    #[serde(default)]
+    pub crl_number: Option<u64>,
+}
+
+/// A document to be written (the writer fills in offset, length and hash).
+pub struct DocumentInput<'a> {
+    pub path: String,
+    pub kind: DocumentKind,
+    pub issuer: String,
+    pub content_type: &'static str,
+    pub bytes: &'a [u8],
+    pub this_update: UnixTime,
+    pub next_update: UnixTime,
+    pub crl_number: Option<u64>,
 }
 
 /// The status part of a record, as stored.
@@ -145,6 +199,7 @@ impl<W: Write> SnapshotWriter<W> {
                 sequence,
                 created_at: created_at.seconds(),
                 issuers: Vec::new(),
+                documents: Vec::new(),
             },
         })
     }
@@ -194,6 +249,25 @@ impl<W: Write> SnapshotWriter<W> {
             self.write(&(response.len() as u32).to_le_bytes())?;
             self.write(response)?;
         }
+        Ok(())
+    }
+
+    /// Appends a document (outside any issuer section).
+    pub fn push_document(&mut self, document: DocumentInput<'_>) -> io::Result<()> {
+        let offset = self.position;
+        self.write(document.bytes)?;
+        self.metadata.documents.push(Document {
+            path: document.path,
+            kind: document.kind,
+            issuer: document.issuer,
+            content_type: document.content_type.to_string(),
+            offset,
+            length: document.bytes.len() as u64,
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, document.bytes)),
+            this_update: document.this_update.seconds(),
+            next_update: document.next_update.seconds(),
+            crl_number: document.crl_number,
+        });
         Ok(())
     }
 
@@ -290,6 +364,9 @@ impl<'a> SnapshotView<'a> {
         for index in 0..view.metadata.issuers.len() {
             view.check_table(index)?;
         }
+        for document in &view.metadata.documents {
+            document_bytes(bytes, document).ok_or(FormatError::OutOfRange)?;
+        }
         Ok(view)
     }
 
@@ -347,6 +424,13 @@ pub fn lookup_in<'a>(
         }
     }
     None
+}
+
+/// The bytes of `document` inside `bytes` (the file it was read from).
+pub fn document_bytes<'a>(bytes: &'a [u8], document: &Document) -> Option<&'a [u8]> {
+    let start = usize::try_from(document.offset).ok()?;
+    let len = usize::try_from(document.length).ok()?;
+    bytes.get(start..start.checked_add(len)?)
 }
 
 fn table_in<'a>(bytes: &'a [u8], section: &IssuerSection) -> Option<&'a [u8]> {
@@ -485,6 +569,36 @@ mod tests {
             }
         );
         assert_eq!(found.next_update, UnixTime(2001));
+    }
+
+    #[test]
+    fn documents_are_stored_with_their_hash_and_bounds_checked() {
+        let mut writer = SnapshotWriter::new(Vec::new(), 3, UnixTime(10)).unwrap();
+        writer.begin_issuer("t", b"", b"");
+        writer.end_issuer().unwrap();
+        writer
+            .push_document(DocumentInput {
+                path: "/crl/t.crl".into(),
+                kind: DocumentKind::CrlFull,
+                issuer: "t".into(),
+                content_type: "application/pkix-crl",
+                bytes: b"crl bytes",
+                this_update: UnixTime(10),
+                next_update: UnixTime(20),
+                crl_number: Some(3),
+            })
+            .unwrap();
+        let (bytes, _) = writer.finish().unwrap();
+        let view = SnapshotView::open(&bytes).unwrap();
+        let document = &view.metadata().documents[0];
+        assert_eq!(document_bytes(&bytes, document), Some(&b"crl bytes"[..]));
+        assert_eq!(
+            document.sha256,
+            hex::encode(ring::digest::digest(&ring::digest::SHA256, b"crl bytes"))
+        );
+        let mut broken = document.clone();
+        broken.length = bytes.len() as u64;
+        assert_eq!(document_bytes(&bytes, &broken), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! come first because they are cheap and a forged manifest should not make us hash
 //! gigabytes.
 
-use super::format::{self, Found, IssuerSection, Metadata, SnapshotView};
+use super::format::{self, Document, Found, IssuerSection, Metadata, SnapshotView};
 use super::manifest::{Manifest, ManifestError};
 use crate::ocsp::{Refusal, RequestedCertId};
 use crate::pki::cert::{CertIdHash, Certificate};
@@ -119,6 +119,7 @@ pub struct Snapshot {
     bytes: SnapshotBytes,
     metadata: Metadata,
     issuers: Vec<ServedIssuer>,
+    documents: std::collections::HashMap<String, usize>,
     earliest_next_update: UnixTime,
 }
 
@@ -146,11 +147,13 @@ impl Snapshot {
         check_integrity(body.size, &body.sha256, &bytes)?;
         let metadata = SnapshotView::open(&bytes)?.metadata().clone();
         let issuers = match_sections(&manifest, &metadata, &anchors)?;
+        let documents = index_documents(&metadata)?;
         let earliest_next_update = UnixTime(
             metadata
                 .issuers
                 .iter()
                 .map(|s| s.earliest_next_update)
+                .chain(metadata.documents.iter().map(|d| d.next_update))
                 .min()
                 .unwrap_or(i64::MAX),
         );
@@ -159,6 +162,7 @@ impl Snapshot {
             bytes,
             metadata,
             issuers,
+            documents,
             earliest_next_update,
         })
     }
@@ -191,6 +195,21 @@ impl Snapshot {
         self.bytes.len()
     }
 
+    /// The document served at `path` (a CRL, the CCADB JSON index) and its bytes.
+    pub fn document(&self, path: &str) -> Option<(&Document, &[u8])> {
+        let document = self.metadata.documents.get(*self.documents.get(path)?)?;
+        Some((document, format::document_bytes(&self.bytes, document)?))
+    }
+
+    pub fn documents(&self) -> &[Document] {
+        &self.metadata.documents
+    }
+
+    /// The whole snapshot file (documents are served as slices of it).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The pre-signed response for `id`, or why there is none.
     pub fn lookup(&self, id: &RequestedCertId) -> Result<Found<'_>, Refusal> {
         let issuer = self
@@ -200,6 +219,28 @@ impl Snapshot {
             .ok_or(Refusal::UnknownIssuer)?;
         format::lookup_in(&self.bytes, &issuer.section, &id.serial, id.hash).ok_or(Refusal::UnassignedSerial)
     }
+}
+
+/// Maps each document path to its index; paths must be unique absolute URL paths, and
+/// every document must belong to an issuer of the snapshot.
+fn index_documents(metadata: &Metadata) -> Result<std::collections::HashMap<String, usize>, VerifyError> {
+    let mut index = std::collections::HashMap::with_capacity(metadata.documents.len());
+    for (position, document) in metadata.documents.iter().enumerate() {
+        let known_issuer = metadata.issuers.iter().any(|i| i.name == document.issuer);
+        if !document.path.starts_with('/') || !known_issuer {
+            return Err(VerifyError::Inconsistent(format!(
+                "document {} is malformed",
+                document.path
+            )));
+        }
+        if index.insert(document.path.clone(), position).is_some() {
+            return Err(VerifyError::Inconsistent(format!(
+                "document path {} appears twice",
+                document.path
+            )));
+        }
+    }
+    Ok(index)
 }
 
 fn check_integrity(size: u64, sha256_hex: &str, bytes: &[u8]) -> Result<(), VerifyError> {
