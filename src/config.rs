@@ -32,6 +32,9 @@ path = "/"
 nonce = "ignore"
 cache_max_age = "1h"
 
+[crl]
+cache_max_age = "1h"
+
 [log]
 format = "text"
 level = "info"
@@ -43,7 +46,16 @@ pub struct Config {
     pub server: ServerConfig,
     pub snapshots: SnapshotConfig,
     pub ocsp: OcspConfig,
+    pub crl: CrlServeConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlServeConfig {
+    /// Upper bound for a CRL's `Cache-Control: max-age` (never past its nextUpdate either).
+    #[serde(deserialize_with = "duration")]
+    pub cache_max_age: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize)]

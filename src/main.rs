@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 const EX_USAGE: u8 = 64;
 const EX_DATAERR: u8 = 65;
+const EX_IOERR: u8 = 74;
 
 #[derive(Parser)]
 #[command(
@@ -98,7 +99,18 @@ struct DemoArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; every other parse failure is a usage error.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::Publish(args) => run_publish(args),
         Command::Serve(args) => match load_config(&args) {
@@ -172,7 +184,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            return ExitCode::from(EX_DATAERR);
+            return ExitCode::from(publish_exit_code(&e));
         }
     };
     for issuer in &plan.issuers {
@@ -209,8 +221,17 @@ fn run_publish(args: PublishArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(publish_exit_code(&e))
         }
+    }
+}
+
+/// 64 for configuration mistakes, 65 for bad input data, 74 for I/O failures.
+fn publish_exit_code(error: &PublishError) -> u8 {
+    match error {
+        PublishError::Config(_) => EX_USAGE,
+        PublishError::File { .. } | PublishError::Input(_) => EX_DATAERR,
+        PublishError::Io(_) => EX_IOERR,
     }
 }
 

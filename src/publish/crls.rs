@@ -64,7 +64,7 @@ pub struct ImportedCrlConfig {
 
 /// Checked CRL work for one issuer.
 pub enum CrlPlan {
-    Sign(SignedCrls),
+    Sign(Box<SignedCrls>),
     Import(Vec<ImportedCrl>),
 }
 
@@ -197,14 +197,14 @@ impl CrlConfig {
                 "`json_url` lists partitions: set `shards` and `shard_url`".into(),
             ));
         }
-        Ok(CrlPlan::Sign(SignedCrls {
+        Ok(CrlPlan::Sign(Box::new(SignedCrls {
             key,
             full,
             partitions,
             json,
             delta,
             validity,
-        }))
+        })))
     }
 
     fn load_imported(&self, issuer: &Certificate) -> Result<CrlPlan, PublishError> {

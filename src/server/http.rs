@@ -49,10 +49,34 @@ pub async fn handle(
 
 async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Bytes>>, Outcome) {
     let (parts, body) = request.into_parts();
+    let head_only = parts.method == hyper::Method::HEAD;
+    if head_only || parts.method == hyper::Method::GET {
+        let guard = state.current();
+        if let Some(snapshot) = guard.as_ref() {
+            if let Some((document, _)) = snapshot.document(parts.uri.path()) {
+                let cap = state.config.crl.cache_max_age.as_secs();
+                let answer = super::documents::respond(
+                    snapshot,
+                    document,
+                    &parts.headers,
+                    head_only,
+                    UnixTime::now(),
+                    cap,
+                );
+                if let Some(sent) = answer.0.body().size_hint().exact() {
+                    state
+                        .metrics
+                        .crl_bytes_served
+                        .with_label_values(&[&document.path])
+                        .inc_by(sent);
+                }
+                return answer;
+            }
+        }
+    }
     let Some(rest) = parts.uri.path().strip_prefix(state.config.ocsp.path.as_str()) else {
         return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
     };
-    let head_only = parts.method == hyper::Method::HEAD;
     let der = match parts.method {
         hyper::Method::GET | hyper::Method::HEAD => decode_get(rest, state.config.server.max_request_bytes),
         hyper::Method::POST => read_post(state, body, content_length(&parts.headers)).await,
@@ -172,7 +196,7 @@ fn success(
 }
 
 /// `If-None-Match` is a list of entity tags, or `*` (RFC 9110 §13.1.2).
-fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
+pub fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
     header
         .split(|&b| b == b',')
         .map(|t| t.trim_ascii())

@@ -7,8 +7,8 @@
 
 use crate::ocsp::Refusal;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// HTTP methods we label separately; everything else is `other`.
@@ -45,11 +45,22 @@ pub enum Outcome {
     Revoked,
     NotModified,
     Refused(Refusal),
-    /// An HTTP-level error (wrong method, unknown path).
+    /// An HTTP-level error (wrong method, unknown path, unsatisfiable range).
     HttpError,
+    /// A document (CRL, CCADB JSON) served, whole or in part.
+    Document,
+    /// A document past its nextUpdate: 503, never served as fresh.
+    DocumentStale,
 }
 
-const FIXED_OUTCOMES: [&str; 4] = ["good", "revoked", "not_modified", "http_error"];
+const FIXED_OUTCOMES: [&str; 6] = [
+    "good",
+    "revoked",
+    "not_modified",
+    "http_error",
+    "document",
+    "document_stale",
+];
 
 impl Outcome {
     fn index(self) -> usize {
@@ -58,11 +69,14 @@ impl Outcome {
             Outcome::Revoked => 1,
             Outcome::NotModified => 2,
             Outcome::HttpError => 3,
+            Outcome::Document => 4,
+            Outcome::DocumentStale => 5,
             Outcome::Refused(r) => {
-                4 + Refusal::ALL
-                    .iter()
-                    .position(|x| x.label() == r.label())
-                    .unwrap_or(0)
+                FIXED_OUTCOMES.len()
+                    + Refusal::ALL
+                        .iter()
+                        .position(|x| x.label() == r.label())
+                        .unwrap_or(0)
             }
         }
     }
@@ -91,6 +105,10 @@ pub struct Metrics {
     pub snapshot_load_seconds: Histogram,
     pub snapshots_refused: IntCounterVec,
     pub ready: IntGauge,
+    pub crl_number: IntGaugeVec,
+    pub crl_this_update: IntGaugeVec,
+    pub crl_seconds_until_next_update: IntGaugeVec,
+    pub crl_bytes_served: IntCounterVec,
 }
 
 impl Metrics {
@@ -153,6 +171,25 @@ impl Metrics {
                 &["reason"],
             )?,
             ready: gauge("ocsp_edge_ready", "1 when the responder reports ready.")?,
+            crl_number: IntGaugeVec::new(
+                Opts::new("ocsp_edge_crl_number", "cRLNumber of each served CRL, by URL path."),
+                &["path"],
+            )?,
+            crl_this_update: IntGaugeVec::new(
+                Opts::new("ocsp_edge_crl_this_update_timestamp_seconds", "thisUpdate of each served CRL (unix time)."),
+                &["path"],
+            )?,
+            crl_seconds_until_next_update: IntGaugeVec::new(
+                Opts::new(
+                    "ocsp_edge_crl_seconds_until_next_update",
+                    "Seconds until each served CRL's nextUpdate; at 0 it is no longer served.",
+                ),
+                &["path"],
+            )?,
+            crl_bytes_served: IntCounterVec::new(
+                Opts::new("ocsp_edge_crl_bytes_served_total", "Body bytes sent for each CRL path."),
+                &["path"],
+            )?,
             registry,
             requests,
             latency,
@@ -176,6 +213,10 @@ impl Metrics {
         r.register(Box::new(self.snapshot_load_seconds.clone()))?;
         r.register(Box::new(self.snapshots_refused.clone()))?;
         r.register(Box::new(self.ready.clone()))?;
+        r.register(Box::new(self.crl_number.clone()))?;
+        r.register(Box::new(self.crl_this_update.clone()))?;
+        r.register(Box::new(self.crl_seconds_until_next_update.clone()))?;
+        r.register(Box::new(self.crl_bytes_served.clone()))?;
         Ok(())
     }
 

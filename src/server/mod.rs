@@ -8,6 +8,7 @@
 //! protocol decision (that is [`crate::responder`]'s).
 
 pub mod admin;
+pub mod documents;
 pub mod http;
 pub mod metrics;
 pub mod state;

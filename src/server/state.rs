@@ -89,6 +89,23 @@ impl State {
                 .set(now.seconds() - snapshot.created_at().seconds());
             m.seconds_until_next_update
                 .set((snapshot.earliest_next_update().seconds() - now.seconds()).max(0));
+            // Rebuilt on every scrape so paths of a replaced snapshot disappear.
+            m.crl_number.reset();
+            m.crl_this_update.reset();
+            m.crl_seconds_until_next_update.reset();
+            for document in snapshot.documents() {
+                let Some(number) = document.crl_number else {
+                    continue;
+                };
+                let path = [document.path.as_str()];
+                m.crl_number.with_label_values(&path).set(number as i64);
+                m.crl_this_update
+                    .with_label_values(&path)
+                    .set(document.this_update);
+                m.crl_seconds_until_next_update
+                    .with_label_values(&path)
+                    .set((document.next_update - now.seconds()).max(0));
+            }
         }
         m.ready.set(i64::from(self.readiness(now).is_ok()));
     }

@@ -1,0 +1,1077 @@
+//! End-to-end tests of the `ocsp-edge` command: `publish` with flags, JSON Lines and a TOML
+//! configuration, `serve` checked with the real `openssl ocsp` client, the exit codes and
+//! messages for bad input, crash safety of the snapshot directory, and `check-config`.
+//!
+//! Every process started here is killed by its PID through its `Child` handle (a guard
+//! whose `Drop` kills it, so a failing assertion does not leak a server), every wait has a
+//! deadline, and everything listens on 127.0.0.1 with kernel-chosen ports.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const EX_USAGE: i32 = 64;
+const EX_DATAERR: i32 = 65;
+
+/// Bound for one short command (openssl, publish, check-config).
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// Bound for a server to log its addresses, to become ready, or to swap a snapshot.
+const SERVER_LIMIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------
+// Running commands
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
+}
+
+/// The `ocsp-edge` binary with a clean, predictable environment: no inherited
+/// `OCSP_EDGE__*` overrides, plain (uncoloured) logs at info level.
+fn ocsp_edge() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OCSP_EDGE") {
+            command.env_remove(key);
+        }
+    }
+    command.env("NO_COLOR", "1").env("RUST_LOG", "info");
+    command
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    what: String,
+}
+
+impl Ran {
+    /// Both streams, for assertions that do not care where openssl printed something.
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}\nexit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+
+    #[track_caller]
+    fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(self.code, Some(expected), "{}", self.describe());
+        self
+    }
+
+    #[track_caller]
+    fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.describe()
+        );
+        self
+    }
+}
+
+/// Runs `command` to completion, killing it if it outlives [`COMMAND_LIMIT`].
+fn run(command: &mut Command) -> Ran {
+    let what = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {COMMAND_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ran {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        what,
+    }
+}
+
+fn drain<R: Read + Send + 'static>(mut stream: R) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Runs the openssl CLI in `dir` and requires success.
+#[track_caller]
+fn openssl(dir: &Path, args: &[&str]) -> Ran {
+    let ran = run(Command::new("openssl").current_dir(dir).args(args));
+    ran.assert_code(0);
+    ran
+}
+
+// ---------------------------------------------------------------------------------------
+// publish
+
+fn publish_args(issuer: &Path, input: (&str, &Path), cert: &Path, key: &Path, out: &Path) -> Vec<String> {
+    [
+        "publish",
+        "--issuer",
+        &issuer.display().to_string(),
+        input.0,
+        &input.1.display().to_string(),
+        "--signer-cert",
+        &cert.display().to_string(),
+        "--signer-key",
+        &key.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs a publish that must succeed and returns the sequence it reports.
+#[track_caller]
+fn publish_ok(args: &[String]) -> u64 {
+    let ran = run(ocsp_edge().args(args));
+    ran.assert_code(0);
+    let sequence = ran
+        .stdout
+        .split_once("published sequence ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    sequence.unwrap_or_else(|| panic!("no \"published sequence N\" on stdout\n{}", ran.describe()))
+}
+
+/// Sequences with a manifest in `dir`, ascending.
+fn manifests(dir: &Path) -> Vec<u64> {
+    let mut sequences: Vec<u64> = files(dir)
+        .iter()
+        .filter_map(|name| name.strip_suffix(".manifest.json")?.parse().ok())
+        .collect();
+    sequences.sort_unstable();
+    sequences
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn snapshot_file(dir: &Path, sequence: u64) -> PathBuf {
+    dir.join(format!("{sequence:020}.snapshot"))
+}
+
+fn manifest_file(dir: &Path, sequence: u64) -> PathBuf {
+    dir.join(format!("{sequence:020}.manifest.json"))
+}
+
+// ---------------------------------------------------------------------------------------
+// serve
+
+/// A running `ocsp-edge serve`. Dropping it kills the process (by its PID) and reaps it.
+struct Server {
+    child: Child,
+    ocsp: SocketAddr,
+    admin: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `serve` on kernel-chosen loopback ports and waits until it logs them.
+    fn start(snapshots: &Path, trust: &[&Path]) -> Server {
+        let mut command = ocsp_edge();
+        command.arg("serve").arg("--snapshots").arg(snapshots).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ]);
+        for path in trust {
+            command.arg("--trust").arg(path);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ocsp-edge serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let unset = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut server = Server {
+            child,
+            ocsp: unset,
+            admin: unset,
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        // Keep reading stderr for the whole life of the process so it never blocks on a
+        // full pipe; report the "listening ocsp=ADDR admin=ADDR" line once.
+        let (found, addresses) = mpsc::channel();
+        let log = Arc::clone(&server.log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+                if line.contains("listening") {
+                    if let (Some(ocsp), Some(admin)) = (field(&line, "ocsp="), field(&line, "admin=")) {
+                        let _ = found.send((ocsp, admin));
+                    }
+                }
+            }
+        });
+        match addresses.recv_timeout(SERVER_LIMIT) {
+            Ok((ocsp, admin)) => {
+                server.ocsp = ocsp;
+                server.admin = admin;
+            }
+            Err(e) => panic!(
+                "serve never logged \"listening ocsp=...\" ({e})\n{}",
+                server.log()
+            ),
+        }
+        assert!(server.ocsp.ip().is_loopback() && server.ocsp.port() != 0);
+        assert!(server.admin.ip().is_loopback() && server.admin.port() != 0);
+        server
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.ocsp)
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + SERVER_LIMIT;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("serve exited early ({status})\n{}", self.log());
+            }
+            match http_get(self.admin, "/readyz") {
+                Ok((200, _)) => return,
+                other => last = Some(other),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "/readyz not 200 within {SERVER_LIMIT:?}; last answer {last:?}\n{}",
+            self.log()
+        );
+    }
+
+    /// The value of the `ocsp_edge_snapshot_sequence` gauge.
+    fn served_sequence(&self) -> Option<u64> {
+        let (status, body) = http_get(self.admin, "/metrics").ok()?;
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|line| line.strip_prefix("ocsp_edge_snapshot_sequence "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|value| value as u64)
+    }
+
+    /// Waits until the server reports serving `sequence`.
+    fn wait_for_sequence(&self, sequence: u64) {
+        let deadline = Instant::now() + SERVER_LIMIT;
+        let mut seen = None;
+        while Instant::now() < deadline {
+            seen = self.served_sequence();
+            if seen == Some(sequence) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "still serving {seen:?}, not {sequence}, after {SERVER_LIMIT:?}\n{}",
+            self.log()
+        );
+    }
+}
+
+/// `key=VALUE` from a log line, parsed as a socket address.
+fn field(line: &str, key: &str) -> Option<SocketAddr> {
+    let start = line.find(key)? + key.len();
+    line[start..]
+        .split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// Removes ANSI colour sequences, in case the subscriber colours despite NO_COLOR.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A minimal HTTP/1.1 GET: status code and body.
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+// ---------------------------------------------------------------------------------------
+// The openssl OCSP client
+
+/// `openssl ocsp` against `server` for `leaf`; `sha256` selects the CertID hash
+/// (openssl's default is SHA-1). The issuer is the trust anchor when it is self-signed;
+/// the demo issuers chain to the demo root (see [`trust_anchor`]).
+fn query(server: &Server, issuer: &Path, leaf: &Path, sha256: bool) -> Ran {
+    let mut command = Command::new("openssl");
+    command.arg("ocsp");
+    if sha256 {
+        command.arg("-sha256");
+    }
+    command
+        .arg("-issuer")
+        .arg(issuer)
+        .arg("-cert")
+        .arg(leaf)
+        .args(["-url", &server.url()])
+        .arg("-CAfile")
+        .arg(trust_anchor(issuer))
+        .arg("-verify_other")
+        .arg(issuer)
+        .args(["-no_nonce", "-timeout", "10", "-resp_text"]);
+    run(&mut command)
+}
+
+/// The demo issuing CAs are issued by the demo root; the fresh test CAs are self-signed.
+fn trust_anchor(issuer: &Path) -> PathBuf {
+    if issuer.starts_with(demo()) {
+        demo().join("root/ca.pem")
+    } else {
+        issuer.to_path_buf()
+    }
+}
+
+/// Asserts openssl verified the response and printed `status` (and `reason`) for `leaf`.
+#[track_caller]
+fn assert_status(ran: &Ran, leaf: &Path, status: &str, reason: Option<&str>) {
+    let all = ran.all();
+    assert!(all.contains("Response verify OK"), "{}", ran.describe());
+    let line = format!("{}: {status}", leaf.display());
+    assert!(
+        all.lines().any(|l| l.trim_end() == line),
+        "expected {line:?}\n{}",
+        ran.describe()
+    );
+    if let Some(reason) = reason {
+        assert!(all.contains(&format!("Reason: {reason}")), "{}", ran.describe());
+    }
+}
+
+/// Whether `-resp_text` printed an embedded certificate (a line that is just "Certificate:").
+fn embeds_certificate(ran: &Ran) -> bool {
+    ran.stdout.lines().any(|l| l.trim() == "Certificate:")
+}
+
+// ---------------------------------------------------------------------------------------
+// A fresh PKI made with the openssl CLI
+
+const EXTENSIONS: &str = "\
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+
+[ocsp_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = OCSPSigning
+noCheck = ignored
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[leaf_ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+authorityKeyIdentifier = keyid
+";
+
+/// Serials of the two leaves; the second has its top bit set (DER needs a leading 00).
+const GOOD_SERIAL: &str = "1A2B3C4D5E6F7081";
+const REVOKED_SERIAL: &str = "C0FFEE0102030405";
+
+#[derive(Clone, Copy, Debug)]
+enum Signer {
+    /// A delegated signer whose key this openssl command writes to ocsp.key, in a PEM
+    /// block with this label.
+    Delegated(&'static str, &'static str),
+    /// The issuing CA signs its own responses.
+    Issuer,
+}
+
+const P256_SEC1: Signer = Signer::Delegated(
+    "ecparam -name prime256v1 -genkey -noout -out ocsp.key",
+    "EC PRIVATE KEY",
+);
+const P384_PKCS8: Signer = Signer::Delegated(
+    "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out ocsp.key",
+    "PRIVATE KEY",
+);
+const RSA2048_PKCS1: Signer = Signer::Delegated("genrsa -traditional -out ocsp.key 2048", "RSA PRIVATE KEY");
+const RSA4096_PKCS8: Signer = Signer::Delegated(
+    "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out ocsp.key",
+    "PRIVATE KEY",
+);
+const ED25519_PKCS8: Signer = Signer::Delegated("genpkey -algorithm ed25519 -out ocsp.key", "PRIVATE KEY");
+
+struct Pki {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    ca: PathBuf,
+    signer_cert: PathBuf,
+    signer_key: PathBuf,
+    good_leaf: PathBuf,
+    revoked_leaf: PathBuf,
+    index: PathBuf,
+}
+
+impl Pki {
+    fn new(signer: Signer) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("ext.cnf"), EXTENSIONS).unwrap();
+        // Every argument below is free of spaces, so one string per command reads best.
+        let ossl = |command: &str| openssl(&root, &command.split_whitespace().collect::<Vec<_>>());
+        ossl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key");
+        ossl(
+            "req -new -x509 -key ca.key -subj /CN=ocsp-edge-CLI-Test-CA -days 3650 \
+             -config ext.cnf -extensions ca_ext -out ca.pem",
+        );
+        let issue = |key: &str, subject: &str, serial: &str, extensions: &str, out: &str| {
+            ossl(&format!("req -new -key {key} -subj {subject} -out request.csr"));
+            ossl(&format!(
+                "x509 -req -in request.csr -CA ca.pem -CAkey ca.key -set_serial 0x{serial} -days 365 \
+                 -extfile ext.cnf -extensions {extensions} -out {out}"
+            ));
+        };
+        let (signer_cert, signer_key) = match signer {
+            Signer::Issuer => (root.join("ca.pem"), root.join("ca.key")),
+            Signer::Delegated(generate, label) => {
+                ossl(generate);
+                let pem = std::fs::read_to_string(root.join("ocsp.key")).unwrap();
+                assert!(
+                    pem.starts_with(&format!("-----BEGIN {label}-----")),
+                    "{signer:?} wrote {pem}"
+                );
+                issue(
+                    "ocsp.key",
+                    "/CN=ocsp-edge-CLI-Test-OCSP-Signer",
+                    "1001",
+                    "ocsp_ext",
+                    "ocsp.pem",
+                );
+                (root.join("ocsp.pem"), root.join("ocsp.key"))
+            }
+        };
+        ossl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out leaf.key");
+        issue(
+            "leaf.key",
+            "/CN=good.cli.test",
+            GOOD_SERIAL,
+            "leaf_ext",
+            "good.pem",
+        );
+        issue(
+            "leaf.key",
+            "/CN=revoked.cli.test",
+            REVOKED_SERIAL,
+            "leaf_ext",
+            "revoked.pem",
+        );
+        let index = root.join("index.txt");
+        std::fs::write(
+            &index,
+            format!(
+                "V\t360101000000Z\t\t{GOOD_SERIAL}\tunknown\t/CN=good.cli.test\n\
+                 R\t360101000000Z\t260301000000Z,superseded\t{REVOKED_SERIAL}\tunknown\t/CN=revoked.cli.test\n"
+            ),
+        )
+        .unwrap();
+        Pki {
+            ca: root.join("ca.pem"),
+            good_leaf: root.join("good.pem"),
+            revoked_leaf: root.join("revoked.pem"),
+            signer_cert,
+            signer_key,
+            index,
+            root,
+            _dir: dir,
+        }
+    }
+}
+
+/// Test 1's body: fresh PKI → publish with flags → serve → openssl for both leaves, with
+/// both CertID hashes.
+fn publish_serve_and_verify(signer: Signer) {
+    let pki = Pki::new(signer);
+    let out = pki.root.join("snapshots");
+    let mut args = publish_args(
+        &pki.ca,
+        ("--index", &pki.index),
+        &pki.signer_cert,
+        &pki.signer_key,
+        &out,
+    );
+    args.extend([
+        "--validity".into(),
+        "96h".into(),
+        "--name".into(),
+        "cli-test".into(),
+    ]);
+    let sequence = publish_ok(&args);
+    assert_eq!(manifests(&out), vec![sequence]);
+    assert!(snapshot_file(&out, sequence).is_file());
+
+    let mut server = Server::start(&out, &[&pki.ca]);
+    server.wait_ready();
+    for sha256 in [false, true] {
+        let good = query(&server, &pki.ca, &pki.good_leaf, sha256);
+        assert_status(&good, &pki.good_leaf, "good", None);
+        let revoked = query(&server, &pki.ca, &pki.revoked_leaf, sha256);
+        assert_status(&revoked, &pki.revoked_leaf, "revoked", Some("superseded"));
+        assert!(
+            revoked
+                .all()
+                .contains("Revocation Time: Mar  1 00:00:00 2026 GMT"),
+            "{}",
+            revoked.describe()
+        );
+        for ran in [&good, &revoked] {
+            match signer {
+                // Go's x/crypto/ocsp rejects a CA-signed response that embeds the CA.
+                Signer::Issuer => assert!(
+                    !embeds_certificate(ran),
+                    "the issuer signs: no certificate may be embedded\n{}",
+                    ran.describe()
+                ),
+                // Clients need the delegated signer's certificate to verify.
+                Signer::Delegated(..) => assert!(embeds_certificate(ran), "{}", ran.describe()),
+            }
+        }
+    }
+}
+
+#[test]
+fn publish_with_flags_ecdsa_p256_sec1_key_verified_by_openssl() {
+    publish_serve_and_verify(P256_SEC1);
+}
+
+#[test]
+fn publish_with_flags_ecdsa_p384_pkcs8_key_verified_by_openssl() {
+    publish_serve_and_verify(P384_PKCS8);
+}
+
+#[test]
+fn publish_with_flags_rsa2048_pkcs1_key_verified_by_openssl() {
+    publish_serve_and_verify(RSA2048_PKCS1);
+}
+
+#[test]
+fn publish_with_flags_rsa4096_pkcs8_key_verified_by_openssl() {
+    publish_serve_and_verify(RSA4096_PKCS8);
+}
+
+#[test]
+fn publish_with_flags_ed25519_pkcs8_key_verified_by_openssl() {
+    publish_serve_and_verify(ED25519_PKCS8);
+}
+
+#[test]
+fn publish_with_flags_issuer_signs_itself_and_embeds_no_certificate() {
+    publish_serve_and_verify(Signer::Issuer);
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. JSON Lines
+
+/// The serial (4th field) and leaf certificate of line `n` (1-based) of a demo index.txt.
+fn demo_leaf(issuer: &str, n: usize) -> (String, PathBuf) {
+    let index = std::fs::read_to_string(demo().join(issuer).join("index.txt")).unwrap();
+    let line = index.lines().nth(n - 1).unwrap();
+    let serial = line.split('\t').nth(3).unwrap().to_string();
+    let pem = demo().join(issuer).join("certs").join(format!("{serial}.pem"));
+    assert!(pem.is_file(), "{}", pem.display());
+    (serial, pem)
+}
+
+#[test]
+fn json_lines_feed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let ec = demo().join("ec");
+    let (good_serial, good_leaf) = demo_leaf("ec", 1);
+    // Valid ("V") in index.txt: revoked here, so the answer can only come from the feed.
+    let (revoked_serial, revoked_leaf) = demo_leaf("ec", 2);
+    let (_, absent_leaf) = demo_leaf("ec", 3);
+    let feed = dir.path().join("feed.jsonl");
+    std::fs::write(
+        &feed,
+        format!(
+            "{{\"serial\":\"{good_serial}\",\"status\":\"good\",\"not_after\":\"2036-01-01T00:00:00Z\"}}\n\
+             \n\
+             {{\"serial\":\"{revoked_serial}\",\"status\":\"revoked\",\"revoked_at\":\"2026-02-01T00:00:00Z\",\
+             \"reason\":\"keyCompromise\",\"invalidity_date\":\"2026-01-15T12:00:00Z\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("snapshots");
+    let args = publish_args(
+        &ec.join("ca.pem"),
+        ("--json-lines", &feed),
+        &ec.join("ocsp.pem"),
+        &ec.join("ocsp.key"),
+        &out,
+    );
+    let sequence = publish_ok(&args);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_file(&out, sequence)).unwrap()).unwrap();
+    assert_eq!(manifest["body"]["issuers"][0]["entries"], 2, "{manifest}");
+
+    let mut server = Server::start(&out, &[&ec.join("ca.pem")]);
+    server.wait_ready();
+    let issuer = ec.join("ca.pem");
+    assert_status(
+        &query(&server, &issuer, &good_leaf, false),
+        &good_leaf,
+        "good",
+        None,
+    );
+    let revoked = query(&server, &issuer, &revoked_leaf, true);
+    assert_status(&revoked, &revoked_leaf, "revoked", Some("keyCompromise"));
+    assert!(
+        revoked
+            .all()
+            .contains("Revocation Time: Feb  1 00:00:00 2026 GMT"),
+        "{}",
+        revoked.describe()
+    );
+    // A certificate of this issuer that the feed does not list must never be "good".
+    let absent = query(&server, &issuer, &absent_leaf, false);
+    assert!(
+        !absent.all().contains(": good") && !absent.all().contains(": revoked"),
+        "{}",
+        absent.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Bad input stops the publish with a message naming the file (and line)
+
+/// Runs a publish that must fail with `code` and write no snapshot.
+#[track_caller]
+fn publish_fails(args: &[String], out: &Path, code: i32) -> Ran {
+    let ran = run(ocsp_edge().args(args));
+    ran.assert_code(code);
+    assert!(
+        !out.exists() || manifests(out).is_empty(),
+        "a failed publish wrote {:?}",
+        files(out)
+    );
+    ran
+}
+
+fn demo_publish_args(out: &Path) -> Vec<String> {
+    let ec = demo().join("ec");
+    publish_args(
+        &ec.join("ca.pem"),
+        ("--index", &ec.join("index.txt")),
+        &ec.join("ocsp.pem"),
+        &ec.join("ocsp.key"),
+        out,
+    )
+}
+
+/// Replaces the value after `flag` in `args`.
+fn with_flag(mut args: Vec<String>, flag: &str, value: &Path) -> Vec<String> {
+    let at = args.iter().position(|a| a == flag).unwrap() + 1;
+    args[at] = value.display().to_string();
+    args
+}
+
+#[test]
+fn unparsable_index_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let good = std::fs::read_to_string(demo().join("ec/index.txt")).unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines[2] = "V\t360101000000Z\tnot-hex-serial\tunknown";
+    let index = dir.path().join("index.txt");
+    std::fs::write(&index, lines.join("\n") + "\n").unwrap();
+    let args = with_flag(demo_publish_args(&out), "--index", &index);
+    publish_fails(&args, &out, EX_DATAERR)
+        .assert_stderr_contains(&format!("{}:3:", index.display()))
+        .assert_stderr_contains("index.txt:3:");
+}
+
+#[test]
+fn unknown_json_lines_field_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let feed = dir.path().join("feed.jsonl");
+    std::fs::write(
+        &feed,
+        "{\"serial\":\"01\",\"status\":\"good\"}\n\
+         {\"serial\":\"02\",\"status\":\"revoked\",\"revoked_at\":\"2026-02-01T00:00:00Z\",\"reasn\":\"superseded\"}\n",
+    )
+    .unwrap();
+    let ec = demo().join("ec");
+    let args = publish_args(
+        &ec.join("ca.pem"),
+        ("--json-lines", &feed),
+        &ec.join("ocsp.pem"),
+        &ec.join("ocsp.key"),
+        &out,
+    );
+    publish_fails(&args, &out, EX_DATAERR)
+        .assert_stderr_contains(&format!("{}:2:", feed.display()))
+        .assert_stderr_contains("feed.jsonl:2:")
+        .assert_stderr_contains("reasn");
+}
+
+#[test]
+fn signer_key_of_another_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let wrong_key = demo().join("ec/ca.key");
+    let args = with_flag(demo_publish_args(&out), "--signer-key", &wrong_key);
+    publish_fails(&args, &out, EX_DATAERR)
+        .assert_stderr_contains(&wrong_key.display().to_string())
+        .assert_stderr_contains("does not belong");
+}
+
+#[test]
+fn signer_of_another_issuer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let rsa_signer = demo().join("rsa/ocsp.pem");
+    let args = with_flag(demo_publish_args(&out), "--signer-cert", &rsa_signer);
+    let args = with_flag(args, "--signer-key", &demo().join("rsa/ocsp.key"));
+    publish_fails(&args, &out, EX_DATAERR)
+        .assert_stderr_contains(&rsa_signer.display().to_string())
+        .assert_stderr_contains("not issued by the issuer");
+}
+
+#[test]
+fn signer_without_ocsp_signing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // The EC issuing CA is a valid certificate of the root, but not an OCSP signer.
+    let args = with_flag(demo_publish_args(&out), "--issuer", &demo().join("root/ca.pem"));
+    let args = with_flag(args, "--signer-cert", &demo().join("ec/ca.pem"));
+    let args = with_flag(args, "--signer-key", &demo().join("ec/ca.key"));
+    publish_fails(&args, &out, EX_DATAERR).assert_stderr_contains("OCSPSigning");
+}
+
+#[test]
+fn validity_outside_eight_hours_to_ten_days_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for bad in ["7h", "11d"] {
+        let mut args = demo_publish_args(&out);
+        args.extend(["--validity".into(), bad.into()]);
+        publish_fails(&args, &out, EX_USAGE)
+            .assert_stderr_contains("8h to 10d")
+            .assert_stderr_contains(bad);
+    }
+    // The bounds themselves are accepted.
+    for edge in ["8h", "10d"] {
+        let mut args = demo_publish_args(&out);
+        args.extend(["--validity".into(), edge.into()]);
+        publish_ok(&args);
+    }
+    assert_eq!(manifests(&out).len(), 2);
+}
+
+#[test]
+fn publish_without_issuer_or_config_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = vec!["publish".to_string(), "--out".into(), out.display().to_string()];
+    publish_fails(&args, &out, EX_USAGE)
+        .assert_stderr_contains("--config")
+        .assert_stderr_contains("--issuer");
+}
+
+#[test]
+fn unknown_publish_flag_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut args = demo_publish_args(&out);
+    args.push("--bogus-flag".into());
+    publish_fails(&args, &out, EX_USAGE).assert_stderr_contains("--bogus-flag");
+}
+
+#[test]
+fn issuer_without_input_flag_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let ec = demo().join("ec");
+    let args: Vec<String> = [
+        "publish",
+        "--issuer",
+        &ec.join("ca.pem").display().to_string(),
+        "--signer-cert",
+        &ec.join("ocsp.pem").display().to_string(),
+        "--signer-key",
+        &ec.join("ocsp.key").display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    publish_fails(&args, &out, EX_USAGE).assert_stderr_contains("index");
+}
+
+#[test]
+fn encrypted_signer_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let plain = demo().join("ec/ocsp.key");
+    let plain = plain.display().to_string();
+    // PKCS#8 "ENCRYPTED PRIVATE KEY" and traditional "Proc-Type: 4,ENCRYPTED".
+    let variants: [(&str, &[&str]); 2] = [
+        (
+            "pkcs8-encrypted.key",
+            &["pkey", "-in", &plain, "-aes256", "-passout", "pass:x"],
+        ),
+        (
+            "sec1-encrypted.key",
+            &["ec", "-in", &plain, "-aes256", "-passout", "pass:x"],
+        ),
+    ];
+    for (name, command) in variants {
+        let key = dir.path().join(name);
+        let mut args = command.to_vec();
+        let key_arg = key.display().to_string();
+        args.extend(["-out", &key_arg]);
+        openssl(dir.path(), &args);
+        assert!(std::fs::read_to_string(&key).unwrap().contains("ENCRYPTED"));
+        let publish = with_flag(demo_publish_args(&out), "--signer-key", &key);
+        publish_fails(&publish, &out, EX_DATAERR)
+            .assert_stderr_contains(&key_arg)
+            .assert_stderr_contains("encrypted");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Never overwrite; a crash mid-publish leaves the previous snapshot usable
+
+#[test]
+fn publishes_never_overwrite_and_a_crash_leaves_the_previous_snapshot_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshots");
+    let args = demo_publish_args(&out);
+
+    let first = publish_ok(&args);
+    let first_files = [snapshot_file(&out, first), manifest_file(&out, first)];
+    let first_bytes: Vec<Vec<u8>> = first_files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let second = publish_ok(&args);
+    assert!(second > first, "{second} after {first}");
+    assert_eq!(manifests(&out), vec![first, second]);
+    for (path, bytes) in first_files.iter().zip(&first_bytes) {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{} changed", path.display());
+    }
+    assert_ne!(
+        std::fs::read(snapshot_file(&out, second)).unwrap(),
+        first_bytes[0],
+        "a new snapshot, not a copy"
+    );
+
+    // A crash mid-publish: a partial temporary file, and a snapshot whose manifest was
+    // never written, at a sequence above anything the clock would choose today.
+    let stray = out.join(format!(".tmp-123-{:020}.snapshot", second + 1));
+    let partial = std::fs::read(snapshot_file(&out, second)).unwrap();
+    std::fs::write(&stray, &partial[..partial.len() / 2]).unwrap();
+    let orphan = second + 1_000_000;
+    std::fs::write(snapshot_file(&out, orphan), b"garbage, not a snapshot \x00\xff").unwrap();
+
+    let ec = demo().join("ec");
+    let mut server = Server::start(&out, &[&ec.join("ca.pem")]);
+    server.wait_ready();
+    assert_eq!(server.served_sequence(), Some(second), "{}", server.log());
+    let (_, leaf) = demo_leaf("ec", 1);
+    assert_status(
+        &query(&server, &ec.join("ca.pem"), &leaf, false),
+        &leaf,
+        "good",
+        None,
+    );
+
+    let third = publish_ok(&args);
+    assert!(
+        third > orphan,
+        "sequence {third} is not above the orphan {orphan}"
+    );
+    assert!(!stray.exists(), "the stray temporary file was not removed");
+    assert!(manifest_file(&out, third).is_file());
+    for (path, bytes) in first_files.iter().zip(&first_bytes) {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{} changed", path.display());
+    }
+    // The running server picks the new snapshot up and keeps answering.
+    server.wait_for_sequence(third);
+    server.wait_ready();
+    assert_status(
+        &query(&server, &ec.join("ca.pem"), &leaf, true),
+        &leaf,
+        "good",
+        None,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Several issuers from one TOML configuration
+
+#[test]
+fn multi_issuer_configuration_serves_both_issuers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshots");
+    let args = [
+        "publish".to_string(),
+        "--config".into(),
+        demo().join("publish.toml").display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let sequence = publish_ok(&args);
+    assert_eq!(
+        files(&out),
+        vec![
+            format!("{sequence:020}.manifest.json"),
+            format!("{sequence:020}.snapshot")
+        ]
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_file(&out, sequence)).unwrap()).unwrap();
+    let names: Vec<&str> = manifest["body"]["issuers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ec", "rsa"], "{manifest}");
+
+    let (ec, rsa) = (demo().join("ec/ca.pem"), demo().join("rsa/ca.pem"));
+    let mut server = Server::start(&out, &[&ec, &rsa]);
+    server.wait_ready();
+    for (name, issuer) in [("ec", &ec), ("rsa", &rsa)] {
+        let (_, good) = demo_leaf(name, 1);
+        assert_status(&query(&server, issuer, &good, false), &good, "good", None);
+        // Line 7 of each demo index.txt: revoked, keyCompromise.
+        let (_, revoked) = demo_leaf(name, 7);
+        let ran = query(&server, issuer, &revoked, true);
+        assert_status(&ran, &revoked, "revoked", Some("keyCompromise"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. check-config
+
+fn check_config(config: &Path, snapshots: &Path, trust: Option<&Path>, env: &[(&str, &str)]) -> Ran {
+    let mut command = ocsp_edge();
+    command
+        .arg("check-config")
+        .arg("--config")
+        .arg(config)
+        .arg("--snapshots")
+        .arg(snapshots);
+    if let Some(trust) = trust {
+        command.arg("--trust").arg(trust);
+    }
+    command.envs(env.iter().copied());
+    run(&mut command)
+}
+
+#[test]
+fn check_config_accepts_valid_and_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let trust = demo().join("ec/ca.pem");
+    let valid = dir.path().join("valid.toml");
+    std::fs::write(&valid, "[ocsp]\ncache_max_age = \"1m\"\npath = \"/ocsp/\"\n").unwrap();
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[ocsp]\ncache_max_agee = \"1m\"\n").unwrap();
+
+    let ok = check_config(&valid, dir.path(), Some(&trust), &[]);
+    ok.assert_code(0);
+    assert!(ok.stdout.contains("configuration is valid"), "{}", ok.describe());
+
+    check_config(&typo, dir.path(), Some(&trust), &[])
+        .assert_code(EX_USAGE)
+        .assert_stderr_contains("cache_max_agee");
+    check_config(
+        &valid,
+        dir.path(),
+        Some(&trust),
+        &[("OCSP_EDGE__OCSP__PATH", "bad")],
+    )
+    .assert_code(EX_USAGE)
+    .assert_stderr_contains("ocsp.path");
+    check_config(&valid, dir.path(), None, &[])
+        .assert_code(EX_USAGE)
+        .assert_stderr_contains("snapshots.trust");
+}
