@@ -1,1 +1,305 @@
-fn main() {}
+//! Micro-benchmarks of the per-request path and of snapshot loading and signing.
+//!
+//! Setup (once, ~1 s): a JSON Lines feed of 10,000 certificates (10% revoked) for the EC
+//! demo issuer is published with its delegated P-256 signer into a temporary directory,
+//! then verified and loaded with `Snapshot::verify(.., SnapshotBytes::Owned(..))`.
+//!
+//! ```text
+//! cargo bench --bench ocsp                 # full measurement
+//! cargo bench --bench ocsp -- --quick      # fast estimates
+//! cargo bench --bench ocsp -- --test       # run every bench once (CI smoke)
+//! cargo bench --bench ocsp -- answer       # only benches whose name contains "answer"
+//! ```
+//!
+//! Groups: `decode_request` (SHA-1 and SHA-256 CertIDs), `decode_get` (the GET path's
+//! percent/base64 decoding), `snapshot_lookup` (random serials of the set, and a miss),
+//! `answer` (the whole `responder::answer`), `snapshot_verify_load` (hash + manifest
+//! signatures + index of the 10k snapshot, from a Vec and from an mmap),
+//! `publish_sign_one` (tbs + P-256 sign + assemble for one certificate).
+
+use base64::Engine;
+use criterion::{BatchSize, Criterion, Throughput};
+use ocsp_edge::model::{CertRecord, CertStatus, Serial};
+use ocsp_edge::ocsp::request::{decode_request, encode_request, RequestedCertId};
+use ocsp_edge::ocsp::response::{ResponseTemplate, SingleFacts};
+use ocsp_edge::pki::cert::{CertIdHash, Certificate};
+use ocsp_edge::publish::{publish, IssuerConfig, PublishConfig, PublishPlan, PublishReport};
+use ocsp_edge::responder::{self, NoncePolicy};
+use ocsp_edge::snapshot::verify::SnapshotBytes;
+use ocsp_edge::snapshot::{Snapshot, TrustAnchors};
+use ocsp_edge::time::UnixTime;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const CERTIFICATES: usize = 10_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    snapshots: PathBuf,
+    now: UnixTime,
+    plan: PublishPlan,
+    report: PublishReport,
+    trust: TrustAnchors,
+    manifest: Vec<u8>,
+    bytes: Vec<u8>,
+    snapshot: Snapshot,
+    issuer: Certificate,
+    records: Vec<CertRecord>,
+}
+
+/// splitmix64, for repeatable serials and orders.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn demo(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/demo/ec")
+        .join(file)
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let started = Instant::now();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rng = Rng(42);
+        let mut feed = String::with_capacity(CERTIFICATES * 100);
+        for i in 0..CERTIFICATES {
+            let mut serial = [0u8; 16];
+            serial[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+            serial[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+            serial[0] = (serial[0] & 0x7f).max(1);
+            let hex = hex::encode_upper(serial);
+            if i % 10 == 0 {
+                feed.push_str(&format!(
+                    "{{\"serial\":\"{hex}\",\"status\":\"revoked\",\"revoked_at\":\"2026-01-02T00:00:00Z\",\"reason\":\"keyCompromise\"}}\n"
+                ));
+            } else {
+                feed.push_str(&format!("{{\"serial\":\"{hex}\",\"status\":\"good\"}}\n"));
+            }
+        }
+        let feed_path = dir.path().join("feed.jsonl");
+        std::fs::write(&feed_path, feed).expect("write feed");
+        let config = PublishConfig {
+            validity: "96h".into(),
+            keep: 1,
+            revocation_reasons: Default::default(),
+            issuers: vec![IssuerConfig {
+                name: "ec".into(),
+                certificate: demo("ca.pem"),
+                index: None,
+                json_lines: Some(feed_path),
+                signer_certificate: demo("ocsp.pem"),
+                signer_key: demo("ocsp.key"),
+                crl: None,
+            }],
+        };
+        let now = UnixTime::now();
+        let plan = config.load(now).expect("publish plan");
+        let snapshots = dir.path().join("snapshots");
+        let report = publish(&plan, &snapshots, now, &mut |_| {}).expect("publish");
+        let trust = TrustAnchors::new(vec![plan.issuers[0].certificate.clone()]);
+        let manifest = std::fs::read(&report.manifest).expect("manifest");
+        let bytes = std::fs::read(&report.snapshot).expect("snapshot");
+        let snapshot =
+            Snapshot::verify(&manifest, SnapshotBytes::Owned(bytes.clone()), &trust, now).expect("verify");
+        assert_eq!(snapshot.entry_count(), CERTIFICATES as u64);
+        let issuer = plan.issuers[0].certificate.clone();
+        let records = plan.issuers[0].records.clone();
+        eprintln!(
+            "setup: published and loaded {} certificates ({} bytes) in {:.2}s",
+            CERTIFICATES,
+            bytes.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Fixture {
+            _dir: dir,
+            snapshots,
+            now,
+            plan,
+            report,
+            trust,
+            manifest,
+            bytes,
+            snapshot,
+            issuer,
+            records,
+        }
+    }
+
+    fn cert_id(&self, serial: &Serial, hash: CertIdHash) -> RequestedCertId {
+        RequestedCertId {
+            hash,
+            issuer_name_hash: self.issuer.name_hash(hash),
+            issuer_key_hash: self.issuer.key_hash(hash),
+            serial: serial.clone(),
+        }
+    }
+
+    /// 1,024 CertIDs of random certificates of the set, alternating SHA-1 and SHA-256.
+    fn random_ids(&self) -> Vec<RequestedCertId> {
+        let mut rng = Rng(7);
+        (0..1024)
+            .map(|i| {
+                let record = &self.records[(rng.next_u64() % self.records.len() as u64) as usize];
+                let hash = if i % 2 == 0 {
+                    CertIdHash::Sha1
+                } else {
+                    CertIdHash::Sha256
+                };
+                self.cert_id(&record.serial, hash)
+            })
+            .collect()
+    }
+}
+
+fn bench_decode_request(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("decode_request");
+    group.throughput(Throughput::Elements(1));
+    for hash in CertIdHash::ALL {
+        let der = encode_request(&f.cert_id(&f.records[1].serial, hash), None);
+        group.bench_function(hash.name(), |b| b.iter(|| decode_request(black_box(&der))));
+    }
+    group.finish();
+}
+
+fn bench_decode_get(c: &mut Criterion, f: &Fixture) {
+    let der = encode_request(&f.cert_id(&f.records[1].serial, CertIdHash::Sha256), None);
+    let path = base64::engine::general_purpose::STANDARD
+        .encode(&der)
+        .replace('/', "%2F")
+        .replace('+', "%2B")
+        .replace('=', "%3D");
+    c.bench_function("decode_get/sha256", |b| {
+        b.iter(|| ocsp_edge::server::http::decode_get(black_box(&path), 16384))
+    });
+}
+
+fn bench_lookup(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("snapshot_lookup");
+    group.throughput(Throughput::Elements(1));
+    let ids = f.random_ids();
+    let mut i = 0;
+    group.bench_function("hit_random", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            let found = f.snapshot.lookup(black_box(&ids[i]));
+            debug_assert!(found.is_ok());
+            found.map(|found| found.response.len())
+        })
+    });
+    let miss = f.cert_id(
+        &Serial::from_hex("7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFF1").unwrap(),
+        CertIdHash::Sha256,
+    );
+    assert!(f.snapshot.lookup(&miss).is_err());
+    group.bench_function("miss", |b| {
+        b.iter(|| f.snapshot.lookup(black_box(&miss)).is_err())
+    });
+    group.finish();
+}
+
+fn bench_answer(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("answer");
+    group.throughput(Throughput::Elements(1));
+    for hash in CertIdHash::ALL {
+        let der = encode_request(&f.cert_id(&f.records[1].serial, hash), None);
+        assert!(responder::answer(Some(&f.snapshot), &der, f.now, NoncePolicy::Ignore).is_ok());
+        group.bench_function(hash.name(), |b| {
+            b.iter(|| {
+                responder::answer(Some(&f.snapshot), black_box(&der), f.now, NoncePolicy::Ignore)
+                    .map(|found| found.response.len())
+            })
+        });
+    }
+    // Random certificates: a cold-ish path through the table and records.
+    let requests: Vec<Vec<u8>> = f.random_ids().iter().map(|id| encode_request(id, None)).collect();
+    let mut i = 0;
+    group.bench_function("random_1024", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            responder::answer(
+                Some(&f.snapshot),
+                black_box(&requests[i]),
+                f.now,
+                NoncePolicy::Ignore,
+            )
+            .map(|found| found.response.len())
+        })
+    });
+    group.finish();
+}
+
+fn bench_verify_load(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("snapshot_verify_load");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(f.bytes.len() as u64));
+    group.bench_function("owned_10k", |b| {
+        b.iter_batched(
+            || f.bytes.clone(),
+            |bytes| Snapshot::verify(&f.manifest, SnapshotBytes::Owned(bytes), &f.trust, f.now).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("mmap_10k", |b| {
+        b.iter(|| {
+            ocsp_edge::server::state::load_snapshot(&f.snapshots, f.report.sequence, &f.trust, f.now).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn bench_sign_one(c: &mut Criterion, f: &Fixture) {
+    let issuer = &f.plan.issuers[0];
+    let template = ResponseTemplate::new(
+        &issuer.certificate,
+        &issuer.signer,
+        issuer.key.algorithm().algorithm_identifier_der(),
+    );
+    let good = issuer
+        .records
+        .iter()
+        .find(|r| r.status == CertStatus::Good)
+        .expect("a good record");
+    let facts = SingleFacts {
+        serial: &good.serial,
+        status: &good.status,
+        produced_at: f.now,
+        this_update: f.now,
+        next_update: f.now.plus_seconds(96 * 3600),
+    };
+    let mut group = c.benchmark_group("publish_sign_one");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("tbs_only", |b| {
+        b.iter(|| template.tbs_response_data(CertIdHash::Sha256, black_box(&facts)))
+    });
+    group.bench_function("tbs_sign_assemble_p256", |b| {
+        b.iter(|| {
+            let tbs = template.tbs_response_data(CertIdHash::Sha256, black_box(&facts));
+            let signature = issuer.key.sign(&tbs).unwrap();
+            template.assemble(&tbs, &signature)
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    let fixture = Fixture::new();
+    bench_decode_request(&mut criterion, &fixture);
+    bench_decode_get(&mut criterion, &fixture);
+    bench_lookup(&mut criterion, &fixture);
+    bench_answer(&mut criterion, &fixture);
+    bench_verify_load(&mut criterion, &fixture);
+    bench_sign_one(&mut criterion, &fixture);
+    criterion.final_summary();
+}

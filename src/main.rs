@@ -242,6 +242,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
             (None, Some(issuer)) => PublishConfig {
                 validity: ocsp_edge::publish::plan::DEFAULT_VALIDITY.to_string(),
                 keep: 10,
+                revocation_reasons: Default::default(),
                 issuers: vec![IssuerConfig {
                     name: args.name.clone(),
                     certificate: issuer.clone(),

@@ -28,8 +28,59 @@ pub struct PublishConfig {
     /// How many older snapshots to keep beside the new one.
     #[serde(default = "default_keep")]
     pub keep: usize,
+    /// Which revocation reasons are acceptable (see [`ReasonPolicy`]).
+    #[serde(default)]
+    pub revocation_reasons: ReasonPolicy,
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
+}
+
+/// Which CRLReasons a CA may use, applied to its records before anything is signed, so
+/// OCSP responses and CRLs say the same thing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonPolicy {
+    /// CA/Browser Forum BR §7.2.2 for subscriber certificates (and §7.3 for OCSP):
+    /// `unspecified` is omitted; only keyCompromise, affiliationChanged, superseded,
+    /// cessationOfOperation and privilegeWithdrawn may appear; anything else stops the
+    /// publish. The default, for publicly trusted CAs.
+    #[default]
+    BaselineRequirements,
+    /// RFC 5280 §5.3.1: every reason is carried as the CA recorded it (certificateHold
+    /// still never appears in a CRL).
+    Rfc5280,
+}
+
+impl ReasonPolicy {
+    /// Normalises `records` in place, or names the first record the policy forbids.
+    pub fn apply(self, records: &mut [CertRecord], source: &Path) -> Result<(), PublishError> {
+        use crate::model::{CertStatus, RevocationReason::*};
+        if self == ReasonPolicy::Rfc5280 {
+            return Ok(());
+        }
+        for record in records {
+            if let CertStatus::Revoked { reason, .. } = &mut record.status {
+                match reason {
+                    Some(Unspecified) => *reason = None,
+                    None | Some(KeyCompromise | AffiliationChanged | Superseded | CessationOfOperation | PrivilegeWithdrawn) => {}
+                    Some(other) => {
+                        return Err(file_error(
+                            source,
+                            format!(
+                                "serial {}: reason {} is not allowed for subscriber certificates (CA/Browser Forum \
+                                 BR §7.2.2 allows keyCompromise, affiliationChanged, superseded, \
+                                 cessationOfOperation, privilegeWithdrawn); fix the record, or set \
+                                 revocation_reasons = \"rfc5280\" for a CA outside the Baseline Requirements",
+                                record.serial,
+                                other.name()
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_validity() -> String {
@@ -125,7 +176,7 @@ impl PublishConfig {
                     issuer.name
                 )));
             }
-            issuers.push(issuer.load(now, validity)?);
+            issuers.push(issuer.load(now, validity, self.revocation_reasons)?);
         }
         Ok(PublishPlan {
             issuers,
@@ -171,7 +222,12 @@ impl IssuerConfig {
         }
     }
 
-    fn load(&self, now: UnixTime, validity: Duration) -> Result<IssuerPlan, PublishError> {
+    fn load(
+        &self,
+        now: UnixTime,
+        validity: Duration,
+        reasons: ReasonPolicy,
+    ) -> Result<IssuerPlan, PublishError> {
         let valid_name = !self.name.is_empty()
             && self
                 .name
@@ -200,7 +256,14 @@ impl IssuerConfig {
             ));
         }
         let key = read_key(&self.signer_key, &signer)?;
-        let parsed = self.read_records()?;
+        let mut parsed = self.read_records()?;
+        let source = self
+            .index
+            .as_ref()
+            .or(self.json_lines.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        reasons.apply(&mut parsed.records, &source)?;
         let crl = self
             .crl
             .as_ref()
@@ -343,6 +406,62 @@ mod tests {
         config.issuers[0].index = Some(index.clone());
         let err = config.load(NOW).err().unwrap().to_string();
         assert!(err.starts_with(&format!("{}:1:", index.display())), "{err}");
+    }
+
+    #[test]
+    fn baseline_requirements_omit_unspecified_and_refuse_ca_compromise() {
+        use crate::model::{CertStatus, RevocationReason, Serial};
+        let revoked = |reason| CertRecord {
+            serial: Serial::from_hex("01").unwrap(),
+            status: CertStatus::Revoked {
+                at: NOW,
+                reason: Some(reason),
+                invalidity: None,
+            },
+            not_after: None,
+        };
+        let mut records = vec![
+            revoked(RevocationReason::Unspecified),
+            revoked(RevocationReason::Superseded),
+        ];
+        ReasonPolicy::BaselineRequirements
+            .apply(&mut records, Path::new("index.txt"))
+            .unwrap();
+        assert!(matches!(
+            records[0].status,
+            CertStatus::Revoked { reason: None, .. }
+        ));
+        assert!(matches!(
+            records[1].status,
+            CertStatus::Revoked {
+                reason: Some(RevocationReason::Superseded),
+                ..
+            }
+        ));
+
+        let mut records = vec![revoked(RevocationReason::CaCompromise)];
+        let err = ReasonPolicy::BaselineRequirements
+            .apply(&mut records, Path::new("index.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("index.txt") && err.contains("CACompromise") && err.contains("rfc5280"),
+            "{err}"
+        );
+        let mut records = vec![
+            revoked(RevocationReason::CaCompromise),
+            revoked(RevocationReason::Unspecified),
+        ];
+        ReasonPolicy::Rfc5280
+            .apply(&mut records, Path::new("index.txt"))
+            .unwrap();
+        assert!(matches!(
+            records[1].status,
+            CertStatus::Revoked {
+                reason: Some(RevocationReason::Unspecified),
+                ..
+            }
+        ));
     }
 
     #[test]
