@@ -50,36 +50,23 @@ pub async fn handle(
 async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Bytes>>, Outcome) {
     let (parts, body) = request.into_parts();
     let head_only = parts.method == hyper::Method::HEAD;
-    if head_only || parts.method == hyper::Method::GET {
-        let guard = state.current();
-        if let Some(snapshot) = guard.as_ref() {
-            if let Some((document, _)) = snapshot.document(parts.uri.path()) {
-                let cap = state.config.crl.cache_max_age.as_secs();
-                let answer = super::documents::respond(
-                    snapshot,
-                    document,
-                    &parts.headers,
-                    head_only,
-                    UnixTime::now(),
-                    cap,
-                );
-                if let Some(sent) = answer.0.body().size_hint().exact() {
-                    state
-                        .metrics
-                        .crl_bytes_served
-                        .with_label_values(&[&document.path])
-                        .inc_by(sent);
-                }
-                return answer;
-            }
+    let is_get = head_only || parts.method == hyper::Method::GET;
+    if is_get {
+        if let Some(answer) = serve_document(state, &parts, head_only) {
+            return answer;
         }
     }
-    let Some(rest) = parts.uri.path().strip_prefix(state.config.ocsp.path.as_str()) else {
+    let Some(rest) = ocsp_remainder(parts.uri.path(), &state.config.ocsp.path) else {
         return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
     };
-    let der = match parts.method {
-        hyper::Method::GET | hyper::Method::HEAD => decode_get(rest, state.config.server.max_request_bytes),
-        hyper::Method::POST => read_post(state, body, content_length(&parts.headers)).await,
+    let now = UnixTime::now();
+    let guard = state.current();
+    let snapshot = guard.as_deref();
+    let answer = match parts.method {
+        hyper::Method::GET | hyper::Method::HEAD => answer_get(state, snapshot, rest, now),
+        hyper::Method::POST => read_post(state, body, content_length(&parts.headers))
+            .await
+            .and_then(|der| responder::answer(snapshot, &der, now, state.config.ocsp.nonce)),
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
             response
@@ -88,18 +75,73 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
             return (response, Outcome::HttpError);
         }
     };
-    let now = UnixTime::now();
-    let guard = state.current();
-    match der.and_then(|der| responder::answer(guard.as_deref(), &der, now, state.config.ocsp.nonce)) {
-        Ok(found) => success(
-            state,
-            &found,
-            now,
-            parts.headers.get(header::IF_NONE_MATCH),
-            head_only,
-        ),
+    match answer {
+        // RFC 9110 §13.1.2: a 304 answers only GET and HEAD; other methods ignore If-None-Match.
+        Ok(found) => {
+            let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
+            success(state, &found, now, if_none_match, head_only)
+        }
         Err(refusal) => (refused(refusal, head_only), Outcome::Refused(refusal)),
     }
+}
+
+/// A CRL or other snapshot document at this path, if there is one.
+fn serve_document(
+    state: &State,
+    parts: &hyper::http::request::Parts,
+    head_only: bool,
+) -> Option<(Response<Full<Bytes>>, Outcome)> {
+    let guard = state.current();
+    let snapshot = guard.as_ref()?;
+    let (document, _) = snapshot.document(parts.uri.path())?;
+    let cap = state.config.crl.cache_max_age.as_secs();
+    let answer = super::documents::respond(
+        snapshot,
+        document,
+        &parts.headers,
+        head_only,
+        UnixTime::now(),
+        cap,
+    );
+    if let Some(sent) = answer.0.body().size_hint().exact() {
+        state
+            .metrics
+            .crl_bytes_served
+            .with_label_values(&[&document.path])
+            .inc_by(sent);
+    }
+    Some(answer)
+}
+
+/// What follows the OCSP path prefix. The prefix without its trailing slash counts too:
+/// clients POST to the AIA URL exactly as written (`http://host/ocsp`).
+fn ocsp_remainder<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)
+        .or_else(|| (path == prefix.trim_end_matches('/')).then_some(""))
+}
+
+/// Answers a GET. Clients append the request to whatever path their AIA URL has (Java
+/// GETs `/ocsp/<base64>`), so when the whole remainder is not a request, the text after
+/// each of its first few '/' is tried too. Only malformed attempts fall through, and the
+/// extra work happens only for requests that would otherwise fail.
+fn answer_get<'a>(
+    state: &State,
+    snapshot: Option<&'a crate::snapshot::Snapshot>,
+    rest: &str,
+    now: UnixTime,
+) -> Result<Found<'a>, Refusal> {
+    let limit = state.config.server.max_request_bytes;
+    let nonce = state.config.ocsp.nonce;
+    let whole = decode_get(rest, limit).and_then(|der| responder::answer(snapshot, &der, now, nonce));
+    if !matches!(whole, Err(Refusal::Malformed(_))) {
+        return whole;
+    }
+    rest.match_indices('/')
+        .take(4)
+        .filter_map(|(at, _)| decode_get(&rest[at + 1..], limit).ok())
+        .map(|der| responder::answer(snapshot, &der, now, nonce))
+        .find(|answer| !matches!(answer, Err(Refusal::Malformed(_))))
+        .unwrap_or(whole)
 }
 
 fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
@@ -271,6 +313,14 @@ mod tests {
             Err(Refusal::Malformed(_))
         ));
         assert_eq!(decode_get(&"QUFB".repeat(100), 64), Err(Refusal::TooLarge));
+    }
+
+    #[test]
+    fn the_prefix_matches_with_and_without_its_trailing_slash() {
+        assert_eq!(ocsp_remainder("/ocsp/MEow", "/ocsp/"), Some("MEow"));
+        assert_eq!(ocsp_remainder("/ocsp", "/ocsp/"), Some(""));
+        assert_eq!(ocsp_remainder("/ocspx", "/ocsp/"), None);
+        assert_eq!(ocsp_remainder("/anything", "/"), Some("anything"));
     }
 
     #[test]

@@ -205,5 +205,5 @@ pub fn load_snapshot(
     // fsynced, linked; the publisher never rewrites or truncates them), and we map them
     // read-only. Deleting the file while mapped is safe on Unix.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    Snapshot::verify(&manifest, SnapshotBytes::Mapped(map), trust, now)
+    Snapshot::verify(&manifest, SnapshotBytes::Mapped { map, file }, trust, now)
 }

@@ -1,0 +1,678 @@
+//! Shared helpers for the integration tests: the demo PKI, publishing, a running server,
+//! the `openssl` CLI, and a tiny raw HTTP/1.1 client for header-level checks.
+#![allow(dead_code)]
+
+use ocsp_edge::config::{Config, Sources};
+use ocsp_edge::publish::{PublishConfig, PublishReport};
+use ocsp_edge::server::Background;
+use ocsp_edge::time::UnixTime;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------
+// The demo PKI
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `fixtures/demo`, absolute.
+pub fn demo() -> PathBuf {
+    repo().join("fixtures/demo")
+}
+
+pub fn root_ca() -> PathBuf {
+    demo().join("root/ca.pem")
+}
+
+/// `fixtures/demo/<issuer>/ca.pem` (issuer = "ec" or "rsa").
+pub fn issuer_ca(issuer: &str) -> PathBuf {
+    demo().join(issuer).join("ca.pem")
+}
+
+pub fn cert_path(issuer: &str, serial: &str) -> PathBuf {
+    demo().join(issuer).join("certs").join(format!("{serial}.pem"))
+}
+
+pub fn unassigned(issuer: &str) -> PathBuf {
+    demo().join(issuer).join("unassigned.pem")
+}
+
+/// One line of an OpenSSL `index.txt`.
+#[derive(Clone, Debug)]
+pub struct IndexRow {
+    /// `V`, `R` or `E`.
+    pub status: char,
+    /// Upper-case hex, as in the file (and the certificate's file name).
+    pub serial: String,
+    /// The revocation field: `date[,reason]` or `date,keyTime,T`; empty unless `R`.
+    pub revocation: String,
+}
+
+impl IndexRow {
+    /// The revocation date as (year, month, day, hour, minute, second).
+    pub fn revoked_at(&self) -> Option<DateTime> {
+        let date = self.revocation.split(',').next()?;
+        parse_utc_time(date)
+    }
+
+    /// The reason as `openssl ocsp` prints it (`Reason: ...`) for a snapshot published with
+    /// the default reason policy, `None` if the response carries no reasonCode: none is
+    /// recorded, or it is `unspecified`, which the publisher omits (CA/Browser Forum BR
+    /// §7.2.2/§7.3, `revocation_reasons = "baseline_requirements"`).
+    pub fn openssl_reason(&self) -> Option<&'static str> {
+        let name = self.revocation.split(',').nth(1)?;
+        Some(match name {
+            "unspecified" => return None,
+            "keyCompromise" | "keyTime" => "keyCompromise",
+            "CACompromise" | "CAkeyTime" => "cACompromise",
+            "affiliationChanged" => "affiliationChanged",
+            "superseded" => "superseded",
+            "cessationOfOperation" => "cessationOfOperation",
+            "certificateHold" => "certificateHold",
+            "removeFromCRL" => "removeFromCRL",
+            "privilegeWithdrawn" => "privilegeWithdrawn",
+            "AACompromise" => "aACompromise",
+            other => panic!("index reason {other:?} not known to the test"),
+        })
+    }
+
+    pub fn cert(&self, issuer: &str) -> PathBuf {
+        cert_path(issuer, &self.serial)
+    }
+}
+
+pub fn parse_index(text: &str) -> Vec<IndexRow> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert!(fields.len() >= 4, "index line {line:?}");
+            IndexRow {
+                status: fields[0].chars().next().unwrap(),
+                serial: fields[3].to_string(),
+                revocation: fields[2].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The rows of `fixtures/demo/<issuer>/index.txt`.
+pub fn index_rows(issuer: &str) -> Vec<IndexRow> {
+    let text = std::fs::read_to_string(demo().join(issuer).join("index.txt")).unwrap();
+    parse_index(&text)
+}
+
+/// (year, month, day, hour, minute, second), UTC.
+pub type DateTime = (i32, u32, u32, u32, u32, u32);
+
+/// `YYMMDDHHMMSSZ` (UTCTime as in index.txt).
+pub fn parse_utc_time(text: &str) -> Option<DateTime> {
+    let d = text.strip_suffix('Z')?;
+    if d.len() != 12 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| d[r].parse::<u32>().unwrap();
+    let yy = n(0..2) as i32;
+    Some((
+        if yy < 50 { 2000 + yy } else { 1900 + yy },
+        n(2..4),
+        n(4..6),
+        n(6..8),
+        n(8..10),
+        n(10..12),
+    ))
+}
+
+/// openssl's `Feb  1 00:00:00 2026 GMT`.
+pub fn parse_openssl_time(text: &str) -> Option<DateTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    if parts.len() != 5 || parts[4] != "GMT" {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| *m == parts[0])? as u32 + 1;
+    let day = parts[1].parse().ok()?;
+    let hms: Vec<u32> = parts[2]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 {
+        return None;
+    }
+    Some((parts[3].parse().ok()?, month, day, hms[0], hms[1], hms[2]))
+}
+
+pub fn unix_seconds(t: DateTime) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(t.0, t.1, t.2)
+        .and_then(|d| d.and_hms_opt(t.3, t.4, t.5))
+        .expect("valid date")
+        .and_utc()
+        .timestamp()
+}
+
+pub fn now_seconds() -> i64 {
+    UnixTime::now().seconds()
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishing and serving
+
+/// Publishes the PKI described by `toml` into `dir` at the current time.
+pub fn publish_from(toml: &Path, dir: &Path) -> PublishReport {
+    publish_at(toml, dir, UnixTime::now())
+}
+
+/// Publishes the PKI described by `toml` into `dir` as if the time were `now`.
+pub fn publish_at(toml: &Path, dir: &Path, now: UnixTime) -> PublishReport {
+    let plan = PublishConfig::from_file(toml)
+        .unwrap_or_else(|e| panic!("{}: {e}", toml.display()))
+        .load(now)
+        .unwrap_or_else(|e| panic!("{}: {e}", toml.display()));
+    ocsp_edge::publish::publish(&plan, dir, now, &mut |_| {}).expect("publish")
+}
+
+/// Publishes `fixtures/demo/publish.toml` (both issuers) into `dir`.
+pub fn publish_demo(dir: &Path) -> PublishReport {
+    publish_from(&demo().join("publish.toml"), dir)
+}
+
+/// A responder configuration for tests: `dir`, the given trust anchors, ephemeral ports on
+/// 127.0.0.1, a 100 ms poll interval, plus `extra` overrides (later ones win).
+pub fn config_for(dir: &Path, trust: &[PathBuf], extra: Vec<(&'static str, config::Value)>) -> Config {
+    let trust: Vec<String> = trust.iter().map(|p| p.display().to_string()).collect();
+    let mut overrides: Vec<(&'static str, config::Value)> = vec![
+        ("snapshots.dir", dir.display().to_string().into()),
+        ("snapshots.trust", trust.into()),
+        ("server.listen", "127.0.0.1:0".into()),
+        ("server.admin_listen", "127.0.0.1:0".into()),
+        ("snapshots.poll_interval", "100ms".into()),
+    ];
+    overrides.extend(extra);
+    Config::load(Sources {
+        overrides,
+        ..Default::default()
+    })
+    .expect("test configuration")
+}
+
+/// Both demo issuers.
+pub fn demo_trust() -> Vec<PathBuf> {
+    vec![issuer_ca("ec"), issuer_ca("rsa")]
+}
+
+/// A running server plus the directory it serves from (kept alive as long as the server).
+pub struct TestServer {
+    pub server: Background,
+    pub dir: tempfile::TempDir,
+    /// The snapshot published before start.
+    pub initial: PublishReport,
+}
+
+impl TestServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.server.ocsp_addr
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.server.admin_addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.server.ocsp_addr)
+    }
+}
+
+/// Publishes the demo PKI into a fresh directory and serves it with `extra` overrides.
+pub fn start_demo_server(extra: Vec<(&'static str, config::Value)>) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let initial = publish_demo(dir.path());
+    let server = Background::start(config_for(dir.path(), &demo_trust(), extra)).expect("server start");
+    assert_eq!(server.state.current_sequence(), Some(initial.sequence));
+    TestServer { server, dir, initial }
+}
+
+// ---------------------------------------------------------------------------------------
+// External programs
+
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout then stderr, for assertions that do not care which stream.
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit ok: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.success, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    Output {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn openssl(args: &[&str]) -> Output {
+    run("openssl", args)
+}
+
+/// Whether `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Builds a DER OCSP request with `openssl ocsp -reqout` (one CertID for `cert`).
+pub fn openssl_request(issuer: &Path, cert: &Path, sha256: bool, nonce: bool) -> Vec<u8> {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let issuer = issuer.display().to_string();
+    let cert = cert.display().to_string();
+    let reqout = out.path().display().to_string();
+    let mut args = vec!["ocsp", "-issuer", issuer.as_str()];
+    if sha256 {
+        args.push("-sha256");
+    }
+    args.extend(["-cert", cert.as_str(), "-reqout", reqout.as_str()]);
+    if !nonce {
+        args.push("-no_nonce");
+    }
+    let result = openssl(&args);
+    assert!(result.success, "{result}");
+    std::fs::read(out.path()).unwrap()
+}
+
+/// A valid request (SHA-1, no nonce) for the first good EC certificate.
+pub fn good_request() -> Vec<u8> {
+    static REQUEST: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    REQUEST
+        .get_or_init(|| {
+            let row = first_with_status("ec", 'V');
+            openssl_request(&issuer_ca("ec"), &row.cert("ec"), false, false)
+        })
+        .clone()
+}
+
+pub fn first_with_status(issuer: &str, status: char) -> IndexRow {
+    index_rows(issuer)
+        .into_iter()
+        .find(|r| r.status == status)
+        .expect("fixture row")
+}
+
+// ---------------------------------------------------------------------------------------
+// OCSP bytes
+
+/// The malformedRequest error response, as the server sends it.
+pub const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
+pub const UNAUTHORIZED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x06];
+pub const TRY_LATER: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x03];
+
+/// The OCSPResponseStatus of a DER OCSPResponse (0 = successful), parsing only the outer
+/// SEQUENCE header and the ENUMERATED that follows it.
+pub fn ocsp_response_status(body: &[u8]) -> Option<u8> {
+    if body.first() != Some(&0x30) {
+        return None;
+    }
+    let first = *body.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = body.get(2..2 + n)?;
+        (bytes.iter().fold(0usize, |acc, b| acc << 8 | *b as usize), 2 + n)
+    };
+    if body.len() != header + len {
+        return None;
+    }
+    match body.get(header..header + 3)? {
+        [0x0a, 0x01, status] => Some(*status),
+        _ => None,
+    }
+}
+
+pub fn is_successful(body: &[u8]) -> bool {
+    ocsp_response_status(body) == Some(0)
+}
+
+/// Hex SHA-256 (lower case).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// Base64 of `der`, percent-encoded for a URL path (`/`, `+`, `=` escaped).
+pub fn get_path(prefix: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let encoded = percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC);
+    format!("{prefix}{encoded}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw HTTP/1.1
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_count(&self, name: &str) -> usize {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().filter(|(n, _)| *n == name).count()
+    }
+}
+
+/// One client connection that can carry several requests (keep-alive).
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr) -> Conn {
+        Conn::try_connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+    }
+
+    pub fn try_connect(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends one request and reads its response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<HttpResponse> {
+        self.send(&request_bytes(method, path, headers, body))?;
+        self.read_response(method == "HEAD")
+    }
+
+    pub fn post(&mut self, body: &[u8]) -> std::io::Result<HttpResponse> {
+        self.request(
+            "POST",
+            "/",
+            &[("Content-Type", "application/ocsp-request")],
+            Some(body),
+        )
+    }
+
+    fn fill(&mut self) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    fn eof() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")
+    }
+
+    /// Reads one response; `head` = it answers a HEAD request (no body follows).
+    pub fn read_response(&mut self, head: bool) -> std::io::Result<HttpResponse> {
+        let end = loop {
+            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
+                break pos;
+            }
+            if self.fill()? == 0 {
+                return Err(Self::eof());
+            }
+        };
+        let head_text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + 4);
+        let mut lines = head_text.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut response = HttpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || status == 204 || status == 304 || (100..200).contains(&status) {
+            return Ok(response);
+        }
+        if let Some(len) = response.header("content-length") {
+            let len: usize = len.parse().map_err(std::io::Error::other)?;
+            while self.buf.len() < len {
+                if self.fill()? == 0 {
+                    return Err(Self::eof());
+                }
+            }
+            response.body = self.buf.drain(..len).collect();
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+        {
+            response.body = self.read_chunked()?;
+        } else {
+            while self.fill()? > 0 {}
+            response.body = std::mem::take(&mut self.buf);
+        }
+        Ok(response)
+    }
+
+    fn read_chunked(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(pos) = find(&self.buf, b"\r\n") {
+                    break pos;
+                }
+                if self.fill()? == 0 {
+                    return Err(Self::eof());
+                }
+            };
+            let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(std::io::Error::other)?;
+            self.buf.drain(..line_end + 2);
+            while self.buf.len() < size + 2 {
+                if self.fill()? == 0 {
+                    return Err(Self::eof());
+                }
+            }
+            body.extend(self.buf.drain(..size));
+            self.buf.drain(..2);
+            if size == 0 {
+                return Ok(body);
+            }
+        }
+    }
+
+    /// Waits up to `limit` for the server to close the connection: true if it did (read
+    /// returned 0 or a reset), false if the connection was still open at the deadline.
+    pub fn closed_by_server_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut chunk = [0u8; 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue, // e.g. a 408 before closing; keep reading
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The bytes of one HTTP/1.1 request (Content-Length added when there is a body).
+pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if let Some(body) = body {
+        bytes.extend_from_slice(body);
+    }
+    bytes
+}
+
+/// One request on a fresh connection.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    Conn::connect(addr)
+        .request(method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+pub fn post(addr: SocketAddr, body: &[u8]) -> HttpResponse {
+    http(
+        addr,
+        "POST",
+        "/",
+        &[("Content-Type", "application/ocsp-request")],
+        Some(body),
+    )
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http(addr, "GET", path, &[], None)
+}
+
+/// A valid POST on a new connection still gets a successful OCSP response.
+pub fn assert_still_serves(addr: SocketAddr) {
+    let response = post(addr, &good_request());
+    assert_eq!(response.status, 200, "{response:?}");
+    assert!(
+        is_successful(&response.body),
+        "not a successful OCSP response: {:02x?}",
+        &response.body[..response.body.len().min(16)]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin endpoint and waiting
+
+pub fn metrics(admin: SocketAddr) -> String {
+    let response = get(admin, "/metrics");
+    assert_eq!(response.status, 200);
+    String::from_utf8(response.body).unwrap()
+}
+
+/// The value of the sample `series` (name plus labels exactly as exposed), if present.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Polls `check` until it returns true or `limit` passes; returns its last answer.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the admin endpoint reports `sequence` as the served snapshot.
+pub fn wait_for_sequence(admin: SocketAddr, sequence: u64, limit: Duration) -> bool {
+    wait_until(limit, || {
+        metric(&metrics(admin), "ocsp_edge_snapshot_sequence") == Some(sequence as f64)
+    })
+}
+
+/// Copies a directory tree (files and subdirectories).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
