@@ -56,7 +56,7 @@ echo "snapshot: $(du -h "$snapshot" | cut -f1) ($N certificates, both CertID var
 server=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2}' /proc/$server/status; }
-echo "responder ready: RSS $(rss) KiB; $(grep -o 'load_ms=[0-9]*' "$work/serve.log")"
+echo "responder ready: RSS $(rss) KiB; $(grep -o "load_ms=[0-9]*" "$work/serve.log")"
 start=$(date +%s.%N)
 for _ in 1 2 3; do curl -sf -o "$work/ec.crl" "http://127.0.0.1:$PORT/crl/ec.crl"; done
 end=$(date +%s.%N)

@@ -91,7 +91,9 @@ pub fn publish(
                 number: sequence,
                 out_dir,
             };
-            crl.write(&context, &mut writer)?;
+            let started = Instant::now();
+            let documents = crl.write(&context, &mut writer)?;
+            tracing::info!(issuer = %issuer.name, documents, seconds = started.elapsed().as_secs_f64(), "CRLs written");
         }
     }
     let (hashing, metadata) = writer.finish()?;
