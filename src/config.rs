@@ -26,6 +26,11 @@ dir = ""
 trust = []
 poll_interval = "2s"
 not_ready_before_expiry = "1h"
+keep = 3
+danger_allow_rollback = false
+max_backoff = "5m"
+long_poll = "25s"
+sources = []
 
 [ocsp]
 path = "/"
@@ -87,6 +92,44 @@ pub struct SnapshotConfig {
     /// drains the responder before anything could go stale.
     #[serde(deserialize_with = "duration")]
     pub not_ready_before_expiry: Duration,
+    /// Snapshots kept in `dir` when it is fed by `sources` (a restart serves the newest
+    /// with every source down).
+    pub keep: usize,
+    /// Ignore, once, the highest sequence served before (a deliberate rollback: delete the
+    /// newer snapshots from `dir`, start with this set, then unset it). Never leave it on.
+    pub danger_allow_rollback: bool,
+    /// Longest wait between attempts on a failing source (exponential backoff, jittered).
+    #[serde(deserialize_with = "duration")]
+    pub max_backoff: Duration,
+    /// How long a peer may hold a manifest request open waiting for a newer snapshot.
+    #[serde(deserialize_with = "duration")]
+    pub long_poll: Duration,
+    /// Where snapshots come from, in order of preference. Empty: `dir` itself is written by
+    /// the publisher (or a replica of it) and only polled.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One replication source.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A directory the publisher writes to (a local disk, NFS, a synced folder).
+    Directory { path: PathBuf },
+    /// Any HTTP(S) origin serving a publisher's directory: a static web server, a CDN, a
+    /// public bucket. Polled with conditional GETs of `latest.manifest.json`.
+    Http {
+        url: String,
+        /// Extra CA certificate(s) (PEM) to trust for HTTPS, e.g. a private origin's.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+    },
+    /// Another ocsp-edge responder's admin listener (`/snapshots/`), long-polled so a new
+    /// snapshot propagates as soon as the peer has it.
+    Peer {
+        url: String,
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -200,6 +243,29 @@ impl Config {
         }
         if !(64..=1 << 20).contains(&self.server.max_request_bytes) {
             return invalid("server.max_request_bytes", "must be between 64 and 1048576");
+        }
+        for source in &self.snapshots.sources {
+            match source {
+                SourceConfig::Http { url, .. } | SourceConfig::Peer { url, .. }
+                    if !(url.starts_with("http://") || url.starts_with("https://"))
+                        || !url.ends_with('/') =>
+                {
+                    return invalid(
+                        "snapshots.sources",
+                        &format!("{url:?} must be an http(s) URL ending in '/'"),
+                    );
+                }
+                SourceConfig::Directory { path } if path == &self.snapshots.dir => {
+                    return invalid(
+                        "snapshots.sources",
+                        "a directory source must differ from snapshots.dir (the local cache)",
+                    );
+                }
+                _ => {}
+            }
+        }
+        if self.snapshots.keep == 0 {
+            return invalid("snapshots.keep", "must be at least 1");
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections", "must be at least 1");

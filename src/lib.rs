@@ -8,6 +8,7 @@
 //! - [`publish`]: turns a CA's records into a signed snapshot (runs next to the CA).
 //! - [`responder`]: answers one OCSP request from a snapshot; no I/O.
 //! - [`server`]: the hyper/tokio adapter at the edge, plus admin endpoints and metrics.
+//! - [`sync`]: replication: feeds the responder's snapshot directory from its sources.
 //! - [`config`], [`demo`]: the typed configuration and the zero-configuration demo.
 //!
 //! Only `server`, `snapshot::store`, `publish` (its file reading) and the binary touch
@@ -25,4 +26,5 @@ pub mod publish;
 pub mod responder;
 pub mod server;
 pub mod snapshot;
+pub mod sync;
 pub mod time;

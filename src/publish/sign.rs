@@ -126,6 +126,7 @@ pub fn publish(
         .collect();
     let manifest = Manifest::sign(body, &signers).map_err(|e| PublishError::Config(e.to_string()))?;
     let manifest_path = store::write_new(out_dir, &store::manifest_name(sequence), &manifest.to_json())?;
+    write_latest_pointer(out_dir, &manifest)?;
     let removed_old = prune(out_dir, plan.keep)?;
     Ok(PublishReport {
         sequence,
@@ -211,6 +212,19 @@ fn stored_status(status: &CertStatus) -> StoredStatus {
             reason: *reason,
         },
     }
+}
+
+/// Replaces `latest.manifest.json`, a copy of the newest manifest, so that any static web
+/// server, CDN or bucket in front of this directory is a replication source (readers find
+/// the newest snapshot with one conditional GET). The only file a publish replaces, and
+/// atomically: write, fsync, rename. Written after the snapshot and its manifest.
+fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
+    let temp = dir.join(format!(".tmp-{}-latest", std::process::id()));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(&manifest.to_json())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, dir.join(crate::sync::source::LATEST_MANIFEST))?;
+    store::sync_dir(dir)
 }
 
 /// Removes all but the newest `keep` older manifests and their snapshots. Manifest first,

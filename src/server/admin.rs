@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (a verified snapshot
-//! that is not about to expire is loaded, and we are not draining) and `/metrics`.
+//! that is not about to expire is loaded, and we are not draining), `/metrics`, and
+//! `/snapshots/` for peer responders (see [`super::peers`]).
 //! Keep it off the public network: it reveals operational detail.
 
 use super::http::plain;
@@ -18,6 +19,9 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let now = UnixTime::now();
+    if let Some(name) = request.uri().path().strip_prefix("/snapshots/") {
+        return Ok(super::peers::respond(&state, name, &request).await);
+    }
     Ok(match request.uri().path() {
         "/healthz" => plain(StatusCode::OK, "ok\n"),
         "/readyz" => match state.readiness(now) {

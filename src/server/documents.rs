@@ -25,9 +25,9 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// A document's bytes, borrowed from a snapshot that stays mapped while they are in use.
-struct DocumentBytes {
-    snapshot: Arc<Snapshot>,
-    range: Range<usize>,
+pub(crate) struct DocumentBytes {
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) range: Range<usize>,
 }
 
 impl AsRef<[u8]> for DocumentBytes {

@@ -109,6 +109,12 @@ pub struct Metrics {
     pub crl_this_update: IntGaugeVec,
     pub crl_seconds_until_next_update: IntGaugeVec,
     pub crl_bytes_served: IntCounterVec,
+    pub sync_attempts: IntCounterVec,
+    pub sync_failures: IntCounterVec,
+    pub seconds_since_sync: IntGauge,
+    pub refresh_deadline: IntGauge,
+    pub refresh_at_risk: IntGauge,
+    pub highest_sequence: IntGauge,
 }
 
 impl Metrics {
@@ -186,6 +192,32 @@ impl Metrics {
                 ),
                 &["path"],
             )?,
+            sync_attempts: IntCounterVec::new(
+                Opts::new("ocsp_edge_sync_attempts_total", "Replication rounds started, by source."),
+                &["source"],
+            )?,
+            sync_failures: IntCounterVec::new(
+                Opts::new("ocsp_edge_sync_failures_total", "Replication rounds that failed, by source."),
+                &["source"],
+            )?,
+            seconds_since_sync: gauge(
+                "ocsp_edge_seconds_since_last_sync",
+                "Seconds since a replication source last answered (-1: never, or no sources).",
+            )?,
+            refresh_deadline: gauge(
+                "ocsp_edge_refresh_deadline_seconds",
+                "Seconds until the CA/Browser Forum refresh deadline of the served responses \
+                 (4 days after thisUpdate, or half the validity if under 16h, and 8h before nextUpdate); \
+                 negative once missed.",
+            )?,
+            refresh_at_risk: gauge(
+                "ocsp_edge_refresh_deadline_at_risk",
+                "1 when the served responses are less than an hour from (or past) their refresh deadline.",
+            )?,
+            highest_sequence: gauge(
+                "ocsp_edge_highest_sequence",
+                "Highest snapshot sequence ever accepted; nothing older is served again.",
+            )?,
             crl_bytes_served: IntCounterVec::new(
                 Opts::new("ocsp_edge_crl_bytes_served_total", "Body bytes sent for each CRL path."),
                 &["path"],
@@ -217,6 +249,12 @@ impl Metrics {
         r.register(Box::new(self.crl_this_update.clone()))?;
         r.register(Box::new(self.crl_seconds_until_next_update.clone()))?;
         r.register(Box::new(self.crl_bytes_served.clone()))?;
+        r.register(Box::new(self.sync_attempts.clone()))?;
+        r.register(Box::new(self.sync_failures.clone()))?;
+        r.register(Box::new(self.seconds_since_sync.clone()))?;
+        r.register(Box::new(self.refresh_deadline.clone()))?;
+        r.register(Box::new(self.refresh_at_risk.clone()))?;
+        r.register(Box::new(self.highest_sequence.clone()))?;
         Ok(())
     }
 

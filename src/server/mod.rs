@@ -11,6 +11,7 @@ pub mod admin;
 pub mod documents;
 pub mod http;
 pub mod metrics;
+pub mod peers;
 pub mod state;
 
 use crate::time::UnixTime;
@@ -59,6 +60,7 @@ pub async fn serve(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = tokio::spawn(poll_snapshots(state.clone(), stop_rx.clone()));
+    let replication = crate::sync::spawn(&state, &stop_rx);
     let graceful = GracefulShutdown::new();
     let ocsp = accept_loop(
         state.clone(),
@@ -81,6 +83,9 @@ pub async fn serve(
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
     poller.abort();
+    for task in replication {
+        task.abort();
+    }
 }
 
 #[derive(Clone, Copy)]

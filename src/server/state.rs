@@ -15,8 +15,13 @@ use crate::time::UnixTime;
 use arc_swap::{ArcSwapOption, Guard};
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// File in the snapshot directory that remembers the highest sequence ever served, so a
+/// restart cannot be rolled back by an older snapshot left on disk or offered by a mirror.
+pub const HIGHEST_SEQUENCE_FILE: &str = "highest-sequence";
 
 pub struct State {
     pub config: Config,
@@ -25,6 +30,14 @@ pub struct State {
     snapshot: ArcSwapOption<Snapshot>,
     draining: AtomicBool,
     refused: Mutex<HashSet<u64>>,
+    /// The highest sequence ever accepted (persisted in [`HIGHEST_SEQUENCE_FILE`]).
+    highest: AtomicU64,
+    /// The served sequence, for long-polling peers.
+    sequence: watch::Sender<u64>,
+    /// Unix time of the last successful check of a replication source (0: never).
+    last_sync: AtomicI64,
+    /// Serialises swaps, so two sources delivering at once cannot interleave.
+    swapping: Mutex<()>,
 }
 
 /// What one poll of the snapshot directory did.
@@ -41,6 +54,12 @@ pub enum PollOutcome {
 
 impl State {
     pub fn new(config: Config, trust: TrustAnchors, metrics: Metrics) -> State {
+        let highest = if config.snapshots.danger_allow_rollback {
+            tracing::warn!("danger_allow_rollback: the highest sequence served before is ignored once");
+            0
+        } else {
+            read_highest(&config.snapshots.dir)
+        };
         State {
             config,
             trust,
@@ -48,6 +67,86 @@ impl State {
             snapshot: ArcSwapOption::empty(),
             draining: AtomicBool::new(false),
             refused: Mutex::new(HashSet::new()),
+            highest: AtomicU64::new(highest),
+            sequence: watch::channel(0).0,
+            last_sync: AtomicI64::new(0),
+            swapping: Mutex::new(()),
+        }
+    }
+
+    /// The highest sequence ever accepted; nothing below it is served again.
+    pub fn highest_sequence(&self) -> u64 {
+        self.highest.load(Ordering::SeqCst)
+    }
+
+    /// Notified with the served sequence after every swap (for long-polling peers).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sequence.subscribe()
+    }
+
+    pub fn record_sync_success(&self, now: UnixTime) {
+        self.last_sync.store(now.seconds(), Ordering::SeqCst);
+    }
+
+    /// Swaps `snapshot` in if it is newer than the one served and not below the highest
+    /// ever accepted; persists the new highest, wakes long-polling peers and prunes the
+    /// local cache. The one place a snapshot becomes the served one.
+    pub fn swap_in(
+        &self,
+        snapshot: Snapshot,
+        now: UnixTime,
+        load_started: std::time::Instant,
+    ) -> Result<(), VerifyError> {
+        let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current_sequence().unwrap_or(0).max(self.highest_sequence());
+        let offered = snapshot.sequence();
+        let first_load = self.current_sequence().is_none();
+        // At start-up the snapshot that set `highest` may be served again; after that only
+        // newer ones.
+        if offered < current || (!first_load && offered == current) {
+            return Err(VerifyError::NotNewer { offered, current });
+        }
+        let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
+        self.snapshot.store(Some(Arc::new(snapshot)));
+        self.highest.store(offered, Ordering::SeqCst);
+        if let Err(e) = write_highest(&self.config.snapshots.dir, offered) {
+            tracing::warn!(error = %e, "cannot persist the highest sequence; rollback protection across restarts is weakened");
+        }
+        self.sequence.send_replace(offered);
+        self.metrics.snapshot_loads.inc();
+        self.metrics
+            .snapshot_load_seconds
+            .observe(load_started.elapsed().as_secs_f64());
+        self.refresh_gauges(now);
+        tracing::info!(sequence = offered, entries, earliest_next_update = %earliest,
+            load_ms = load_started.elapsed().as_millis() as u64, "snapshot swapped in");
+        if !self.config.snapshots.sources.is_empty() {
+            self.prune_cache(offered);
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest `snapshots.keep` snapshots in the local cache (manifest removed
+    /// first, so a reader never finds a manifest without its snapshot).
+    fn prune_cache(&self, served: u64) {
+        let dir = &self.config.snapshots.dir;
+        let Ok(sequences) = store::manifest_sequences(dir) else {
+            return;
+        };
+        for sequence in sequences
+            .into_iter()
+            .filter(|s| *s < served)
+            .skip(self.config.snapshots.keep.saturating_sub(1))
+        {
+            let manifest = dir.join(store::manifest_name(sequence));
+            let snapshot =
+                crate::snapshot::manifest::Manifest::parse(&std::fs::read(&manifest).unwrap_or_default())
+                    .map(|m| m.body.snapshot)
+                    .unwrap_or_else(|_| store::snapshot_name(sequence));
+            let _ = std::fs::remove_file(&manifest);
+            if crate::snapshot::verify::is_plain_file_name(&snapshot) {
+                let _ = std::fs::remove_file(dir.join(snapshot));
+            }
         }
     }
 
@@ -108,6 +207,19 @@ impl State {
             }
         }
         m.ready.set(i64::from(self.readiness(now).is_ok()));
+        m.highest_sequence.set(self.highest_sequence() as i64);
+        let last_sync = self.last_sync.load(Ordering::SeqCst);
+        m.seconds_since_sync.set(if last_sync == 0 {
+            -1
+        } else {
+            now.seconds() - last_sync
+        });
+        if let Some(snapshot) = self.current().as_ref() {
+            let deadline = refresh_deadline(snapshot.created_at(), snapshot.earliest_next_update());
+            m.refresh_deadline.set(deadline.seconds() - now.seconds());
+            m.refresh_at_risk
+                .set(i64::from(now.plus_seconds(3600) >= deadline));
+        }
     }
 
     /// Looks for snapshots newer than the current one, newest first, and swaps in the
@@ -124,9 +236,10 @@ impl State {
         };
         let candidates: Vec<u64> = {
             let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            let floor = self.highest_sequence();
             sequences
                 .into_iter()
-                .filter(|s| current.is_none_or(|c| *s > c) && !refused.contains(s))
+                .filter(|s| current.is_none_or(|c| *s > c) && *s >= floor && !refused.contains(s))
                 .collect()
         };
         if candidates.is_empty() {
@@ -151,36 +264,64 @@ impl State {
         let snapshot = load_snapshot(dir, sequence, &self.trust, now)?;
         // The manifest's own sequence counts, not its file name: a renamed old manifest is a
         // rollback attempt.
-        let current = self.current_sequence().unwrap_or(0);
-        if snapshot.sequence() != sequence || snapshot.sequence() <= current {
+        if snapshot.sequence() != sequence {
             return Err(VerifyError::NotNewer {
                 offered: snapshot.sequence(),
-                current,
+                current: sequence,
             });
         }
-        let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
-        self.snapshot.store(Some(Arc::new(snapshot)));
-        self.metrics.snapshot_loads.inc();
-        self.metrics
-            .snapshot_load_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.refresh_gauges(now);
-        tracing::info!(sequence, entries, earliest_next_update = %earliest,
-            load_ms = started.elapsed().as_millis() as u64, "snapshot swapped in");
-        Ok(())
+        self.swap_in(snapshot, now, started)
     }
 
-    fn refuse(&self, sequence: u64, error: &VerifyError) {
-        tracing::warn!(sequence, reason = error.label(), error = %error, "snapshot refused; still serving the current one");
+    /// Records a refused snapshot: a log line and a metric.
+    pub fn refuse_offer(&self, source: &str, error: &VerifyError) {
+        tracing::warn!(source, reason = error.label(), error = %error, "snapshot refused; still serving the current one");
         self.metrics
             .snapshots_refused
             .with_label_values(&[error.label()])
             .inc();
+    }
+
+    fn refuse(&self, sequence: u64, error: &VerifyError) {
+        self.refuse_offer(&format!("directory, sequence {sequence}"), error);
         self.refused
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(sequence);
     }
+}
+
+/// When the CA/Browser Forum wants responses refreshed (BR §4.9.10): within 4 days of
+/// thisUpdate (half the validity when that is under 16 hours), and at least 8 hours before
+/// nextUpdate — whichever comes first.
+pub fn refresh_deadline(this_update: UnixTime, next_update: UnixTime) -> UnixTime {
+    let validity = next_update.seconds() - this_update.seconds();
+    let after_this_update = if validity < 16 * 3600 {
+        validity / 2
+    } else {
+        4 * 86_400
+    };
+    this_update
+        .plus_seconds(after_this_update)
+        .min(next_update.plus_seconds(-8 * 3600))
+}
+
+fn read_highest(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join(HIGHEST_SEQUENCE_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Replaces the highest-sequence file atomically (write, fsync, rename).
+fn write_highest(dir: &Path, sequence: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp = dir.join(format!(".{HIGHEST_SEQUENCE_FILE}.tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&temp)?;
+    writeln!(file, "{sequence}")?;
+    file.sync_all()?;
+    std::fs::rename(&temp, dir.join(HIGHEST_SEQUENCE_FILE))?;
+    store::sync_dir(dir)
 }
 
 /// Reads the manifest and memory-maps the snapshot of `sequence` in `dir`, then verifies.
@@ -190,20 +331,31 @@ pub fn load_snapshot(
     trust: &TrustAnchors,
     now: UnixTime,
 ) -> Result<Snapshot, VerifyError> {
-    let io = |e: std::io::Error| VerifyError::Io(e.to_string());
-    let manifest = std::fs::read(dir.join(store::manifest_name(sequence))).map_err(io)?;
+    let manifest = std::fs::read(dir.join(store::manifest_name(sequence)))
+        .map_err(|e| VerifyError::Io(e.to_string()))?;
     let parsed = crate::snapshot::manifest::Manifest::parse(&manifest)?;
     // The manifest names its snapshot; refuse names that could leave the directory.
-    let name = &parsed.body.snapshot;
-    if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+    if !crate::snapshot::verify::is_plain_file_name(&parsed.body.snapshot) {
         return Err(VerifyError::Inconsistent(format!(
-            "snapshot name {name:?} is not a plain file name"
+            "snapshot name {:?} is not a plain file name",
+            parsed.body.snapshot
         )));
     }
-    let file = std::fs::File::open(dir.join(name)).map_err(io)?;
+    load_snapshot_file(&manifest, &dir.join(&parsed.body.snapshot), trust, now)
+}
+
+/// Memory-maps `snapshot` and verifies it against `manifest`.
+pub fn load_snapshot_file(
+    manifest: &[u8],
+    snapshot: &Path,
+    trust: &TrustAnchors,
+    now: UnixTime,
+) -> Result<Snapshot, VerifyError> {
+    let io = |e: std::io::Error| VerifyError::Io(e.to_string());
+    let file = std::fs::File::open(snapshot).map_err(io)?;
     // SAFETY: snapshot files are immutable once committed (written to a temporary name,
     // fsynced, linked; the publisher never rewrites or truncates them), and we map them
     // read-only. Deleting the file while mapped is safe on Unix.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    Snapshot::verify(&manifest, SnapshotBytes::Mapped { map, file }, trust, now)
+    Snapshot::verify(manifest, SnapshotBytes::Mapped { map, file }, trust, now)
 }

@@ -13,4 +13,4 @@ pub mod manifest;
 pub mod store;
 pub mod verify;
 
-pub use verify::{Snapshot, TrustAnchors, VerifyError};
+pub use verify::{verify_manifest, Snapshot, TrustAnchors, VerifyError};

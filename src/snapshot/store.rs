@@ -80,6 +80,11 @@ impl NewFile {
         &mut self.file
     }
 
+    /// The temporary path, for reading back what was written before committing.
+    pub fn path(&self) -> &Path {
+        &self.temp_path
+    }
+
     /// Flushes to disk and links the file under its final name; never replaces a file.
     pub fn commit(self) -> io::Result<PathBuf> {
         self.file.sync_all()?;

@@ -163,19 +163,8 @@ impl Snapshot {
         trust: &TrustAnchors,
         now: UnixTime,
     ) -> Result<Snapshot, VerifyError> {
-        let manifest = Manifest::parse(manifest_bytes)?;
+        let (manifest, anchors) = verify_manifest(manifest_bytes, trust, now)?;
         let body = &manifest.body;
-        if body.format_version != format::FORMAT_VERSION {
-            return Err(VerifyError::UnsupportedVersion(body.format_version));
-        }
-        let mut anchors = Vec::with_capacity(body.issuers.len());
-        for issuer in &body.issuers {
-            let signer = manifest.verified_signer(&issuer.name)?;
-            let anchor = trust
-                .anchor_for(&signer, now)
-                .ok_or_else(|| VerifyError::Untrusted(issuer.name.clone()))?;
-            anchors.push((anchor.clone(), signer));
-        }
         check_integrity(body.size, &body.sha256, &bytes)?;
         let metadata = SnapshotView::open(&bytes)?.metadata().clone();
         let issuers = match_sections(&manifest, &metadata, &anchors)?;
@@ -251,6 +240,41 @@ impl Snapshot {
             .ok_or(Refusal::UnknownIssuer)?;
         format::lookup_in(&self.bytes, &issuer.section, &id.serial, id.hash).ok_or(Refusal::UnassignedSerial)
     }
+}
+
+/// Checks a manifest on its own: it parses, and every issuer's signature verifies and
+/// comes from a key certified for OCSP by a trust anchor. Cheap, so replication runs it
+/// before downloading the snapshot a manifest names (whose size it then trusts).
+/// Returns the manifest and, per issuer, (trust anchor, signer certificate).
+pub fn verify_manifest(
+    manifest_bytes: &[u8],
+    trust: &TrustAnchors,
+    now: UnixTime,
+) -> Result<(Manifest, Vec<(Certificate, Certificate)>), VerifyError> {
+    let manifest = Manifest::parse(manifest_bytes)?;
+    if manifest.body.format_version != format::FORMAT_VERSION {
+        return Err(VerifyError::UnsupportedVersion(manifest.body.format_version));
+    }
+    let mut anchors = Vec::with_capacity(manifest.body.issuers.len());
+    for issuer in &manifest.body.issuers {
+        let signer = manifest.verified_signer(&issuer.name)?;
+        let anchor = trust
+            .anchor_for(&signer, now)
+            .ok_or_else(|| VerifyError::Untrusted(issuer.name.clone()))?;
+        anchors.push((anchor.clone(), signer));
+    }
+    if !is_plain_file_name(&manifest.body.snapshot) {
+        return Err(VerifyError::Inconsistent(format!(
+            "snapshot name {:?} is not a plain file name",
+            manifest.body.snapshot
+        )));
+    }
+    Ok((manifest, anchors))
+}
+
+/// A file name that cannot leave the directory it is joined to.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
 }
 
 /// Maps each document path to its index; paths must be unique absolute URL paths, and

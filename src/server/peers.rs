@@ -1,0 +1,97 @@
+//! Serving the current snapshot to peer responders, on the admin listener, in the same
+//! layout a publisher's directory has behind a static web server:
+//! `/snapshots/latest.manifest.json` and `/snapshots/<NNN>.snapshot`.
+//!
+//! `latest.manifest.json?after=N&wait=S` is a long-poll: when the served sequence is not
+//! above N, the request waits up to S seconds (at most `snapshots.long_poll`) for a newer
+//! one. A hub therefore pushes a new snapshot to its edges within a round trip of having
+//! it, at the cost of one idle connection per edge. Peers verify everything they receive,
+//! so this endpoint needs no authentication of its own.
+
+use super::documents::DocumentBytes;
+use super::http::{etag_matches, plain};
+use super::state::State;
+use crate::sync::source::LATEST_MANIFEST;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn respond<B>(state: &Arc<State>, name: &str, request: &Request<B>) -> Response<Full<Bytes>> {
+    if name == LATEST_MANIFEST {
+        wait_for_newer(state, request.uri().query()).await;
+        return latest_manifest(state, request);
+    }
+    let guard = state.current();
+    match guard.as_ref() {
+        Some(snapshot) if snapshot.manifest().body.snapshot == name => {
+            let length = snapshot.size();
+            let body = Bytes::from_owner(DocumentBytes {
+                snapshot: snapshot.clone(),
+                range: 0..length,
+            });
+            let mut response = Response::new(Full::new(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            response
+        }
+        _ => plain(StatusCode::NOT_FOUND, "not the snapshot being served\n"),
+    }
+}
+
+/// Waits (bounded) until the served sequence exceeds `after=N`, if the query asks to.
+async fn wait_for_newer(state: &State, query: Option<&str>) {
+    let parameter = |key: &str| {
+        query?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    let (Some(after), Some(wait)) = (parameter("after"), parameter("wait")) else {
+        return;
+    };
+    let wait = Duration::from_secs(wait).min(state.config.snapshots.long_poll);
+    let mut sequence = state.subscribe();
+    let newer = async {
+        loop {
+            if *sequence.borrow_and_update() > after {
+                return;
+            }
+            if sequence.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, newer).await;
+}
+
+fn latest_manifest<B>(state: &State, request: &Request<B>) -> Response<Full<Bytes>> {
+    let guard = state.current();
+    let Some(snapshot) = guard.as_ref() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n");
+    };
+    let etag = format!("\"{}\"", snapshot.sequence());
+    let unchanged = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| etag_matches(v.as_bytes(), etag.as_bytes()));
+    let mut response = if unchanged {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Full::new(Bytes::from(snapshot.manifest().to_json())))
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,0 +1,148 @@
+//! Replication: keeps the local snapshot directory (`snapshots.dir`, the responder's
+//! cache) fed from its sources, and swaps in each newer snapshot once it is verified.
+//!
+//! One task per source, so a slow or dead source never delays the others, and the first
+//! source to offer a newer snapshot wins. Each round: ask for a newer manifest → verify
+//! the manifest's signatures and trust before downloading anything → stream the snapshot
+//! into a temporary file in the cache (never larger than the signed size) → verify it
+//! completely → link it and its manifest into the cache → swap. A download that fails any
+//! check is deleted and counted; the served snapshot is untouched. Failing sources back
+//! off exponentially (jittered, capped by `snapshots.max_backoff`).
+
+pub mod source;
+
+use crate::server::state::{load_snapshot_file, State};
+use crate::snapshot::{store, verify_manifest, VerifyError};
+use crate::time::UnixTime;
+use source::{Source, SourceError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("refused: {0}")]
+    Refused(#[from] VerifyError),
+}
+
+/// What one round with a source did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Round {
+    Unchanged,
+    Updated(u64),
+}
+
+/// Starts one replication task per configured source; they stop when `stop` flips.
+pub fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let long_poll = state.config.snapshots.long_poll;
+    state
+        .config
+        .snapshots
+        .sources
+        .iter()
+        .filter_map(|config| match Source::from_config(config, long_poll) {
+            Ok(source) => Some(source),
+            Err(e) => {
+                tracing::error!(error = %e, "replication source unusable");
+                None
+            }
+        })
+        .map(|source| tokio::spawn(source_loop(state.clone(), source, stop.clone())))
+        .collect()
+}
+
+async fn source_loop(state: Arc<State>, mut source: Source, mut stop: watch::Receiver<bool>) {
+    let label = source.label();
+    let mut failures = 0u32;
+    loop {
+        state.metrics.sync_attempts.with_label_values(&[&label]).inc();
+        let round = tokio::select! {
+            round = sync_once(&state, &mut source) => round,
+            _ = stop.changed() => return,
+        };
+        match round {
+            Ok(outcome) => {
+                failures = 0;
+                state.record_sync_success(UnixTime::now());
+                tracing::debug!(source = %label, ?outcome, "replication round");
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                state.metrics.sync_failures.with_label_values(&[&label]).inc();
+                tracing::warn!(source = %label, error = %e, failures, "replication round failed");
+            }
+        }
+        let delay = next_delay(&state, &source, failures);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// After a success: the poll interval (a long-polling source only a moment, since the
+/// peer itself waited). After failures: exponential backoff. Both jittered by ±20% so a
+/// fleet does not poll an origin in lockstep.
+fn next_delay(state: &State, source: &Source, failures: u32) -> Duration {
+    let base = match (failures, source.long_polls()) {
+        (0, true) => Duration::from_millis(100),
+        (0, false) => state.config.snapshots.poll_interval,
+        (n, _) => {
+            let interval = state.config.snapshots.poll_interval;
+            interval
+                .saturating_mul(1u32 << n.min(16))
+                .min(state.config.snapshots.max_backoff)
+        }
+    };
+    base.mul_f64(rand::random_range(0.8..1.2))
+}
+
+/// One round with one source.
+pub async fn sync_once(state: &Arc<State>, source: &mut Source) -> Result<Round, SyncError> {
+    let floor = state
+        .current_sequence()
+        .unwrap_or(0)
+        .max(state.highest_sequence());
+    let Some(manifest_bytes) = source.newer_manifest(floor).await? else {
+        return Ok(Round::Unchanged);
+    };
+    let now = UnixTime::now();
+    let started = std::time::Instant::now();
+    let (manifest, _) = verify_manifest(&manifest_bytes, &state.trust, now).inspect_err(|e| {
+        state.refuse_offer(&source.label(), e);
+    })?;
+    let sequence = manifest.body.sequence;
+    if sequence <= floor {
+        if sequence < floor {
+            // An older snapshot offered as the newest: a lagging or malicious mirror.
+            let error = VerifyError::NotNewer {
+                offered: sequence,
+                current: floor,
+            };
+            state.refuse_offer(&source.label(), &error);
+        }
+        return Ok(Round::Unchanged);
+    }
+    let dir = state.config.snapshots.dir.clone();
+    let name = manifest.body.snapshot.clone();
+    let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
+    source
+        .download(&name, manifest.body.size, download.file())
+        .await?;
+    let temp = download.path().to_path_buf();
+    let trust = state.trust.clone();
+    let checked = manifest_bytes.clone();
+    let snapshot = tokio::task::spawn_blocking(move || load_snapshot_file(&checked, &temp, &trust, now))
+        .await
+        .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
+        .inspect_err(|e| state.refuse_offer(&source.label(), e))?;
+    download.commit().map_err(SourceError::Io)?;
+    match store::write_new(&dir, &store::manifest_name(sequence), &manifest_bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(SourceError::Io(e).into()),
+        _ => {}
+    }
+    state.swap_in(snapshot, now, started)?;
+    Ok(Round::Updated(sequence))
+}

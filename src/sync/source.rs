@@ -1,0 +1,239 @@
+//! Where snapshots come from: a directory, an HTTP(S) origin, or a peer responder.
+//!
+//! A source answers two questions: "is there a manifest newer than N?" (cheaply: a
+//! directory listing, or a conditional GET that costs one small request when nothing
+//! changed, or a long-poll that returns as soon as a peer has something newer) and
+//! "stream this snapshot file into that file" (bounded by the size the already-verified
+//! manifest states). A source never decides what is trusted: the caller verifies.
+//!
+//! HTTP layout (what a publisher's directory looks like behind any static web server, and
+//! what a responder's admin listener serves under `/snapshots/`):
+//! `<base>latest.manifest.json` (the newest manifest) and `<base><NNN>.snapshot`.
+
+use crate::config::SourceConfig;
+use crate::snapshot::store;
+use futures_util::StreamExt;
+use reqwest::header;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The newest manifest a publisher or responder offers, under this name.
+pub const LATEST_MANIFEST: &str = "latest.manifest.json";
+/// Manifests are small; anything larger is not one.
+const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Http(String),
+    #[error("the download is larger than the {expected} bytes the manifest states")]
+    TooLarge { expected: u64 },
+    #[error("the download ended after {got} of {expected} bytes")]
+    Truncated { got: u64, expected: u64 },
+}
+
+impl From<reqwest::Error> for SourceError {
+    fn from(e: reqwest::Error) -> Self {
+        SourceError::Http(e.to_string())
+    }
+}
+
+pub enum Source {
+    Directory {
+        path: PathBuf,
+    },
+    Http {
+        client: reqwest::Client,
+        base: String,
+        /// Long-poll (peers support it; plain origins ignore the query string).
+        long_poll: Option<Duration>,
+        /// Validators of the last manifest received, for conditional GETs.
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+}
+
+impl Source {
+    pub fn from_config(config: &SourceConfig, long_poll: Duration) -> Result<Source, String> {
+        match config {
+            SourceConfig::Directory { path } => Ok(Source::Directory { path: path.clone() }),
+            SourceConfig::Http { url, ca_file } => Ok(Source::Http {
+                client: http_client(ca_file.as_ref(), long_poll)?,
+                base: url.clone(),
+                long_poll: None,
+                etag: None,
+                last_modified: None,
+            }),
+            SourceConfig::Peer { url, ca_file } => Ok(Source::Http {
+                client: http_client(ca_file.as_ref(), long_poll)?,
+                base: url.clone(),
+                long_poll: Some(long_poll),
+                etag: None,
+                last_modified: None,
+            }),
+        }
+    }
+
+    /// A short name for logs and metric labels.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Directory { path } => path.display().to_string(),
+            Source::Http { base, .. } => base.clone(),
+        }
+    }
+
+    pub fn long_polls(&self) -> bool {
+        matches!(
+            self,
+            Source::Http {
+                long_poll: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// The source's newest manifest if its sequence may be above `current`; `None` when
+    /// nothing changed. The sequence is only a hint here: the caller verifies.
+    pub async fn newer_manifest(&mut self, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        match self {
+            Source::Directory { path } => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || newest_in_directory(&path, current))
+                    .await
+                    .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
+            }
+            Source::Http {
+                client,
+                base,
+                long_poll,
+                etag,
+                last_modified,
+            } => {
+                let url = match long_poll {
+                    Some(wait) => format!("{base}{LATEST_MANIFEST}?after={current}&wait={}", wait.as_secs()),
+                    None => format!("{base}{LATEST_MANIFEST}"),
+                };
+                let mut request = client.get(url);
+                if let Some(tag) = etag.as_deref() {
+                    request = request.header(header::IF_NONE_MATCH, tag);
+                }
+                if let Some(date) = last_modified.as_deref() {
+                    request = request.header(header::IF_MODIFIED_SINCE, date);
+                }
+                let response = request.send().await?;
+                if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+                    return Ok(None);
+                }
+                if !response.status().is_success() {
+                    return Err(SourceError::Http(format!(
+                        "{LATEST_MANIFEST}: HTTP {}",
+                        response.status()
+                    )));
+                }
+                let header_text = |name| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from)
+                };
+                let (new_etag, new_date) = (header_text(header::ETAG), header_text(header::LAST_MODIFIED));
+                let body = read_limited(response, MAX_MANIFEST_BYTES).await?;
+                *etag = new_etag;
+                *last_modified = new_date;
+                Ok(Some(body))
+            }
+        }
+    }
+
+    /// Streams the snapshot file `name` into `out`; it must be exactly `size` bytes.
+    pub async fn download(&self, name: &str, size: u64, out: &mut std::fs::File) -> Result<(), SourceError> {
+        match self {
+            Source::Directory { path } => {
+                let mut input = std::fs::File::open(path.join(name))?;
+                let copied = std::io::copy(&mut (&mut input).take_bytes(size + 1), out)?;
+                check_size(copied, size)
+            }
+            Source::Http { client, base, .. } => {
+                let response = client.get(format!("{base}{name}")).send().await?;
+                if !response.status().is_success() {
+                    return Err(SourceError::Http(format!("{name}: HTTP {}", response.status())));
+                }
+                let mut written = 0u64;
+                let mut body = response.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk?;
+                    written += chunk.len() as u64;
+                    if written > size {
+                        return Err(SourceError::TooLarge { expected: size });
+                    }
+                    out.write_all(&chunk)?;
+                }
+                check_size(written, size)
+            }
+        }
+    }
+}
+
+trait TakeBytes: std::io::Read + Sized {
+    fn take_bytes(self, limit: u64) -> std::io::Take<Self> {
+        self.take(limit)
+    }
+}
+
+impl<R: std::io::Read> TakeBytes for R {}
+
+fn check_size(got: u64, expected: u64) -> Result<(), SourceError> {
+    match got.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(SourceError::Truncated { got, expected }),
+        std::cmp::Ordering::Greater => Err(SourceError::TooLarge { expected }),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+fn newest_in_directory(path: &std::path::Path, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
+    let newest = store::manifest_sequences(path)?.into_iter().next();
+    match newest {
+        Some(sequence) if sequence > current => {
+            Ok(Some(std::fs::read(path.join(store::manifest_name(sequence)))?))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, SourceError> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk?);
+        if body.len() > limit {
+            return Err(SourceError::Http(format!(
+                "{LATEST_MANIFEST} is larger than {limit} bytes"
+            )));
+        }
+    }
+    Ok(body)
+}
+
+/// An HTTP client over rustls with the ring provider, verifying certificates against the
+/// platform's roots plus `ca_file`.
+fn http_client(ca_file: Option<&PathBuf>, long_poll: Duration) -> Result<reqwest::Client, String> {
+    // Installing twice is harmless; the first call wins.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(long_poll + Duration::from_secs(15))
+        .user_agent(concat!("ocsp-edge/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for certificate in
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
