@@ -201,7 +201,7 @@ pub enum CrlReadError {
     Malformed(String),
     #[error("the CRL's issuer is not {0}")]
     WrongIssuer(String),
-    #[error("the CRL's signature does not verify with the issuer's key: {0}")]
+    #[error("the CRL's signature does not verify: {0}")]
     BadSignature(String),
 }
 
@@ -225,7 +225,14 @@ pub fn read_verified(crl: &[u8], issuer: &Certificate) -> Result<CrlSummary, Crl
     let summary = summarise(tbs.content, issuer)?;
     issuer
         .verify_signed_data(signature_oid, tbs.raw, signature)
-        .map_err(|e| CrlReadError::BadSignature(e.to_string()))?;
+        .map_err(|e| {
+            CrlReadError::BadSignature(match e {
+                crate::pki::cert::CertError::BadSignature => {
+                    "it was not made with the issuer's key".to_string()
+                }
+                other => other.to_string(),
+            })
+        })?;
     Ok(summary)
 }
 

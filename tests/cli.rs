@@ -1003,8 +1003,14 @@ fn multi_issuer_configuration_serves_both_issuers() {
         files(&out),
         vec![
             format!("{sequence:020}.manifest.json"),
-            format!("{sequence:020}.snapshot")
+            format!("{sequence:020}.snapshot"),
+            "latest.manifest.json".to_string(),
         ]
+    );
+    assert_eq!(
+        std::fs::read(out.join("latest.manifest.json")).unwrap(),
+        std::fs::read(manifest_file(&out, sequence)).unwrap(),
+        "latest.manifest.json is a copy of the newest manifest"
     );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(manifest_file(&out, sequence)).unwrap()).unwrap();

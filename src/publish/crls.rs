@@ -121,12 +121,30 @@ impl CrlConfig {
         }
     }
 
+    /// Every URL path this configuration publishes to (for the duplicate check).
+    pub fn paths(&self) -> Vec<String> {
+        let mut urls: Vec<String> = [&self.full_url, &self.delta_url, &self.json_url]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let Some(template) = &self.shard_url {
+            urls.extend((0..self.shards).map(|shard| template.replace("{shard}", &shard.to_string())));
+        }
+        urls.extend(self.import.iter().map(|i| i.url.clone()));
+        urls.iter()
+            .filter_map(|u| Url::parse(u).ok())
+            .map(|u| u.path)
+            .collect()
+    }
+
     /// Loads keys and imported files and checks the configuration against `issuer`.
     pub fn load(
         &self,
         name: &str,
         issuer: &Certificate,
         records: &[CertRecord],
+        now: UnixTime,
     ) -> Result<CrlPlan, PublishError> {
         let config_error = |m: String| PublishError::Config(format!("issuer {name:?} crl: {m}"));
         match (&self.signing_key, self.import.is_empty()) {
@@ -137,7 +155,7 @@ impl CrlConfig {
                     other => other,
                 })
             }
-            (None, false) => self.load_imported(issuer),
+            (None, false) => self.load_imported(issuer, now),
             _ => Err(config_error(
                 "give exactly one of `signing_key` and `import`".into(),
             )),
@@ -207,7 +225,7 @@ impl CrlConfig {
         })))
     }
 
-    fn load_imported(&self, issuer: &Certificate) -> Result<CrlPlan, PublishError> {
+    fn load_imported(&self, issuer: &Certificate, now: UnixTime) -> Result<CrlPlan, PublishError> {
         let mut imported = Vec::with_capacity(self.import.len());
         for item in &self.import {
             let file_error = |m: String| PublishError::File {
@@ -216,10 +234,19 @@ impl CrlConfig {
             };
             let der = read_crl_file(&item.file).map_err(file_error)?;
             let summary = crl::read_verified(&der, issuer).map_err(|e| file_error(e.to_string()))?;
-            if summary.next_update.is_none() {
-                return Err(file_error(
-                    "the CRL has no nextUpdate; RFC 5280 requires one".into(),
-                ));
+            match summary.next_update {
+                None => {
+                    return Err(file_error(
+                        "the CRL has no nextUpdate; RFC 5280 requires one".into(),
+                    ))
+                }
+                Some(next_update) if next_update <= now => {
+                    return Err(file_error(format!(
+                        "the CRL expired at {next_update} (its nextUpdate); publishing it would take \
+                         responders out of service. Import a current CRL"
+                    )))
+                }
+                Some(_) => {}
             }
             let path = Url::parse(&item.url).map_err(PublishError::Config)?.path;
             imported.push(ImportedCrl { path, der, summary });
@@ -352,18 +379,21 @@ impl SignedCrls {
                 entries.iter().collect(),
             )?;
             if let Some(delta) = &self.delta {
-                if let Some((base, base_serials)) = previous_full_crl(context, &full.path) {
-                    let changed = entries
-                        .iter()
-                        .filter(|e| base_serials.binary_search(&e.serial).is_err())
-                        .collect();
-                    emit(
-                        &delta.path,
-                        DocumentKind::CrlDelta,
-                        CrlScope::Delta { base },
-                        changed,
-                    )?;
-                }
+                // Without an earlier full CRL, the base is the full CRL issued now (same
+                // number; RFC 5280 §5.2.4 allows it) and the delta is empty, so the
+                // freshestCRL URL in the full CRL always resolves.
+                let (base, base_serials) = previous_full_crl(context, &full.path)
+                    .unwrap_or_else(|| (context.number, entries.iter().map(|e| e.serial.clone()).collect()));
+                let changed = entries
+                    .iter()
+                    .filter(|e| base_serials.binary_search(&e.serial).is_err())
+                    .collect();
+                emit(
+                    &delta.path,
+                    DocumentKind::CrlDelta,
+                    CrlScope::Delta { base },
+                    changed,
+                )?;
             }
         }
         if let Some((shards, template)) = &self.partitions {

@@ -167,6 +167,7 @@ impl PublishConfig {
         if self.issuers.is_empty() {
             return Err(PublishError::Config("no [[issuer]] configured".into()));
         }
+        check_document_paths(&self.issuers)?;
         let mut names = std::collections::HashSet::new();
         let mut issuers = Vec::with_capacity(self.issuers.len());
         for issuer in &self.issuers {
@@ -184,6 +185,24 @@ impl PublishConfig {
             keep: self.keep,
         })
     }
+}
+
+/// Responders serve documents by URL path alone, so two CRLs at one path (even on two
+/// host names) would make every responder refuse the snapshot.
+fn check_document_paths(issuers: &[IssuerConfig]) -> Result<(), PublishError> {
+    let mut seen = std::collections::HashMap::new();
+    for issuer in issuers {
+        for path in issuer.crl.iter().flat_map(|c| c.paths()) {
+            if let Some(other) = seen.insert(path.clone(), issuer.name.clone()) {
+                return Err(PublishError::Config(format!(
+                    "issuers {other:?} and {:?} both publish a CRL at {path}; responders serve by URL \
+                     path only, so give every CRL a distinct path",
+                    issuer.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses and range-checks a validity such as `96h`.
@@ -267,7 +286,7 @@ impl IssuerConfig {
         let crl = self
             .crl
             .as_ref()
-            .map(|c| c.load(&self.name, &certificate, &parsed.records))
+            .map(|c| c.load(&self.name, &certificate, &parsed.records, now))
             .transpose()?;
         Ok(IssuerPlan {
             name: self.name.clone(),

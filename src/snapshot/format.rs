@@ -252,8 +252,19 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
-    /// Appends a document (outside any issuer section).
+    /// Appends a document (outside any issuer section). Paths must be unique: responders
+    /// serve by path and refuse a snapshot that repeats one.
     pub fn push_document(&mut self, document: DocumentInput<'_>) -> io::Result<()> {
+        if self.metadata.documents.iter().any(|d| d.path == document.path) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "two documents would be served at {}; responders serve by URL path only, so \
+                     give every CRL a distinct path",
+                    document.path
+                ),
+            ));
+        }
         let offset = self.position;
         self.write(document.bytes)?;
         self.metadata.documents.push(Document {
