@@ -20,6 +20,8 @@ max_connections = 10000
 header_read_timeout = "10s"
 body_read_timeout = "10s"
 max_request_bytes = 16384
+drain_grace = "5s"
+drain_deadline = "10s"
 
 [snapshots]
 dir = ""
@@ -77,6 +79,13 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Larger POST bodies get `malformedRequest` without being read.
     pub max_request_bytes: usize,
+    /// After SIGTERM: readiness is false at once, but connections are still accepted this
+    /// long, so load balancers see the failing probe before the listener goes away.
+    #[serde(deserialize_with = "duration")]
+    pub drain_grace: Duration,
+    /// Then in-flight and keep-alive requests get this long to finish.
+    #[serde(deserialize_with = "duration")]
+    pub drain_deadline: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -114,7 +114,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Publish(args) => run_publish(args),
         Command::Serve(args) => match load_config(&args) {
-            Ok(config) => run_serve(config, None),
+            Ok(config) => run_serve(config, None, move || load_config(&args)),
             Err(e) => config_failure(e),
         },
         Command::CheckConfig(args) => match load_config(&args) {
@@ -157,17 +157,37 @@ fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     })
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+/// Changes the log filter of a running process (SIGHUP).
+type LogLevelHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Structured logs on stderr, text or JSON; colours only on a terminal. `RUST_LOG`, when
+/// set, overrides the configured level.
+fn init_logging(format: LogFormat, level: &str) -> Option<LogLevelHandle> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let initialised = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
+    initialised.ok().map(|_| handle)
 }
 
 fn run_publish(args: PublishArgs) -> ExitCode {
@@ -268,8 +288,12 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
     Ok(config)
 }
 
-fn run_serve(config: Config, banner: Option<String>) -> ExitCode {
-    init_logging(config.log.format, &config.log.level);
+fn run_serve(
+    config: Config,
+    banner: Option<String>,
+    reload: impl Fn() -> Result<Config, ConfigError> + Send + 'static,
+) -> ExitCode {
+    let log_handle = init_logging(config.log.format, &config.log.level);
     server::raise_file_limit();
     let state = match server::build_state(config) {
         Ok(state) => state,
@@ -284,16 +308,17 @@ fn run_serve(config: Config, banner: Option<String>) -> ExitCode {
     };
     let outcome = state.poll_directory(UnixTime::now());
     if state.current_sequence().is_none() {
-        tracing::warn!(?outcome, dir = %state.config.snapshots.dir.display(),
+        tracing::warn!(?outcome, dir = %state.config().snapshots.dir.display(),
             "no valid snapshot yet; answering tryLater and not ready until one arrives");
     }
     let served = runtime.block_on(async {
-        let listener = server::bind(state.config.server.listen)?;
-        let admin = server::bind(state.config.server.admin_listen)?;
+        let listener = server::bind(state.config().server.listen)?;
+        let admin = server::bind(state.config().server.admin_listen)?;
         tracing::info!(ocsp = %listener.local_addr()?, admin = %admin.local_addr()?, "listening");
         if let Some(banner) = &banner {
             println!("{banner}");
         }
+        tokio::spawn(reload_on_hangup(state.clone(), reload, log_handle));
         server::serve(state, listener, admin, shutdown_signal()).await;
         Ok::<_, std::io::Error>(())
     });
@@ -306,7 +331,39 @@ fn run_serve(config: Config, banner: Option<String>) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGHUP: re-reads the configuration (file, environment, flags) and applies what can
+/// change on a running process; says what it could not. A configuration that does not
+/// validate changes nothing.
+async fn reload_on_hangup(
+    state: std::sync::Arc<server::state::State>,
+    reload: impl Fn() -> Result<Config, ConfigError>,
+    log_handle: Option<LogLevelHandle>,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match reload() {
+            Err(e) => tracing::error!(error = %e, "SIGHUP: configuration invalid; nothing changed"),
+            Ok(config) => {
+                let level = config.log.level.clone();
+                let kept = state.reload(config);
+                if let (Some(handle), Ok(filter)) =
+                    (&log_handle, tracing_subscriber::EnvFilter::try_new(&level))
+                {
+                    let _ = handle.reload(filter);
+                }
+                if kept.is_empty() {
+                    tracing::info!("SIGHUP: configuration reloaded");
+                } else {
+                    tracing::warn!(needs_restart = ?kept, "SIGHUP: configuration reloaded, except settings that need a restart");
+                }
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() -> server::Shutdown {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -320,6 +377,7 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down: draining connections");
+    server::Shutdown::Graceful
 }
 
 fn run_demo(args: DemoArgs) -> ExitCode {
@@ -347,7 +405,7 @@ fn run_demo(args: DemoArgs) -> ExitCode {
         ocsp_edge::demo::instructions(&format!("http://{}/", args.listen)),
         args.admin_listen
     );
-    let code = run_serve(config, Some(banner));
+    let code = run_serve(config, Some(banner), move || load_config(&serve_args));
     drop(demo);
     code
 }

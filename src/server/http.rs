@@ -37,7 +37,13 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = Method::of(request.method());
-    let (response, outcome) = route(&state, request).await;
+    let (mut response, outcome) = route(&state, request).await;
+    if state.is_draining() {
+        // Keep-alive clients reconnect, and so reach the process taking over.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(len) = response.body().size_hint().exact() {
         state.metrics.bytes_out.inc_by(len);
     }
@@ -56,7 +62,7 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
             return answer;
         }
     }
-    let Some(rest) = ocsp_remainder(parts.uri.path(), &state.config.ocsp.path) else {
+    let Some(rest) = ocsp_remainder(parts.uri.path(), &state.config().ocsp.path) else {
         return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
     };
     let now = UnixTime::now();
@@ -66,7 +72,7 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
         hyper::Method::GET | hyper::Method::HEAD => answer_get(state, snapshot, rest, now),
         hyper::Method::POST => read_post(state, body, content_length(&parts.headers))
             .await
-            .and_then(|der| responder::answer(snapshot, &der, now, state.config.ocsp.nonce)),
+            .and_then(|der| responder::answer(snapshot, &der, now, state.config().ocsp.nonce)),
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
             response
@@ -94,7 +100,7 @@ fn serve_document(
     let guard = state.current();
     let snapshot = guard.as_ref()?;
     let (document, _) = snapshot.document(parts.uri.path())?;
-    let cap = state.config.crl.cache_max_age.as_secs();
+    let cap = state.config().crl.cache_max_age.as_secs();
     let answer = super::documents::respond(
         snapshot,
         document,
@@ -130,8 +136,8 @@ fn answer_get<'a>(
     rest: &str,
     now: UnixTime,
 ) -> Result<Found<'a>, Refusal> {
-    let limit = state.config.server.max_request_bytes;
-    let nonce = state.config.ocsp.nonce;
+    let limit = state.config().server.max_request_bytes;
+    let nonce = state.config().ocsp.nonce;
     let whole = decode_get(rest, limit).and_then(|der| responder::answer(snapshot, &der, now, nonce));
     if !matches!(whole, Err(Refusal::Malformed(_))) {
         return whole;
@@ -181,12 +187,12 @@ pub fn decode_get(encoded: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
 }
 
 async fn read_post(state: &State, body: Incoming, declared: Option<u64>) -> Result<Vec<u8>, Refusal> {
-    let limit = state.config.server.max_request_bytes;
+    let limit = state.config().server.max_request_bytes;
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Refusal::TooLarge);
     }
     let read = Limited::new(body, limit).collect();
-    match tokio::time::timeout(state.config.server.body_read_timeout, read).await {
+    match tokio::time::timeout(state.config().server.body_read_timeout, read).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             Err(Refusal::TooLarge)
@@ -206,7 +212,7 @@ fn success(
     let etag = format!("\"{}\"", hex::encode(found.etag));
     let cache_control = format!(
         "max-age={}, public, no-transform, must-revalidate",
-        max_age(found, now, state.config.ocsp.cache_max_age.as_secs())
+        max_age(found, now, state.config().ocsp.cache_max_age.as_secs())
     );
     let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), etag.as_bytes()));
     let (status, body, outcome) = if not_modified {

@@ -27,8 +27,16 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// How long in-flight requests may take to finish once shutdown begins.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How a shutdown should go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// SIGTERM: not ready at once, keep accepting for `server.drain_grace` so load
+    /// balancers notice, then stop accepting and let requests finish within
+    /// `server.drain_deadline`.
+    Graceful,
+    /// Stop accepting now; still let in-flight requests finish within the deadline.
+    Immediate,
+}
 
 /// Binds a listener with SO_REUSEADDR (and SO_REUSEPORT, so a new process can take over
 /// the port while the old one drains).
@@ -50,42 +58,59 @@ pub fn raise_file_limit() {
     }
 }
 
-/// Serves until `shutdown` resolves, then drains: readiness turns false, listeners close,
-/// in-flight requests get [`DRAIN_DEADLINE`] to finish.
+/// Serves until `shutdown` resolves, then drains (see [`Shutdown`]).
 pub async fn serve(
     state: Arc<State>,
     listener: TcpListener,
     admin: TcpListener,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = Shutdown>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = tokio::spawn(poll_snapshots(state.clone(), stop_rx.clone()));
-    let replication = crate::sync::spawn(&state, &stop_rx);
+    let replication = tokio::spawn(crate::sync::supervise(state.clone(), stop_rx.clone()));
     let graceful = GracefulShutdown::new();
-    let ocsp = accept_loop(
-        state.clone(),
-        listener,
-        &graceful,
-        stop_rx.clone(),
-        Endpoint::Ocsp,
-    );
-    let admin = accept_loop(state.clone(), admin, &graceful, stop_rx, Endpoint::Admin);
-    tokio::select! {
-        _ = async { tokio::join!(ocsp, admin) } => {}
-        _ = shutdown => {}
-    }
-    state.start_draining();
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
-        .await
-        .is_err()
     {
+        let ocsp = accept_loop(
+            state.clone(),
+            listener,
+            &graceful,
+            stop_rx.clone(),
+            Endpoint::Ocsp,
+        );
+        let admin = accept_loop(state.clone(), admin, &graceful, stop_rx, Endpoint::Admin);
+        let accepting = async { tokio::join!(ocsp, admin) };
+        tokio::pin!(accepting);
+        // The accept loops only end when told to; `ended` guards against polling the
+        // joined future again after it has completed.
+        let mut ended = false;
+        let kind = tokio::select! {
+            _ = &mut accepting => { ended = true; Shutdown::Immediate }
+            kind = shutdown => kind,
+        };
+        state.start_draining();
+        let grace = state.config().server.drain_grace;
+        if !ended && kind == Shutdown::Graceful && !grace.is_zero() {
+            tracing::info!(
+                grace_ms = grace.as_millis() as u64,
+                "draining: not ready, still accepting"
+            );
+            tokio::select! {
+                _ = &mut accepting => ended = true,
+                _ = tokio::time::sleep(grace) => {}
+            }
+        }
+        let _ = stop_tx.send(true);
+        if !ended {
+            accepting.await;
+        }
+    }
+    tracing::info!("listeners closed; finishing in-flight requests");
+    let deadline = state.config().server.drain_deadline;
+    if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
     poller.abort();
-    for task in replication {
-        task.abort();
-    }
+    replication.abort();
 }
 
 #[derive(Clone, Copy)]
@@ -101,7 +126,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     endpoint: Endpoint,
 ) {
-    let limit = Arc::new(Semaphore::new(state.config.server.max_connections));
+    let limit = Arc::new(Semaphore::new(state.config().server.max_connections));
     loop {
         // Waiting for a permit before accepting leaves excess connections in the kernel's
         // queue instead of exhausting descriptors.
@@ -160,7 +185,7 @@ fn spawn_connection<S>(
 {
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config.server.header_read_timeout)
+        .header_read_timeout(state.config().server.header_read_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);
@@ -184,7 +209,7 @@ fn spawn_connection<S>(
 async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(state.config.snapshots.poll_interval) => {}
+            _ = tokio::time::sleep(state.config().snapshots.poll_interval) => {}
             _ = stop.changed() => return,
         }
         let polling = state.clone();
@@ -219,8 +244,8 @@ impl Background {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let (listener, admin) = runtime.block_on(async {
             Ok::<_, std::io::Error>((
-                bind(state.config.server.listen)?,
-                bind(state.config.server.admin_listen)?,
+                bind(state.config().server.listen)?,
+                bind(state.config().server.admin_listen)?,
             ))
         })?;
         let (ocsp_addr, admin_addr) = (listener.local_addr()?, admin.local_addr()?);
@@ -229,6 +254,7 @@ impl Background {
         let thread = std::thread::spawn(move || {
             runtime.block_on(serve(serving, listener, admin, async {
                 let _ = stopped.await;
+                Shutdown::Immediate
             }));
         });
         Ok(Background {

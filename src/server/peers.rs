@@ -55,7 +55,7 @@ async fn wait_for_newer(state: &State, query: Option<&str>) {
     let (Some(after), Some(wait)) = (parameter("after"), parameter("wait")) else {
         return;
     };
-    let wait = Duration::from_secs(wait).min(state.config.snapshots.long_poll);
+    let wait = Duration::from_secs(wait).min(state.config().snapshots.long_poll);
     let mut sequence = state.subscribe();
     let newer = async {
         loop {

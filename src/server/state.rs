@@ -24,7 +24,8 @@ use tokio::sync::watch;
 pub const HIGHEST_SEQUENCE_FILE: &str = "highest-sequence";
 
 pub struct State {
-    pub config: Config,
+    /// The configuration in force; replaced whole by a reload (see [`State::reload`]).
+    config: arc_swap::ArcSwap<Config>,
     pub trust: TrustAnchors,
     pub metrics: Metrics,
     snapshot: ArcSwapOption<Snapshot>,
@@ -38,6 +39,7 @@ pub struct State {
     last_sync: AtomicI64,
     /// Serialises swaps, so two sources delivering at once cannot interleave.
     swapping: Mutex<()>,
+    sources_generation: watch::Sender<u64>,
 }
 
 /// What one poll of the snapshot directory did.
@@ -61,7 +63,7 @@ impl State {
             read_highest(&config.snapshots.dir)
         };
         State {
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
             trust,
             metrics,
             snapshot: ArcSwapOption::empty(),
@@ -71,7 +73,55 @@ impl State {
             sequence: watch::channel(0).0,
             last_sync: AtomicI64::new(0),
             swapping: Mutex::new(()),
+            sources_generation: watch::channel(0).0,
         }
+    }
+
+    /// The configuration in force (a cheap, consistent snapshot of it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Applies a reloaded configuration: everything that can change on a running process
+    /// does; settings that need a restart keep their running values and are returned, so
+    /// the caller can say what it could not apply.
+    pub fn reload(&self, mut new: Config) -> Vec<&'static str> {
+        let old = self.config();
+        let mut kept = Vec::new();
+        let mut keep = |name: &'static str, differs: bool| {
+            if differs {
+                kept.push(name);
+            }
+        };
+        keep("server.listen", new.server.listen != old.server.listen);
+        keep(
+            "server.admin_listen",
+            new.server.admin_listen != old.server.admin_listen,
+        );
+        keep(
+            "server.max_connections",
+            new.server.max_connections != old.server.max_connections,
+        );
+        keep("snapshots.dir", new.snapshots.dir != old.snapshots.dir);
+        keep("snapshots.trust", new.snapshots.trust != old.snapshots.trust);
+        keep("log.format", new.log.format != old.log.format);
+        new.server.listen = old.server.listen;
+        new.server.admin_listen = old.server.admin_listen;
+        new.server.max_connections = old.server.max_connections;
+        new.snapshots.dir = old.snapshots.dir.clone();
+        new.snapshots.trust = old.snapshots.trust.clone();
+        new.log.format = old.log.format;
+        let sources_changed = new.snapshots.sources != old.snapshots.sources;
+        self.config.store(Arc::new(new));
+        if sources_changed {
+            self.sources_generation.send_modify(|generation| *generation += 1);
+        }
+        kept
+    }
+
+    /// Bumped whenever reloaded sources differ, so replication restarts with them.
+    pub fn subscribe_sources(&self) -> watch::Receiver<u64> {
+        self.sources_generation.subscribe()
     }
 
     /// The highest sequence ever accepted; nothing below it is served again.
@@ -109,7 +159,7 @@ impl State {
         let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
         self.snapshot.store(Some(Arc::new(snapshot)));
         self.highest.store(offered, Ordering::SeqCst);
-        if let Err(e) = write_highest(&self.config.snapshots.dir, offered) {
+        if let Err(e) = write_highest(&self.config().snapshots.dir, offered) {
             tracing::warn!(error = %e, "cannot persist the highest sequence; rollback protection across restarts is weakened");
         }
         self.sequence.send_replace(offered);
@@ -120,7 +170,7 @@ impl State {
         self.refresh_gauges(now);
         tracing::info!(sequence = offered, entries, earliest_next_update = %earliest,
             load_ms = load_started.elapsed().as_millis() as u64, "snapshot swapped in");
-        if !self.config.snapshots.sources.is_empty() {
+        if !self.config().snapshots.sources.is_empty() {
             self.prune_cache(offered);
         }
         Ok(())
@@ -129,14 +179,14 @@ impl State {
     /// Keeps the newest `snapshots.keep` snapshots in the local cache (manifest removed
     /// first, so a reader never finds a manifest without its snapshot).
     fn prune_cache(&self, served: u64) {
-        let dir = &self.config.snapshots.dir;
+        let dir = &self.config().snapshots.dir;
         let Ok(sequences) = store::manifest_sequences(dir) else {
             return;
         };
         for sequence in sequences
             .into_iter()
             .filter(|s| *s < served)
-            .skip(self.config.snapshots.keep.saturating_sub(1))
+            .skip(self.config().snapshots.keep.saturating_sub(1))
         {
             let manifest = dir.join(store::manifest_name(sequence));
             let snapshot =
@@ -163,6 +213,10 @@ impl State {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Ready when a snapshot is loaded, it is not about to expire, and we are not draining.
     pub fn readiness(&self, now: UnixTime) -> Result<(), &'static str> {
         if self.draining.load(Ordering::SeqCst) {
@@ -170,7 +224,7 @@ impl State {
         }
         let guard = self.current();
         let snapshot = guard.as_ref().ok_or("no snapshot loaded")?;
-        let margin = self.config.snapshots.not_ready_before_expiry.as_secs() as i64;
+        let margin = self.config().snapshots.not_ready_before_expiry.as_secs() as i64;
         if now.plus_seconds(margin) >= snapshot.earliest_next_update() {
             return Err("snapshot expires soon; waiting for a newer one");
         }
@@ -225,7 +279,7 @@ impl State {
     /// Looks for snapshots newer than the current one, newest first, and swaps in the
     /// first that verifies. Blocking (it maps and hashes files): run off the async threads.
     pub fn poll_directory(&self, now: UnixTime) -> PollOutcome {
-        let dir = &self.config.snapshots.dir;
+        let dir = &self.config().snapshots.dir;
         let current = self.current_sequence();
         let sequences = match store::manifest_sequences(dir) {
             Ok(s) => s,

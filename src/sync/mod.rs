@@ -36,9 +36,9 @@ pub enum Round {
 
 /// Starts one replication task per configured source; they stop when `stop` flips.
 pub fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-    let long_poll = state.config.snapshots.long_poll;
+    let long_poll = state.config().snapshots.long_poll;
     state
-        .config
+        .config()
         .snapshots
         .sources
         .iter()
@@ -51,6 +51,26 @@ pub fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::tas
         })
         .map(|source| tokio::spawn(source_loop(state.clone(), source, stop.clone())))
         .collect()
+}
+
+/// Runs replication until `stop` flips, restarting it whenever a reload changes the
+/// sources.
+pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let mut generation = state.subscribe_sources();
+    loop {
+        let tasks = spawn(&state, &stop);
+        let stopping = tokio::select! {
+            _ = generation.changed() => false,
+            _ = stop.changed() => true,
+        };
+        for task in tasks {
+            task.abort();
+        }
+        if stopping {
+            return;
+        }
+        tracing::info!("replication sources changed; restarting replication");
+    }
 }
 
 async fn source_loop(state: Arc<State>, mut source: Source, mut stop: watch::Receiver<bool>) {
@@ -88,12 +108,12 @@ async fn source_loop(state: Arc<State>, mut source: Source, mut stop: watch::Rec
 fn next_delay(state: &State, source: &Source, failures: u32) -> Duration {
     let base = match (failures, source.long_polls()) {
         (0, true) => Duration::from_millis(100),
-        (0, false) => state.config.snapshots.poll_interval,
+        (0, false) => state.config().snapshots.poll_interval,
         (n, _) => {
-            let interval = state.config.snapshots.poll_interval;
+            let interval = state.config().snapshots.poll_interval;
             interval
                 .saturating_mul(1u32 << n.min(16))
-                .min(state.config.snapshots.max_backoff)
+                .min(state.config().snapshots.max_backoff)
         }
     };
     base.mul_f64(rand::random_range(0.8..1.2))
@@ -125,7 +145,7 @@ pub async fn sync_once(state: &Arc<State>, source: &mut Source) -> Result<Round,
         }
         return Ok(Round::Unchanged);
     }
-    let dir = state.config.snapshots.dir.clone();
+    let dir = state.config().snapshots.dir.clone();
     let name = manifest.body.snapshot.clone();
     let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
     source
