@@ -18,6 +18,7 @@ pub mod config;
 pub mod crl;
 pub mod demo;
 pub mod der;
+pub mod inspect;
 pub mod model;
 pub mod ocsp;
 pub mod oids;

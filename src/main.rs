@@ -13,6 +13,7 @@ use std::process::ExitCode;
 const EX_USAGE: u8 = 64;
 const EX_DATAERR: u8 = 65;
 const EX_IOERR: u8 = 74;
+const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,28 @@ enum Command {
     Demo(DemoArgs),
     /// Validate a responder configuration without starting.
     CheckConfig(ServeArgs),
+    /// Describe a snapshot (a manifest, snapshot file or directory), verify it, look up a serial.
+    Inspect(InspectArgs),
+    /// Ask a running responder (its admin URL) what it serves.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A manifest, a snapshot file, or a snapshot directory (its newest snapshot).
+    path: PathBuf,
+    /// Issuer certificate(s) to verify against, as `serve --trust` would.
+    #[arg(long)]
+    trust: Vec<PathBuf>,
+    /// A serial number (hex) to look up.
+    #[arg(long)]
+    serial: Option<String>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The responder's admin URL, e.g. http://127.0.0.1:8081/
+    url: String,
 }
 
 #[derive(Args)]
@@ -125,6 +148,8 @@ fn main() -> ExitCode {
             Err(e) => config_failure(e),
         },
         Command::Demo(args) => run_demo(args),
+        Command::Inspect(args) => run_inspect(args),
+        Command::Status(args) => run_status(args),
     }
 }
 
@@ -408,4 +433,113 @@ fn run_demo(args: DemoArgs) -> ExitCode {
     let code = run_serve(config, Some(banner), move || load_config(&serve_args));
     drop(demo);
     code
+}
+
+fn run_inspect(args: InspectArgs) -> ExitCode {
+    let mut anchors = Vec::new();
+    for path in &args.trust {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                ocsp_edge::pki::cert::Certificate::all_from_pem(&text).map_err(|e| e.to_string())
+            }) {
+            Ok(certificates) => anchors.extend(certificates),
+            Err(e) => {
+                eprintln!("ocsp-edge inspect: {}: {e}", path.display());
+                return ExitCode::from(EX_USAGE);
+            }
+        }
+    }
+    let trust = (!anchors.is_empty()).then(|| ocsp_edge::snapshot::TrustAnchors::new(anchors));
+    match ocsp_edge::inspect::inspect(
+        &args.path,
+        trust.as_ref(),
+        args.serial.as_deref(),
+        UnixTime::now(),
+    ) {
+        Ok(report) => {
+            print!("{report}");
+            if report.contains("NOT VALID") {
+                ExitCode::from(EX_DATAERR)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("ocsp-edge inspect: {e}");
+            ExitCode::from(EX_DATAERR)
+        }
+    }
+}
+
+/// The metrics `status` reports, in order.
+const STATUS_METRICS: &[(&str, &str)] = &[
+    ("ocsp_edge_ready", "ready"),
+    ("ocsp_edge_snapshot_sequence", "serving sequence"),
+    ("ocsp_edge_highest_sequence", "highest sequence accepted"),
+    ("ocsp_edge_snapshot_entries", "certificates"),
+    ("ocsp_edge_snapshot_age_seconds", "snapshot age (s)"),
+    (
+        "ocsp_edge_seconds_until_earliest_next_update",
+        "seconds until earliest nextUpdate",
+    ),
+    (
+        "ocsp_edge_refresh_deadline_seconds",
+        "seconds until refresh deadline",
+    ),
+    (
+        "ocsp_edge_seconds_since_last_sync",
+        "seconds since last sync (-1: never)",
+    ),
+    ("ocsp_edge_connections_open", "connections open"),
+];
+
+fn run_status(args: StatusArgs) -> ExitCode {
+    let base = if args.url.ends_with('/') {
+        args.url.clone()
+    } else {
+        format!("{}/", args.url)
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ocsp-edge status: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let fetched = runtime.block_on(async {
+        let client = ocsp_edge::sync::source::client_builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let ready = client.get(format!("{base}readyz")).send().await?.text().await?;
+        let metrics = client.get(format!("{base}metrics")).send().await?.text().await?;
+        Ok::<_, reqwest::Error>((ready, metrics))
+    });
+    let (ready, metrics) = match fetched {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("ocsp-edge status: {base}: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    println!("{base}: {}", ready.trim());
+    for (name, label) in STATUS_METRICS {
+        if let Some(value) = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        {
+            println!("  {label:<40} {value}");
+        }
+    }
+    for line in metrics.lines().filter(|l| {
+        (l.starts_with("ocsp_edge_snapshots_refused_total") || l.starts_with("ocsp_edge_sync_failures_total"))
+            && !l.ends_with(" 0")
+    }) {
+        println!("  {line}");
+    }
+    if ready.trim() == "ready" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EX_UNAVAILABLE)
+    }
 }
