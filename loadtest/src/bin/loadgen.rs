@@ -1,0 +1,334 @@
+//! `loadgen`: closed-loop OCSP load generator (and the small helpers run.sh needs).
+//!
+//! ```text
+//! loadgen --url http://127.0.0.1:PORT/ --requests-file FILE [--method post|get]
+//!         [--connections 50] [--duration 10s] [--warmup 1s] [--check FILE|none]
+//!         [--json OUT] [--label NAME] [--round N] [--server-pid PID] [--threads 1]
+//! loadgen gen-feed --count 10000 --revoked-percent 10 --out feed.jsonl [--index-out index.txt]
+//! loadgen prepare --issuer ca.pem --feed feed.jsonl --requests OUT --check OUT
+//! loadgen report [--baseline ceiling] [--json-out FILE] [--fail-on-errors A,B] RUN.json...
+//! loadgen free-ports N
+//! loadgen wait-port 127.0.0.1:PORT [--timeout 30s]
+//! ```
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use loadtest::client::{self, HttpMethod, RunConfig, Target};
+use loadtest::prepare;
+use loadtest::report::{self, RunMeta, RunReport};
+use ocsp_edge::pki::cert::Certificate;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "loadgen",
+    about = "Closed-loop HTTP/1.1 load generator for OCSP responders (loopback targets only)",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a synthetic CA feed: JSON Lines for `ocsp-edge publish`, optionally index.txt.
+    GenFeed(GenFeedArgs),
+    /// Write the OCSP requests (SHA-1 and SHA-256 CertIDs) and expected statuses for a feed.
+    Prepare(PrepareArgs),
+    /// Print the summary table of several `--json` run files.
+    Report(ReportArgs),
+    /// Print N free TCP ports on 127.0.0.1, one per line.
+    FreePorts { count: usize },
+    /// Wait until a TCP port accepts connections.
+    WaitPort {
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Post,
+    Get,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Target, e.g. http://127.0.0.1:8080/ (loopback only). GET appends the request to it.
+    #[arg(long)]
+    url: Option<String>,
+    /// One base64 DER OCSPRequest per line (see `loadgen prepare`).
+    #[arg(long)]
+    requests_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "post")]
+    method: MethodArg,
+    /// Concurrent keep-alive connections, each with one request in flight.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Measured window (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured load before the window.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// A check file (`SERIALHEX good|revoked` per line) to verify every response's
+    /// CertID and status against, or `none` to check only for HTTP 2xx.
+    #[arg(long, default_value = "none")]
+    check: String,
+    /// Write the run's results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Server name recorded in the JSON and the report.
+    #[arg(long, default_value = "server")]
+    label: String,
+    #[arg(long, default_value_t = 1)]
+    round: u32,
+    /// PID of the server process, whose CPU time is measured over the window.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Load-generator threads (1 = a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// A request slower than this is an error and its connection is replaced.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Print nothing but errors (the JSON file still gets everything).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct GenFeedArgs {
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    #[arg(long, default_value_t = 10)]
+    revoked_percent: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// JSON Lines output.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the same certificates as an OpenSSL index.txt (for `openssl ocsp`).
+    #[arg(long)]
+    index_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    /// The issuing CA's certificate (PEM).
+    #[arg(long)]
+    issuer: PathBuf,
+    /// JSON Lines feed, or an OpenSSL index.txt (by its .txt extension).
+    #[arg(long)]
+    feed: PathBuf,
+    /// Requests file to write.
+    #[arg(long)]
+    requests: PathBuf,
+    /// Check file to write.
+    #[arg(long)]
+    check: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The server the others are compared with.
+    #[arg(long, default_value = "ceiling")]
+    baseline: String,
+    /// Write all runs and the summary as one JSON document.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Exit 1 if any run of these servers (comma-separated) had errors.
+    #[arg(long, value_delimiter = ',')]
+    fail_on_errors: Vec<String>,
+    files: Vec<PathBuf>,
+}
+
+/// `10s`, `500ms`, `1.5s`, `2m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration unit in {text:?} (use ms, s or m)")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        None => run(cli.run),
+        Some(Command::GenFeed(args)) => gen_feed(args),
+        Some(Command::Prepare(args)) => prepare_files(args),
+        Some(Command::Report(args)) => report_files(args),
+        Some(Command::FreePorts { count }) => free_ports(count),
+        Some(Command::WaitPort { addr, timeout }) => wait_port(addr, timeout),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> AnyResult<ExitCode> {
+    let url = args.url.ok_or("--url is required")?;
+    let requests_file = args.requests_file.ok_or("--requests-file is required")?;
+    let target = Target::parse(&url)?;
+    let check = (args.check != "none").then(|| PathBuf::from(&args.check));
+    let requests = prepare::load_requests(&requests_file, check.as_deref())?;
+    let method = match args.method {
+        MethodArg::Post => HttpMethod::Post,
+        MethodArg::Get => HttpMethod::Get,
+    };
+    if args.connections == 0 || args.threads == 0 {
+        return Err("--connections and --threads must be at least 1".into());
+    }
+    let config = RunConfig {
+        target,
+        connections: args.connections,
+        warmup: args.warmup,
+        duration: args.duration,
+        request_timeout: args.timeout,
+        server_pid: args.server_pid,
+    };
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    let outcome = runtime.block_on(client::run(config, method, &requests));
+    let report = RunReport::new(
+        RunMeta {
+            label: args.label,
+            round: args.round,
+            method: match method {
+                HttpMethod::Post => "post".into(),
+                HttpMethod::Get => "get".into(),
+            },
+            url,
+            connections: args.connections,
+            client_threads: args.threads,
+            warmup_s: args.warmup.as_secs_f64(),
+            checked: check.is_some(),
+            server_pid: args.server_pid,
+        },
+        &outcome,
+    );
+    if !args.quiet || report.errors > 0 {
+        println!("{}", report.summary());
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(if report.requests == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn gen_feed(args: GenFeedArgs) -> AnyResult<ExitCode> {
+    let feed = prepare::generate_feed(args.count, args.revoked_percent, args.seed);
+    std::fs::write(&args.out, &feed.json_lines)?;
+    if let Some(index) = &args.index_out {
+        std::fs::write(index, &feed.index_txt)?;
+    }
+    eprintln!(
+        "wrote {} certificates ({} revoked) to {}",
+        args.count,
+        feed.revoked,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prepare_files(args: PrepareArgs) -> AnyResult<ExitCode> {
+    let pem = std::fs::read_to_string(&args.issuer).map_err(|e| format!("{}: {e}", args.issuer.display()))?;
+    let issuer = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", args.issuer.display()))?;
+    let records = prepare::read_records(&args.feed)?;
+    let prepared = prepare::prepare(&issuer, &records, args.seed);
+    std::fs::write(&args.requests, &prepared.requests_b64)?;
+    std::fs::write(&args.check, &prepared.check)?;
+    eprintln!(
+        "wrote {} requests for {} certificates to {}",
+        prepared.requests,
+        records.len(),
+        args.requests.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_files(args: ReportArgs) -> AnyResult<ExitCode> {
+    let mut runs = Vec::new();
+    for path in &args.files {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let run: RunReport = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        runs.push(run);
+    }
+    let rows = report::summarise(&runs, &args.baseline);
+    print!("{}", report::table(&rows, &args.baseline));
+    if let Some(path) = &args.json_out {
+        let document = serde_json::json!({ "baseline": args.baseline, "summary": rows, "runs": runs });
+        std::fs::write(path, serde_json::to_string_pretty(&document)?)?;
+    }
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.errors > 0 && args.fail_on_errors.contains(&r.label))
+        .map(|r| format!("{} {}", r.label, r.method.to_uppercase()))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("loadgen: errors in {}", failed.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn free_ports(count: usize) -> AnyResult<ExitCode> {
+    // Hold every listener until all are chosen, so the ports differ.
+    let listeners: Vec<_> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    for listener in &listeners {
+        println!("{}", listener.local_addr()?.port());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait_port(addr: std::net::SocketAddr, timeout: Duration) -> AnyResult<ExitCode> {
+    if !addr.ip().is_loopback() {
+        return Err(format!("{addr}: loopback addresses only").into());
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{addr} did not accept connections within {timeout:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

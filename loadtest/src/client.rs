@@ -1,0 +1,530 @@
+//! The closed-loop HTTP/1.1 load client.
+//!
+//! Each connection is one tokio task over a raw `TcpStream` (keep-alive, TCP_NODELAY)
+//! that writes a pre-built request, reads the response (status line, headers,
+//! Content-Length body), checks it, and immediately sends the next one. No HTTP library
+//! on the client side: the generator must cost far less CPU than the server it measures,
+//! since both share the machine's cores.
+//!
+//! Timing: a run is `warmup` then the measured window of `duration`. A request counts
+//! (throughput, latency, errors) when it was started at or after the window's start and
+//! completed by its end. A request on a new connection includes the connect in its
+//! latency (servers without keep-alive, such as `openssl ocsp`, pay it every time).
+
+use crate::check::{CheckFailure, Expectation};
+use crate::histogram::Histogram;
+use crate::prepare::LoadedRequest;
+use base64::Engine;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpMethod {
+    Post,
+    Get,
+}
+
+/// A target parsed from `http://HOST:PORT/PATH`.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host_header: String,
+    pub path: String,
+}
+
+impl Target {
+    /// Only plain `http://` on loopback addresses: this tool is for measuring servers on
+    /// the same machine, never for sending load anywhere else.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        use std::net::ToSocketAddrs;
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("{authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{authority}: no address"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "{addr}: refusing a non-loopback target (the load generator only measures local servers)"
+            ));
+        }
+        Ok(Target {
+            addr,
+            host_header: authority.to_string(),
+            path: path.to_string(),
+        })
+    }
+}
+
+/// Builds the exact bytes of one HTTP/1.1 request carrying `der`.
+pub fn wire_request(target: &Target, method: HttpMethod, der: &[u8]) -> Vec<u8> {
+    match method {
+        HttpMethod::Post => {
+            let mut out = format!(
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
+                target.path,
+                target.host_header,
+                der.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(der);
+            out
+        }
+        HttpMethod::Get => {
+            // RFC 6960 Appendix A.1: {url}/{url-encoding of base-64 encoding of the DER}.
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(der)
+                .replace('/', "%2F")
+                .replace('+', "%2B")
+                .replace('=', "%3D");
+            let base = target.path.trim_end_matches('/');
+            format!(
+                "GET {base}/{encoded} HTTP/1.1\r\nHost: {}\r\n\r\n",
+                target.host_header
+            )
+            .into_bytes()
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub target: Target,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// A request (including connect) slower than this counts as a timeout error and the
+    /// connection is replaced.
+    pub request_timeout: Duration,
+    /// Process whose CPU time is measured over the window (the server).
+    pub server_pid: Option<u32>,
+}
+
+/// Error counts, by kind. Every kind is an error; `non_2xx` and the check failures are
+/// counted when a whole response was received.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Errors {
+    pub connect: u64,
+    pub io: u64,
+    pub timeout: u64,
+    pub bad_http: u64,
+    pub non_2xx: u64,
+    pub not_ocsp: u64,
+    pub ocsp_error_status: u64,
+    pub wrong_cert_id: u64,
+    pub wrong_status: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.connect
+            + self.io
+            + self.timeout
+            + self.bad_http
+            + self.non_2xx
+            + self.not_ocsp
+            + self.ocsp_error_status
+            + self.wrong_cert_id
+            + self.wrong_status
+    }
+
+    fn add(&mut self, o: &Errors) {
+        self.connect += o.connect;
+        self.io += o.io;
+        self.timeout += o.timeout;
+        self.bad_http += o.bad_http;
+        self.non_2xx += o.non_2xx;
+        self.not_ocsp += o.not_ocsp;
+        self.ocsp_error_status += o.ocsp_error_status;
+        self.wrong_cert_id += o.wrong_cert_id;
+        self.wrong_status += o.wrong_status;
+    }
+
+    fn check_failure(&mut self, failure: CheckFailure) {
+        match failure {
+            CheckFailure::NotOcsp => self.not_ocsp += 1,
+            CheckFailure::OcspErrorStatus => self.ocsp_error_status += 1,
+            CheckFailure::WrongCertId => self.wrong_cert_id += 1,
+            CheckFailure::WrongStatus => self.wrong_status += 1,
+        }
+    }
+}
+
+/// What one connection task measured.
+#[derive(Default)]
+struct ConnectionStats {
+    latency: Histogram,
+    /// Responses received in the window (any status, checked or not).
+    completed: u64,
+    ok: u64,
+    errors: Errors,
+    connects: u64,
+    first_error: Option<String>,
+}
+
+/// The outcome of a whole run.
+pub struct RunOutcome {
+    pub latency: Histogram,
+    pub completed: u64,
+    pub ok: u64,
+    pub errors: Errors,
+    pub connects: u64,
+    pub window: Duration,
+    pub server_cpu_ticks: Option<u64>,
+    pub client_cpu_ticks: Option<u64>,
+    pub error_samples: Vec<String>,
+}
+
+struct Shared {
+    requests: Vec<Vec<u8>>,
+    expect: Vec<Option<Expectation>>,
+    measure_start: Instant,
+    end: Instant,
+    config: RunConfig,
+}
+
+/// Runs the closed loop on the current tokio runtime.
+pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedRequest]) -> RunOutcome {
+    let start = Instant::now();
+    let measure_start = start + config.warmup;
+    let end = measure_start + config.duration;
+    let shared = Arc::new(Shared {
+        requests: requests
+            .iter()
+            .map(|r| wire_request(&config.target, method, &r.der))
+            .collect(),
+        expect: requests.iter().map(|r| r.expect.clone()).collect(),
+        measure_start,
+        end,
+        config: config.clone(),
+    });
+    let tasks: Vec<_> = (0..config.connections)
+        .map(|id| tokio::spawn(connection(id, shared.clone())))
+        .collect();
+
+    tokio::time::sleep_until(measure_start.into()).await;
+    let server_before = config.server_pid.and_then(|pid| crate::cpu::cpu_ticks(Some(pid)));
+    let client_before = crate::cpu::cpu_ticks(None);
+    tokio::time::sleep_until(end.into()).await;
+    let server_after = config.server_pid.and_then(|pid| crate::cpu::cpu_ticks(Some(pid)));
+    let client_after = crate::cpu::cpu_ticks(None);
+
+    let mut outcome = RunOutcome {
+        latency: Histogram::new(),
+        completed: 0,
+        ok: 0,
+        errors: Errors::default(),
+        connects: 0,
+        window: config.duration,
+        server_cpu_ticks: server_before.zip(server_after).map(|(a, b)| b.saturating_sub(a)),
+        client_cpu_ticks: client_before.zip(client_after).map(|(a, b)| b.saturating_sub(a)),
+        error_samples: Vec::new(),
+    };
+    for task in tasks {
+        let Ok(stats) = task.await else { continue };
+        outcome.latency.merge(&stats.latency);
+        outcome.completed += stats.completed;
+        outcome.ok += stats.ok;
+        outcome.errors.add(&stats.errors);
+        outcome.connects += stats.connects;
+        if let Some(e) = stats.first_error {
+            if outcome.error_samples.len() < 5 && !outcome.error_samples.contains(&e) {
+                outcome.error_samples.push(e);
+            }
+        }
+    }
+    outcome
+}
+
+/// A parsed response: status code, where the body is in the buffer, and whether the
+/// connection stays open.
+struct Response {
+    status: u16,
+    body: std::ops::Range<usize>,
+    keep_alive: bool,
+}
+
+enum Failure {
+    Io(std::io::Error),
+    BadHttp(&'static str),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+async fn connection(id: usize, shared: Arc<Shared>) -> ConnectionStats {
+    let mut stats = ConnectionStats::default();
+    let n = shared.requests.len();
+    // Spread the connections over the request list; each walks it in order from there.
+    let mut next = id * n / shared.config.connections.max(1);
+    let mut stream: Option<TcpStream> = None;
+    let mut buffer: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let timeout = shared.config.request_timeout;
+    loop {
+        let started = Instant::now();
+        if started >= shared.end {
+            break;
+        }
+        let counted = started >= shared.measure_start;
+        let index = next;
+        next = if next + 1 == n { 0 } else { next + 1 };
+
+        let error = |stats: &mut ConnectionStats, what: &dyn Fn(&mut Errors), text: String| {
+            if counted && Instant::now() <= shared.end {
+                what(&mut stats.errors);
+            }
+            stats.first_error.get_or_insert(text);
+        };
+
+        if stream.is_none() {
+            match tokio::time::timeout(timeout, TcpStream::connect(shared.config.target.addr)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                    if counted {
+                        stats.connects += 1;
+                    }
+                    buffer.clear();
+                }
+                Ok(Err(e)) => {
+                    error(&mut stats, &|e| e.connect += 1, format!("connect: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(_) => {
+                    error(&mut stats, &|e| e.connect += 1, "connect: timed out".into());
+                    continue;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        let result = tokio::time::timeout(
+            timeout.saturating_sub(started.elapsed()),
+            exchange(s, &shared.requests[index], &mut buffer),
+        )
+        .await;
+        let finished = Instant::now();
+        let in_window = counted && finished <= shared.end;
+        match result {
+            Ok(Ok(response)) => {
+                if in_window {
+                    stats.completed += 1;
+                    stats
+                        .latency
+                        .record(finished.duration_since(started).as_nanos() as u64);
+                    let body = &buffer[response.body.clone()];
+                    if !(200..300).contains(&response.status) {
+                        stats.errors.non_2xx += 1;
+                        stats
+                            .first_error
+                            .get_or_insert(format!("HTTP {}", response.status));
+                    } else if let Some(expect) = &shared.expect[index] {
+                        match expect.check(body) {
+                            Ok(()) => stats.ok += 1,
+                            Err(failure) => {
+                                stats.errors.check_failure(failure);
+                                stats.first_error.get_or_insert(format!(
+                                    "check failed ({}): {}",
+                                    failure.label(),
+                                    hex_prefix(body)
+                                ));
+                            }
+                        }
+                    } else {
+                        stats.ok += 1;
+                    }
+                }
+                buffer.drain(..response.body.end);
+                if !response.keep_alive {
+                    stream = None;
+                }
+            }
+            Ok(Err(Failure::Io(e))) => {
+                error(&mut stats, &|e| e.io += 1, format!("i/o: {e}"));
+                stream = None;
+            }
+            Ok(Err(Failure::BadHttp(what))) => {
+                error(
+                    &mut stats,
+                    &|e| e.bad_http += 1,
+                    format!("bad HTTP response: {what}"),
+                );
+                stream = None;
+            }
+            Err(_) => {
+                error(&mut stats, &|e| e.timeout += 1, "request timed out".into());
+                stream = None;
+            }
+        }
+    }
+    stats
+}
+
+fn hex_prefix(body: &[u8]) -> String {
+    let shown = &body[..body.len().min(24)];
+    format!("{} ({} bytes)", hex::encode(shown), body.len())
+}
+
+/// Writes one request and reads one whole response into `buffer` (which may already hold
+/// bytes of it).
+async fn exchange(stream: &mut TcpStream, request: &[u8], buffer: &mut Vec<u8>) -> Result<Response, Failure> {
+    stream.write_all(request).await?;
+    let mut searched = 0;
+    let header_end = loop {
+        if let Some(pos) = find_header_end(buffer, searched) {
+            break pos;
+        }
+        searched = buffer.len().saturating_sub(3);
+        if buffer.len() > 64 * 1024 {
+            return Err(Failure::BadHttp("headers too long"));
+        }
+        if stream.read_buf(buffer).await? == 0 {
+            return Err(Failure::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    };
+    let head = parse_head(&buffer[..header_end])?;
+    let body_start = header_end + 4;
+    match head.content_length {
+        Some(len) => {
+            let body_end = body_start + len;
+            while buffer.len() < body_end {
+                buffer.reserve(body_end - buffer.len());
+                if stream.read_buf(buffer).await? == 0 {
+                    return Err(Failure::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+            Ok(Response {
+                status: head.status,
+                body: body_start..body_end,
+                keep_alive: head.keep_alive,
+            })
+        }
+        None => {
+            // No Content-Length: the body runs to the end of the connection.
+            while stream.read_buf(buffer).await? != 0 {
+                if buffer.len() > 16 << 20 {
+                    return Err(Failure::BadHttp("unbounded body"));
+                }
+            }
+            Ok(Response {
+                status: head.status,
+                body: body_start..buffer.len(),
+                keep_alive: false,
+            })
+        }
+    }
+}
+
+fn find_header_end(buffer: &[u8], from: usize) -> Option<usize> {
+    buffer
+        .get(from..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + from)
+}
+
+struct Head {
+    status: u16,
+    content_length: Option<usize>,
+    keep_alive: bool,
+}
+
+fn parse_head(head: &[u8]) -> Result<Head, Failure> {
+    let text = std::str::from_utf8(head).map_err(|_| Failure::BadHttp("headers are not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        _ => return Err(Failure::BadHttp("not an HTTP/1.x status line")),
+    };
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or(Failure::BadHttp("bad status code"))?;
+    let mut content_length = None;
+    let mut keep_alive = http11;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(Failure::BadHttp("header line without ':'"));
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(
+                value
+                    .parse()
+                    .map_err(|_| Failure::BadHttp("bad Content-Length"))?,
+            );
+        } else if name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                keep_alive = false;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(Failure::BadHttp("Transfer-Encoding is not supported"));
+        }
+    }
+    // 1xx, 204 and 304 have no body.
+    if status / 100 == 1 || status == 204 || status == 304 {
+        content_length = Some(0);
+    }
+    Ok(Head {
+        status,
+        content_length,
+        keep_alive,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_parse() {
+        let head = parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\ncontent-type: x")
+            .ok()
+            .unwrap();
+        assert_eq!(
+            (head.status, head.content_length, head.keep_alive),
+            (200, Some(12), true)
+        );
+        let head = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 5").ok().unwrap();
+        assert!(!head.keep_alive);
+        let head = parse_head(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0")
+            .ok()
+            .unwrap();
+        assert_eq!(head.status, 404);
+        assert!(!head.keep_alive);
+        assert!(parse_head(b"SMTP 220 hi").is_err());
+    }
+
+    #[test]
+    fn get_requests_escape_base64() {
+        let target = Target::parse("http://127.0.0.1:1/ocsp").unwrap();
+        let wire = wire_request(&target, HttpMethod::Get, &[0xfb, 0xff, 0xbf, 0x3e]);
+        let text = String::from_utf8(wire).unwrap();
+        assert!(
+            text.starts_with("GET /ocsp/%2B%2F%2B%2FPg%3D%3D HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert!(Target::parse("http://10.0.0.1:80/").is_err());
+        assert!(Target::parse("https://127.0.0.1/").is_err());
+    }
+}
