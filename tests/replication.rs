@@ -897,7 +897,6 @@ fn truncated_and_oversized_downloads_are_refused_from_an_origin_without_validato
 }
 
 #[test]
-#[ignore = "bug: src/sync/source.rs Source::newer_manifest keeps the ETag of a manifest whose round then failed; the origin answers 304 forever and the snapshot is never downloaded again"]
 fn truncated_and_oversized_downloads_are_refused_from_an_origin_with_etags() {
     let _serial = serial();
     truncated_then_oversized_then_right(true);
@@ -1266,7 +1265,6 @@ fn the_peer_endpoint_long_polls_and_serves_only_the_current_snapshot() {
 /// A temporary download left in the cache by a process that was killed mid-download,
 /// whose PID the new process happens to have (PID 1 in every container).
 #[test]
-#[ignore = "bug: the responder never removes stale .tmp-<pid>-* files from its cache; one with its own PID makes store::NewFile::create fail every round (src/sync/mod.rs sync_once)"]
 fn a_stale_temporary_download_does_not_block_replication() {
     let _serial = serial();
     let origin = tempfile::tempdir().unwrap();
@@ -1286,7 +1284,6 @@ fn a_stale_temporary_download_does_not_block_replication() {
 /// A snapshot without its manifest in the cache: what a kill between linking the
 /// downloaded snapshot and writing its manifest leaves behind.
 #[test]
-#[ignore = "bug: src/sync/mod.rs sync_once: store::NewFile::create fails AlreadyExists when the cache holds the snapshot without its manifest, every round, forever"]
 fn an_orphaned_snapshot_in_the_cache_does_not_block_replication() {
     let _serial = serial();
     let origin = tempfile::tempdir().unwrap();
@@ -1299,11 +1296,10 @@ fn an_orphaned_snapshot_in_the_cache_does_not_block_replication() {
     assert_clean_cache(cache.path());
 }
 
-/// A round that fails after the manifest was fetched (here: the download cannot be
-/// created, because of the file above) is retried once the obstacle is gone, also when
-/// the source is a peer answering conditional requests.
+/// A round that fails after the manifest was fetched (here: a directory sits where the
+/// downloaded snapshot must go) is retried once the obstacle is gone, also when the
+/// source is a peer answering conditional requests.
 #[test]
-#[ignore = "bug: src/sync/source.rs Source::newer_manifest keeps the peer's ETag after a failed round; the peer then answers 304 at once, every 100 ms, and the snapshot is never fetched"]
 fn a_peer_round_that_failed_after_the_manifest_is_retried() {
     let _serial = serial();
     let hub_dir = tempfile::tempdir().unwrap();
@@ -1311,19 +1307,15 @@ fn a_peer_round_that_failed_after_the_manifest_is_retried() {
     let hub = responder(hub_dir.path(), &[], vec![]);
     converge(&hub, sequence, "hub");
     let cache = tempfile::tempdir().unwrap();
-    let obstacle = cache.path().join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        store::snapshot_name(sequence)
-    ));
-    std::fs::write(&obstacle, b"").unwrap();
+    let obstacle = cache.path().join(store::snapshot_name(sequence));
+    std::fs::create_dir(&obstacle).unwrap();
     let edge = responder(cache.path(), &[Src::Peer(hub.admin_addr)], vec![]);
     let label = peer_url(hub.admin_addr);
     assert!(
         wait_until(CONVERGE, || sync_failures(edge.admin_addr, &label) >= 1.0),
         "the obstructed round did not fail"
     );
-    std::fs::remove_file(&obstacle).unwrap();
+    std::fs::remove_dir(&obstacle).unwrap();
     let attempts = sync_attempts(edge.admin_addr, &label);
     let served = wait_until(Duration::from_secs(5), || {
         edge.state.current_sequence() == Some(sequence)
@@ -1343,7 +1335,6 @@ fn a_peer_round_that_failed_after_the_manifest_is_retried() {
 /// failure. Here 0 to 3 swaps in 40 lost the race; the test makes 360 (12 responders)
 /// and still passes about one run in four.
 #[test]
-#[ignore = "bug: src/server/state.rs poll_directory races src/sync/mod.rs sync_once (manifest written to the cache before swap_in): spurious refused{reason=\"rollback\"} (or a failed round) for a healthy source; intermittent"]
 fn replicated_swaps_report_no_spurious_refusals_or_failures() {
     let _serial = serial();
     let origin = tempfile::tempdir().unwrap();

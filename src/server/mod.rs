@@ -204,13 +204,18 @@ fn spawn_connection<S>(
     });
 }
 
-/// Polls the snapshot directory until `stop` flips. Each poll runs on the blocking pool:
+/// Polls the snapshot directory until `stop` flips (when there are no replication sources). Each poll runs on the blocking pool:
 /// verifying a large snapshot hashes the whole file.
 async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(state.config().snapshots.poll_interval) => {}
             _ = stop.changed() => return,
+        }
+        // With replication sources the directory is this responder's own cache, filled and
+        // swapped by `crate::sync`; polling it too would only race with that.
+        if !state.config().snapshots.sources.is_empty() {
+            continue;
         }
         let polling = state.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || polling.poll_directory(UnixTime::now())).await {

@@ -40,6 +40,7 @@ pub struct State {
     /// Serialises swaps, so two sources delivering at once cannot interleave.
     swapping: Mutex<()>,
     sources_generation: watch::Sender<u64>,
+    downloading: tokio::sync::Mutex<()>,
 }
 
 /// What one poll of the snapshot directory did.
@@ -74,6 +75,7 @@ impl State {
             last_sync: AtomicI64::new(0),
             swapping: Mutex::new(()),
             sources_generation: watch::channel(0).0,
+            downloading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -117,6 +119,11 @@ impl State {
             self.sources_generation.send_modify(|generation| *generation += 1);
         }
         kept
+    }
+
+    /// Held while a replication download runs (one at a time).
+    pub fn download_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.downloading
     }
 
     /// Bumped whenever reloaded sources differ, so replication restarts with them.

@@ -67,7 +67,11 @@ impl NewFile {
         if final_path.exists() {
             return Err(already_exists(&final_path));
         }
-        let temp_path = dir.join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()));
+        // Unique per process and per file, so concurrent writers never collide and a
+        // leftover from a crashed process (whatever its PID) never blocks a new write.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp_path = dir.join(format!("{TEMP_PREFIX}{}-{unique}-{name}", std::process::id()));
         let file = File::options().write(true).create_new(true).open(&temp_path)?;
         Ok(NewFile {
             temp_path,

@@ -56,6 +56,12 @@ pub fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::tas
 /// Runs replication until `stop` flips, restarting it whenever a reload changes the
 /// sources.
 pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    // Temporary files in the cache belong to downloads a previous process never finished.
+    match store::remove_stale_temporaries(&state.config().snapshots.dir) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed unfinished downloads from the snapshot cache"),
+        Err(e) => tracing::warn!(error = %e, "cannot clean the snapshot cache"),
+    }
     let mut generation = state.subscribe_sources();
     loop {
         let tasks = spawn(&state, &stop);
@@ -121,11 +127,22 @@ fn next_delay(state: &State, source: &Source, failures: u32) -> Duration {
 
 /// One round with one source.
 pub async fn sync_once(state: &Arc<State>, source: &mut Source) -> Result<Round, SyncError> {
-    let floor = state
+    let round = fetch_and_install(state, source).await;
+    if round.is_ok() {
+        source.round_succeeded();
+    }
+    round
+}
+
+fn floor(state: &State) -> u64 {
+    state
         .current_sequence()
         .unwrap_or(0)
-        .max(state.highest_sequence());
-    let Some(manifest_bytes) = source.newer_manifest(floor).await? else {
+        .max(state.highest_sequence())
+}
+
+async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Round, SyncError> {
+    let Some(manifest_bytes) = source.newer_manifest(floor(state)).await? else {
         return Ok(Round::Unchanged);
     };
     let now = UnixTime::now();
@@ -134,6 +151,9 @@ pub async fn sync_once(state: &Arc<State>, source: &mut Source) -> Result<Round,
         state.refuse_offer(&source.label(), e);
     })?;
     let sequence = manifest.body.sequence;
+    // One download at a time: two sources offering the same snapshot fetch it once.
+    let _downloading = state.download_lock().lock().await;
+    let floor = floor(state);
     if sequence <= floor {
         if sequence < floor {
             // An older snapshot offered as the newest: a lagging or malicious mirror.
@@ -147,6 +167,12 @@ pub async fn sync_once(state: &Arc<State>, source: &mut Source) -> Result<Round,
     }
     let dir = state.config().snapshots.dir.clone();
     let name = manifest.body.snapshot.clone();
+    // A snapshot file without its manifest is what a crash between the two writes leaves;
+    // it was never served, and is replaced.
+    match std::fs::remove_file(dir.join(&name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(SourceError::Io(e).into()),
+        _ => {}
+    }
     let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
     source
         .download(&name, manifest.body.size, download.file())

@@ -53,6 +53,10 @@ pub enum Source {
         /// Validators of the last manifest received, for conditional GETs.
         etag: Option<String>,
         last_modified: Option<String>,
+        /// Validators of the manifest fetched in the current round; they become `etag` and
+        /// `last_modified` only once the round succeeds ([`Source::round_succeeded`]), so a
+        /// failed download is retried instead of being answered 304 forever.
+        pending: Option<(Option<String>, Option<String>)>,
     },
 }
 
@@ -66,6 +70,7 @@ impl Source {
                 long_poll: None,
                 etag: None,
                 last_modified: None,
+                pending: None,
             }),
             SourceConfig::Peer { url, ca_file } => Ok(Source::Http {
                 client: http_client(ca_file.as_ref(), long_poll)?,
@@ -73,6 +78,7 @@ impl Source {
                 long_poll: Some(long_poll),
                 etag: None,
                 last_modified: None,
+                pending: None,
             }),
         }
     }
@@ -111,6 +117,7 @@ impl Source {
                 long_poll,
                 etag,
                 last_modified,
+                pending,
             } => {
                 let url = match long_poll {
                     Some(wait) => format!("{base}{LATEST_MANIFEST}?after={current}&wait={}", wait.as_secs()),
@@ -142,9 +149,24 @@ impl Source {
                 };
                 let (new_etag, new_date) = (header_text(header::ETAG), header_text(header::LAST_MODIFIED));
                 let body = read_limited(response, MAX_MANIFEST_BYTES).await?;
+                *pending = Some((new_etag, new_date));
+                Ok(Some(body))
+            }
+        }
+    }
+
+    /// Keeps the validators of this round's manifest for the next conditional GET.
+    pub fn round_succeeded(&mut self) {
+        if let Source::Http {
+            etag,
+            last_modified,
+            pending,
+            ..
+        } = self
+        {
+            if let Some((new_etag, new_date)) = pending.take() {
                 *etag = new_etag;
                 *last_modified = new_date;
-                Ok(Some(body))
             }
         }
     }
