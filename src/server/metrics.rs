@@ -115,6 +115,7 @@ pub struct Metrics {
     pub refresh_deadline: IntGauge,
     pub refresh_at_risk: IntGauge,
     pub highest_sequence: IntGauge,
+    pub sync_last_success: IntGaugeVec,
 }
 
 impl Metrics {
@@ -214,6 +215,13 @@ impl Metrics {
                 "ocsp_edge_refresh_deadline_at_risk",
                 "1 when the served responses are less than an hour from (or past) their refresh deadline.",
             )?,
+            sync_last_success: IntGaugeVec::new(
+                Opts::new(
+                    "ocsp_edge_sync_last_success_timestamp_seconds",
+                    "When each replication source last answered (unix time; 0: not since start).",
+                ),
+                &["source"],
+            )?,
             highest_sequence: gauge(
                 "ocsp_edge_highest_sequence",
                 "Highest snapshot sequence ever accepted; nothing older is served again.",
@@ -227,6 +235,10 @@ impl Metrics {
             latency,
         };
         metrics.register(requests_vec, latency_vec)?;
+        // Series that exist from the start, at 0, so that increase() sees the first event.
+        for reason in crate::snapshot::VerifyError::LABELS {
+            metrics.snapshots_refused.with_label_values(&[reason]);
+        }
         Ok(metrics)
     }
 
@@ -255,6 +267,7 @@ impl Metrics {
         r.register(Box::new(self.refresh_deadline.clone()))?;
         r.register(Box::new(self.refresh_at_risk.clone()))?;
         r.register(Box::new(self.highest_sequence.clone()))?;
+        r.register(Box::new(self.sync_last_success.clone()))?;
         Ok(())
     }
 

@@ -62,6 +62,19 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// Every label [`VerifyError::label`] can return (metrics pre-create their series).
+    pub const LABELS: [&'static str; 9] = [
+        "bad_signature",
+        "unsigned",
+        "bad_manifest",
+        "unsupported_version",
+        "untrusted_signer",
+        "hash_mismatch",
+        "corrupt",
+        "rollback",
+        "io",
+    ];
+
     /// Stable metric label for refused snapshots.
     pub fn label(&self) -> &'static str {
         match self {

@@ -81,6 +81,9 @@ pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
 
 async fn source_loop(state: Arc<State>, mut source: Source, mut stop: watch::Receiver<bool>) {
     let label = source.label();
+    // Create the per-source series at 0 (see Metrics::new).
+    state.metrics.sync_failures.with_label_values(&[&label]);
+    state.metrics.sync_last_success.with_label_values(&[&label]);
     let mut failures = 0u32;
     loop {
         state.metrics.sync_attempts.with_label_values(&[&label]).inc();
@@ -91,7 +94,13 @@ async fn source_loop(state: Arc<State>, mut source: Source, mut stop: watch::Rec
         match round {
             Ok(outcome) => {
                 failures = 0;
-                state.record_sync_success(UnixTime::now());
+                let now = UnixTime::now();
+                state.record_sync_success(now);
+                state
+                    .metrics
+                    .sync_last_success
+                    .with_label_values(&[&label])
+                    .set(now.seconds());
                 tracing::debug!(source = %label, ?outcome, "replication round");
             }
             Err(e) => {
