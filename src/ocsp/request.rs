@@ -9,7 +9,6 @@ use crate::model::Serial;
 use crate::ocsp::Refusal;
 use crate::oids;
 use crate::pki::cert::CertIdHash;
-use rasn::types::Integer;
 
 /// The certificate a client asks about, normalised for lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +31,83 @@ pub fn decode_request(der: &[u8]) -> Result<OcspRequest, Refusal> {
     if der.is_empty() {
         return Err(Refusal::Malformed("empty request"));
     }
+    // The fast path reads well-formed requests in place, without allocating; rasn stays
+    // the authority for everything else, so what is accepted does not change.
+    match decode_in_place(der) {
+        Err(Refusal::Malformed(_)) => decode_with_rasn(der),
+        decided => decided,
+    }
+}
+
+/// Walks OCSPRequest with the crate's bounds-checked DER reader. Parts a pre-signed answer
+/// ignores (requestorName, the request signature, per-request extensions) are skipped, not
+/// validated. Any structural surprise is `Malformed`, which sends the request to rasn.
+fn decode_in_place(der: &[u8]) -> Result<OcspRequest, Refusal> {
+    use crate::der::{enter, Reader, INTEGER, OCTET_STRING, OID, SEQUENCE};
+    let malformed = |_| Refusal::Malformed("not a DER OCSPRequest");
+    let mut request = enter(der, SEQUENCE).map_err(malformed)?;
+    let tbs = request.expect(SEQUENCE).map_err(malformed)?;
+    request.optional(0xa0).map_err(malformed)?; // optionalSignature, ignored (RFC 6960 §4.1.2)
+    request.finish().map_err(malformed)?;
+
+    let mut fields = Reader::new(tbs.content);
+    fields.optional(0xa0).map_err(malformed)?; // version
+    fields.optional(0xa1).map_err(malformed)?; // requestorName
+    let list = fields.expect(SEQUENCE).map_err(malformed)?;
+    let has_nonce = match fields.optional(0xa2).map_err(malformed)? {
+        Some(extensions) => carries_nonce(extensions.content).map_err(malformed)?,
+        None => false,
+    };
+    fields.finish().map_err(malformed)?;
+
+    let mut requests = Reader::new(list.content);
+    let single = requests.expect(SEQUENCE).map_err(|_| Refusal::NotOneRequest)?;
+    if !requests.is_empty() {
+        return Err(Refusal::NotOneRequest);
+    }
+    let mut single = Reader::new(single.content);
+    let cert_id = single.expect(SEQUENCE).map_err(malformed)?;
+    single.optional(0xa0).map_err(malformed)?; // singleRequestExtensions
+    single.finish().map_err(malformed)?;
+
+    let mut id = Reader::new(cert_id.content);
+    let algorithm = id.expect(SEQUENCE).map_err(malformed)?;
+    let mut algorithm = Reader::new(algorithm.content);
+    let oid = algorithm.expect(OID).map_err(malformed)?.content;
+    if !algorithm.is_empty() {
+        algorithm.next_element().map_err(malformed)?; // parameters: NULL, or anything
+    }
+    algorithm.finish().map_err(malformed)?;
+    let issuer_name_hash = id.expect(OCTET_STRING).map_err(malformed)?.content;
+    let issuer_key_hash = id.expect(OCTET_STRING).map_err(malformed)?.content;
+    let serial = id.expect(INTEGER).map_err(malformed)?.content;
+    id.finish().map_err(malformed)?;
+    if serial.is_empty() {
+        return Err(Refusal::Malformed("empty serial"));
+    }
+    Ok(OcspRequest {
+        cert_id: normalised(oid, issuer_name_hash, issuer_key_hash, serial)?,
+        has_nonce,
+    })
+}
+
+/// Whether a `[2] EXPLICIT Extensions` content lists the nonce extension.
+fn carries_nonce(wrapper: &[u8]) -> Result<bool, crate::der::DerError> {
+    use crate::der::{enter, Reader, OCTET_STRING, OID, SEQUENCE};
+    let mut extensions = enter(wrapper, SEQUENCE)?;
+    let mut nonce = false;
+    while !extensions.is_empty() {
+        let mut extension = Reader::new(extensions.expect(SEQUENCE)?.content);
+        nonce |= extension.expect(OID)?.content == oids::OCSP_NONCE;
+        extension.optional(0x01)?; // critical
+        extension.expect(OCTET_STRING)?;
+        extension.finish()?;
+    }
+    Ok(nonce)
+}
+
+/// The same decision through rasn's typed decoder.
+fn decode_with_rasn(der: &[u8]) -> Result<OcspRequest, Refusal> {
     let request: rasn_ocsp::OcspRequest =
         rasn::der::decode(der).map_err(|_| Refusal::Malformed("not a DER OCSPRequest"))?;
     let tbs = request.tbs_request;
@@ -52,35 +128,49 @@ pub fn decode_request(der: &[u8]) -> Result<OcspRequest, Refusal> {
 }
 
 fn normalise(id: rasn_ocsp::CertId) -> Result<RequestedCertId, Refusal> {
-    let arcs: &[u32] = &id.hash_algorithm.algorithm;
-    let hash = CertIdHash::ALL
-        .into_iter()
-        .find(|h| oid_arcs(h.oid()) == arcs)
-        .ok_or(Refusal::UnsupportedHash)?;
+    let arcs: Vec<u64> = id
+        .hash_algorithm
+        .algorithm
+        .iter()
+        .map(|&arc| u64::from(arc))
+        .collect();
+    let serial = rasn::der::encode(&id.serial_number).map_err(|_| Refusal::Malformed("bad serial"))?;
+    let serial = crate::der::enter(&serial, crate::der::INTEGER)
+        .map_err(|_| Refusal::Malformed("bad serial"))?
+        .remaining();
+    normalised(
+        &crate::der::oid_content(&arcs),
+        &id.issuer_name_hash,
+        &id.issuer_key_hash,
+        serial,
+    )
+}
+
+/// The CertID as we look it up: a supported hash with hashes of its length, and the serial
+/// as minimal DER INTEGER content.
+fn normalised(
+    hash_oid: &[u8],
+    issuer_name_hash: &[u8],
+    issuer_key_hash: &[u8],
+    serial: &[u8],
+) -> Result<RequestedCertId, Refusal> {
+    let hash = CertIdHash::from_oid(hash_oid).ok_or(Refusal::UnsupportedHash)?;
     let expected_len = match hash {
         CertIdHash::Sha1 => 20,
         CertIdHash::Sha256 => 32,
     };
-    if id.issuer_name_hash.len() != expected_len || id.issuer_key_hash.len() != expected_len {
+    if issuer_name_hash.len() != expected_len || issuer_key_hash.len() != expected_len {
         return Err(Refusal::Malformed(
             "CertID hash length does not match its algorithm",
         ));
     }
     Ok(RequestedCertId {
         hash,
-        issuer_name_hash: id.issuer_name_hash.to_vec(),
-        issuer_key_hash: id.issuer_key_hash.to_vec(),
-        serial: serial_of(&id.serial_number)?,
+        issuer_name_hash: issuer_name_hash.to_vec(),
+        issuer_key_hash: issuer_key_hash.to_vec(),
+        // A serial of an impossible shape (negative, over 23 octets) cannot be ours.
+        serial: Serial::from_der_content(serial).ok_or(Refusal::UnassignedSerial)?,
     })
-}
-
-fn serial_of(integer: &Integer) -> Result<Serial, Refusal> {
-    let encoded = rasn::der::encode(integer).map_err(|_| Refusal::Malformed("bad serial"))?;
-    let content = crate::der::enter(&encoded, crate::der::INTEGER)
-        .map_err(|_| Refusal::Malformed("bad serial"))?
-        .remaining();
-    // An unknown serial of an impossible shape (negative, > 23 octets) cannot be ours.
-    Serial::from_der_content(content).ok_or(Refusal::UnassignedSerial)
 }
 
 /// The arcs of an OID given as content octets (for comparing with rasn's decoded OIDs).
@@ -229,6 +319,50 @@ mod tests {
         let mut sha384 = good.clone();
         sha384[position + oids::SHA256.len() - 1] = 0x02;
         assert_eq!(decode_request(&sha384), Err(Refusal::UnsupportedHash));
+    }
+
+    /// On everything rasn accepts, the decoder must answer exactly as rasn does, and nothing
+    /// may panic, on real requests and on many mutations of them. (The in-place path does
+    /// not validate what it skips — requestor name, signature, per-request extensions — so
+    /// it may accept a request rasn rejects for a malformed part the answer ignores.)
+    #[test]
+    fn the_fast_path_agrees_with_rasn() {
+        let mut seeds = Vec::new();
+        for hash in CertIdHash::ALL {
+            seeds.push(encode_request(&sample(hash), None));
+            seeds.push(encode_request(&sample(hash), Some(&[5; 20])));
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for seed in &seeds {
+            assert_eq!(decode_in_place(seed), decode_with_rasn(seed));
+            for _ in 0..3000 {
+                let mut mutated = seed.clone();
+                let at = (next() as usize) % mutated.len();
+                match next() % 3 {
+                    0 => mutated[at] ^= 1 << (next() % 8),
+                    1 => mutated.truncate(at),
+                    _ => mutated[at] = next() as u8,
+                }
+                let reference = decode_with_rasn(&mutated);
+                let fast = decode_in_place(&mutated);
+                if fast.is_ok() && reference.is_ok() {
+                    assert_eq!(fast, reference, "{mutated:02x?}");
+                }
+                if reference.is_ok() {
+                    // rasn is more lenient (e.g. constructed-bit OIDs); the fallback covers it.
+                    assert_eq!(decode_request(&mutated), reference, "{mutated:02x?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "too few accepted mutations to compare: {checked}");
     }
 
     #[test]

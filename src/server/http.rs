@@ -167,19 +167,22 @@ pub fn decode_get(encoded: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
     if encoded.len() > limit.saturating_mul(2) {
         return Err(Refusal::TooLarge);
     }
-    let unescaped = percent_encoding::percent_decode_str(encoded).collect::<Vec<u8>>();
-    let normalised: Vec<u8> = unescaped
-        .into_iter()
-        .map(|b| match b {
-            b' ' | b'-' => b'+',
-            b'_' => b'/',
-            other => other,
-        })
-        .collect();
     use base64::Engine;
-    let der = LENIENT_BASE64
-        .decode(&normalised)
-        .map_err(|_| Refusal::Malformed("GET path is not base64"))?;
+    let plain = !encoded.bytes().any(|b| matches!(b, b'%' | b' ' | b'-' | b'_'));
+    let decoded = if plain {
+        // The common case: nothing escaped, so no copy before decoding.
+        LENIENT_BASE64.decode(encoded)
+    } else {
+        let normalised: Vec<u8> = percent_encoding::percent_decode_str(encoded)
+            .map(|b| match b {
+                b' ' | b'-' => b'+',
+                b'_' => b'/',
+                other => other,
+            })
+            .collect();
+        LENIENT_BASE64.decode(&normalised)
+    };
+    let der = decoded.map_err(|_| Refusal::Malformed("GET path is not base64"))?;
     if der.len() > limit {
         return Err(Refusal::TooLarge);
     }
@@ -209,12 +212,8 @@ fn success(
     if_none_match: Option<&HeaderValue>,
     head_only: bool,
 ) -> (Response<Full<Bytes>>, Outcome) {
-    let etag = format!("\"{}\"", hex::encode(found.etag));
-    let cache_control = format!(
-        "max-age={}, public, no-transform, must-revalidate",
-        max_age(found, now, state.config().ocsp.cache_max_age.as_secs())
-    );
-    let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), etag.as_bytes()));
+    let etag = quoted_hex(found.etag);
+    let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
     let (status, body, outcome) = if not_modified {
         (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified)
     } else {
@@ -236,25 +235,80 @@ fn success(
     if head_only && !not_modified {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(found.response.len()));
     }
-    insert_text(headers, header::ETAG, &etag);
-    insert_text(headers, header::CACHE_CONTROL, &cache_control);
-    insert_text(headers, header::LAST_MODIFIED, &found.this_update.to_http_date());
-    insert_text(headers, header::EXPIRES, &found.next_update.to_http_date());
+    if let Ok(value) = HeaderValue::from_bytes(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    let max_age = max_age(found, now, state.config().ocsp.cache_max_age.as_secs());
+    caching_headers::insert(headers, found.this_update, found.next_update, max_age);
     (response, outcome)
 }
 
+/// `"<64 hex digits>"` without allocating.
+fn quoted_hex(bytes: &[u8; 32]) -> [u8; 66] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'"'; 66];
+    for (i, byte) in bytes.iter().enumerate() {
+        out[1 + 2 * i] = DIGITS[usize::from(byte >> 4)];
+        out[2 + 2 * i] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    out
+}
+
+/// `Last-Modified`, `Expires` and `Cache-Control` are the same for every response of a
+/// publish (and, for Cache-Control, within one second), so each worker thread keeps the
+/// last values it encoded instead of formatting dates on every request.
+mod caching_headers {
+    use crate::time::UnixTime;
+    use hyper::header::{self, HeaderMap, HeaderValue};
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Last {
+        this_update: Option<(UnixTime, HeaderValue)>,
+        next_update: Option<(UnixTime, HeaderValue)>,
+        max_age: Option<(u64, HeaderValue)>,
+    }
+
+    thread_local! {
+        static LAST: RefCell<Last> = RefCell::new(Last::default());
+    }
+
+    fn cached<K: PartialEq + Copy>(
+        slot: &mut Option<(K, HeaderValue)>,
+        key: K,
+        make: impl FnOnce() -> String,
+    ) -> Option<HeaderValue> {
+        if let Some((k, value)) = slot {
+            if *k == key {
+                return Some(value.clone());
+            }
+        }
+        let value = HeaderValue::from_str(&make()).ok()?;
+        *slot = Some((key, value.clone()));
+        Some(value)
+    }
+
+    pub fn insert(headers: &mut HeaderMap, this_update: UnixTime, next_update: UnixTime, max_age: u64) {
+        LAST.with_borrow_mut(|last| {
+            if let Some(v) = cached(&mut last.this_update, this_update, || this_update.to_http_date()) {
+                headers.insert(header::LAST_MODIFIED, v);
+            }
+            if let Some(v) = cached(&mut last.next_update, next_update, || next_update.to_http_date()) {
+                headers.insert(header::EXPIRES, v);
+            }
+            let control = || format!("max-age={max_age}, public, no-transform, must-revalidate");
+            if let Some(v) = cached(&mut last.max_age, max_age, control) {
+                headers.insert(header::CACHE_CONTROL, v);
+            }
+        });
+    }
+}
 /// `If-None-Match` is a list of entity tags, or `*` (RFC 9110 §13.1.2).
 pub fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
     header
         .split(|&b| b == b',')
         .map(|t| t.trim_ascii())
         .any(|t| t == b"*" || t == etag || t.strip_prefix(b"W/") == Some(etag))
-}
-
-fn insert_text(headers: &mut hyper::HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
-    }
 }
 
 /// An OCSP error response: unsigned, never cached (a later snapshot may answer it).
@@ -327,6 +381,50 @@ mod tests {
         assert_eq!(ocsp_remainder("/ocsp", "/ocsp/"), Some(""));
         assert_eq!(ocsp_remainder("/ocspx", "/ocsp/"), None);
         assert_eq!(ocsp_remainder("/anything", "/"), Some("anything"));
+    }
+
+    #[test]
+    fn etags_are_quoted_lowercase_hex() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0xab;
+        bytes[31] = 0x0f;
+        let quoted = quoted_hex(&bytes);
+        assert_eq!(
+            std::str::from_utf8(&quoted).unwrap(),
+            format!("\"{}\"", hex::encode(bytes))
+        );
+    }
+
+    #[test]
+    fn cached_caching_headers_follow_their_inputs() {
+        let mut headers = hyper::HeaderMap::new();
+        caching_headers::insert(
+            &mut headers,
+            UnixTime(1_790_000_000),
+            UnixTime(1_790_345_600),
+            3600,
+        );
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "max-age=3600, public, no-transform, must-revalidate"
+        );
+        assert_eq!(
+            headers[header::LAST_MODIFIED],
+            UnixTime(1_790_000_000).to_http_date().as_str()
+        );
+        caching_headers::insert(&mut headers, UnixTime(1_790_000_001), UnixTime(1_790_345_601), 59);
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "max-age=59, public, no-transform, must-revalidate"
+        );
+        assert_eq!(
+            headers[header::LAST_MODIFIED],
+            UnixTime(1_790_000_001).to_http_date().as_str()
+        );
+        assert_eq!(
+            headers[header::EXPIRES],
+            UnixTime(1_790_345_601).to_http_date().as_str()
+        );
     }
 
     #[test]
