@@ -139,6 +139,8 @@ pub enum SourceConfig {
         #[serde(default)]
         ca_file: Option<PathBuf>,
     },
+    /// S3-compatible object storage a publisher uploads to (see [`crate::s3`]).
+    S3(crate::s3::S3Config),
 }
 
 #[derive(Clone, Debug, Deserialize)]

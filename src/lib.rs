@@ -25,6 +25,7 @@ pub mod oids;
 pub mod pki;
 pub mod publish;
 pub mod responder;
+pub mod s3;
 pub mod server;
 pub mod snapshot;
 pub mod sync;

@@ -142,7 +142,7 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig(args) => match load_config(&args) {
             Ok(_) => {
-                println!("configuration is valid");
+                say("configuration is valid\n");
                 ExitCode::SUCCESS
             }
             Err(e) => config_failure(e),
@@ -250,24 +250,85 @@ fn run_publish(args: PublishArgs) -> ExitCode {
             p.eta().as_secs()
         );
     };
-    match publish(&plan, &args.out, now, &mut show) {
-        Ok(report) => {
-            println!(
-                "published sequence {} ({} certificates, {} signatures, {} bytes) in {:.2}s\n  {}\n  {}",
-                report.sequence,
-                report.entries,
-                report.signatures,
-                report.size,
-                report.elapsed.as_secs_f64(),
-                report.snapshot.display(),
-                report.manifest.display()
-            );
-            ExitCode::SUCCESS
-        }
+    let mut plan = plan;
+    let upload = match config.upload.as_ref().map(Uploader::new).transpose() {
+        Ok(upload) => upload,
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            ExitCode::from(publish_exit_code(&e))
+            return ExitCode::from(EX_USAGE);
         }
+    };
+    if let Some(upload) = &upload {
+        match upload.store_sequence() {
+            Ok(floor) => plan.sequence_floor = floor + 1,
+            Err(e) => {
+                eprintln!("ocsp-edge publish: {e}");
+                return ExitCode::from(EX_IOERR);
+            }
+        }
+    }
+    let report = match publish(&plan, &args.out, now, &mut show) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("ocsp-edge publish: {e}");
+            return ExitCode::from(publish_exit_code(&e));
+        }
+    };
+    say(&format!(
+        "published sequence {} ({} certificates, {} signatures, {} bytes) in {:.2}s\n  {}\n  {}\n",
+        report.sequence,
+        report.entries,
+        report.signatures,
+        report.size,
+        report.elapsed.as_secs_f64(),
+        report.snapshot.display(),
+        report.manifest.display()
+    ));
+    if let Some(upload) = &upload {
+        if let Err(e) = upload.send(&args.out, report.sequence) {
+            eprintln!(
+                "ocsp-edge publish: upload to {} failed: {e}",
+                upload.location.label()
+            );
+            return ExitCode::from(EX_IOERR);
+        }
+        say(&format!("  uploaded to {}\n", upload.location.label()));
+    }
+    ExitCode::SUCCESS
+}
+
+/// The publisher's S3 upload: a client, a location and a runtime to drive them.
+struct Uploader {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    location: ocsp_edge::s3::S3Location,
+}
+
+impl Uploader {
+    fn new(config: &ocsp_edge::s3::S3Config) -> Result<Uploader, String> {
+        Ok(Uploader {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?,
+            client: ocsp_edge::sync::source::client_builder()
+                .build()
+                .map_err(|e| e.to_string())?,
+            location: ocsp_edge::s3::S3Location::new(config).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The sequence the store's newest manifest has (0 for an empty store).
+    fn store_sequence(&self) -> Result<u64, ocsp_edge::s3::S3Error> {
+        let latest = self
+            .runtime
+            .block_on(ocsp_edge::s3::latest(&self.client, &self.location))?;
+        Ok(latest.map(|(sequence, _)| sequence).unwrap_or(0))
+    }
+
+    fn send(&self, dir: &std::path::Path, sequence: u64) -> Result<(), ocsp_edge::s3::S3Error> {
+        self.runtime
+            .block_on(ocsp_edge::s3::upload(&self.client, &self.location, dir, sequence))
     }
 }
 
@@ -288,6 +349,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
                 validity: ocsp_edge::publish::plan::DEFAULT_VALIDITY.to_string(),
                 keep: 10,
                 revocation_reasons: Default::default(),
+                upload: None,
                 issuers: vec![IssuerConfig {
                     name: args.name.clone(),
                     certificate: issuer.clone(),
@@ -435,6 +497,18 @@ fn run_demo(args: DemoArgs) -> ExitCode {
     code
 }
 
+/// Writes a report to stdout. A reader that went away (`| head`) ends the process quietly
+/// instead of the panic `print!` would give.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 fn run_inspect(args: InspectArgs) -> ExitCode {
     let mut anchors = Vec::new();
     for path in &args.trust {
@@ -458,7 +532,7 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
         UnixTime::now(),
     ) {
         Ok(report) => {
-            print!("{report}");
+            say(&report);
             if report.contains("NOT VALID") {
                 ExitCode::from(EX_DATAERR)
             } else {
@@ -522,20 +596,20 @@ fn run_status(args: StatusArgs) -> ExitCode {
             return ExitCode::from(EX_UNAVAILABLE);
         }
     };
-    println!("{base}: {}", ready.trim());
+    say(&format!("{base}: {}\n", ready.trim()));
     for (name, label) in STATUS_METRICS {
         if let Some(value) = metrics
             .lines()
             .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
         {
-            println!("  {label:<40} {value}");
+            say(&format!("  {label:<40} {value}\n"));
         }
     }
     for line in metrics.lines().filter(|l| {
         (l.starts_with("ocsp_edge_snapshots_refused_total") || l.starts_with("ocsp_edge_sync_failures_total"))
             && !l.ends_with(" 0")
     }) {
-        println!("  {line}");
+        say(&format!("  {line}\n"));
     }
     if ready.trim() == "ready" {
         ExitCode::SUCCESS

@@ -31,6 +31,9 @@ pub struct PublishConfig {
     /// Which revocation reasons are acceptable (see [`ReasonPolicy`]).
     #[serde(default)]
     pub revocation_reasons: ReasonPolicy,
+    /// Also upload each snapshot to S3-compatible storage (after it is complete locally).
+    #[serde(default)]
+    pub upload: Option<crate::s3::S3Config>,
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
 }
@@ -133,6 +136,8 @@ pub struct PublishPlan {
     pub issuers: Vec<IssuerPlan>,
     pub validity: Duration,
     pub keep: usize,
+    /// The sequence must be at least this (e.g. one above what a shared store holds).
+    pub sequence_floor: u64,
 }
 
 pub struct IssuerPlan {
@@ -183,6 +188,7 @@ impl PublishConfig {
             issuers,
             validity,
             keep: self.keep,
+            sequence_floor: 0,
         })
     }
 }

@@ -67,7 +67,9 @@ pub fn publish(
     store::remove_stale_temporaries(out_dir)?;
     // Strictly increasing, and derived from the clock so that a publisher restarted on an
     // empty directory (or a standby taking over) cannot go backwards.
-    let sequence = (store::highest_sequence(out_dir)? + 1).max(now.seconds().max(0) as u64);
+    let sequence = (store::highest_sequence(out_dir)? + 1)
+        .max(now.seconds().max(0) as u64)
+        .max(plan.sequence_floor);
     let next_update = now.plus_seconds(plan.validity.as_secs() as i64);
     let total: u64 = plan.issuers.iter().map(|i| i.records.len() as u64).sum();
 

@@ -47,7 +47,7 @@ pub enum Source {
     },
     Http {
         client: reqwest::Client,
-        base: String,
+        locator: Locator,
         /// Long-poll (peers support it; plain origins ignore the query string).
         long_poll: Option<Duration>,
         /// Validators of the last manifest received, for conditional GETs.
@@ -64,9 +64,19 @@ impl Source {
     pub fn from_config(config: &SourceConfig, long_poll: Duration) -> Result<Source, String> {
         match config {
             SourceConfig::Directory { path } => Ok(Source::Directory { path: path.clone() }),
+            SourceConfig::S3(s3) => Ok(Source::Http {
+                client: http_client(None, long_poll)?,
+                locator: Locator::S3(Box::new(
+                    crate::s3::S3Location::new(s3).map_err(|e| e.to_string())?,
+                )),
+                long_poll: None,
+                etag: None,
+                last_modified: None,
+                pending: None,
+            }),
             SourceConfig::Http { url, ca_file } => Ok(Source::Http {
                 client: http_client(ca_file.as_ref(), long_poll)?,
-                base: url.clone(),
+                locator: Locator::Base(url.clone()),
                 long_poll: None,
                 etag: None,
                 last_modified: None,
@@ -74,7 +84,7 @@ impl Source {
             }),
             SourceConfig::Peer { url, ca_file } => Ok(Source::Http {
                 client: http_client(ca_file.as_ref(), long_poll)?,
-                base: url.clone(),
+                locator: Locator::Base(url.clone()),
                 long_poll: Some(long_poll),
                 etag: None,
                 last_modified: None,
@@ -87,7 +97,7 @@ impl Source {
     pub fn label(&self) -> String {
         match self {
             Source::Directory { path } => path.display().to_string(),
-            Source::Http { base, .. } => base.clone(),
+            Source::Http { locator, .. } => locator.label(),
         }
     }
 
@@ -113,15 +123,19 @@ impl Source {
             }
             Source::Http {
                 client,
-                base,
+                locator,
                 long_poll,
                 etag,
                 last_modified,
                 pending,
             } => {
                 let url = match long_poll {
-                    Some(wait) => format!("{base}{LATEST_MANIFEST}?after={current}&wait={}", wait.as_secs()),
-                    None => format!("{base}{LATEST_MANIFEST}"),
+                    Some(wait) => format!(
+                        "{}?after={current}&wait={}",
+                        locator.url(LATEST_MANIFEST),
+                        wait.as_secs()
+                    ),
+                    None => locator.url(LATEST_MANIFEST),
                 };
                 let mut request = client.get(url);
                 if let Some(tag) = etag.as_deref() {
@@ -179,8 +193,8 @@ impl Source {
                 let copied = std::io::copy(&mut (&mut input).take_bytes(size + 1), out)?;
                 check_size(copied, size)
             }
-            Source::Http { client, base, .. } => {
-                let response = client.get(format!("{base}{name}")).send().await?;
+            Source::Http { client, locator, .. } => {
+                let response = client.get(locator.url(name)).send().await?;
                 if !response.status().is_success() {
                     return Err(SourceError::Http(format!("{name}: HTTP {}", response.status())));
                 }
@@ -196,6 +210,28 @@ impl Source {
                 }
                 check_size(written, size)
             }
+        }
+    }
+}
+
+/// Where an HTTP source's files are: below a base URL, or in an S3 bucket (presigned).
+pub enum Locator {
+    Base(String),
+    S3(Box<crate::s3::S3Location>),
+}
+
+impl Locator {
+    fn url(&self, name: &str) -> String {
+        match self {
+            Locator::Base(base) => format!("{base}{name}"),
+            Locator::S3(location) => location.get_url(name),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Locator::Base(base) => base.clone(),
+            Locator::S3(location) => location.label().to_string(),
         }
     }
 }
