@@ -165,6 +165,9 @@ pub struct Snapshot {
     metadata: Metadata,
     issuers: Vec<ServedIssuer>,
     documents: std::collections::HashMap<String, usize>,
+    /// The longest document path: an OCSP GET (a ~100-character base64 path) is longer,
+    /// so it skips the hash lookup.
+    longest_document_path: usize,
     earliest_next_update: UnixTime,
 }
 
@@ -191,12 +194,14 @@ impl Snapshot {
                 .min()
                 .unwrap_or(i64::MAX),
         );
+        let longest_document_path = documents.keys().map(String::len).max().unwrap_or(0);
         Ok(Snapshot {
             manifest,
             bytes,
             metadata,
             issuers,
             documents,
+            longest_document_path,
             earliest_next_update,
         })
     }
@@ -231,6 +236,9 @@ impl Snapshot {
 
     /// The document served at `path` (a CRL, the CCADB JSON index) and its bytes.
     pub fn document(&self, path: &str) -> Option<(&Document, &[u8])> {
+        if path.len() > self.longest_document_path {
+            return None;
+        }
         let document = self.metadata.documents.get(*self.documents.get(path)?)?;
         Some((document, format::document_bytes(&self.bytes, document)?))
     }
