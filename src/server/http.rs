@@ -214,6 +214,8 @@ fn success(
 ) -> (Response<Full<Bytes>>, Outcome) {
     let etag = quoted_hex(found.etag);
     let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
+    let revoked = matches!(found.status, StoredStatus::Revoked { .. });
+    state.metrics.count_answer(found.issuer, revoked);
     let (status, body, outcome) = if not_modified {
         (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified)
     } else {

@@ -116,6 +116,7 @@ pub struct Metrics {
     pub refresh_at_risk: IntGauge,
     pub highest_sequence: IntGauge,
     pub sync_last_success: IntGaugeVec,
+    answers: IntCounterVec,
 }
 
 impl Metrics {
@@ -215,6 +216,13 @@ impl Metrics {
                 "ocsp_edge_refresh_deadline_at_risk",
                 "1 when the served responses are less than an hour from (or past) their refresh deadline.",
             )?,
+            answers: IntCounterVec::new(
+                Opts::new(
+                    "ocsp_edge_answers_total",
+                    "Successful OCSP answers (200 or 304), by issuer and certificate status.",
+                ),
+                &["issuer", "status"],
+            )?,
             sync_last_success: IntGaugeVec::new(
                 Opts::new(
                     "ocsp_edge_sync_last_success_timestamp_seconds",
@@ -268,6 +276,7 @@ impl Metrics {
         r.register(Box::new(self.refresh_at_risk.clone()))?;
         r.register(Box::new(self.highest_sequence.clone()))?;
         r.register(Box::new(self.sync_last_success.clone()))?;
+        r.register(Box::new(self.answers.clone()))?;
         Ok(())
     }
 
@@ -276,6 +285,27 @@ impl Metrics {
             counter.inc();
         }
         self.latency[method as usize].observe(seconds);
+    }
+
+    /// Counts a successful answer for `issuer`. Each worker thread keeps the counter
+    /// handles it has used, so the hot path scans a few names instead of hashing labels.
+    pub fn count_answer(&self, issuer: &str, revoked: bool) {
+        type Handles = Vec<(usize, String, [IntCounter; 2])>;
+        thread_local! {
+            static HANDLES: std::cell::RefCell<Handles> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let owner = self as *const Metrics as usize;
+        HANDLES.with_borrow_mut(|handles| {
+            let position = handles
+                .iter()
+                .position(|(o, name, _)| *o == owner && name == issuer);
+            let index = position.unwrap_or_else(|| {
+                let counter = |status| self.answers.with_label_values(&[issuer, status]);
+                handles.push((owner, issuer.to_string(), [counter("good"), counter("revoked")]));
+                handles.len() - 1
+            });
+            handles[index].2[usize::from(revoked)].inc();
+        });
     }
 
     /// Prometheus text exposition of everything registered.
@@ -290,6 +320,31 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_counted_by_issuer_and_status() {
+        let metrics = Metrics::new().unwrap();
+        let other = Metrics::new().unwrap();
+        metrics.count_answer("ec", false);
+        metrics.count_answer("ec", false);
+        metrics.count_answer("rsa", true);
+        other.count_answer("ec", true);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(
+            text.contains(r#"ocsp_edge_answers_total{issuer="ec",status="good"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ocsp_edge_answers_total{issuer="rsa",status="revoked"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ocsp_edge_answers_total{issuer="ec",status="revoked"} 0"#),
+            "{text}"
+        );
+        let other_text = String::from_utf8(other.render()).unwrap();
+        assert!(other_text.contains(r#"ocsp_edge_answers_total{issuer="ec",status="revoked"} 1"#));
+    }
 
     #[test]
     fn every_outcome_has_its_own_counter() {

@@ -142,6 +142,8 @@ pub struct RecordInput<'a> {
 /// What a lookup returns: borrowed straight from the mapped file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found<'a> {
+    /// Name of the issuer section it came from (empty when looked up in a bare view).
+    pub issuer: &'a str,
     pub response: &'a [u8],
     pub etag: &'a [u8; 32],
     pub this_update: UnixTime,
@@ -517,6 +519,7 @@ fn record_at(bytes: &[u8], offset: usize, hash: CertIdHash) -> Option<Found<'_>>
     let len = variant_len(at)?;
     let response = bytes.get(at + 36..(at + 36).checked_add(len)?)?;
     Some(Found {
+        issuer: "",
         response,
         etag,
         this_update: UnixTime(read_i64(header, 0)?),

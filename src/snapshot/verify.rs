@@ -259,7 +259,12 @@ impl Snapshot {
             .iter()
             .find(|issuer| issuer.matches(id))
             .ok_or(Refusal::UnknownIssuer)?;
-        format::lookup_in(&self.bytes, &issuer.section, &id.serial, id.hash).ok_or(Refusal::UnassignedSerial)
+        format::lookup_in(&self.bytes, &issuer.section, &id.serial, id.hash)
+            .map(|found| Found {
+                issuer: &issuer.section.name,
+                ..found
+            })
+            .ok_or(Refusal::UnassignedSerial)
     }
 }
 
