@@ -36,6 +36,9 @@ fn a_rolling_restart_under_load_loses_no_request() {
             .unwrap_or_else(|| panic!("no {name} in {summary:?}\n{stderr}"))
     };
     assert_eq!(field("failures"), 0, "requests lost during the restart\n{stderr}");
-    assert!(field("requests") > 1000, "too little load to mean anything: {summary}");
+    assert!(
+        field("requests") > 1000,
+        "too little load to mean anything: {summary}"
+    );
     assert_eq!(field("a_exit"), 0, "the old process must exit 0 after draining");
 }
