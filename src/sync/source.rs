@@ -62,34 +62,24 @@ pub enum Source {
 
 impl Source {
     pub fn from_config(config: &SourceConfig, long_poll: Duration) -> Result<Source, String> {
+        let http = |locator, ca_file: Option<&PathBuf>, polls: bool| {
+            Ok(Source::Http {
+                client: http_client(ca_file, long_poll)?,
+                locator,
+                long_poll: polls.then_some(long_poll),
+                etag: None,
+                last_modified: None,
+                pending: None,
+            })
+        };
         match config {
             SourceConfig::Directory { path } => Ok(Source::Directory { path: path.clone() }),
-            SourceConfig::S3(s3) => Ok(Source::Http {
-                client: http_client(None, long_poll)?,
-                locator: Locator::S3(Box::new(
-                    crate::s3::S3Location::new(s3).map_err(|e| e.to_string())?,
-                )),
-                long_poll: None,
-                etag: None,
-                last_modified: None,
-                pending: None,
-            }),
-            SourceConfig::Http { url, ca_file } => Ok(Source::Http {
-                client: http_client(ca_file.as_ref(), long_poll)?,
-                locator: Locator::Base(url.clone()),
-                long_poll: None,
-                etag: None,
-                last_modified: None,
-                pending: None,
-            }),
-            SourceConfig::Peer { url, ca_file } => Ok(Source::Http {
-                client: http_client(ca_file.as_ref(), long_poll)?,
-                locator: Locator::Base(url.clone()),
-                long_poll: Some(long_poll),
-                etag: None,
-                last_modified: None,
-                pending: None,
-            }),
+            SourceConfig::S3(s3) => {
+                let location = crate::s3::S3Location::new(s3).map_err(|e| e.to_string())?;
+                http(Locator::S3(Box::new(location)), None, false)
+            }
+            SourceConfig::Http { url, ca_file } => http(Locator::Base(url.clone()), ca_file.as_ref(), false),
+            SourceConfig::Peer { url, ca_file } => http(Locator::Base(url.clone()), ca_file.as_ref(), true),
         }
     }
 
