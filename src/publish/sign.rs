@@ -221,9 +221,19 @@ fn stored_status(status: &CertStatus) -> StoredStatus {
 /// the newest snapshot with one conditional GET). The only file a publish replaces, and
 /// atomically: write, fsync, rename. Written after the snapshot and its manifest.
 fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
+    let latest = dir.join(crate::sync::source::LATEST_MANIFEST);
+    // Static servers derive validators from the modification time in whole seconds: keep
+    // it strictly increasing, so two publishes in one second still look different.
+    let previous = std::fs::metadata(&latest).and_then(|m| m.modified()).ok();
+    let now = std::time::SystemTime::now();
+    let modified = match previous {
+        Some(previous) if previous + Duration::from_secs(1) > now => previous + Duration::from_secs(1),
+        _ => now,
+    };
     let temp = dir.join(format!(".tmp-{}-latest", std::process::id()));
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(&manifest.to_json())?;
+    file.set_modified(modified)?;
     file.sync_all()?;
     std::fs::rename(&temp, dir.join(crate::sync::source::LATEST_MANIFEST))?;
     store::sync_dir(dir)

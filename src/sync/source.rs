@@ -151,9 +151,14 @@ impl Source {
                         .and_then(|v| v.to_str().ok())
                         .map(String::from)
                 };
-                let (new_etag, new_date) = (header_text(header::ETAG), header_text(header::LAST_MODIFIED));
+                let validators =
+                    if validators_settled(&header_text(header::DATE), &header_text(header::LAST_MODIFIED)) {
+                        (header_text(header::ETAG), header_text(header::LAST_MODIFIED))
+                    } else {
+                        (None, None)
+                    };
                 let body = read_limited(response, MAX_MANIFEST_BYTES).await?;
-                *pending = Some((new_etag, new_date));
+                *pending = Some(validators);
                 Ok(Some(body))
             }
         }
@@ -226,6 +231,22 @@ impl Locator {
     }
 }
 
+/// Whether an origin's validators can tell this version from the next one. Static servers
+/// derive them from the file's modification time in whole seconds (nginx's ETag is
+/// mtime-size, Last-Modified has one-second resolution), so a file replaced again within
+/// the same second keeps them, and a conditional GET would be answered 304 until the next
+/// publish. Validators issued less than two seconds after Last-Modified are therefore not
+/// reused; the next poll fetches the small manifest again instead.
+fn validators_settled(date: &Option<String>, last_modified: &Option<String>) -> bool {
+    let parse = |text: &Option<String>| text.as_deref().and_then(crate::time::UnixTime::parse_http_date);
+    match (parse(date), parse(last_modified)) {
+        (Some(date), Some(modified)) => date.seconds() - modified.seconds() >= 2,
+        // Without both dates there is no way to tell; an ETag alone (e.g. a content hash)
+        // is trusted.
+        _ => last_modified.is_none(),
+    }
+}
+
 trait TakeBytes: std::io::Read + Sized {
     fn take_bytes(self, limit: u64) -> std::io::Take<Self> {
         self.take(limit)
@@ -289,4 +310,22 @@ fn http_client(ca_file: Option<&PathBuf>, long_poll: Duration) -> Result<reqwest
         }
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators_of_a_file_changed_this_second_are_not_reused() {
+        let at = |t: i64| Some(crate::time::UnixTime(t).to_http_date());
+        assert!(!validators_settled(&at(1_790_000_001), &at(1_790_000_000)));
+        assert!(!validators_settled(&at(1_790_000_000), &at(1_790_000_000)));
+        assert!(validators_settled(&at(1_790_000_002), &at(1_790_000_000)));
+        assert!(validators_settled(&None, &None), "an ETag alone is trusted");
+        assert!(
+            !validators_settled(&None, &at(1_790_000_000)),
+            "no Date: cannot tell"
+        );
+    }
 }
