@@ -383,3 +383,106 @@ fn match_sections(
     }
     Ok(served)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::{publish, PublishConfig};
+
+    const NOW: UnixTime = UnixTime(1_790_000_000);
+
+    /// A freshly published demo snapshot: (manifest bytes, snapshot bytes, trust anchors).
+    fn published() -> (Vec<u8>, Vec<u8>, TrustAnchors) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/publish.toml");
+        let plan = PublishConfig::from_file(&path).unwrap().load(NOW).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let report = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let trust = TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect());
+        (
+            std::fs::read(report.manifest).unwrap(),
+            std::fs::read(report.snapshot).unwrap(),
+            trust,
+        )
+    }
+
+    fn refusal(manifest: &[u8], snapshot: &[u8], trust: &TrustAnchors) -> &'static str {
+        match Snapshot::verify(manifest, SnapshotBytes::Owned(snapshot.to_vec()), trust, NOW) {
+            Ok(_) => "accepted",
+            Err(e) => e.label(),
+        }
+    }
+
+    fn edit_manifest(manifest: &[u8], edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+        let mut parsed = Manifest::parse(manifest).unwrap();
+        edit(&mut parsed);
+        parsed.to_json()
+    }
+
+    #[test]
+    fn every_refusal_reason_has_its_case() {
+        let (manifest, snapshot, trust) = published();
+        assert_eq!(refusal(&manifest, &snapshot, &trust), "accepted");
+
+        let unsigned = edit_manifest(&manifest, |m| m.signatures.clear());
+        assert_eq!(refusal(&unsigned, &snapshot, &trust), "unsigned");
+
+        let forged = edit_manifest(&manifest, |m| m.body.size += 1);
+        assert_eq!(refusal(&forged, &snapshot, &trust), "bad_signature");
+
+        let future_format = edit_manifest(&manifest, |m| m.body.format_version = 2);
+        assert_eq!(refusal(&future_format, &snapshot, &trust), "unsupported_version");
+
+        assert_eq!(refusal(b"{not json", &snapshot, &trust), "bad_manifest");
+        let unknown_field = String::from_utf8(manifest.clone())
+            .unwrap()
+            .replacen('{', "{\"extra\": 1,", 1);
+        assert_eq!(
+            refusal(unknown_field.as_bytes(), &snapshot, &trust),
+            "bad_manifest"
+        );
+
+        let stranger = TrustAnchors::new(vec![trust.issuers()[1].clone()]);
+        assert_eq!(refusal(&manifest, &snapshot, &stranger), "untrusted_signer");
+
+        assert_eq!(
+            refusal(&manifest, &snapshot[..snapshot.len() - 1], &trust),
+            "hash_mismatch"
+        );
+        let mut flipped = snapshot.clone();
+        flipped[snapshot.len() / 3] ^= 0x01;
+        assert_eq!(refusal(&manifest, &flipped, &trust), "hash_mismatch");
+    }
+
+    #[test]
+    fn a_manifest_naming_a_file_outside_its_directory_is_refused_before_any_download() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/publish.toml");
+        let plan = PublishConfig::from_file(&path).unwrap().load(NOW).unwrap();
+        let (manifest, _, trust) = published();
+        let signers: Vec<_> = plan
+            .issuers
+            .iter()
+            .map(|i| (i.name.as_str(), &i.signer, &i.key))
+            .collect();
+        for name in ["../x.snapshot", "a/b.snapshot", ".hidden", ""] {
+            let mut body = Manifest::parse(&manifest).unwrap().body;
+            body.snapshot = name.to_string();
+            // Properly signed, so only the name can be what is refused.
+            let signed = Manifest::sign(body, &signers).unwrap().to_json();
+            let refused = verify_manifest(&signed, &trust, NOW).err().map(|e| e.to_string());
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("not a plain file name")),
+                "{name}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signer_outside_its_validity_is_untrusted() {
+        let (manifest, snapshot, trust) = published();
+        let long_after = UnixTime(4_102_444_800); // 2100, after every demo certificate
+        let refused = Snapshot::verify(&manifest, SnapshotBytes::Owned(snapshot), &trust, long_after);
+        assert_eq!(refused.err().map(|e| e.label()), Some("untrusted_signer"));
+    }
+}
