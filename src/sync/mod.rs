@@ -56,11 +56,15 @@ pub fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::tas
 /// Runs replication until `stop` flips, restarting it whenever a reload changes the
 /// sources.
 pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
-    // Temporary files in the cache belong to downloads a previous process never finished.
-    match store::remove_stale_temporaries(&state.config().snapshots.dir) {
-        Ok(0) => {}
-        Ok(removed) => tracing::info!(removed, "removed unfinished downloads from the snapshot cache"),
-        Err(e) => tracing::warn!(error = %e, "cannot clean the snapshot cache"),
+    // With sources, the directory is this responder's own cache, and temporary files in it
+    // are downloads a previous process never finished. Without sources it belongs to a
+    // publisher, whose in-flight files must never be touched.
+    if !state.config().snapshots.sources.is_empty() {
+        match store::remove_stale_temporaries(&state.config().snapshots.dir) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed unfinished downloads from the snapshot cache"),
+            Err(e) => tracing::warn!(error = %e, "cannot clean the snapshot cache"),
+        }
     }
     let mut generation = state.subscribe_sources();
     loop {
