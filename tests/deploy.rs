@@ -219,8 +219,17 @@ fn nginx_origin_shield_caches_only_what_the_responder_allows() {
         );
         assert_eq!(again.body, original.body, "{path}: body changed on revalidation");
         assert_eq!(again.header("etag"), original.header("etag"));
+        // Served from the cache again: a HIT, or — when the refreshed entry's whole-second
+        // freshness has already run out (max-age is 2 s here, and nginx's two workers keep
+        // their own clocks) — another revalidation answered 304 by the responder, which the
+        // not-modified count below also covers. Never a full download.
         let hit = get(shield, path);
-        assert_eq!(cache_status(&hit), "HIT", "{}", context(path, &hit));
+        assert!(
+            matches!(cache_status(&hit), "HIT" | "REVALIDATED"),
+            "{}",
+            context(path, &hit)
+        );
+        assert_eq!(hit.body, original.body, "{path}: body changed");
     }
     let not_modified = requests(server.admin(), "GET", "not_modified") - not_modified_before;
     assert!(
