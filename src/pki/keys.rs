@@ -562,43 +562,48 @@ fn dotted_oid(oid: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// A tiny DER reader: definite lengths, single-byte tags, every access bounds-checked.
-// Errors carry the key format so messages say which file form was broken.
+// Reading key structures with the crate's DER reader; errors carry the key format so
+// messages say which file form was broken.
 
-const TAG_INTEGER: u8 = 0x02;
-const TAG_BIT_STRING: u8 = 0x03;
-const TAG_OCTET_STRING: u8 = 0x04;
-const TAG_OID: u8 = 0x06;
-const TAG_SEQUENCE: u8 = 0x30;
+const TAG_INTEGER: u8 = crate::der::INTEGER;
+const TAG_BIT_STRING: u8 = crate::der::BIT_STRING;
+const TAG_OCTET_STRING: u8 = crate::der::OCTET_STRING;
+const TAG_OID: u8 = crate::der::OID;
+const TAG_SEQUENCE: u8 = crate::der::SEQUENCE;
 const TAG_CONTEXT_0: u8 = 0xa0;
 const TAG_CONTEXT_1: u8 = 0xa1;
 
 struct Der<'a> {
-    input: &'a [u8],
+    reader: crate::der::Reader<'a>,
     format: &'static str,
 }
 
 impl<'a> Der<'a> {
     fn new(input: &'a [u8], format: &'static str) -> Self {
-        Self { input, format }
+        Self {
+            reader: crate::der::Reader::new(input),
+            format,
+        }
+    }
+
+    fn malformed(&self) -> KeyError {
+        KeyError::Malformed(self.format)
     }
 
     /// The contents of the next element, which must have `tag`.
     fn read(&mut self, tag: u8) -> Result<&'a [u8], KeyError> {
-        let (found, contents, rest) = split_tlv(self.input).ok_or(KeyError::Malformed(self.format))?;
-        if found != tag {
-            return Err(KeyError::Malformed(self.format));
-        }
-        self.input = rest;
-        Ok(contents)
+        self.reader
+            .expect(tag)
+            .map(|e| e.content)
+            .map_err(|_| self.malformed())
     }
 
     /// Like `read`, but absent (next tag differs or input ends) is `None`.
     fn optional(&mut self, tag: u8) -> Result<Option<&'a [u8]>, KeyError> {
-        match self.input.first() {
-            Some(&found) if found == tag => self.read(tag).map(Some),
-            _ => Ok(None),
-        }
+        self.reader
+            .optional(tag)
+            .map(|e| e.map(|e| e.content))
+            .map_err(|_| self.malformed())
     }
 
     /// A reader over the contents of the next element.
@@ -610,9 +615,7 @@ impl<'a> Der<'a> {
     /// are refused: they mean a corrupt or mis-labelled file).
     fn whole(mut self, tag: u8) -> Result<&'a [u8], KeyError> {
         let contents = self.read(tag)?;
-        if !self.input.is_empty() {
-            return Err(KeyError::Malformed(self.format));
-        }
+        self.reader.finish().map_err(|_| self.malformed())?;
         Ok(contents)
     }
 
@@ -621,33 +624,6 @@ impl<'a> Der<'a> {
         let format = self.format;
         Ok(Der::new(self.whole(tag)?, format))
     }
-}
-
-/// Splits one TLV off `input`: (tag, contents, rest).
-fn split_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    // High tag numbers (0x1f) never occur in the structures read here.
-    if tag & 0x1f == 0x1f {
-        return None;
-    }
-    let (len, rest) = split_length(rest)?;
-    let contents = rest.get(..len)?;
-    Some((tag, contents, rest.get(len..)?))
-}
-
-/// Definite lengths only (DER); up to four length bytes, plenty for any key.
-fn split_length(input: &[u8]) -> Option<(usize, &[u8])> {
-    let (&first, rest) = input.split_first()?;
-    if first < 0x80 {
-        return Some((usize::from(first), rest));
-    }
-    let count = usize::from(first & 0x7f);
-    if count == 0 || count > 4 {
-        return None;
-    }
-    let bytes = rest.get(..count)?;
-    let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-    Some((len, rest.get(count..)?))
 }
 
 #[cfg(test)]
@@ -714,7 +690,7 @@ mod tests {
         let mut outer = Der::new(spki, "test SPKI").only(TAG_SEQUENCE).unwrap();
         outer.read(TAG_SEQUENCE).unwrap();
         let bits = outer.read(TAG_BIT_STRING).unwrap();
-        assert!(outer.input.is_empty(), "SPKI has trailing fields");
+        assert!(outer.reader.is_empty(), "SPKI has trailing fields");
         assert_eq!(bits[0], 0, "unused bits");
         bits[1..].to_vec()
     }
@@ -1158,22 +1134,20 @@ mod tests {
 
     #[test]
     fn der_reader_bounds() {
-        assert!(split_tlv(&[]).is_none());
-        assert!(split_tlv(&[0x30]).is_none());
-        assert!(
-            split_tlv(&[0x30, 0x80, 0x00, 0x00]).is_none(),
-            "indefinite length"
-        );
-        assert!(
-            split_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none(),
-            "5 length bytes"
-        );
-        assert!(split_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
-        assert!(split_tlv(&[0x1f, 0x01, 0x00]).is_none(), "high tag number");
-        assert_eq!(
-            split_tlv(&[0x04, 0x81, 0x01, 0xaa, 0xbb]),
-            Some((0x04, &[0xaa][..], &[0xbb][..]))
-        );
+        let whole = |input: &[u8]| {
+            Der::new(input, "test")
+                .whole(TAG_OCTET_STRING)
+                .ok()
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(whole(&[]), None);
+        assert_eq!(whole(&[0x04]), None);
+        assert_eq!(whole(&[0x04, 0x80, 0x00, 0x00]), None, "indefinite length");
+        assert_eq!(whole(&[0x04, 0x85, 1, 1, 1, 1, 1]), None, "5 length bytes");
+        assert_eq!(whole(&[0x04, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(whole(&[0x1f, 0x01, 0x00]), None, "high tag number");
+        assert_eq!(whole(&[0x04, 0x81, 0x01, 0xaa, 0xbb]), None, "trailing byte");
+        assert_eq!(whole(&[0x04, 0x81, 0x01, 0xaa]), Some(vec![0xaa]));
         assert_eq!(dotted_oid(OID_P521), "1.3.132.0.35");
         assert_eq!(dotted_oid(oids::RSA_ENCRYPTION), "1.2.840.113549.1.1.1");
         assert_eq!(unsigned_bit_len(&[0x00, 0x80, 0x00]), 16);
