@@ -8,6 +8,7 @@
 
 use super::metrics::{Method, Outcome};
 use super::state::State;
+use crate::config::Config;
 use crate::ocsp::{encode_error_response, Refusal};
 use crate::responder::{self, max_age};
 use crate::snapshot::format::{Found, StoredStatus};
@@ -55,24 +56,26 @@ pub async fn handle(
 
 async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Bytes>>, Outcome) {
     let (parts, body) = request.into_parts();
+    // One consistent configuration for the whole request, loaded once.
+    let config = state.config();
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
     if is_get {
-        if let Some(answer) = serve_document(state, &parts, head_only) {
+        if let Some(answer) = serve_document(state, &config, &parts, head_only) {
             return answer;
         }
     }
-    let Some(rest) = ocsp_remainder(parts.uri.path(), &state.config().ocsp.path) else {
+    let Some(rest) = ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
         return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
     };
     let now = UnixTime::now();
     let guard = state.current();
     let snapshot = guard.as_deref();
     let answer = match parts.method {
-        hyper::Method::GET | hyper::Method::HEAD => answer_get(state, snapshot, rest, now),
-        hyper::Method::POST => read_post(state, body, content_length(&parts.headers))
+        hyper::Method::GET | hyper::Method::HEAD => answer_get(&config, snapshot, rest, now),
+        hyper::Method::POST => read_post(&config, body, content_length(&parts.headers))
             .await
-            .and_then(|der| responder::answer(snapshot, &der, now, state.config().ocsp.nonce)),
+            .and_then(|der| responder::answer(snapshot, &der, now, config.ocsp.nonce)),
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
             response
@@ -85,7 +88,7 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
         // RFC 9110 §13.1.2: a 304 answers only GET and HEAD; other methods ignore If-None-Match.
         Ok(found) => {
             let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
-            success(state, &found, now, if_none_match, head_only)
+            success(state, &config, &found, now, if_none_match, head_only)
         }
         Err(refusal) => (refused(refusal, head_only), Outcome::Refused(refusal)),
     }
@@ -94,13 +97,14 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
 /// A CRL or other snapshot document at this path, if there is one.
 fn serve_document(
     state: &State,
+    config: &Config,
     parts: &hyper::http::request::Parts,
     head_only: bool,
 ) -> Option<(Response<Full<Bytes>>, Outcome)> {
     let guard = state.current();
     let snapshot = guard.as_ref()?;
     let (document, _) = snapshot.document(parts.uri.path())?;
-    let cap = state.config().crl.cache_max_age.as_secs();
+    let cap = config.crl.cache_max_age.as_secs();
     let answer = super::documents::respond(
         snapshot,
         document,
@@ -131,13 +135,13 @@ fn ocsp_remainder<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 /// each of its first few '/' is tried too. Only malformed attempts fall through, and the
 /// extra work happens only for requests that would otherwise fail.
 fn answer_get<'a>(
-    state: &State,
+    config: &Config,
     snapshot: Option<&'a crate::snapshot::Snapshot>,
     rest: &str,
     now: UnixTime,
 ) -> Result<Found<'a>, Refusal> {
-    let limit = state.config().server.max_request_bytes;
-    let nonce = state.config().ocsp.nonce;
+    let limit = config.server.max_request_bytes;
+    let nonce = config.ocsp.nonce;
     let whole = decode_get(rest, limit).and_then(|der| responder::answer(snapshot, &der, now, nonce));
     if !matches!(whole, Err(Refusal::Malformed(_))) {
         return whole;
@@ -189,13 +193,13 @@ pub fn decode_get(encoded: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
     Ok(der)
 }
 
-async fn read_post(state: &State, body: Incoming, declared: Option<u64>) -> Result<Vec<u8>, Refusal> {
-    let limit = state.config().server.max_request_bytes;
+async fn read_post(config: &Config, body: Incoming, declared: Option<u64>) -> Result<Vec<u8>, Refusal> {
+    let limit = config.server.max_request_bytes;
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Refusal::TooLarge);
     }
     let read = Limited::new(body, limit).collect();
-    match tokio::time::timeout(state.config().server.body_read_timeout, read).await {
+    match tokio::time::timeout(config.server.body_read_timeout, read).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             Err(Refusal::TooLarge)
@@ -207,6 +211,7 @@ async fn read_post(state: &State, body: Incoming, declared: Option<u64>) -> Resu
 
 fn success(
     state: &State,
+    config: &Config,
     found: &Found<'_>,
     now: UnixTime,
     if_none_match: Option<&HeaderValue>,
@@ -240,7 +245,7 @@ fn success(
     if let Ok(value) = HeaderValue::from_bytes(&etag) {
         headers.insert(header::ETAG, value);
     }
-    let max_age = max_age(found, now, state.config().ocsp.cache_max_age.as_secs());
+    let max_age = max_age(found, now, config.ocsp.cache_max_age.as_secs());
     caching_headers::insert(headers, found.this_update, found.next_update, max_age);
     (response, outcome)
 }
