@@ -470,6 +470,23 @@ fn leading_word(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]))
 }
 
+/// Every entry of `section` in serial order: its serial and stored status. A sequential
+/// walk of the table and the records, for diffs between snapshots; never on the hot path.
+pub fn statuses_in<'a>(
+    bytes: &'a [u8],
+    section: &IssuerSection,
+) -> impl Iterator<Item = (Serial, StoredStatus)> + 'a {
+    table_in(bytes, section)
+        .unwrap_or_default()
+        .chunks_exact(ENTRY_LEN)
+        .filter_map(move |entry| {
+            let length = usize::from(entry[0]).min(KEY_LEN - 1);
+            let serial = Serial::from_der_content(&entry[1..1 + length])?;
+            let offset = usize::try_from(read_u64(entry, KEY_LEN)?).ok()?;
+            Some((serial, record_at(bytes, offset, CertIdHash::Sha1)?.status))
+        })
+}
+
 /// The bytes of `document` inside `bytes` (the file it was read from).
 pub fn document_bytes<'a>(bytes: &'a [u8], document: &Document) -> Option<&'a [u8]> {
     let start = usize::try_from(document.offset).ok()?;
