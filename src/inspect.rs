@@ -97,8 +97,8 @@ fn describe_manifest(manifest: &Manifest, path: &Path) -> String {
     let _ = writeln!(out, "created       {}", body.created_at);
     let _ = writeln!(
         out,
-        "snapshot      {} ({} bytes, sha256 {})",
-        body.snapshot, body.size, body.sha256
+        "snapshot      {} ({} bytes, sha256 tree {})",
+        body.snapshot, body.size, body.sha256_tree
     );
     let _ = writeln!(out, "next update   {} (earliest)", body.earliest_next_update);
     for issuer in &body.issuers {
@@ -182,7 +182,7 @@ fn look_up(out: &mut String, snapshot: &Snapshot, serial_hex: &str) -> Result<()
                 issuer.display_name(),
                 found.this_update,
                 found.next_update,
-                found.response.len()
+                found.response_len()
             );
         }
     }

@@ -106,7 +106,7 @@ mod tests {
         let serial = demo.plan.issuers[0].records[0].serial.clone();
         let request = request_for(&demo, 0, &serial, CertIdHash::Sha256);
         let found = answer(Some(&demo.snapshot), &request, NOW, NoncePolicy::Ignore).unwrap();
-        assert!(found.response.len() > 100);
+        assert!(found.response().len() > 100);
 
         let unassigned = crate::model::Serial::from_hex("0BADC0DE").unwrap();
         let request = request_for(&demo, 0, &unassigned, CertIdHash::Sha1);

@@ -8,8 +8,8 @@ use super::plan::{IssuerPlan, PublishError, PublishPlan};
 use crate::model::{CertRecord, CertStatus};
 use crate::ocsp::response::{ResponseTemplate, SingleFacts};
 use crate::pki::cert::CertIdHash;
-use crate::snapshot::format::{RecordInput, SnapshotWriter, StoredStatus};
-use crate::snapshot::manifest::{Manifest, ManifestBody, ManifestIssuer};
+use crate::snapshot::format::{RecordInput, ResponseTimes, SectionTemplate, SnapshotWriter, StoredStatus};
+use crate::snapshot::manifest::{ContentHash, Manifest, ManifestBody, ManifestIssuer, DEFAULT_CHUNK_SIZE};
 use crate::snapshot::store::{self, NewFile};
 use crate::time::UnixTime;
 use rayon::prelude::*;
@@ -99,7 +99,7 @@ pub fn publish(
         }
     }
     let (hashing, metadata) = writer.finish()?;
-    let (buffered, sha256, size) = hashing.finish();
+    let (buffered, root, size) = hashing.finish();
     buffered.into_inner().map_err(|e| e.into_error())?;
     let snapshot = file.commit()?;
 
@@ -109,7 +109,9 @@ pub fn publish(
         created_at: now.to_rfc3339(),
         snapshot: snapshot_name,
         size,
-        sha256: hex::encode(sha256),
+        chunk_size: DEFAULT_CHUNK_SIZE,
+        sha256_tree: hex::encode(root),
+        base: None,
         earliest_next_update: next_update.to_rfc3339(),
         issuers: plan
             .issuers
@@ -157,7 +159,18 @@ fn sign_issuer<W: Write>(
     );
     let mut records: Vec<&CertRecord> = issuer.records.iter().collect();
     records.sort_by(|a, b| a.serial.cmp(&b.serial));
-    writer.begin_issuer(&issuer.name, issuer.certificate.der(), issuer.signer.der());
+    writer.begin_issuer(&SectionTemplate {
+        name: &issuer.name,
+        issuer: &issuer.certificate,
+        signer: &issuer.signer,
+        signature_algorithm: issuer.key.algorithm().algorithm_identifier_der(),
+        embeds_signer: template.embeds_signer(),
+    });
+    let times = ResponseTimes {
+        produced_at: now.seconds(),
+        this_update: now.seconds(),
+        next_update: next_update.seconds(),
+    };
     for chunk in records.chunks(CHUNK) {
         let signed: Vec<[Vec<u8>; 2]> = chunk
             .par_iter()
@@ -166,10 +179,9 @@ fn sign_issuer<W: Write>(
         for (record, [sha1, sha256]) in chunk.iter().zip(&signed) {
             writer.push_record(&RecordInput {
                 serial: &record.serial,
-                status: stored_status(&record.status),
-                this_update: now,
-                next_update,
-                responses: [sha1, sha256],
+                status: Some(stored_status(&record.status)),
+                times,
+                signatures: [sha1, sha256],
             })?;
         }
         advance(chunk.len() as u64);
@@ -178,7 +190,8 @@ fn sign_issuer<W: Write>(
     Ok(())
 }
 
-/// Both CertID variants for one certificate. Two single-SingleResponse responses rather
+/// The signatures of both CertID variants for one certificate (the snapshot stores
+/// signatures; responders rebuild the responses around them). Two single-SingleResponse responses rather
 /// than one response with two SingleResponses: see docs/architecture.md ("Why two
 /// pre-signed variants").
 fn sign_record(
@@ -189,7 +202,7 @@ fn sign_record(
     next_update: UnixTime,
 ) -> Result<[Vec<u8>; 2], PublishError> {
     let facts = SingleFacts {
-        serial: &record.serial,
+        serial: record.serial.as_der_content(),
         status: &record.status,
         produced_at: now,
         this_update: now,
@@ -197,11 +210,10 @@ fn sign_record(
     };
     let sign = |hash: CertIdHash| -> Result<Vec<u8>, PublishError> {
         let tbs = template.tbs_response_data(hash, &facts);
-        let signature = issuer
+        issuer
             .key
             .sign(&tbs)
-            .map_err(|e| PublishError::Config(e.to_string()))?;
-        Ok(template.assemble(&tbs, &signature))
+            .map_err(|e| PublishError::Config(e.to_string()))
     };
     Ok([sign(CertIdHash::Sha1)?, sign(CertIdHash::Sha256)?])
 }
@@ -283,32 +295,30 @@ impl Ticker {
     }
 }
 
-/// Passes writes through while computing their SHA-256 and length.
-struct HashingWriter<W> {
+/// Passes writes through while computing their [`ContentHash`] and length.
+pub(crate) struct HashingWriter<W> {
     inner: W,
-    context: ring::digest::Context,
-    written: u64,
+    hash: ContentHash,
 }
 
 impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            context: ring::digest::Context::new(&ring::digest::SHA256),
-            written: 0,
+            hash: ContentHash::new(DEFAULT_CHUNK_SIZE),
         }
     }
 
-    fn finish(self) -> (W, Vec<u8>, u64) {
-        (self.inner, self.context.finish().as_ref().to_vec(), self.written)
+    pub(crate) fn finish(self) -> (W, Vec<u8>, u64) {
+        let (root, written) = self.hash.finish();
+        (self.inner, root, written)
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.context.update(&buf[..n]);
-        self.written += n as u64;
+        self.hash.update(&buf[..n]);
         Ok(n)
     }
 
@@ -362,7 +372,7 @@ mod tests {
                     let found = snapshot.lookup(&id).unwrap();
                     assert_eq!(found.status, stored_status(&record.status));
                     assert_eq!(found.next_update, NOW.plus_seconds(96 * 3600));
-                    assert!(found.response.len() > 200);
+                    assert!(found.response_len() > 200);
                 }
             }
         }

@@ -11,6 +11,7 @@ use super::state::State;
 use crate::config::Config;
 use crate::ocsp::{encode_error_response, Refusal};
 use crate::responder::{self, max_age};
+use crate::ocsp::response::ETAG_LEN;
 use crate::snapshot::format::{Found, StoredStatus};
 use crate::time::UnixTime;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -217,7 +218,7 @@ fn success(
     if_none_match: Option<&HeaderValue>,
     head_only: bool,
 ) -> (Response<Full<Bytes>>, Outcome) {
-    let etag = quoted_hex(found.etag);
+    let etag = quoted_hex(&found.etag());
     let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
     let revoked = matches!(found.status, StoredStatus::Revoked { .. });
     state.metrics.count_answer(found.issuer, revoked);
@@ -231,7 +232,7 @@ fn success(
         let body = if head_only {
             Bytes::new()
         } else {
-            Bytes::copy_from_slice(found.response)
+            Bytes::from(found.response())
         };
         (StatusCode::OK, body, outcome)
     };
@@ -240,7 +241,7 @@ fn success(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, OCSP_RESPONSE);
     if head_only && !not_modified {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(found.response.len()));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(found.response_len()));
     }
     if let Ok(value) = HeaderValue::from_bytes(&etag) {
         headers.insert(header::ETAG, value);
@@ -250,10 +251,10 @@ fn success(
     (response, outcome)
 }
 
-/// `"<64 hex digits>"` without allocating.
-fn quoted_hex(bytes: &[u8; 32]) -> [u8; 66] {
+/// `"<hex digits>"` without allocating.
+fn quoted_hex(bytes: &[u8; ETAG_LEN]) -> [u8; 2 * ETAG_LEN + 2] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [b'"'; 66];
+    let mut out = [b'"'; 2 * ETAG_LEN + 2];
     for (i, byte) in bytes.iter().enumerate() {
         out[1 + 2 * i] = DIGITS[usize::from(byte >> 4)];
         out[2 + 2 * i] = DIGITS[usize::from(byte & 0x0f)];
@@ -392,9 +393,9 @@ mod tests {
 
     #[test]
     fn etags_are_quoted_lowercase_hex() {
-        let mut bytes = [0u8; 32];
+        let mut bytes = [0u8; ETAG_LEN];
         bytes[0] = 0xab;
-        bytes[31] = 0x0f;
+        bytes[ETAG_LEN - 1] = 0x0f;
         let quoted = quoted_hex(&bytes);
         assert_eq!(
             std::str::from_utf8(&quoted).unwrap(),

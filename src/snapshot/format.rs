@@ -1,46 +1,67 @@
-//! The snapshot file format, version 1: pre-signed OCSP responses laid out so that a
-//! responder can memory-map the file and look a certificate up in place, with no
-//! per-entry deserialisation at load time.
+//! The snapshot file format, version 2: every certificate's two pre-signed OCSP
+//! responses stored as their *signatures* and facts, laid out so that a responder can
+//! memory-map the file, look a certificate up in place with no per-entry work at load
+//! time, and rebuild the exact signed bytes around the signature (see
+//! [`crate::ocsp::response::ResponseTemplate`]): what is the same in every response of an
+//! issuer (responder ID, signature algorithm, embedded signer certificate, issuer name
+//! and key hashes) is stored once, in the metadata.
 //!
 //! ```text
-//! offset 0   "OCSPEDGE-SNAP-v1"            16-byte file magic
+//! offset 0   "OCSPEDGE-SNAP-v2"            16-byte file magic
 //!            record ...                     one per certificate, issuer by issuer
 //!            entry table ...                one per issuer: sorted fixed-width entries
 //!            document ...                   CRLs and other files served by path, as is
-//!            metadata                       JSON (issuers, certificates, table offsets,
-//!                                           documents)
+//!            metadata                       JSON (issuers with their templates and
+//!                                           response times, table offsets, documents)
 //! end - 32   footer                         "OEFOOTER" | version u32 | reserved u32 |
 //!                                           metadata offset u64 | metadata length u64
 //! ```
 //! All integers are little-endian. An **entry** is 32 bytes: a 24-byte serial key (length
 //! octet, then the DER INTEGER content octets, zero-padded) and the u64 offset of the
-//! certificate's record. Keys compare as bytes, which orders serials by length then value,
-//! so a lookup is a binary search over the table: O(log n) reads of 32 bytes.
-//! A **record** is a 32-byte header (thisUpdate i64, nextUpdate i64, status u8,
-//! reason u8 (0xff = none), 6 reserved bytes, revocationTime i64) followed by one
-//! **variant** per CertID hash, SHA-1 then SHA-256: ETag (SHA-256 of the response, 32
-//! bytes), length u32, and the complete DER OCSPResponse.
+//! certificate's record. Keys compare as bytes, which orders serials by length then value.
+//! A **record** is an 8-byte header — status u8 (0 good, 1 revoked, 2 removed: only in a
+//! delta, where it deletes the base's record), reason u8 (0xff = none), times u16 (index
+//! into the section's list of (producedAt, thisUpdate, nextUpdate)), and the lengths
+//! (u16 each) of the SHA-1-CertID and the SHA-256-CertID signatures — then, if revoked,
+//! revocationTime i64, then the two signatures. With P-256 that is about 180 bytes per
+//! certificate, entry included, where the two complete responses would be ~1,700.
 //!
 //! The footer sits at the end so the writer can stream records (and hash them) before it
 //! knows where the tables land. Integrity is not this module's concern: the manifest
-//! carries the file's SHA-256, and [`crate::snapshot::verify`] checks it before a view is
+//! carries the file's hash, and [`crate::snapshot::verify`] checks it before a view is
 //! ever built. Even so, every read here is bounds-checked, so a corrupt file yields
 //! `None`/an error, never a panic.
 
-use crate::model::{RevocationReason, Serial, MAX_SERIAL_LEN};
-use crate::pki::cert::CertIdHash;
+use crate::model::{CertStatus, RevocationReason, Serial, MAX_SERIAL_LEN};
+use crate::ocsp::response::{ResponseTemplate, SingleFacts, ETAG_LEN};
+use crate::pki::cert::{CertIdHash, Certificate};
 use crate::time::UnixTime;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
-pub const FILE_MAGIC: &[u8; 16] = b"OCSPEDGE-SNAP-v1";
+pub const FILE_MAGIC: &[u8; 16] = b"OCSPEDGE-SNAP-v2";
 pub const FOOTER_MAGIC: &[u8; 8] = b"OEFOOTER";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const FOOTER_LEN: usize = 32;
 pub const ENTRY_LEN: usize = 32;
 const KEY_LEN: usize = 24;
-const RECORD_HEADER_LEN: usize = 32;
+const RECORD_HEADER_LEN: usize = 8;
 const NO_REASON: u8 = 0xff;
+const STATUS_GOOD: u8 = 0;
+const STATUS_REVOKED: u8 = 1;
+const STATUS_REMOVED: u8 = 2;
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The three times of a response (unix seconds). A publish signs every response it
+/// (re-)signs with the same three, so a section lists a handful and records refer to
+/// them by index.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ResponseTimes {
+    pub produced_at: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+}
 
 /// Describes one issuer's section; stored as JSON in the metadata block.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,10 +73,25 @@ pub struct IssuerSection {
     pub certificate: String,
     /// The certificate whose key signed this issuer's responses, base64 DER.
     pub signer_certificate: String,
+    /// The signatures' AlgorithmIdentifier, base64 DER.
+    pub signature_algorithm: String,
+    /// Whether responses embed the signer's certificate (not when the issuer signs).
+    pub embeds_signer: bool,
+    /// Every (producedAt, thisUpdate, nextUpdate) a record of this section refers to.
+    pub times: Vec<ResponseTimes>,
     pub entries_offset: u64,
     pub entry_count: u64,
     /// The earliest nextUpdate of any response in this section (unix seconds).
     pub earliest_next_update: i64,
+}
+
+/// The full snapshot a delta applies to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BaseReference {
+    pub sequence: u64,
+    /// The base's integrity hash, as its manifest states it.
+    pub sha256_tree: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +100,10 @@ pub struct Metadata {
     pub format_version: u32,
     pub sequence: u64,
     pub created_at: i64,
+    /// Set for a delta: its records replace (or, removed, delete) the base's; everything
+    /// else of the base stays. Its documents replace the base's documents as a whole.
+    #[serde(default)]
+    pub base: Option<BaseReference>,
     pub issuers: Vec<IssuerSection>,
     /// Files served by URL path straight from the snapshot bytes (CRLs, CCADB JSON).
     #[serde(default)]
@@ -129,26 +169,99 @@ pub enum StoredStatus {
     },
 }
 
+impl From<StoredStatus> for CertStatus {
+    fn from(status: StoredStatus) -> CertStatus {
+        match status {
+            StoredStatus::Good => CertStatus::Good,
+            StoredStatus::Revoked { at, reason } => CertStatus::Revoked {
+                at,
+                reason,
+                invalidity: None,
+            },
+        }
+    }
+}
+
 /// One certificate's signed material, ready to be written.
 pub struct RecordInput<'a> {
     pub serial: &'a Serial,
-    pub status: StoredStatus,
-    pub this_update: UnixTime,
-    pub next_update: UnixTime,
-    /// Complete DER OCSPResponses, SHA-1 CertID first, then SHA-256.
-    pub responses: [&'a [u8]; 2],
+    /// `None`: a delta's tombstone, deleting the base's record (no signatures).
+    pub status: Option<StoredStatus>,
+    pub times: ResponseTimes,
+    /// Signatures over the ResponseData of the SHA-1 CertID, then the SHA-256 CertID.
+    pub signatures: [&'a [u8]; 2],
 }
 
-/// What a lookup returns: borrowed straight from the mapped file.
+/// A record as stored, borrowed from the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredRecord<'a> {
+    /// DER INTEGER content octets, from the entry's key.
+    pub serial: &'a [u8],
+    /// `None` for a tombstone.
+    pub status: Option<StoredStatus>,
+    pub times: u16,
+    pub signatures: [&'a [u8]; 2],
+}
+
+/// What a lookup returns: borrowed straight from the mapped file and the section it came
+/// from. The response bytes are built on demand ([`Found::write_response`]).
+#[derive(Clone, Copy, Debug)]
 pub struct Found<'a> {
-    /// Name of the issuer section it came from (empty when looked up in a bare view).
+    /// Name of the issuer section it came from.
     pub issuer: &'a str,
-    pub response: &'a [u8],
-    pub etag: &'a [u8; 32],
+    pub template: &'a ResponseTemplate,
+    pub hash: CertIdHash,
+    pub serial: &'a [u8],
+    pub signature: &'a [u8],
+    pub status: StoredStatus,
+    pub produced_at: UnixTime,
     pub this_update: UnixTime,
     pub next_update: UnixTime,
-    pub status: StoredStatus,
+}
+
+/// Two lookups are equal when they found the same record of the same section.
+impl PartialEq for Found<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.template, other.template)
+            && (self.issuer, self.hash, self.serial, self.signature, self.status)
+                == (other.issuer, other.hash, other.serial, other.signature, other.status)
+            && (self.produced_at, self.this_update, self.next_update)
+                == (other.produced_at, other.this_update, other.next_update)
+    }
+}
+
+impl Found<'_> {
+    fn with_facts<T>(&self, use_facts: impl FnOnce(&SingleFacts<'_>) -> T) -> T {
+        let status = CertStatus::from(self.status);
+        use_facts(&SingleFacts {
+            serial: self.serial,
+            status: &status,
+            produced_at: self.produced_at,
+            this_update: self.this_update,
+            next_update: self.next_update,
+        })
+    }
+
+    /// Length of the complete OCSPResponse.
+    pub fn response_len(&self) -> usize {
+        self.with_facts(|facts| self.template.response_len(self.hash, facts, self.signature.len()))
+    }
+
+    /// Appends the complete DER OCSPResponse, exactly the bytes the publisher signed.
+    pub fn write_response(&self, out: &mut Vec<u8>) {
+        self.with_facts(|facts| self.template.write_response(self.hash, facts, self.signature, out))
+    }
+
+    pub fn response(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.response_len());
+        self.write_response(&mut out);
+        out
+    }
+
+    /// A strong validator of the response bytes (see [`ResponseTemplate::etag`]).
+    pub fn etag(&self) -> [u8; ETAG_LEN] {
+        self.template.etag(self.hash, self.signature)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,12 +280,19 @@ pub enum FormatError {
     Unsorted(String),
 }
 
-fn serial_key(serial: &Serial) -> [u8; KEY_LEN] {
-    let content = serial.as_der_content();
+fn serial_key(serial: &[u8]) -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
-    key[0] = content.len() as u8;
-    key[1..1 + content.len()].copy_from_slice(content);
+    let len = serial.len().min(KEY_LEN - 1);
+    key[0] = len as u8;
+    key[1..1 + len].copy_from_slice(&serial[..len]);
     key
+}
+
+/// The section being written.
+struct OpenSection {
+    section: IssuerSection,
+    entries: Vec<[u8; ENTRY_LEN]>,
+    last_key: Option<[u8; KEY_LEN]>,
 }
 
 /// Streams a snapshot to `W`, tracking offsets. Issuers are written one after another:
@@ -181,25 +301,41 @@ fn serial_key(serial: &Serial) -> [u8; KEY_LEN] {
 pub struct SnapshotWriter<W: Write> {
     out: W,
     position: u64,
-    pending_entries: Vec<[u8; ENTRY_LEN]>,
-    last_key: Option<[u8; KEY_LEN]>,
-    current: Option<IssuerSection>,
+    current: Option<OpenSection>,
     metadata: Metadata,
 }
 
+/// What is the same in every response of one issuer section.
+pub struct SectionTemplate<'a> {
+    pub name: &'a str,
+    pub issuer: &'a Certificate,
+    pub signer: &'a Certificate,
+    pub signature_algorithm: &'a [u8],
+    pub embeds_signer: bool,
+}
+
 impl<W: Write> SnapshotWriter<W> {
-    pub fn new(mut out: W, sequence: u64, created_at: UnixTime) -> io::Result<Self> {
+    pub fn new(out: W, sequence: u64, created_at: UnixTime) -> io::Result<Self> {
+        Self::with_base(out, sequence, created_at, None)
+    }
+
+    /// A writer for a delta against `base` (or a full snapshot when `None`).
+    pub fn with_base(
+        mut out: W,
+        sequence: u64,
+        created_at: UnixTime,
+        base: Option<BaseReference>,
+    ) -> io::Result<Self> {
         out.write_all(FILE_MAGIC)?;
         Ok(SnapshotWriter {
             out,
             position: FILE_MAGIC.len() as u64,
-            pending_entries: Vec::new(),
-            last_key: None,
             current: None,
             metadata: Metadata {
                 format_version: FORMAT_VERSION,
                 sequence,
                 created_at: created_at.seconds(),
+                base,
                 issuers: Vec::new(),
                 documents: Vec::new(),
             },
@@ -212,46 +348,78 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
-    pub fn begin_issuer(&mut self, name: &str, certificate_der: &[u8], signer_der: &[u8]) {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        self.pending_entries.clear();
-        self.last_key = None;
-        self.current = Some(IssuerSection {
-            name: name.to_string(),
-            certificate: b64.encode(certificate_der),
-            signer_certificate: b64.encode(signer_der),
-            entries_offset: 0,
-            entry_count: 0,
-            earliest_next_update: i64::MAX,
+    pub fn begin_issuer(&mut self, template: &SectionTemplate<'_>) {
+        self.current = Some(OpenSection {
+            section: IssuerSection {
+                name: template.name.to_string(),
+                certificate: B64.encode(template.issuer.der()),
+                signer_certificate: B64.encode(template.signer.der()),
+                signature_algorithm: B64.encode(template.signature_algorithm),
+                embeds_signer: template.embeds_signer,
+                times: Vec::new(),
+                entries_offset: 0,
+                entry_count: 0,
+                earliest_next_update: i64::MAX,
+            },
+            entries: Vec::new(),
+            last_key: None,
         });
     }
 
     /// Appends one record. Serials must arrive strictly increasing (the caller sorts).
     pub fn push_record(&mut self, record: &RecordInput<'_>) -> io::Result<()> {
-        let key = serial_key(record.serial);
-        if self.last_key.is_some_and(|last| last >= key) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "serials out of order or repeated",
-            ));
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
+        let position = self.position;
+        let open = self
+            .current
+            .as_mut()
+            .ok_or_else(|| invalid("push_record outside an issuer section"))?;
+        let content = record.serial.as_der_content();
+        if content.len() > MAX_SERIAL_LEN {
+            return Err(invalid("serial too long"));
         }
-        self.last_key = Some(key);
+        let key = serial_key(content);
+        if open.last_key.is_some_and(|last| last >= key) {
+            return Err(invalid("serials out of order or repeated"));
+        }
+        open.last_key = Some(key);
         let mut entry = [0u8; ENTRY_LEN];
         entry[..KEY_LEN].copy_from_slice(&key);
-        entry[KEY_LEN..].copy_from_slice(&self.position.to_le_bytes());
-        self.pending_entries.push(entry);
-        if let Some(section) = self.current.as_mut() {
-            section.earliest_next_update = section.earliest_next_update.min(record.next_update.seconds());
+        entry[KEY_LEN..].copy_from_slice(&position.to_le_bytes());
+        open.entries.push(entry);
+        let section = &mut open.section;
+        let times = match section.times.iter().rposition(|t| *t == record.times) {
+            Some(index) => index,
+            None => {
+                section.times.push(record.times);
+                section.times.len() - 1
+            }
+        };
+        let times = u16::try_from(times).map_err(|_| invalid("more than 65,536 distinct response times"))?;
+        if record.status.is_some() {
+            section.earliest_next_update = section.earliest_next_update.min(record.times.next_update);
         }
-        self.write(&record_header(record))?;
-        for response in record.responses {
-            let etag = ring::digest::digest(&ring::digest::SHA256, response);
-            self.write(etag.as_ref())?;
-            self.write(&(response.len() as u32).to_le_bytes())?;
-            self.write(response)?;
+        let [first, second] = record.signatures;
+        let length = |s: &[u8]| u16::try_from(s.len()).map_err(|_| invalid("signature longer than 65,535 bytes"));
+        let mut header = [0u8; RECORD_HEADER_LEN];
+        let (status, reason, revoked_at) = match record.status {
+            Some(StoredStatus::Good) => (STATUS_GOOD, NO_REASON, None),
+            Some(StoredStatus::Revoked { at, reason }) => {
+                (STATUS_REVOKED, reason.map(|r| r.code()).unwrap_or(NO_REASON), Some(at))
+            }
+            None => (STATUS_REMOVED, NO_REASON, None),
+        };
+        header[0] = status;
+        header[1] = reason;
+        header[2..4].copy_from_slice(&times.to_le_bytes());
+        header[4..6].copy_from_slice(&length(first)?.to_le_bytes());
+        header[6..8].copy_from_slice(&length(second)?.to_le_bytes());
+        self.write(&header)?;
+        if let Some(at) = revoked_at {
+            self.write(&at.seconds().to_le_bytes())?;
         }
-        Ok(())
+        self.write(first)?;
+        self.write(second)
     }
 
     /// Appends a document (outside any issuer section). Paths must be unique: responders
@@ -285,12 +453,14 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     pub fn end_issuer(&mut self) -> io::Result<()> {
-        let Some(mut section) = self.current.take() else {
+        let Some(OpenSection {
+            mut section, entries, ..
+        }) = self.current.take()
+        else {
             return Ok(());
         };
         section.entries_offset = self.position;
-        section.entry_count = self.pending_entries.len() as u64;
-        let entries = std::mem::take(&mut self.pending_entries);
+        section.entry_count = entries.len() as u64;
         for entry in &entries {
             self.write(entry)?;
         }
@@ -315,25 +485,117 @@ impl<W: Write> SnapshotWriter<W> {
     }
 }
 
-fn record_header(record: &RecordInput<'_>) -> [u8; RECORD_HEADER_LEN] {
-    let mut header = [0u8; RECORD_HEADER_LEN];
-    header[..8].copy_from_slice(&record.this_update.seconds().to_le_bytes());
-    header[8..16].copy_from_slice(&record.next_update.seconds().to_le_bytes());
-    match record.status {
-        StoredStatus::Good => header[17] = NO_REASON,
-        StoredStatus::Revoked { at, reason } => {
-            header[16] = 1;
-            header[17] = reason.map(|r| r.code()).unwrap_or(NO_REASON);
-            header[24..32].copy_from_slice(&at.seconds().to_le_bytes());
-        }
-    }
-    header
+/// One issuer section ready for lookups: its description, the response template rebuilt
+/// from it, and its times.
+#[derive(Clone, Debug)]
+pub struct LoadedSection {
+    pub section: IssuerSection,
+    pub issuer: Certificate,
+    pub signer: Certificate,
+    pub template: ResponseTemplate,
+    times: Vec<[UnixTime; 3]>,
 }
+
+impl LoadedSection {
+    pub fn new(section: &IssuerSection) -> Result<Self, FormatError> {
+        let bad = |what: &str| FormatError::BadMetadata(format!("issuer {}: {what}", section.name));
+        let certificate = |text: &str| {
+            B64.decode(text)
+                .ok()
+                .and_then(|der| Certificate::from_der(der).ok())
+        };
+        let issuer = certificate(&section.certificate).ok_or_else(|| bad("bad issuer certificate"))?;
+        let signer = certificate(&section.signer_certificate).ok_or_else(|| bad("bad signer certificate"))?;
+        let algorithm = B64
+            .decode(&section.signature_algorithm)
+            .map_err(|_| bad("bad signature algorithm"))?;
+        let template = ResponseTemplate::from_parts(
+            &issuer,
+            &signer.key_id(),
+            &algorithm,
+            section.embeds_signer.then(|| signer.der()),
+        );
+        let times = section
+            .times
+            .iter()
+            .map(|t| [UnixTime(t.produced_at), UnixTime(t.this_update), UnixTime(t.next_update)])
+            .collect();
+        Ok(LoadedSection {
+            section: section.clone(),
+            issuer,
+            signer,
+            template,
+            times,
+        })
+    }
+
+    /// The record of `serial` in this section of `bytes` (the file it was read from):
+    /// an interpolation then binary search over the entries, then one record read.
+    pub fn record<'a>(&self, bytes: &'a [u8], serial: &[u8]) -> Option<StoredRecord<'a>> {
+        if serial.len() > MAX_SERIAL_LEN {
+            return None;
+        }
+        let table = table_in(bytes, &self.section)?;
+        let entry = find_entry(table, &serial_key(serial))?;
+        record_for_entry(bytes, entry)
+    }
+
+    /// The response for `serial` under `hash`: `None` when absent, `Some(Err(()))` for a
+    /// delta's tombstone.
+    pub fn found<'a>(
+        &'a self,
+        bytes: &'a [u8],
+        serial: &[u8],
+        hash: CertIdHash,
+    ) -> Option<Result<Found<'a>, Removed>> {
+        let record = self.record(bytes, serial)?;
+        Some(self.found_in_record(record, hash))
+    }
+
+    fn found_in_record<'a>(&'a self, record: StoredRecord<'a>, hash: CertIdHash) -> Result<Found<'a>, Removed> {
+        let status = record.status.ok_or(Removed)?;
+        let [produced_at, this_update, next_update] = *self.times.get(usize::from(record.times)).ok_or(Removed)?;
+        Ok(Found {
+            issuer: &self.section.name,
+            template: &self.template,
+            hash,
+            serial: record.serial,
+            signature: record.signatures[usize::from(hash == CertIdHash::Sha256)],
+            status,
+            produced_at,
+            this_update,
+            next_update,
+        })
+    }
+
+    /// Every record of this section in serial order, tombstones included. A sequential
+    /// walk, for diffs between snapshots and for writing deltas; never on the hot path.
+    pub fn records<'a>(&self, bytes: &'a [u8]) -> impl Iterator<Item = StoredRecord<'a>> + 'a {
+        table_in(bytes, &self.section)
+            .unwrap_or_default()
+            .chunks_exact(ENTRY_LEN)
+            .filter_map(move |entry| record_for_entry(bytes, entry))
+    }
+
+    /// The times a record refers to, as (producedAt, thisUpdate, nextUpdate).
+    pub fn times_of(&self, record: &StoredRecord<'_>) -> Option<ResponseTimes> {
+        self.times.get(usize::from(record.times)).map(|[p, t, n]| ResponseTimes {
+            produced_at: p.seconds(),
+            this_update: t.seconds(),
+            next_update: n.seconds(),
+        })
+    }
+}
+
+/// A delta's tombstone: the certificate is no longer in the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removed;
 
 /// A read-only view over snapshot bytes (usually a memory map).
 pub struct SnapshotView<'a> {
     bytes: &'a [u8],
     metadata: Metadata,
+    sections: Vec<LoadedSection>,
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
@@ -342,40 +604,29 @@ fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     ))
 }
 
-fn read_i64(bytes: &[u8], at: usize) -> Option<i64> {
-    read_u64(bytes, at).map(|v| v as i64)
+fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 impl<'a> SnapshotView<'a> {
     /// Parses the footer and metadata and checks every table lies inside the file and is
     /// sorted. Cost: O(entries) sequential reads of the tables, no per-entry allocation.
     pub fn open(bytes: &'a [u8]) -> Result<Self, FormatError> {
-        if bytes.len() < FILE_MAGIC.len() + FOOTER_LEN || &bytes[..FILE_MAGIC.len()] != FILE_MAGIC {
-            return Err(FormatError::BadMagic);
-        }
-        let footer = &bytes[bytes.len() - FOOTER_LEN..];
-        if &footer[..8] != FOOTER_MAGIC {
-            return Err(FormatError::BadMagic);
-        }
-        let version = u32::from_le_bytes([footer[8], footer[9], footer[10], footer[11]]);
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion(version));
-        }
-        let offset = read_u64(footer, 16).ok_or(FormatError::OutOfRange)? as usize;
-        let length = read_u64(footer, 24).ok_or(FormatError::OutOfRange)? as usize;
-        let json = offset
-            .checked_add(length)
-            .filter(|end| *end <= bytes.len() - FOOTER_LEN)
-            .and_then(|end| bytes.get(offset..end))
-            .ok_or(FormatError::OutOfRange)?;
-        let metadata: Metadata =
-            serde_json::from_slice(json).map_err(|e| FormatError::BadMetadata(e.to_string()))?;
-        if metadata.format_version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion(metadata.format_version));
-        }
-        let view = SnapshotView { bytes, metadata };
-        for index in 0..view.metadata.issuers.len() {
-            view.check_table(index)?;
+        let metadata = read_metadata(bytes)?;
+        let sections = metadata
+            .issuers
+            .iter()
+            .map(LoadedSection::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let view = SnapshotView {
+            bytes,
+            metadata,
+            sections,
+        };
+        for section in &view.sections {
+            check_table(bytes, &section.section)?;
         }
         for document in &view.metadata.documents {
             document_bytes(bytes, document).ok_or(FormatError::OutOfRange)?;
@@ -387,45 +638,59 @@ impl<'a> SnapshotView<'a> {
         &self.metadata
     }
 
-    fn table(&self, issuer: usize) -> Option<&'a [u8]> {
-        table_in(self.bytes, self.metadata.issuers.get(issuer)?)
-    }
-
-    fn check_table(&self, issuer: usize) -> Result<(), FormatError> {
-        let table = self.table(issuer).ok_or(FormatError::OutOfRange)?;
-        let sorted = table
-            .chunks_exact(ENTRY_LEN)
-            .zip(table.chunks_exact(ENTRY_LEN).skip(1))
-            .all(|(a, b)| a[..KEY_LEN] < b[..KEY_LEN]);
-        if !sorted {
-            return Err(FormatError::Unsorted(self.metadata.issuers[issuer].name.clone()));
-        }
-        Ok(())
+    pub fn sections(&self) -> &[LoadedSection] {
+        &self.sections
     }
 
     /// Looks up the response for `serial` under issuer `issuer` (an index into
     /// `metadata().issuers`) for a CertID hashed with `hash`.
-    pub fn lookup(&self, issuer: usize, serial: &Serial, hash: CertIdHash) -> Option<Found<'a>> {
-        lookup_in(self.bytes, self.metadata.issuers.get(issuer)?, serial, hash)
+    pub fn lookup(&self, issuer: usize, serial: &Serial, hash: CertIdHash) -> Option<Found<'_>> {
+        self.sections
+            .get(issuer)?
+            .found(self.bytes, serial.as_der_content(), hash)?
+            .ok()
     }
 }
 
-/// Looks `serial` up in `section`'s table inside `bytes`: a binary search over 32-byte
-/// entries, then one record read. `bytes` must be the file `section` was read from.
-pub fn lookup_in<'a>(
-    bytes: &'a [u8],
-    section: &IssuerSection,
-    serial: &Serial,
-    hash: CertIdHash,
-) -> Option<Found<'a>> {
-    if serial.as_der_content().len() > MAX_SERIAL_LEN {
-        return None;
+/// Reads and parses only the footer and metadata (no table checks): for callers that want
+/// a snapshot's description without a view.
+pub fn read_metadata(bytes: &[u8]) -> Result<Metadata, FormatError> {
+    if bytes.len() < FILE_MAGIC.len() + FOOTER_LEN || &bytes[..FILE_MAGIC.len()] != FILE_MAGIC {
+        return Err(FormatError::BadMagic);
     }
-    let key = serial_key(serial);
-    let table = table_in(bytes, section)?;
-    let entry = find_entry(table, &key)?;
-    let offset = usize::try_from(read_u64(entry, KEY_LEN)?).ok()?;
-    record_at(bytes, offset, hash)
+    let footer = &bytes[bytes.len() - FOOTER_LEN..];
+    if &footer[..8] != FOOTER_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let version = u32::from_le_bytes([footer[8], footer[9], footer[10], footer[11]]);
+    if version != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    let offset = read_u64(footer, 16).ok_or(FormatError::OutOfRange)? as usize;
+    let length = read_u64(footer, 24).ok_or(FormatError::OutOfRange)? as usize;
+    let json = offset
+        .checked_add(length)
+        .filter(|end| *end <= bytes.len() - FOOTER_LEN)
+        .and_then(|end| bytes.get(offset..end))
+        .ok_or(FormatError::OutOfRange)?;
+    let metadata: Metadata =
+        serde_json::from_slice(json).map_err(|e| FormatError::BadMetadata(e.to_string()))?;
+    if metadata.format_version != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion(metadata.format_version));
+    }
+    Ok(metadata)
+}
+
+fn check_table(bytes: &[u8], section: &IssuerSection) -> Result<(), FormatError> {
+    let table = table_in(bytes, section).ok_or(FormatError::OutOfRange)?;
+    let sorted = table
+        .chunks_exact(ENTRY_LEN)
+        .zip(table.chunks_exact(ENTRY_LEN).skip(1))
+        .all(|(a, b)| a[..KEY_LEN] < b[..KEY_LEN]);
+    if !sorted {
+        return Err(FormatError::Unsorted(section.name.clone()));
+    }
+    Ok(())
 }
 
 /// Finds `key` in a sorted table of entries. Serial numbers are random (the CA/Browser
@@ -470,23 +735,6 @@ fn leading_word(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]))
 }
 
-/// Every entry of `section` in serial order: its serial and stored status. A sequential
-/// walk of the table and the records, for diffs between snapshots; never on the hot path.
-pub fn statuses_in<'a>(
-    bytes: &'a [u8],
-    section: &IssuerSection,
-) -> impl Iterator<Item = (Serial, StoredStatus)> + 'a {
-    table_in(bytes, section)
-        .unwrap_or_default()
-        .chunks_exact(ENTRY_LEN)
-        .filter_map(move |entry| {
-            let length = usize::from(entry[0]).min(KEY_LEN - 1);
-            let serial = Serial::from_der_content(&entry[1..1 + length])?;
-            let offset = usize::try_from(read_u64(entry, KEY_LEN)?).ok()?;
-            Some((serial, record_at(bytes, offset, CertIdHash::Sha1)?.status))
-        })
-}
-
 /// The bytes of `document` inside `bytes` (the file it was read from).
 pub fn document_bytes<'a>(bytes: &'a [u8], document: &Document) -> Option<&'a [u8]> {
     let start = usize::try_from(document.offset).ok()?;
@@ -511,37 +759,35 @@ fn table_in<'a>(bytes: &'a [u8], section: &IssuerSection) -> Option<&'a [u8]> {
     bytes.get(start..start.checked_add(len)?)
 }
 
-fn record_at(bytes: &[u8], offset: usize, hash: CertIdHash) -> Option<Found<'_>> {
+fn record_for_entry<'a>(bytes: &'a [u8], entry: &'a [u8]) -> Option<StoredRecord<'a>> {
+    let length = usize::from(*entry.first()?);
+    let serial = entry.get(1..1 + length).filter(|_| length < KEY_LEN)?;
+    let offset = usize::try_from(read_u64(entry, KEY_LEN)?).ok()?;
     let header = bytes.get(offset..offset.checked_add(RECORD_HEADER_LEN)?)?;
-    let status = match header[16] {
-        0 => StoredStatus::Good,
-        _ => StoredStatus::Revoked {
-            at: UnixTime(read_i64(header, 24)?),
-            reason: RevocationReason::from_code(header[17]),
-        },
-    };
-    let variant_len = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(
-            bytes
-                .get(at.checked_add(32)?..at.checked_add(36)?)?
-                .try_into()
-                .ok()?,
-        ) as usize)
-    };
     let mut at = offset + RECORD_HEADER_LEN;
-    if hash == CertIdHash::Sha256 {
-        at = at.checked_add(36)?.checked_add(variant_len(at)?)?;
-    }
-    let etag: &[u8; 32] = bytes.get(at..at.checked_add(32)?)?.try_into().ok()?;
-    let len = variant_len(at)?;
-    let response = bytes.get(at + 36..(at + 36).checked_add(len)?)?;
-    Some(Found {
-        issuer: "",
-        response,
-        etag,
-        this_update: UnixTime(read_i64(header, 0)?),
-        next_update: UnixTime(read_i64(header, 8)?),
+    let status = match header[0] {
+        STATUS_GOOD => Some(StoredStatus::Good),
+        STATUS_REVOKED => {
+            let revoked_at = read_u64(bytes, at)? as i64;
+            at += 8;
+            Some(StoredStatus::Revoked {
+                at: UnixTime(revoked_at),
+                reason: RevocationReason::from_code(header[1]),
+            })
+        }
+        STATUS_REMOVED => None,
+        _ => return None,
+    };
+    let first_len = usize::from(read_u16(header, 4)?);
+    let second_len = usize::from(read_u16(header, 6)?);
+    let first = bytes.get(at..at.checked_add(first_len)?)?;
+    at += first_len;
+    let second = bytes.get(at..at.checked_add(second_len)?)?;
+    Some(StoredRecord {
+        serial,
         status,
+        times: read_u16(header, 2)?,
+        signatures: [first, second],
     })
 }
 
@@ -549,15 +795,47 @@ fn record_at(bytes: &[u8], offset: usize, hash: CertIdHash) -> Option<Found<'_>>
 mod tests {
     use super::*;
 
+    fn demo_certificates() -> (Certificate, Certificate) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/ec");
+        let read = |name: &str| {
+            let pem = std::fs::read(dir.join(name)).unwrap();
+            Certificate::from_der(pem::parse(pem).unwrap().into_contents()).unwrap()
+        };
+        (read("ca.pem"), read("ocsp.pem"))
+    }
+
+    const P256_SHA256: &[u8] = &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+
+    fn begin<W: Write>(writer: &mut SnapshotWriter<W>) {
+        let (issuer, signer) = demo_certificates();
+        writer.begin_issuer(&SectionTemplate {
+            name: "test",
+            issuer: &issuer,
+            signer: &signer,
+            signature_algorithm: P256_SHA256,
+            embeds_signer: true,
+        });
+    }
+
+    fn times(next_update: i64) -> ResponseTimes {
+        ResponseTimes {
+            produced_at: 1000,
+            this_update: 1000,
+            next_update,
+        }
+    }
+
+    fn signature(hash: &str, serial: &Serial) -> Vec<u8> {
+        format!("{hash}-{}", serial.to_hex()).into_bytes()
+    }
+
     fn build(serials: &[&str]) -> Vec<u8> {
         let mut writer = SnapshotWriter::new(Vec::new(), 7, UnixTime(1000)).unwrap();
-        writer.begin_issuer("test", b"issuer", b"signer");
+        begin(&mut writer);
         let parsed: Vec<Serial> = serials.iter().map(|s| Serial::from_hex(s).unwrap()).collect();
         let mut sorted = parsed.clone();
         sorted.sort();
         for (i, serial) in sorted.iter().enumerate() {
-            let sha1 = format!("sha1-{}", serial.to_hex());
-            let sha256 = format!("sha256-{}", serial.to_hex());
             let status = if i % 2 == 0 {
                 StoredStatus::Good
             } else {
@@ -569,10 +847,9 @@ mod tests {
             writer
                 .push_record(&RecordInput {
                     serial,
-                    status,
-                    this_update: UnixTime(1000),
-                    next_update: UnixTime(2000 + i as i64),
-                    responses: [sha1.as_bytes(), sha256.as_bytes()],
+                    status: Some(status),
+                    times: times(2000 + (i as i64 % 3)),
+                    signatures: [&signature("sha1", serial), &signature("sha256", serial)],
                 })
                 .unwrap();
         }
@@ -593,19 +870,24 @@ mod tests {
         let bytes = build(&serials);
         let view = SnapshotView::open(&bytes).unwrap();
         assert_eq!(view.metadata().sequence, 7);
-        assert_eq!(view.metadata().issuers[0].entry_count, serials.len() as u64);
-        assert_eq!(view.metadata().issuers[0].earliest_next_update, 2000);
+        let section = &view.metadata().issuers[0];
+        assert_eq!(section.entry_count, serials.len() as u64);
+        assert_eq!(section.earliest_next_update, 2000);
+        assert_eq!(section.times.len(), 3, "times are stored once each");
         for s in serials {
             let serial = Serial::from_hex(s).unwrap();
             let sha1 = view.lookup(0, &serial, CertIdHash::Sha1).unwrap();
             let sha256 = view.lookup(0, &serial, CertIdHash::Sha256).unwrap();
-            assert_eq!(sha1.response, format!("sha1-{}", serial.to_hex()).as_bytes());
-            assert_eq!(sha256.response, format!("sha256-{}", serial.to_hex()).as_bytes());
-            assert_eq!(
-                sha1.etag.as_slice(),
-                ring::digest::digest(&ring::digest::SHA256, sha1.response).as_ref()
-            );
+            assert_eq!(sha1.signature, signature("sha1", &serial));
+            assert_eq!(sha256.signature, signature("sha256", &serial));
+            assert_eq!(sha1.serial, serial.as_der_content());
             assert_eq!(sha1.status, sha256.status);
+            assert_eq!(sha1.this_update, UnixTime(1000));
+            assert_ne!(sha1.etag(), sha256.etag());
+            // The response is built around the stored signature.
+            let response = sha256.response();
+            assert_eq!(response.len(), sha256.response_len());
+            assert!(response.ends_with(view.sections()[0].signer.der()));
         }
     }
 
@@ -641,12 +923,17 @@ mod tests {
             for s in &serials {
                 let serial = Serial::from_hex(s).unwrap();
                 let found = view.lookup(0, &serial, CertIdHash::Sha1).expect(s);
-                assert_eq!(found.response, format!("sha1-{}", serial.to_hex()).as_bytes());
+                assert_eq!(found.signature, signature("sha1", &serial));
             }
             for _ in 0..2000 {
                 let absent = Serial::from_hex(&format!("{:016X}{:016X}1", random() >> 1, random())).unwrap();
                 assert!(view.lookup(0, &absent, CertIdHash::Sha1).is_none());
             }
+            let walked: Vec<_> = view.sections()[0].records(&bytes).map(|r| r.serial.to_vec()).collect();
+            let mut expected: Vec<Serial> = serials.iter().map(|s| Serial::from_hex(s).unwrap()).collect();
+            expected.sort();
+            let expected: Vec<_> = expected.iter().map(|s| s.as_der_content().to_vec()).collect();
+            assert_eq!(walked, expected);
         }
     }
 
@@ -684,15 +971,48 @@ mod tests {
     }
 
     #[test]
+    fn tombstones_are_found_as_removed() {
+        let mut writer = SnapshotWriter::with_base(
+            Vec::new(),
+            9,
+            UnixTime(1000),
+            Some(BaseReference {
+                sequence: 7,
+                sha256_tree: "00".into(),
+            }),
+        )
+        .unwrap();
+        begin(&mut writer);
+        let serial = Serial::from_hex("05").unwrap();
+        writer
+            .push_record(&RecordInput {
+                serial: &serial,
+                status: None,
+                times: times(2000),
+                signatures: [&[], &[]],
+            })
+            .unwrap();
+        let (bytes, metadata) = writer.finish().unwrap();
+        assert_eq!(metadata.base.as_ref().map(|b| b.sequence), Some(7));
+        let view = SnapshotView::open(&bytes).unwrap();
+        let section = &view.sections()[0];
+        assert_eq!(
+            section.found(&bytes, serial.as_der_content(), CertIdHash::Sha1).map(|f| f.err()),
+            Some(Some(Removed))
+        );
+        assert_eq!(section.section.earliest_next_update, i64::MAX);
+    }
+
+    #[test]
     fn documents_are_stored_with_their_hash_and_bounds_checked() {
         let mut writer = SnapshotWriter::new(Vec::new(), 3, UnixTime(10)).unwrap();
-        writer.begin_issuer("t", b"", b"");
+        begin(&mut writer);
         writer.end_issuer().unwrap();
         writer
             .push_document(DocumentInput {
                 path: "/crl/t.crl".into(),
                 kind: DocumentKind::CrlFull,
-                issuer: "t".into(),
+                issuer: "test".into(),
                 content_type: "application/pkix-crl",
                 bytes: b"crl bytes",
                 this_update: UnixTime(10),
@@ -716,15 +1036,14 @@ mod tests {
     #[test]
     fn writer_refuses_unsorted_or_repeated_serials() {
         let mut writer = SnapshotWriter::new(Vec::new(), 1, UnixTime(0)).unwrap();
-        writer.begin_issuer("t", b"", b"");
+        begin(&mut writer);
         let a = Serial::from_hex("02").unwrap();
         let b = Serial::from_hex("01").unwrap();
         let record = |serial| RecordInput {
             serial,
-            status: StoredStatus::Good,
-            this_update: UnixTime(0),
-            next_update: UnixTime(1),
-            responses: [b"x".as_slice(), b"y".as_slice()],
+            status: Some(StoredStatus::Good),
+            times: times(1),
+            signatures: [b"x".as_slice(), b"y".as_slice()],
         };
         writer.push_record(&record(&a)).unwrap();
         assert!(writer.push_record(&record(&a)).is_err());
@@ -741,14 +1060,18 @@ mod tests {
         for cut in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2] {
             assert!(SnapshotView::open(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        // Flip every byte in turn: open either fails or lookups stay in bounds.
-        for i in 0..bytes.len() {
+        // Flip every byte before the metadata in turn: lookups stay in bounds.
+        let metadata_at = read_u64(&bytes, bytes.len() - 16).unwrap() as usize;
+        for i in 0..metadata_at {
             let mut copy = bytes.clone();
             copy[i] ^= 0xa5;
             if let Ok(view) = SnapshotView::open(&copy) {
                 for s in ["01", "02", "03"] {
-                    let _ = view.lookup(0, &Serial::from_hex(s).unwrap(), CertIdHash::Sha256);
+                    if let Some(found) = view.lookup(0, &Serial::from_hex(s).unwrap(), CertIdHash::Sha256) {
+                        let _ = (found.response(), found.etag());
+                    }
                 }
+                let _ = view.sections()[0].records(&copy).count();
             }
         }
     }

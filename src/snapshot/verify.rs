@@ -8,12 +8,12 @@
 //! come first because they are cheap and a forged manifest should not make us hash
 //! gigabytes.
 
-use super::format::{self, Document, Found, IssuerSection, Metadata, SnapshotView};
-use super::manifest::{Manifest, ManifestError};
+use super::format::{self, Document, Found, LoadedSection, Metadata, SnapshotView};
+use crate::model::Serial;
+use super::manifest::{ContentHash, Manifest, ManifestBody, ManifestError};
 use crate::ocsp::{Refusal, RequestedCertId};
 use crate::pki::cert::{CertIdHash, Certificate};
 use crate::time::UnixTime;
-use base64::Engine;
 use std::ops::Deref;
 
 /// The issuer certificates a responder answers for (`--trust`).
@@ -108,30 +108,47 @@ impl Deref for SnapshotBytes {
 }
 
 impl SnapshotBytes {
-    /// SHA-256 of the whole file. A mapped file is hashed with `read` into a small buffer
-    /// rather than through the map: pages read that way stay in the page cache without
-    /// being charged to this process, so verifying a multi-gigabyte snapshot does not
-    /// fault it all into the responder's resident set.
-    fn sha256(&self) -> Result<ring::digest::Digest, VerifyError> {
+    /// The [`ContentHash`] of the whole file, its pieces hashed on every core (rayon).
+    /// A mapped file is hashed with `pread` into small buffers rather than through the
+    /// map: pages read that way stay in the page cache without being charged to this
+    /// process, so verifying a multi-gigabyte snapshot does not fault it all into the
+    /// responder's resident set, and reads of independent pieces proceed in parallel.
+    fn content_hash(&self, chunk_size: u64) -> Result<Vec<u8>, VerifyError> {
+        use rayon::prelude::*;
+        let chunk = usize::try_from(chunk_size.max(1)).unwrap_or(usize::MAX);
+        let pieces = self.len().div_ceil(chunk).max(1);
+        let digests = (0..pieces)
+            .into_par_iter()
+            .map(|piece| {
+                let start = piece * chunk;
+                let end = self.len().min(start.saturating_add(chunk));
+                self.piece_digest(start, end)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ContentHash::root(&digests))
+    }
+
+    fn piece_digest(&self, start: usize, end: usize) -> Result<ring::digest::Digest, VerifyError> {
         match self {
-            SnapshotBytes::Owned(bytes) => Ok(ring::digest::digest(&ring::digest::SHA256, bytes)),
-            SnapshotBytes::Mapped { file, map } => {
+            SnapshotBytes::Owned(bytes) => Ok(ring::digest::digest(&ring::digest::SHA256, &bytes[start..end])),
+            SnapshotBytes::Mapped { file, .. } => {
                 use std::os::unix::fs::FileExt;
                 let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-                let mut buffer = vec![0u8; 1 << 20];
-                let mut offset = 0u64;
-                while offset < map.len() as u64 {
+                let mut buffer = vec![0u8; (1 << 20).min(end - start).max(1)];
+                let mut offset = start;
+                while offset < end {
+                    let want = buffer.len().min(end - offset);
                     let read = file
-                        .read_at(&mut buffer, offset)
+                        .read_at(&mut buffer[..want], offset as u64)
                         .map_err(|e| VerifyError::Io(e.to_string()))?;
                     if read == 0 {
                         return Err(VerifyError::SizeMismatch {
-                            expected: map.len() as u64,
-                            actual: offset,
+                            expected: self.len() as u64,
+                            actual: offset as u64,
                         });
                     }
                     context.update(&buffer[..read]);
-                    offset += read as u64;
+                    offset += read;
                 }
                 Ok(context.finish())
             }
@@ -141,7 +158,7 @@ impl SnapshotBytes {
 
 /// One issuer of a verified snapshot, with the hashes CertIDs are matched on.
 struct ServedIssuer {
-    section: IssuerSection,
+    loaded: LoadedSection,
     sha1: (Vec<u8>, Vec<u8>),
     sha256: (Vec<u8>, Vec<u8>),
 }
@@ -181,9 +198,11 @@ impl Snapshot {
     ) -> Result<Snapshot, VerifyError> {
         let (manifest, anchors) = verify_manifest(manifest_bytes, trust, now)?;
         let body = &manifest.body;
-        check_integrity(body.size, &body.sha256, &bytes)?;
-        let metadata = SnapshotView::open(&bytes)?.metadata().clone();
-        let issuers = match_sections(&manifest, &metadata, &anchors)?;
+        check_integrity(body, &bytes)?;
+        let view = SnapshotView::open(&bytes)?;
+        let metadata = view.metadata().clone();
+        let issuers = match_sections(&manifest, &metadata, view.sections(), &anchors)?;
+        drop(view);
         let documents = index_documents(&metadata)?;
         let earliest_next_update = UnixTime(
             metadata
@@ -227,7 +246,7 @@ impl Snapshot {
     }
 
     pub fn issuer_names(&self) -> impl Iterator<Item = &str> {
-        self.issuers.iter().map(|i| i.section.name.as_str())
+        self.issuers.iter().map(|i| i.loaded.section.name.as_str())
     }
 
     pub fn size(&self) -> usize {
@@ -259,13 +278,19 @@ impl Snapshot {
             .iter()
             .find(|issuer| issuer.matches(id))
             .ok_or(Refusal::UnknownIssuer)?;
-        format::lookup_in(&self.bytes, &issuer.section, &id.serial, id.hash)
-            .map(|found| Found {
-                issuer: &issuer.section.name,
-                ..found
-            })
-            .ok_or(Refusal::UnassignedSerial)
+        match issuer.loaded.found(&self.bytes, id.serial.as_der_content(), id.hash) {
+            Some(Ok(found)) => Ok(found),
+            Some(Err(_)) | None => Err(Refusal::UnassignedSerial),
+        }
     }
+}
+
+/// Every live record of `issuer` in `bytes`, as (serial, status), in serial order.
+fn statuses<'a>(bytes: &'a [u8], issuer: &ServedIssuer) -> impl Iterator<Item = (Serial, format::StoredStatus)> + 'a {
+    issuer
+        .loaded
+        .records(bytes)
+        .filter_map(|r| Some((Serial::from_der_content(r.serial)?, r.status?)))
 }
 
 /// A certificate whose status differs between two snapshots.
@@ -286,13 +311,16 @@ impl Snapshot {
         use std::cmp::Ordering;
         let mut changes = Vec::new();
         for issuer in &self.issuers {
-            let name = &issuer.section.name;
-            let newer = format::statuses_in(&self.bytes, &issuer.section);
-            let before: Box<dyn Iterator<Item = _>> =
-                match older.issuers.iter().find(|i| &i.section.name == name) {
-                    Some(old) => Box::new(format::statuses_in(&older.bytes, &old.section)),
-                    None => Box::new(std::iter::empty()),
-                };
+            let name = &issuer.loaded.section.name;
+            let newer = statuses(&self.bytes, issuer);
+            let before: Box<dyn Iterator<Item = _>> = match older
+                .issuers
+                .iter()
+                .find(|i| &i.loaded.section.name == name)
+            {
+                Some(old) => Box::new(statuses(&older.bytes, old)),
+                None => Box::new(std::iter::empty()),
+            };
             let (mut newer, mut before) = (newer.peekable(), before.peekable());
             let mut push = |serial, status| {
                 changes.push(StatusChange {
@@ -352,6 +380,12 @@ pub fn verify_manifest(
             .ok_or_else(|| VerifyError::Untrusted(issuer.name.clone()))?;
         anchors.push((anchor.clone(), signer));
     }
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&manifest.body.chunk_size) {
+        return Err(VerifyError::Inconsistent(format!(
+            "hash chunk size {} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}",
+            manifest.body.chunk_size
+        )));
+    }
     if !is_plain_file_name(&manifest.body.snapshot) {
         return Err(VerifyError::Inconsistent(format!(
             "snapshot name {:?} is not a plain file name",
@@ -360,6 +394,11 @@ pub fn verify_manifest(
     }
     Ok((manifest, anchors))
 }
+
+/// Bounds on a manifest's hash piece size: a signed but absurd value must not make a
+/// responder allocate a digest per byte, or hash gigabytes on one core.
+const MIN_CHUNK_SIZE: u64 = 64 << 10;
+const MAX_CHUNK_SIZE: u64 = 1 << 30;
 
 /// A file name that cannot leave the directory it is joined to.
 pub fn is_plain_file_name(name: &str) -> bool {
@@ -388,15 +427,15 @@ fn index_documents(metadata: &Metadata) -> Result<std::collections::HashMap<Stri
     Ok(index)
 }
 
-fn check_integrity(size: u64, sha256_hex: &str, bytes: &SnapshotBytes) -> Result<(), VerifyError> {
-    if bytes.len() as u64 != size {
+fn check_integrity(body: &ManifestBody, bytes: &SnapshotBytes) -> Result<(), VerifyError> {
+    if bytes.len() as u64 != body.size {
         return Err(VerifyError::SizeMismatch {
-            expected: size,
+            expected: body.size,
             actual: bytes.len() as u64,
         });
     }
-    let digest = bytes.sha256()?;
-    if hex::encode(digest.as_ref()) != sha256_hex.to_ascii_lowercase() {
+    let digest = bytes.content_hash(body.chunk_size)?;
+    if hex::encode(digest) != body.sha256_tree.to_ascii_lowercase() {
         return Err(VerifyError::HashMismatch);
     }
     Ok(())
@@ -407,39 +446,36 @@ fn check_integrity(size: u64, sha256_hex: &str, bytes: &SnapshotBytes) -> Result
 fn match_sections(
     manifest: &Manifest,
     metadata: &Metadata,
+    sections: &[LoadedSection],
     anchors: &[(Certificate, Certificate)],
 ) -> Result<Vec<ServedIssuer>, VerifyError> {
     let body = &manifest.body;
-    if metadata.sequence != body.sequence || metadata.issuers.len() != body.issuers.len() {
+    if metadata.sequence != body.sequence
+        || metadata.issuers.len() != body.issuers.len()
+        || metadata.base != body.base
+    {
         return Err(VerifyError::Inconsistent(
-            "sequence or issuer count differs".into(),
+            "sequence, base or issuer count differs".into(),
         ));
     }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let decode = |text: &str| {
-        b64.decode(text)
-            .ok()
-            .and_then(|der| Certificate::from_der(der).ok())
-            .ok_or_else(|| VerifyError::Inconsistent("bad certificate in metadata".into()))
-    };
     let mut served = Vec::with_capacity(anchors.len());
-    for ((section, listed), (anchor, signer)) in metadata.issuers.iter().zip(&body.issuers).zip(anchors) {
-        if section.name != listed.name || section.entry_count != listed.entries {
+    for ((loaded, listed), (anchor, signer)) in sections.iter().zip(&body.issuers).zip(anchors) {
+        if loaded.section.name != listed.name || loaded.section.entry_count != listed.entries {
             return Err(VerifyError::Inconsistent(format!(
                 "issuer {} differs",
                 listed.name
             )));
         }
-        let issuer = decode(&section.certificate)?;
-        if !issuer.same_entity(anchor) || decode(&section.signer_certificate)?.der() != signer.der() {
+        if !loaded.issuer.same_entity(anchor) || loaded.signer.der() != signer.der() {
             return Err(VerifyError::Inconsistent(format!(
                 "issuer {} is not the one its manifest signer speaks for",
                 listed.name
             )));
         }
+        let issuer = &loaded.issuer;
         let hashes = |h: CertIdHash| (issuer.name_hash(h), issuer.key_hash(h));
         served.push(ServedIssuer {
-            section: section.clone(),
+            loaded: loaded.clone(),
             sha1: hashes(CertIdHash::Sha1),
             sha256: hashes(CertIdHash::Sha256),
         });
@@ -492,7 +528,7 @@ mod tests {
         let forged = edit_manifest(&manifest, |m| m.body.size += 1);
         assert_eq!(refusal(&forged, &snapshot, &trust), "bad_signature");
 
-        let future_format = edit_manifest(&manifest, |m| m.body.format_version = 2);
+        let future_format = edit_manifest(&manifest, |m| m.body.format_version = format::FORMAT_VERSION + 1);
         assert_eq!(refusal(&future_format, &snapshot, &trust), "unsupported_version");
 
         assert_eq!(refusal(b"{not json", &snapshot, &trust), "bad_manifest");
