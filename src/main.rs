@@ -92,6 +92,16 @@ struct PublishArgs {
     /// Older snapshots to keep.
     #[arg(long)]
     keep: Option<usize>,
+    /// Write a delta (only what changed) against the newest full snapshot in --out, when
+    /// one is younger than --full-every; otherwise a full snapshot. Same as `[delta]`.
+    #[arg(long)]
+    delta: bool,
+    /// With --delta: how long a full snapshot stays the base (default 24h).
+    #[arg(long, requires = "delta")]
+    full_every: Option<String>,
+    /// With --delta: re-sign responses this old (default: half the validity).
+    #[arg(long, requires = "delta")]
+    refresh_after: Option<String>,
 }
 
 #[derive(Args)]
@@ -350,6 +360,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
                 keep: 10,
                 revocation_reasons: Default::default(),
                 upload: None,
+                delta: None,
                 issuers: vec![IssuerConfig {
                     name: args.name.clone(),
                     certificate: issuer.clone(),
@@ -370,6 +381,20 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
     }
     if let Some(keep) = args.keep {
         config.keep = keep;
+    }
+    if args.delta {
+        let delta = config
+            .delta
+            .get_or_insert_with(|| ocsp_edge::publish::plan::DeltaConfig {
+                full_every: "24h".into(),
+                refresh_after: None,
+            });
+        if let Some(full_every) = &args.full_every {
+            delta.full_every = full_every.clone();
+        }
+        if let Some(refresh_after) = &args.refresh_after {
+            delta.refresh_after = Some(refresh_after.clone());
+        }
     }
     config.validity()?;
     Ok(config)

@@ -34,8 +34,39 @@ pub struct PublishConfig {
     /// Also upload each snapshot to S3-compatible storage (after it is complete locally).
     #[serde(default)]
     pub upload: Option<crate::s3::S3Config>,
+    /// Publish incremental snapshots (see [`DeltaConfig`]); without it every publish is full.
+    #[serde(default)]
+    pub delta: Option<DeltaConfig>,
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
+}
+
+/// `[delta]`: between full snapshots, each publish writes a delta against the newest full
+/// one, holding only what changed since it: certificates whose status changed, new and
+/// removed ones, and responses re-signed because they reached `refresh_after`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaConfig {
+    /// How long a full snapshot serves as the base; the first publish after that is full
+    /// again (new responders start from it, and deltas stop growing). Default `24h`.
+    #[serde(default = "default_full_every")]
+    pub full_every: String,
+    /// Re-sign a response once it is this old (thisUpdate + refresh_after ≤ now). Default:
+    /// half the validity, which keeps every response well inside the CA/Browser Forum's
+    /// refresh rule when publishing at least every few hours.
+    #[serde(default)]
+    pub refresh_after: Option<String>,
+}
+
+fn default_full_every() -> String {
+    "24h".into()
+}
+
+/// The delta policy, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeltaPolicy {
+    pub full_every: Duration,
+    pub refresh_after: Duration,
 }
 
 /// Which CRLReasons a CA may use, applied to its records before anything is signed, so
@@ -138,6 +169,36 @@ pub struct PublishPlan {
     pub keep: usize,
     /// The sequence must be at least this (e.g. one above what a shared store holds).
     pub sequence_floor: u64,
+    /// Incremental publishing; `None`: every publish is full.
+    pub delta: Option<DeltaPolicy>,
+}
+
+impl DeltaConfig {
+    fn policy(&self, validity: Duration) -> Result<DeltaPolicy, PublishError> {
+        let parse = |key: &str, text: &str| {
+            crate::time::parse_duration(text).ok_or_else(|| {
+                PublishError::Config(format!("delta.{key} = {text:?} is not a duration like 24h or 90m"))
+            })
+        };
+        let full_every = parse("full_every", &self.full_every)?;
+        let refresh_after = match &self.refresh_after {
+            Some(text) => parse("refresh_after", text)?,
+            None => validity / 2,
+        };
+        if refresh_after.is_zero() || refresh_after >= validity {
+            return Err(PublishError::Config(format!(
+                "delta.refresh_after must be above zero and below the validity ({}s)",
+                validity.as_secs()
+            )));
+        }
+        if full_every.is_zero() {
+            return Err(PublishError::Config("delta.full_every must be above zero".into()));
+        }
+        Ok(DeltaPolicy {
+            full_every,
+            refresh_after,
+        })
+    }
 }
 
 pub struct IssuerPlan {
@@ -184,11 +245,13 @@ impl PublishConfig {
             }
             issuers.push(issuer.load(now, validity, self.revocation_reasons)?);
         }
+        let delta = self.delta.as_ref().map(|d| d.policy(validity)).transpose()?;
         Ok(PublishPlan {
             issuers,
             validity,
             keep: self.keep,
             sequence_floor: 0,
+            delta,
         })
     }
 }

@@ -4,11 +4,15 @@
 //! chunk completes, so memory stays bounded by one chunk however large the CA is. The
 //! file is hashed while it is written; the manifest (with that hash) is written last.
 
-use super::plan::{IssuerPlan, PublishError, PublishPlan};
-use crate::model::{CertRecord, CertStatus};
+use super::delta::{self, DeltaItem, Layer};
+use super::plan::{DeltaPolicy, IssuerPlan, PublishError, PublishPlan};
+use crate::model::{CertRecord, Serial};
+use crate::snapshot::format::BaseReference;
+use crate::snapshot::verify::{Snapshot, TrustAnchors};
+use std::sync::Arc;
 use crate::ocsp::response::{ResponseTemplate, SingleFacts};
 use crate::pki::cert::CertIdHash;
-use crate::snapshot::format::{RecordInput, ResponseTimes, SectionTemplate, SnapshotWriter, StoredStatus};
+use crate::snapshot::format::{RecordInput, ResponseTimes, SectionTemplate, SnapshotWriter};
 use crate::snapshot::manifest::{ContentHash, Manifest, ManifestBody, ManifestIssuer, DEFAULT_CHUNK_SIZE};
 use crate::snapshot::store::{self, NewFile};
 use crate::time::UnixTime;
@@ -31,6 +35,8 @@ pub struct PublishReport {
     pub elapsed: Duration,
     pub earliest_next_update: UnixTime,
     pub removed_old: usize,
+    /// For a delta: the sequence of the full snapshot it applies to.
+    pub base: Option<u64>,
 }
 
 /// Progress of a publish, reported every couple of seconds on large inputs.
@@ -73,15 +79,27 @@ pub fn publish(
     let next_update = now.plus_seconds(plan.validity.as_secs() as i64);
     let total: u64 = plan.issuers.iter().map(|i| i.records.len() as u64).sum();
 
+    let delta = match plan.delta {
+        Some(policy) => delta_start(plan, out_dir, now, policy),
+        None => None,
+    };
+    let base_reference = delta.as_ref().map(|d| BaseReference {
+        sequence: d.base.sequence(),
+        sha256_tree: d.base.manifest().body.sha256_tree.clone(),
+    });
+
     let snapshot_name = store::snapshot_name(sequence);
     let mut file = NewFile::create(out_dir, &snapshot_name)?;
     let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file.file()));
-    let mut writer = SnapshotWriter::new(hashing, sequence, now)?;
+    let mut writer = SnapshotWriter::with_base(hashing, sequence, now, base_reference.clone())?;
     let mut ticker = Ticker::new(total, started);
-    for issuer in &plan.issuers {
-        sign_issuer(issuer, &mut writer, now, next_update, &mut |n| {
-            ticker.advance(n, progress)
-        })?;
+    let mut signed = 0u64;
+    for (position, issuer) in plan.issuers.iter().enumerate() {
+        let mut advance = |n| ticker.advance(n, progress);
+        signed += match &delta {
+            None => sign_issuer(issuer, &mut writer, now, next_update, &mut advance)?,
+            Some(start) => sign_issuer_delta(issuer, position, start, &mut writer, now, next_update, &mut advance)?,
+        };
     }
     for issuer in &plan.issuers {
         if let Some(crl) = &issuer.crl {
@@ -99,6 +117,14 @@ pub fn publish(
         }
     }
     let (hashing, metadata) = writer.finish()?;
+    let earliest_next_update = metadata
+        .issuers
+        .iter()
+        .map(|s| s.earliest_next_update)
+        .chain(metadata.documents.iter().map(|d| d.next_update))
+        .min()
+        .map(UnixTime)
+        .unwrap_or(next_update);
     let (buffered, root, size) = hashing.finish();
     buffered.into_inner().map_err(|e| e.into_error())?;
     let snapshot = file.commit()?;
@@ -111,15 +137,16 @@ pub fn publish(
         size,
         chunk_size: DEFAULT_CHUNK_SIZE,
         sha256_tree: hex::encode(root),
-        base: None,
-        earliest_next_update: next_update.to_rfc3339(),
+        earliest_next_update: earliest_next_update.to_rfc3339(),
+        base: base_reference,
         issuers: plan
             .issuers
             .iter()
-            .map(|i| ManifestIssuer {
+            .zip(&metadata.issuers)
+            .map(|(i, section)| ManifestIssuer {
                 name: i.name.clone(),
                 subject: i.certificate.display_name(),
-                entries: i.records.len() as u64,
+                entries: section.entry_count,
             })
             .collect(),
     };
@@ -138,20 +165,141 @@ pub fn publish(
         manifest: manifest_path,
         entries: total,
         size,
-        signatures: total * 2,
+        signatures: signed * 2,
         elapsed: started.elapsed(),
-        earliest_next_update: next_update,
+        earliest_next_update,
+        base: delta.map(|d| d.base.sequence()),
         removed_old,
     })
 }
 
-fn sign_issuer<W: Write>(
+/// Where a delta starts from: the full snapshot it applies to, and the previous delta on
+/// that base (whose still-fresh records it carries forward).
+struct DeltaStart {
+    base: Arc<Snapshot>,
+    previous_delta: Option<Arc<Snapshot>>,
+    refresh_after: Duration,
+}
+
+/// Whether this publish can be a delta, and against what: the newest snapshot in
+/// `out_dir` (or its base) must verify, be younger than `full_every`, and have been
+/// signed for exactly these issuers with these signers. Anything else means a full
+/// snapshot, which is always correct, so problems here are logged, not fatal.
+fn delta_start(plan: &PublishPlan, out_dir: &Path, now: UnixTime, policy: DeltaPolicy) -> Option<DeltaStart> {
+    let newest = *store::manifest_sequences(out_dir).ok()?.first()?;
+    let trust = TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect());
+    let previous = match store::load_snapshot(out_dir, newest, &trust, now) {
+        Ok(snapshot) => Arc::new(snapshot),
+        Err(e) => {
+            tracing::warn!(sequence = newest, error = %e, "previous snapshot unusable as a delta base; publishing a full snapshot");
+            return None;
+        }
+    };
+    let (base, previous_delta) = match previous.base() {
+        Some(base) => (base.clone(), Some(previous.clone())),
+        None => (previous, None),
+    };
+    let age = now.seconds() - base.created_at().seconds();
+    if age < 0 || age as u64 >= policy.full_every.as_secs() {
+        return None;
+    }
+    let same_signers = plan.issuers.len() == base.issuer_names().count()
+        && plan.issuers.iter().enumerate().all(|(position, issuer)| {
+            base.section(position).is_some_and(|section| {
+                section.section.name == issuer.name
+                    && section.issuer.der() == issuer.certificate.der()
+                    && section.signer.der() == issuer.signer.der()
+                    && section.template.embeds_signer() != issuer.signer.same_entity(&issuer.certificate)
+            })
+        });
+    same_signers.then_some(DeltaStart {
+        base,
+        previous_delta,
+        refresh_after: policy.refresh_after,
+    })
+}
+
+/// Writes issuer `position`'s delta section: only what differs from the base (see
+/// [`super::delta`]). Returns the number of certificates signed.
+fn sign_issuer_delta<W: Write>(
     issuer: &IssuerPlan,
+    position: usize,
+    start: &DeltaStart,
     writer: &mut SnapshotWriter<W>,
     now: UnixTime,
     next_update: UnixTime,
     advance: &mut dyn FnMut(u64),
-) -> Result<(), PublishError> {
+) -> Result<u64, PublishError> {
+    let (template, records) = begin_section(issuer, writer);
+    fn layer(snapshot: &Snapshot, position: usize) -> Option<Layer<'_>> {
+        snapshot.section(position).map(|section| Layer {
+            bytes: snapshot.bytes(),
+            section,
+        })
+    }
+    let base = layer(&start.base, position).ok_or_else(|| PublishError::Config("delta base lost an issuer".into()))?;
+    let previous = start.previous_delta.as_deref().and_then(|d| layer(d, position));
+    let plan = delta::plan_section(&records, base, previous, now, start.refresh_after);
+    writer.set_merged_totals(plan.live, plan.base_earliest_next_update);
+    let times = response_times(now, next_update);
+    let mut signed_count = 0;
+    for chunk in plan.items.chunks(CHUNK) {
+        let signed: Vec<Option<[Vec<u8>; 2]>> = chunk
+            .par_iter()
+            .map(|item| match item {
+                DeltaItem::Sign(record) => sign_record(issuer, &template, record, now, next_update).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
+        for (item, signatures) in chunk.iter().zip(&signed) {
+            match (item, signatures) {
+                (DeltaItem::Sign(record), Some([sha1, sha256])) => {
+                    signed_count += 1;
+                    writer.push_record(&RecordInput {
+                        serial: &record.serial,
+                        status: Some(delta::stored_status(&record.status)),
+                        times,
+                        signatures: [sha1, sha256],
+                    })?
+                }
+                (DeltaItem::Keep { record, times }, _) => {
+                    let serial = Serial::from_der_content(record.serial)
+                        .ok_or_else(|| PublishError::Config("bad serial in the previous delta".into()))?;
+                    writer.push_record(&RecordInput {
+                        serial: &serial,
+                        status: record.status,
+                        times: *times,
+                        signatures: record.signatures,
+                    })?
+                }
+                (DeltaItem::Remove(serial), _) => writer.push_record(&RecordInput {
+                    serial,
+                    status: None,
+                    times,
+                    signatures: [&[], &[]],
+                })?,
+                (DeltaItem::Sign(_), None) => {}
+            }
+        }
+    }
+    advance(records.len() as u64);
+    writer.end_issuer()?;
+    Ok(signed_count)
+}
+
+fn response_times(now: UnixTime, next_update: UnixTime) -> ResponseTimes {
+    ResponseTimes {
+        produced_at: now.seconds(),
+        this_update: now.seconds(),
+        next_update: next_update.seconds(),
+    }
+}
+
+/// Starts `issuer`'s section: its response template, and its records sorted by serial.
+fn begin_section<'a, W: Write>(
+    issuer: &'a IssuerPlan,
+    writer: &mut SnapshotWriter<W>,
+) -> (ResponseTemplate, Vec<&'a CertRecord>) {
     let template = ResponseTemplate::new(
         &issuer.certificate,
         &issuer.signer,
@@ -166,11 +314,19 @@ fn sign_issuer<W: Write>(
         signature_algorithm: issuer.key.algorithm().algorithm_identifier_der(),
         embeds_signer: template.embeds_signer(),
     });
-    let times = ResponseTimes {
-        produced_at: now.seconds(),
-        this_update: now.seconds(),
-        next_update: next_update.seconds(),
-    };
+    (template, records)
+}
+
+/// Writes issuer's full section, signing every record. Returns the number signed.
+fn sign_issuer<W: Write>(
+    issuer: &IssuerPlan,
+    writer: &mut SnapshotWriter<W>,
+    now: UnixTime,
+    next_update: UnixTime,
+    advance: &mut dyn FnMut(u64),
+) -> Result<u64, PublishError> {
+    let (template, records) = begin_section(issuer, writer);
+    let times = response_times(now, next_update);
     for chunk in records.chunks(CHUNK) {
         let signed: Vec<[Vec<u8>; 2]> = chunk
             .par_iter()
@@ -187,7 +343,7 @@ fn sign_issuer<W: Write>(
         advance(chunk.len() as u64);
     }
     writer.end_issuer()?;
-    Ok(())
+    Ok(records.len() as u64)
 }
 
 /// The signatures of both CertID variants for one certificate (the snapshot stores
@@ -218,15 +374,7 @@ fn sign_record(
     Ok([sign(CertIdHash::Sha1)?, sign(CertIdHash::Sha256)?])
 }
 
-fn stored_status(status: &CertStatus) -> StoredStatus {
-    match status {
-        CertStatus::Good => StoredStatus::Good,
-        CertStatus::Revoked { at, reason, .. } => StoredStatus::Revoked {
-            at: *at,
-            reason: *reason,
-        },
-    }
-}
+use super::delta::stored_status;
 
 /// Replaces `latest.manifest.json`, a copy of the newest manifest, so that any static web
 /// server, CDN or bucket in front of this directory is a replication source (readers find
@@ -255,8 +403,14 @@ fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
 /// so a reader never finds a manifest whose snapshot is gone.
 fn prune(dir: &Path, keep: usize) -> io::Result<usize> {
     let sequences = store::manifest_sequences(dir)?;
+    // The newest snapshot's base (when it is a delta) stays, whatever its age.
+    let base = sequences
+        .first()
+        .and_then(|newest| std::fs::read(dir.join(store::manifest_name(*newest))).ok())
+        .and_then(|bytes| Manifest::parse(&bytes).ok())
+        .and_then(|manifest| manifest.body.base.map(|b| b.sequence));
     let mut removed = 0;
-    for sequence in sequences.into_iter().skip(keep + 1) {
+    for sequence in sequences.into_iter().skip(keep + 1).filter(|s| Some(*s) != base) {
         std::fs::remove_file(dir.join(store::manifest_name(sequence)))?;
         let _ = std::fs::remove_file(dir.join(store::snapshot_name(sequence)));
         removed += 1;
@@ -387,6 +541,142 @@ mod tests {
         let earlier_clock = publish(&plan, dir.path(), NOW.plus_seconds(-86_400), &mut |_| {}).unwrap();
         assert!(first.sequence < second.sequence && second.sequence < earlier_clock.sequence);
         assert!(first.manifest.exists() && second.manifest.exists());
+    }
+
+    fn delta_plan() -> PublishPlan {
+        let mut plan = demo_plan();
+        plan.delta = Some(DeltaPolicy {
+            full_every: Duration::from_secs(86_400),
+            refresh_after: Duration::from_secs(48 * 3600),
+        });
+        plan.keep = 1;
+        plan
+    }
+
+    fn load_newest(dir: &Path, plan: &PublishPlan, now: UnixTime) -> Snapshot {
+        let newest = store::manifest_sequences(dir).unwrap()[0];
+        store::load_snapshot(dir, newest, &trust(plan), now).unwrap()
+    }
+
+    fn revoke(plan: &mut PublishPlan, issuer: usize, index: usize, at: UnixTime) -> crate::model::Serial {
+        let record = &mut plan.issuers[issuer].records[index];
+        record.status = crate::model::CertStatus::Revoked {
+            at,
+            reason: Some(crate::model::RevocationReason::KeyCompromise),
+            invalidity: None,
+        };
+        record.serial.clone()
+    }
+
+    /// Every certificate either snapshot knows, with the status and issuer each serves.
+    fn served(snapshot: &Snapshot, plan: &PublishPlan, extra: &[crate::model::Serial]) -> Vec<String> {
+        let mut out = Vec::new();
+        for issuer in &plan.issuers {
+            let serials = issuer.records.iter().map(|r| r.serial.clone()).chain(extra.iter().cloned());
+            for serial in serials {
+                for hash in CertIdHash::ALL {
+                    let id = crate::ocsp::RequestedCertId {
+                        hash,
+                        issuer_name_hash: issuer.certificate.name_hash(hash),
+                        issuer_key_hash: issuer.certificate.key_hash(hash),
+                        serial: serial.clone(),
+                    };
+                    out.push(match snapshot.lookup(&id) {
+                        Ok(found) => format!("{} {} {:?}", found.issuer, serial.to_hex(), found.status),
+                        Err(refusal) => format!("{} {} {refusal:?}", issuer.name, serial.to_hex()),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_delta_serves_exactly_what_a_full_snapshot_of_the_same_state_would() {
+        let mut plan = delta_plan();
+        let dir = tempfile::tempdir().unwrap();
+        let full = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        assert_eq!(full.base, None, "the first publish is full");
+
+        let later = NOW.plus_seconds(3600);
+        let revoked = revoke(&mut plan, 0, 0, later);
+        let removed = plan.issuers[1].records.remove(3).serial;
+        let delta = publish(&plan, dir.path(), later, &mut |_| {}).unwrap();
+        assert_eq!(delta.base, Some(full.sequence));
+        assert_eq!(delta.signatures, 2, "only the revoked certificate is re-signed");
+        assert!(delta.size * 4 < full.size, "delta {} vs full {}", delta.size, full.size);
+
+        let via_delta = load_newest(dir.path(), &plan, later);
+        assert_eq!(via_delta.base().map(|b| b.sequence()), Some(full.sequence));
+        assert_eq!(via_delta.entry_count(), full.entries - 1);
+        let reference_dir = tempfile::tempdir().unwrap();
+        let mut full_plan = demo_plan();
+        full_plan.issuers = std::mem::take(&mut plan.issuers);
+        publish(&full_plan, reference_dir.path(), later, &mut |_| {}).unwrap();
+        let reference = load_newest(reference_dir.path(), &full_plan, later);
+        let extra = [removed.clone()];
+        assert_eq!(served(&via_delta, &full_plan, &extra), served(&reference, &full_plan, &extra));
+        assert!(served(&via_delta, &full_plan, &extra)
+            .iter()
+            .any(|line| line.ends_with(&format!("{} UnassignedSerial", removed.to_hex()))));
+
+        let base = store::load_snapshot(dir.path(), full.sequence, &trust(&full_plan), later).unwrap();
+        let changes = via_delta.status_changes_since(&base);
+        let changed: Vec<_> = changes.iter().map(|c| c.serial.clone()).collect();
+        assert_eq!(changed.len(), 2, "{changes:?}");
+        assert!(changed.contains(&revoked) && changed.contains(&removed));
+    }
+
+    #[test]
+    fn deltas_are_cumulative_refresh_old_responses_and_give_way_to_a_full_snapshot() {
+        let mut plan = delta_plan();
+        let dir = tempfile::tempdir().unwrap();
+        let full = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let first_revoked = revoke(&mut plan, 0, 1, NOW.plus_seconds(60));
+        let first = publish(&plan, dir.path(), NOW.plus_seconds(3600), &mut |_| {}).unwrap();
+        let second_revoked = revoke(&mut plan, 0, 2, NOW.plus_seconds(4000));
+        let second = publish(&plan, dir.path(), NOW.plus_seconds(7200), &mut |_| {}).unwrap();
+        assert_eq!((first.base, second.base), (Some(full.sequence), Some(full.sequence)));
+        assert_eq!(second.signatures, 2, "the first delta's record is carried, not re-signed");
+        let newest = load_newest(dir.path(), &plan, NOW.plus_seconds(7200));
+        for serial in [&first_revoked, &second_revoked] {
+            let id = crate::ocsp::RequestedCertId {
+                hash: CertIdHash::Sha1,
+                issuer_name_hash: plan.issuers[0].certificate.name_hash(CertIdHash::Sha1),
+                issuer_key_hash: plan.issuers[0].certificate.key_hash(CertIdHash::Sha1),
+                serial: serial.clone(),
+            };
+            assert!(matches!(
+                newest.lookup(&id).unwrap().status,
+                crate::snapshot::format::StoredStatus::Revoked { .. }
+            ));
+        }
+        // keep = 1, yet the base survives pruning while a delta needs it.
+        assert!(full.manifest.exists() && full.snapshot.exists());
+
+        // Past full_every (24h) a full snapshot replaces the base.
+        let refreshed = publish(&plan, dir.path(), NOW.plus_seconds(25 * 3600), &mut |_| {}).unwrap();
+        assert_eq!(refreshed.base, None);
+        assert_eq!(refreshed.signatures, 2 * refreshed.entries);
+    }
+
+    #[test]
+    fn responses_reaching_refresh_after_are_re_signed_in_the_delta() {
+        let mut plan = delta_plan();
+        plan.delta = Some(DeltaPolicy {
+            full_every: Duration::from_secs(7 * 86_400),
+            refresh_after: Duration::from_secs(2 * 3600),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let full = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let quiet = publish(&plan, dir.path(), NOW.plus_seconds(3600), &mut |_| {}).unwrap();
+        assert_eq!((quiet.base, quiet.signatures), (Some(full.sequence), 0));
+        let stale = publish(&plan, dir.path(), NOW.plus_seconds(3 * 3600), &mut |_| {}).unwrap();
+        assert_eq!(stale.base, Some(full.sequence));
+        assert_eq!(stale.signatures, 2 * full.entries);
+        let snapshot = load_newest(dir.path(), &plan, NOW.plus_seconds(3 * 3600));
+        // Every response, base ones included, now comes from the re-signed delta records.
+        assert!(snapshot.earliest_next_update() > NOW.plus_seconds(96 * 3600));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Serving the current snapshot to peer responders, on the admin listener, in the same
 //! layout a publisher's directory has behind a static web server:
-//! `/snapshots/latest.manifest.json` and `/snapshots/<NNN>.snapshot`.
+//! `/snapshots/latest.manifest.json`, `/snapshots/<NNN>.snapshot` and
+//! `/snapshots/<NNN>.manifest.json`, for the served snapshot and (when it is a delta) its
+//! base.
 //!
 //! `latest.manifest.json?after=N&wait=S` is a long-poll: when the served sequence is not
 //! above N, the request waits up to S seconds (at most `snapshots.long_poll`) for a newer
@@ -25,22 +27,40 @@ pub async fn respond<B>(state: &Arc<State>, name: &str, request: &Request<B>) ->
         return latest_manifest(state, request);
     }
     let guard = state.current();
-    match guard.as_ref() {
-        Some(snapshot) if snapshot.manifest().body.snapshot == name => {
-            let length = snapshot.size();
-            let body = Bytes::from_owner(DocumentBytes {
-                snapshot: snapshot.clone(),
-                range: 0..length,
-            });
-            let mut response = Response::new(Full::new(body));
-            response.headers_mut().insert(
+    // The served snapshot and, when it is a delta, its base: what a peer needs to build
+    // the same state.
+    let held = guard
+        .as_ref()
+        .into_iter()
+        .flat_map(|current| std::iter::once(current).chain(current.base()));
+    let mut response = None;
+    for snapshot in held {
+        let body = &snapshot.manifest().body;
+        if name == crate::snapshot::store::manifest_name(body.sequence) {
+            let mut manifest = Response::new(Full::new(Bytes::from(snapshot.manifest().to_json())));
+            manifest.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
+                HeaderValue::from_static("application/json"),
             );
-            response
+            response = Some(manifest);
+        } else if name == body.snapshot {
+            response = Some(snapshot_file(snapshot));
         }
-        _ => plain(StatusCode::NOT_FOUND, "not the snapshot being served\n"),
     }
+    response.unwrap_or_else(|| plain(StatusCode::NOT_FOUND, "not a snapshot being served\n"))
+}
+
+fn snapshot_file(snapshot: &Arc<crate::snapshot::Snapshot>) -> Response<Full<Bytes>> {
+    let body = Bytes::from_owner(DocumentBytes {
+        snapshot: snapshot.clone(),
+        range: 0..snapshot.size(),
+    });
+    let mut response = Response::new(Full::new(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 /// Waits (bounded) until the served sequence exceeds `after=N`, if the query asks to.

@@ -9,7 +9,6 @@
 use super::metrics::Metrics;
 use crate::config::Config;
 use crate::snapshot::store;
-use crate::snapshot::verify::SnapshotBytes;
 use crate::snapshot::{Snapshot, TrustAnchors, VerifyError};
 use crate::time::UnixTime;
 use arc_swap::{ArcSwapOption, Guard};
@@ -190,9 +189,11 @@ impl State {
         let Ok(sequences) = store::manifest_sequences(dir) else {
             return;
         };
+        // The base of the delta being served stays, whatever its age.
+        let base = self.current().as_ref().and_then(|s| s.base().map(|b| b.sequence()));
         for sequence in sequences
             .into_iter()
-            .filter(|s| *s < served)
+            .filter(|s| *s < served && Some(*s) != base)
             .skip(self.config().snapshots.keep.saturating_sub(1))
         {
             let manifest = dir.join(store::manifest_name(sequence));
@@ -322,7 +323,9 @@ impl State {
 
     fn load_and_swap(&self, dir: &Path, sequence: u64, now: UnixTime) -> Result<(), VerifyError> {
         let started = std::time::Instant::now();
-        let snapshot = load_snapshot(dir, sequence, &self.trust, now)?;
+        let held = self.current();
+        let snapshot = crate::snapshot::store::load_snapshot_with(dir, sequence, &self.trust, now, held.as_ref())?;
+        drop(held);
         // The manifest's own sequence counts, not its file name: a renamed old manifest is a
         // rollback attempt.
         if snapshot.sequence() != sequence {
@@ -385,38 +388,4 @@ fn write_highest(dir: &Path, sequence: u64) -> std::io::Result<()> {
     store::sync_dir(dir)
 }
 
-/// Reads the manifest and memory-maps the snapshot of `sequence` in `dir`, then verifies.
-pub fn load_snapshot(
-    dir: &Path,
-    sequence: u64,
-    trust: &TrustAnchors,
-    now: UnixTime,
-) -> Result<Snapshot, VerifyError> {
-    let manifest = std::fs::read(dir.join(store::manifest_name(sequence)))
-        .map_err(|e| VerifyError::Io(e.to_string()))?;
-    let parsed = crate::snapshot::manifest::Manifest::parse(&manifest)?;
-    // The manifest names its snapshot; refuse names that could leave the directory.
-    if !crate::snapshot::verify::is_plain_file_name(&parsed.body.snapshot) {
-        return Err(VerifyError::Inconsistent(format!(
-            "snapshot name {:?} is not a plain file name",
-            parsed.body.snapshot
-        )));
-    }
-    load_snapshot_file(&manifest, &dir.join(&parsed.body.snapshot), trust, now)
-}
-
-/// Memory-maps `snapshot` and verifies it against `manifest`.
-pub fn load_snapshot_file(
-    manifest: &[u8],
-    snapshot: &Path,
-    trust: &TrustAnchors,
-    now: UnixTime,
-) -> Result<Snapshot, VerifyError> {
-    let io = |e: std::io::Error| VerifyError::Io(e.to_string());
-    let file = std::fs::File::open(snapshot).map_err(io)?;
-    // SAFETY: snapshot files are immutable once committed (written to a temporary name,
-    // fsynced, linked; the publisher never rewrites or truncates them), and we map them
-    // read-only. Deleting the file while mapped is safe on Unix.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    Snapshot::verify(manifest, SnapshotBytes::Mapped { map, file }, trust, now)
-}
+pub use crate::snapshot::store::{load_snapshot, load_snapshot_file};

@@ -80,8 +80,12 @@ pub struct IssuerSection {
     /// Every (producedAt, thisUpdate, nextUpdate) a record of this section refers to.
     pub times: Vec<ResponseTimes>,
     pub entries_offset: u64,
+    /// Records in this file's table (a delta's: changed records and tombstones).
     pub entry_count: u64,
-    /// The earliest nextUpdate of any response in this section (unix seconds).
+    /// Certificates served: `entry_count` for a full snapshot, base plus delta for a delta.
+    pub live_entries: u64,
+    /// The earliest nextUpdate of any response served for this section, a delta's base
+    /// records included (unix seconds).
     pub earliest_next_update: i64,
 }
 
@@ -293,6 +297,8 @@ struct OpenSection {
     section: IssuerSection,
     entries: Vec<[u8; ENTRY_LEN]>,
     last_key: Option<[u8; KEY_LEN]>,
+    /// For a delta: (live entries, earliest nextUpdate of the base records kept).
+    inherited: Option<(u64, i64)>,
 }
 
 /// Streams a snapshot to `W`, tracking offsets. Issuers are written one after another:
@@ -359,10 +365,12 @@ impl<W: Write> SnapshotWriter<W> {
                 times: Vec::new(),
                 entries_offset: 0,
                 entry_count: 0,
+                live_entries: 0,
                 earliest_next_update: i64::MAX,
             },
             entries: Vec::new(),
             last_key: None,
+            inherited: None,
         });
     }
 
@@ -398,6 +406,7 @@ impl<W: Write> SnapshotWriter<W> {
         let times = u16::try_from(times).map_err(|_| invalid("more than 65,536 distinct response times"))?;
         if record.status.is_some() {
             section.earliest_next_update = section.earliest_next_update.min(record.times.next_update);
+            section.live_entries += 1;
         }
         let [first, second] = record.signatures;
         let length = |s: &[u8]| u16::try_from(s.len()).map_err(|_| invalid("signature longer than 65,535 bytes"));
@@ -452,13 +461,28 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
+    /// For a delta: what the merged section serves — `live_entries` certificates, and the
+    /// earliest nextUpdate among the base's records the delta keeps.
+    pub fn set_merged_totals(&mut self, live_entries: u64, base_earliest_next_update: i64) {
+        if let Some(open) = self.current.as_mut() {
+            open.inherited = Some((live_entries, base_earliest_next_update));
+        }
+    }
+
     pub fn end_issuer(&mut self) -> io::Result<()> {
         let Some(OpenSection {
-            mut section, entries, ..
+            mut section,
+            entries,
+            inherited,
+            ..
         }) = self.current.take()
         else {
             return Ok(());
         };
+        if let Some((live, base_earliest)) = inherited {
+            section.live_entries = live;
+            section.earliest_next_update = section.earliest_next_update.min(base_earliest);
+        }
         section.entries_offset = self.position;
         section.entry_count = entries.len() as u64;
         for entry in &entries {

@@ -8,9 +8,83 @@
 //! one. Readers only ever look at manifests, so a snapshot without its manifest, or a
 //! temporary file, is invisible to them.
 
+use super::manifest::Manifest;
+use super::verify::{Snapshot, SnapshotBytes, TrustAnchors, VerifyError};
+use crate::time::UnixTime;
 use std::fs::{self, File};
+use std::sync::Arc;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+/// Reads the manifest and memory-maps the snapshot of `sequence` in `dir`, then verifies
+/// it; a delta's base comes from `held` when that is (or holds) it, else from `dir`.
+pub fn load_snapshot_with(
+    dir: &Path,
+    sequence: u64,
+    trust: &TrustAnchors,
+    now: UnixTime,
+    held: Option<&Arc<Snapshot>>,
+) -> Result<Snapshot, VerifyError> {
+    let manifest = fs::read(dir.join(manifest_name(sequence))).map_err(|e| VerifyError::Io(e.to_string()))?;
+    let parsed = Manifest::parse(&manifest)?;
+    // The manifest names its snapshot; refuse names that could leave the directory.
+    if !crate::snapshot::verify::is_plain_file_name(&parsed.body.snapshot) {
+        return Err(VerifyError::Inconsistent(format!(
+            "snapshot name {:?} is not a plain file name",
+            parsed.body.snapshot
+        )));
+    }
+    let base = match &parsed.body.base {
+        None => None,
+        Some(wanted) => Some(match held_base(held, wanted.sequence) {
+            Some(base) => base,
+            None if wanted.sequence < sequence => Arc::new(load_snapshot_with(dir, wanted.sequence, trust, now, None)?),
+            None => return Err(VerifyError::MissingBase(wanted.sequence)),
+        }),
+    };
+    load_snapshot_file_on(&manifest, &dir.join(&parsed.body.snapshot), trust, now, base)
+}
+
+/// The snapshot of `sequence` among what is held: the current snapshot or its base.
+pub fn held_base(held: Option<&Arc<Snapshot>>, sequence: u64) -> Option<Arc<Snapshot>> {
+    let held = held?;
+    if held.base().is_none() && held.sequence() == sequence {
+        return Some(held.clone());
+    }
+    held.base().filter(|base| base.sequence() == sequence).cloned()
+}
+
+/// [`load_snapshot_with`] holding nothing.
+pub fn load_snapshot(dir: &Path, sequence: u64, trust: &TrustAnchors, now: UnixTime) -> Result<Snapshot, VerifyError> {
+    load_snapshot_with(dir, sequence, trust, now, None)
+}
+
+/// Memory-maps `snapshot` and verifies it against `manifest` (a full snapshot).
+pub fn load_snapshot_file(
+    manifest: &[u8],
+    snapshot: &Path,
+    trust: &TrustAnchors,
+    now: UnixTime,
+) -> Result<Snapshot, VerifyError> {
+    load_snapshot_file_on(manifest, snapshot, trust, now, None)
+}
+
+/// Memory-maps `snapshot` and verifies it against `manifest`, over `base` for a delta.
+pub fn load_snapshot_file_on(
+    manifest: &[u8],
+    snapshot: &Path,
+    trust: &TrustAnchors,
+    now: UnixTime,
+    base: Option<Arc<Snapshot>>,
+) -> Result<Snapshot, VerifyError> {
+    let io = |e: std::io::Error| VerifyError::Io(e.to_string());
+    let file = File::open(snapshot).map_err(io)?;
+    // SAFETY: snapshot files are immutable once committed (written to a temporary name,
+    // fsynced, linked; the publisher never rewrites or truncates them), and we map them
+    // read-only. Deleting the file while mapped is safe on Unix.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    Snapshot::verify_on(manifest, SnapshotBytes::Mapped { map, file }, trust, now, base)
+}
 
 const MANIFEST_SUFFIX: &str = ".manifest.json";
 const SNAPSHOT_SUFFIX: &str = ".snapshot";

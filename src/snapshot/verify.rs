@@ -59,11 +59,13 @@ pub enum VerifyError {
     NotNewer { offered: u64, current: u64 },
     #[error("cannot read snapshot: {0}")]
     Io(String),
+    #[error("delta needs base snapshot {0}, which is not held")]
+    MissingBase(u64),
 }
 
 impl VerifyError {
     /// Every label [`VerifyError::label`] can return (metrics pre-create their series).
-    pub const LABELS: [&'static str; 9] = [
+    pub const LABELS: [&'static str; 10] = [
         "bad_signature",
         "unsigned",
         "bad_manifest",
@@ -73,6 +75,7 @@ impl VerifyError {
         "corrupt",
         "rollback",
         "io",
+        "missing_base",
     ];
 
     /// Stable metric label for refused snapshots.
@@ -87,6 +90,7 @@ impl VerifyError {
             VerifyError::Format(_) | VerifyError::Inconsistent(_) => "corrupt",
             VerifyError::NotNewer { .. } => "rollback",
             VerifyError::Io(_) => "io",
+            VerifyError::MissingBase(_) => "missing_base",
         }
     }
 }
@@ -176,11 +180,17 @@ impl ServedIssuer {
 }
 
 /// A verified snapshot, ready to serve. Immutable; replaced whole on hot-swap.
+///
+/// A delta is served as an overlay: a lookup searches the delta's (small) tables first and
+/// falls back to its base, which the delta holds; a tombstone hides the base's record. The
+/// answers are those of the full snapshot the publisher would have written.
 pub struct Snapshot {
     manifest: Manifest,
     bytes: SnapshotBytes,
     metadata: Metadata,
     issuers: Vec<ServedIssuer>,
+    /// For a delta: the full snapshot it applies to.
+    base: Option<std::sync::Arc<Snapshot>>,
     documents: std::collections::HashMap<String, usize>,
     /// The longest document path: an OCSP GET (a ~100-character base64 path) is longer,
     /// so it skips the hash lookup.
@@ -196,13 +206,40 @@ impl Snapshot {
         trust: &TrustAnchors,
         now: UnixTime,
     ) -> Result<Snapshot, VerifyError> {
+        Self::verify_on(manifest_bytes, bytes, trust, now, None)
+    }
+
+    /// Verifies a snapshot that may be a delta, given the full snapshot it names as its
+    /// base (which must be exactly that one: same sequence and same integrity hash).
+    pub fn verify_on(
+        manifest_bytes: &[u8],
+        bytes: SnapshotBytes,
+        trust: &TrustAnchors,
+        now: UnixTime,
+        base: Option<std::sync::Arc<Snapshot>>,
+    ) -> Result<Snapshot, VerifyError> {
         let (manifest, anchors) = verify_manifest(manifest_bytes, trust, now)?;
         let body = &manifest.body;
+        let base = match (&body.base, base) {
+            (None, _) => None,
+            (Some(wanted), Some(base)) if base.is_base_for(wanted) => Some(base),
+            (Some(wanted), _) => return Err(VerifyError::MissingBase(wanted.sequence)),
+        };
         check_integrity(body, &bytes)?;
         let view = SnapshotView::open(&bytes)?;
         let metadata = view.metadata().clone();
         let issuers = match_sections(&manifest, &metadata, view.sections(), &anchors)?;
         drop(view);
+        if let Some(base) = &base {
+            let names = |issuers: &[ServedIssuer]| -> Vec<String> {
+                issuers.iter().map(|i| i.loaded.section.name.clone()).collect()
+            };
+            if names(&issuers) != names(&base.issuers) {
+                return Err(VerifyError::Inconsistent(
+                    "a delta must cover exactly its base's issuers".into(),
+                ));
+            }
+        }
         let documents = index_documents(&metadata)?;
         let earliest_next_update = UnixTime(
             metadata
@@ -219,6 +256,7 @@ impl Snapshot {
             bytes,
             metadata,
             issuers,
+            base,
             documents,
             longest_document_path,
             earliest_next_update,
@@ -241,8 +279,26 @@ impl Snapshot {
         self.earliest_next_update
     }
 
+    /// Certificates answered for (a delta's base included).
     pub fn entry_count(&self) -> u64 {
-        self.metadata.issuers.iter().map(|s| s.entry_count).sum()
+        self.metadata.issuers.iter().map(|s| s.live_entries).sum()
+    }
+
+    /// Issuer section `position` of this file, for walking its records.
+    pub fn section(&self, position: usize) -> Option<&LoadedSection> {
+        self.issuers.get(position).map(|i| &i.loaded)
+    }
+
+    /// The full snapshot this delta applies to; `None` for a full snapshot.
+    pub fn base(&self) -> Option<&std::sync::Arc<Snapshot>> {
+        self.base.as_ref()
+    }
+
+    /// Whether this is the full snapshot `wanted` names.
+    fn is_base_for(&self, wanted: &format::BaseReference) -> bool {
+        self.base.is_none()
+            && self.sequence() == wanted.sequence
+            && self.manifest.body.sha256_tree.eq_ignore_ascii_case(&wanted.sha256_tree)
     }
 
     pub fn issuer_names(&self) -> impl Iterator<Item = &str> {
@@ -273,24 +329,46 @@ impl Snapshot {
 
     /// The pre-signed response for `id`, or why there is none.
     pub fn lookup(&self, id: &RequestedCertId) -> Result<Found<'_>, Refusal> {
-        let issuer = self
+        let position = self
             .issuers
             .iter()
-            .find(|issuer| issuer.matches(id))
+            .position(|issuer| issuer.matches(id))
             .ok_or(Refusal::UnknownIssuer)?;
-        match issuer.loaded.found(&self.bytes, id.serial.as_der_content(), id.hash) {
+        let serial = id.serial.as_der_content();
+        match self.issuers[position].loaded.found(&self.bytes, serial, id.hash) {
             Some(Ok(found)) => Ok(found),
-            Some(Err(_)) | None => Err(Refusal::UnassignedSerial),
+            Some(Err(_)) => Err(Refusal::UnassignedSerial),
+            None => {
+                let base = self.base.as_deref().ok_or(Refusal::UnassignedSerial)?;
+                // Same issuers in the same order (checked at verification).
+                match base.issuers.get(position).and_then(|i| i.loaded.found(&base.bytes, serial, id.hash)) {
+                    Some(Ok(found)) => Ok(found),
+                    _ => Err(Refusal::UnassignedSerial),
+                }
+            }
         }
     }
-}
 
-/// Every live record of `issuer` in `bytes`, as (serial, status), in serial order.
-fn statuses<'a>(bytes: &'a [u8], issuer: &ServedIssuer) -> impl Iterator<Item = (Serial, format::StoredStatus)> + 'a {
-    issuer
-        .loaded
-        .records(bytes)
-        .filter_map(|r| Some((Serial::from_der_content(r.serial)?, r.status?)))
+    /// Every served record of issuer section `position` in serial order, a delta merged
+    /// over its base: (serial, status). Sequential; for diffs and deltas, not requests.
+    pub fn live_statuses(&self, position: usize) -> Box<dyn Iterator<Item = (Serial, format::StoredStatus)> + '_> {
+        let Some(issuer) = self.issuers.get(position) else {
+            return Box::new(std::iter::empty());
+        };
+        let own = issuer
+            .loaded
+            .records(&self.bytes)
+            .filter_map(|r| Some((Serial::from_der_content(r.serial)?, r.status)));
+        let Some(base) = self.base.as_deref() else {
+            return Box::new(own.filter_map(|(serial, status)| Some((serial, status?))));
+        };
+        let below = base.live_statuses(position).map(|(serial, status)| (serial, Some(status)));
+        Box::new(
+            merge_by_serial(own, below)
+                .filter_map(|(serial, overlay, base)| Some((serial, overlay.or(base)?)))
+                .filter_map(|(serial, status)| Some((serial, status?))),
+        )
+    }
 }
 
 /// A certificate whose status differs between two snapshots.
@@ -308,55 +386,56 @@ impl Snapshot {
     /// (added, removed, revoked, or any change of revocation time or reason), by issuer
     /// section name. A merge walk of both sorted tables: O(entries), sequential reads.
     pub fn status_changes_since(&self, older: &Snapshot) -> Vec<StatusChange> {
-        use std::cmp::Ordering;
         let mut changes = Vec::new();
-        for issuer in &self.issuers {
+        for (position, issuer) in self.issuers.iter().enumerate() {
             let name = &issuer.loaded.section.name;
-            let newer = statuses(&self.bytes, issuer);
             let before: Box<dyn Iterator<Item = _>> = match older
                 .issuers
                 .iter()
-                .find(|i| &i.loaded.section.name == name)
+                .position(|i| &i.loaded.section.name == name)
             {
-                Some(old) => Box::new(statuses(&older.bytes, old)),
+                Some(old) => older.live_statuses(old),
                 None => Box::new(std::iter::empty()),
             };
-            let (mut newer, mut before) = (newer.peekable(), before.peekable());
-            let mut push = |serial, status| {
-                changes.push(StatusChange {
-                    issuer: name.clone(),
-                    serial,
-                    status,
-                })
-            };
-            loop {
-                let order = match (newer.peek(), before.peek()) {
-                    (None, None) => break,
-                    (Some(_), None) => Ordering::Less,
-                    (None, Some(_)) => Ordering::Greater,
-                    (Some((a, _)), Some((b, _))) => a.cmp(b),
-                };
-                match order {
-                    Ordering::Less => {
-                        let (serial, status) = newer.next().expect("peeked");
-                        push(serial, Some(status));
-                    }
-                    Ordering::Greater => {
-                        let (serial, _) = before.next().expect("peeked");
-                        push(serial, None);
-                    }
-                    Ordering::Equal => {
-                        let ((serial, status), (_, was)) =
-                            (newer.next().expect("peeked"), before.next().expect("peeked"));
-                        if status != was {
-                            push(serial, Some(status));
-                        }
-                    }
+            for (serial, now, was) in merge_by_serial(self.live_statuses(position), before) {
+                if now != was {
+                    changes.push(StatusChange {
+                        issuer: name.clone(),
+                        serial,
+                        status: now,
+                    });
                 }
             }
         }
         changes
     }
+}
+
+/// Walks two serial-ordered streams together: every serial once, with its value in each
+/// (`None` where a stream lacks it).
+pub fn merge_by_serial<A, B>(
+    a: impl Iterator<Item = (Serial, A)>,
+    b: impl Iterator<Item = (Serial, B)>,
+) -> impl Iterator<Item = (Serial, Option<A>, Option<B>)> {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((x, _)), Some((y, _))) => x.cmp(y),
+        };
+        Some(match order {
+            Ordering::Less => a.next().map(|(s, v)| (s, Some(v), None))?,
+            Ordering::Greater => b.next().map(|(s, v)| (s, None, Some(v)))?,
+            Ordering::Equal => {
+                let (serial, x) = a.next()?;
+                let (_, y) = b.next()?;
+                (serial, Some(x), Some(y))
+            }
+        })
+    })
 }
 
 /// Checks a manifest on its own: it parses, and every issuer's signature verifies and

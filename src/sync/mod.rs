@@ -11,7 +11,9 @@
 
 pub mod source;
 
-use crate::server::state::{load_snapshot_file, State};
+use crate::server::state::State;
+use crate::snapshot::store::{load_snapshot_file_on, held_base};
+use crate::snapshot::Snapshot;
 use crate::snapshot::{store, verify_manifest, VerifyError};
 use crate::time::UnixTime;
 use source::{Source, SourceError};
@@ -179,6 +181,18 @@ async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Ro
         return Ok(Round::Unchanged);
     }
     let dir = state.config().snapshots.dir.clone();
+    let base = match &manifest.body.base {
+        None => None,
+        Some(wanted) => Some(
+            ensure_base(state, source, wanted.sequence, now)
+                .await
+                .inspect_err(|e| {
+                    if let SyncError::Refused(e) = e {
+                        state.refuse_offer(&source.label(), e)
+                    }
+                })?,
+        ),
+    };
     let name = manifest.body.snapshot.clone();
     // A snapshot file without its manifest is what a crash between the two writes leaves;
     // it was never served, and is replaced.
@@ -193,7 +207,7 @@ async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Ro
     let temp = download.path().to_path_buf();
     let trust = state.trust.clone();
     let checked = manifest_bytes.clone();
-    let snapshot = tokio::task::spawn_blocking(move || load_snapshot_file(&checked, &temp, &trust, now))
+    let snapshot = tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
         .await
         .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
         .inspect_err(|e| state.refuse_offer(&source.label(), e))?;
@@ -204,4 +218,54 @@ async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Ro
     }
     state.swap_in(snapshot, now, started)?;
     Ok(Round::Updated(sequence))
+}
+
+/// The full snapshot `sequence` that a delta applies to: the one held (served, or under
+/// the served delta), else the one in the cache directory, else downloaded from `source`
+/// the same careful way as any snapshot (manifest verified first, size bounded, fully
+/// verified before it is kept). A base is never served on its own, so it may be older
+/// than what anti-rollback would accept as the newest.
+async fn ensure_base(
+    state: &Arc<State>,
+    source: &Source,
+    sequence: u64,
+    now: UnixTime,
+) -> Result<Arc<Snapshot>, SyncError> {
+    if let Some(base) = held_base(state.current().as_ref(), sequence) {
+        return Ok(base);
+    }
+    let dir = state.config().snapshots.dir.clone();
+    let trust = state.trust.clone();
+    let blocking_io = |e: tokio::task::JoinError| SourceError::Io(std::io::Error::other(e));
+    if dir.join(store::manifest_name(sequence)).exists() {
+        let (dir, trust) = (dir.clone(), trust.clone());
+        let cached = tokio::task::spawn_blocking(move || store::load_snapshot(&dir, sequence, &trust, now))
+            .await
+            .map_err(blocking_io)?;
+        if let Ok(base) = cached {
+            return Ok(Arc::new(base));
+        }
+    }
+    let manifest_name = store::manifest_name(sequence);
+    let manifest_bytes = source.fetch_manifest(&manifest_name).await?;
+    let (manifest, _) = verify_manifest(&manifest_bytes, &trust, now)?;
+    if manifest.body.sequence != sequence || manifest.body.base.is_some() {
+        return Err(VerifyError::Inconsistent(format!("{manifest_name} is not the full snapshot {sequence}")).into());
+    }
+    let name = manifest.body.snapshot.clone();
+    let _ = std::fs::remove_file(dir.join(&name));
+    let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
+    source.download(&name, manifest.body.size, download.file()).await?;
+    let temp = download.path().to_path_buf();
+    let checked = manifest_bytes.clone();
+    let base = tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, None))
+        .await
+        .map_err(blocking_io)??;
+    download.commit().map_err(SourceError::Io)?;
+    match store::write_new(&dir, &manifest_name, &manifest_bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(SourceError::Io(e).into()),
+        _ => {}
+    }
+    tracing::info!(sequence, source = %source.label(), "fetched the base of a delta");
+    Ok(Arc::new(base))
 }

@@ -180,6 +180,32 @@ impl Source {
         }
     }
 
+    /// The manifest file `name` (e.g. a delta's base), bounded in size.
+    pub async fn fetch_manifest(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        match self {
+            Source::Directory { path } => {
+                use std::io::Read;
+                let mut bytes = Vec::new();
+                std::fs::File::open(path.join(name))?
+                    .take_bytes(MAX_MANIFEST_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)?;
+                if bytes.len() > MAX_MANIFEST_BYTES {
+                    return Err(SourceError::TooLarge {
+                        expected: MAX_MANIFEST_BYTES as u64,
+                    });
+                }
+                Ok(bytes)
+            }
+            Source::Http { client, locator, .. } => {
+                let response = client.get(locator.url(name)).send().await?;
+                if !response.status().is_success() {
+                    return Err(SourceError::Http(format!("{name}: HTTP {}", response.status())));
+                }
+                read_limited(response, MAX_MANIFEST_BYTES).await
+            }
+        }
+    }
+
     /// Streams the snapshot file `name` into `out`; it must be exactly `size` bytes.
     pub async fn download(&self, name: &str, size: u64, out: &mut std::fs::File) -> Result<(), SourceError> {
         match self {
