@@ -662,6 +662,68 @@ fn chain_from_a_static_origin_through_a_hub_to_edges_converges_and_revokes() {
     );
 }
 
+#[test]
+fn deltas_replicate_and_a_new_edge_fetches_the_base_from_its_peer() {
+    let _serial = serial();
+    let pki = Pki::new();
+    let mut toml = std::fs::read_to_string(pki.toml()).unwrap();
+    toml.push_str("\n[delta]\nfull_every = \"24h\"\n");
+    std::fs::write(pki.toml(), toml).unwrap();
+    let origin_dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start(origin_dir.path(), true);
+    let full = pki.publish(origin_dir.path());
+    assert_eq!(full.base, None);
+
+    let hub_cache = tempfile::tempdir().unwrap();
+    let hub = responder(hub_cache.path(), &[Src::Http(origin.url())], vec![]);
+    converge(&hub, full.sequence, "hub");
+    let victim = first_with_status("ec", 'V');
+    let bystander = index_rows("ec")
+        .into_iter()
+        .filter(|r| r.status == 'V')
+        .nth(3)
+        .expect("a second good certificate");
+    assert_openssl(hub.ocsp_addr, &victim, "good", "hub before the revocation");
+
+    pki.revoke_ec(&victim.serial);
+    let delta = pki.publish(origin_dir.path());
+    assert_eq!(delta.base, Some(full.sequence), "the second publish is a delta");
+    assert_eq!(
+        delta.signatures, 2,
+        "one certificate re-signed, both CertID hashes"
+    );
+    println!(
+        "full snapshot {} bytes, delta {} bytes ({:.1}%)",
+        full.size,
+        delta.size,
+        100.0 * delta.size as f64 / full.size as f64
+    );
+    converge(&hub, delta.sequence, "hub, delta");
+    assert_openssl(hub.ocsp_addr, &victim, "revoked", "hub after the delta");
+    assert_openssl(hub.ocsp_addr, &bystander, "good", "hub, from the base");
+
+    // A new edge has neither: it fetches the delta's base from its peer first.
+    let edge_cache = tempfile::tempdir().unwrap();
+    let edge = responder(edge_cache.path(), &[Src::Peer(hub.admin_addr)], vec![]);
+    converge(&edge, delta.sequence, "new edge");
+    assert_openssl(edge.ocsp_addr, &victim, "revoked", "new edge");
+    assert_openssl(edge.ocsp_addr, &bystander, "good", "new edge, from the base");
+    let (manifests, snapshots) = sequences_in(edge_cache.path());
+    for sequence in [full.sequence, delta.sequence] {
+        assert!(
+            manifests.contains(&sequence) && snapshots.contains(&sequence),
+            "edge cache lacks {sequence}: {manifests:?} {snapshots:?}"
+        );
+    }
+    assert_clean_cache(edge_cache.path());
+
+    // Restarted with every source down, the edge rebuilds base + delta from its cache.
+    drop(edge);
+    let restarted = responder(edge_cache.path(), &[Src::Peer(dead_port())], vec![]);
+    converge(&restarted, delta.sequence, "restarted edge");
+    assert_openssl(restarted.ocsp_addr, &victim, "revoked", "restarted edge");
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Failover: a dead first source does not stop the second, and it backs off
 

@@ -161,7 +161,13 @@ impl ResponseTemplate {
     /// must be the signature over [`Self::tbs_response_data`] of the same facts.
     /// Lengths are computed first and the bytes written front to back: one pass, no
     /// intermediate buffers.
-    pub fn write_response(&self, hash: CertIdHash, facts: &SingleFacts<'_>, signature: &[u8], out: &mut Vec<u8>) {
+    pub fn write_response(
+        &self,
+        hash: CertIdHash,
+        facts: &SingleFacts<'_>,
+        signature: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         let sizes = Sizes::of(self, hash, facts, signature.len());
         out.reserve(sizes.total);
         put_header(out, SEQUENCE, sizes.response_content);
@@ -243,7 +249,12 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn of(template: &ResponseTemplate, hash: CertIdHash, facts: &SingleFacts<'_>, signature_len: usize) -> Self {
+    fn of(
+        template: &ResponseTemplate,
+        hash: CertIdHash,
+        facts: &SingleFacts<'_>,
+        signature_len: usize,
+    ) -> Self {
         let cert_id_content = template.cert_id_prefix[hash_index(hash)].len() + tlv_len(facts.serial.len());
         let status = match facts.status {
             CertStatus::Good => 2,
@@ -328,7 +339,11 @@ pub fn generalized_time_digits(t: UnixTime) -> [u8; 15] {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     let mut out = *b"00000000000000Z";
     let mut put = |at: usize, width: usize, mut value: i64| {
@@ -380,7 +395,12 @@ mod tests {
 
     /// The straightforward nested encoding (every element built bottom-up), as the
     /// reference the single-pass writer must reproduce byte for byte.
-    fn reference(template: &ResponseTemplate, hash: CertIdHash, facts: &SingleFacts<'_>, signature: &[u8]) -> Vec<u8> {
+    fn reference(
+        template: &ResponseTemplate,
+        hash: CertIdHash,
+        facts: &SingleFacts<'_>,
+        signature: &[u8],
+    ) -> Vec<u8> {
         let status = match facts.status {
             CertStatus::Good => vec![0x80, 0x00],
             CertStatus::Revoked { at, reason, .. } => {
@@ -451,7 +471,9 @@ mod tests {
             Certificate::from_der(pem::parse(pem).unwrap().into_contents()).unwrap()
         };
         let (ca, signer) = (read("ca.pem"), read("ocsp.pem"));
-        let algorithm = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let algorithm = [
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+        ];
         let template = ResponseTemplate::from_parts(
             &ca,
             &signer.key_id(),
@@ -477,13 +499,13 @@ mod tests {
                 for serial in serials {
                     for signature_len in [0usize, 64, 71, 72, 256, 512] {
                         let signature: Vec<u8> = (0..signature_len).map(|i| i as u8).collect();
-                        let statuses = [CertStatus::Good]
-                            .into_iter()
-                            .chain(reasons.iter().map(|reason| CertStatus::Revoked {
+                        let statuses = [CertStatus::Good].into_iter().chain(reasons.iter().map(|reason| {
+                            CertStatus::Revoked {
                                 at: UnixTime(1_700_000_123),
                                 reason: *reason,
                                 invalidity: None,
-                            }));
+                            }
+                        }));
                         for status in statuses {
                             let facts = SingleFacts {
                                 serial,
@@ -494,7 +516,10 @@ mod tests {
                             };
                             let expected = reference(&template, hash, &facts, &signature);
                             assert_eq!(template.assemble(hash, &facts, &signature), expected);
-                            assert_eq!(template.response_len(hash, &facts, signature.len()), expected.len());
+                            assert_eq!(
+                                template.response_len(hash, &facts, signature.len()),
+                                expected.len()
+                            );
                             let tbs = template.tbs_response_data(hash, &facts);
                             assert!(expected.windows(tbs.len()).any(|w| w == tbs));
                         }
@@ -513,7 +538,15 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let edges = [0, 951_782_400, 951_868_799, 4_107_542_400, -1, -86_400, 253_402_300_799];
+        let edges = [
+            0,
+            951_782_400,
+            951_868_799,
+            4_107_542_400,
+            -1,
+            -86_400,
+            253_402_300_799,
+        ];
         let random = (0..100_000).map(|_| (next() % 253_402_300_800) as i64 - 2_208_988_800);
         for t in edges.into_iter().chain(random) {
             assert_eq!(generalized_time(UnixTime(t)), chrono_time(UnixTime(t)), "{t}");
@@ -527,10 +560,22 @@ mod tests {
         let template = demo_template("ec", usize::MAX);
         let other = demo_template("ec", 100);
         let (a, b) = ([1u8; 72], [2u8; 72]);
-        assert_ne!(template.etag(CertIdHash::Sha1, &a), template.etag(CertIdHash::Sha1, &b));
-        assert_ne!(template.etag(CertIdHash::Sha1, &a), template.etag(CertIdHash::Sha256, &a));
-        assert_ne!(template.etag(CertIdHash::Sha1, &a), other.etag(CertIdHash::Sha1, &a));
-        assert_eq!(template.etag(CertIdHash::Sha1, &a), template.etag(CertIdHash::Sha1, &a));
+        assert_ne!(
+            template.etag(CertIdHash::Sha1, &a),
+            template.etag(CertIdHash::Sha1, &b)
+        );
+        assert_ne!(
+            template.etag(CertIdHash::Sha1, &a),
+            template.etag(CertIdHash::Sha256, &a)
+        );
+        assert_ne!(
+            template.etag(CertIdHash::Sha1, &a),
+            other.etag(CertIdHash::Sha1, &a)
+        );
+        assert_eq!(
+            template.etag(CertIdHash::Sha1, &a),
+            template.etag(CertIdHash::Sha1, &a)
+        );
         // Short signatures (a malformed snapshot) are padded, never a panic.
         let _ = template.etag(CertIdHash::Sha256, &[7u8; 3]);
     }

@@ -61,7 +61,9 @@ pub fn plan_section<'a>(
     refresh_after: Duration,
 ) -> SectionDelta<'a> {
     let fresh = |times: &Option<ResponseTimes>| {
-        times.is_some_and(|t| t.this_update + refresh_after.as_secs() as i64 > now.seconds() && t.next_update > now.seconds())
+        times.is_some_and(|t| {
+            t.this_update + refresh_after.as_secs() as i64 > now.seconds() && t.next_update > now.seconds()
+        })
     };
     let overlay: Box<dyn Iterator<Item = _>> = match previous_delta {
         Some(layer) => Box::new(layer.records()),

@@ -177,7 +177,9 @@ impl DeltaConfig {
     fn policy(&self, validity: Duration) -> Result<DeltaPolicy, PublishError> {
         let parse = |key: &str, text: &str| {
             crate::time::parse_duration(text).ok_or_else(|| {
-                PublishError::Config(format!("delta.{key} = {text:?} is not a duration like 24h or 90m"))
+                PublishError::Config(format!(
+                    "delta.{key} = {text:?} is not a duration like 24h or 90m"
+                ))
             })
         };
         let full_every = parse("full_every", &self.full_every)?;

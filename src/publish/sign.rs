@@ -7,18 +7,18 @@
 use super::delta::{self, DeltaItem, Layer};
 use super::plan::{DeltaPolicy, IssuerPlan, PublishError, PublishPlan};
 use crate::model::{CertRecord, Serial};
-use crate::snapshot::format::BaseReference;
-use crate::snapshot::verify::{Snapshot, TrustAnchors};
-use std::sync::Arc;
 use crate::ocsp::response::{ResponseTemplate, SingleFacts};
 use crate::pki::cert::CertIdHash;
+use crate::snapshot::format::BaseReference;
 use crate::snapshot::format::{RecordInput, ResponseTimes, SectionTemplate, SnapshotWriter};
 use crate::snapshot::manifest::{ContentHash, Manifest, ManifestBody, ManifestIssuer, DEFAULT_CHUNK_SIZE};
 use crate::snapshot::store::{self, NewFile};
+use crate::snapshot::verify::{Snapshot, TrustAnchors};
 use crate::time::UnixTime;
 use rayon::prelude::*;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHUNK: usize = 8192;
@@ -98,7 +98,15 @@ pub fn publish(
         let mut advance = |n| ticker.advance(n, progress);
         signed += match &delta {
             None => sign_issuer(issuer, &mut writer, now, next_update, &mut advance)?,
-            Some(start) => sign_issuer_delta(issuer, position, start, &mut writer, now, next_update, &mut advance)?,
+            Some(start) => sign_issuer_delta(
+                issuer,
+                position,
+                start,
+                &mut writer,
+                now,
+                next_update,
+                &mut advance,
+            )?,
         };
     }
     for issuer in &plan.issuers {
@@ -237,7 +245,8 @@ fn sign_issuer_delta<W: Write>(
             section,
         })
     }
-    let base = layer(&start.base, position).ok_or_else(|| PublishError::Config("delta base lost an issuer".into()))?;
+    let base = layer(&start.base, position)
+        .ok_or_else(|| PublishError::Config("delta base lost an issuer".into()))?;
     let previous = start.previous_delta.as_deref().and_then(|d| layer(d, position));
     let plan = delta::plan_section(&records, base, previous, now, start.refresh_after);
     writer.set_merged_totals(plan.live, plan.base_earliest_next_update);
@@ -572,7 +581,11 @@ mod tests {
     fn served(snapshot: &Snapshot, plan: &PublishPlan, extra: &[crate::model::Serial]) -> Vec<String> {
         let mut out = Vec::new();
         for issuer in &plan.issuers {
-            let serials = issuer.records.iter().map(|r| r.serial.clone()).chain(extra.iter().cloned());
+            let serials = issuer
+                .records
+                .iter()
+                .map(|r| r.serial.clone())
+                .chain(extra.iter().cloned());
             for serial in serials {
                 for hash in CertIdHash::ALL {
                     let id = crate::ocsp::RequestedCertId {
@@ -604,7 +617,12 @@ mod tests {
         let delta = publish(&plan, dir.path(), later, &mut |_| {}).unwrap();
         assert_eq!(delta.base, Some(full.sequence));
         assert_eq!(delta.signatures, 2, "only the revoked certificate is re-signed");
-        assert!(delta.size * 4 < full.size, "delta {} vs full {}", delta.size, full.size);
+        assert!(
+            delta.size * 4 < full.size,
+            "delta {} vs full {}",
+            delta.size,
+            full.size
+        );
 
         let via_delta = load_newest(dir.path(), &plan, later);
         assert_eq!(via_delta.base().map(|b| b.sequence()), Some(full.sequence));
@@ -615,7 +633,10 @@ mod tests {
         publish(&full_plan, reference_dir.path(), later, &mut |_| {}).unwrap();
         let reference = load_newest(reference_dir.path(), &full_plan, later);
         let extra = [removed.clone()];
-        assert_eq!(served(&via_delta, &full_plan, &extra), served(&reference, &full_plan, &extra));
+        assert_eq!(
+            served(&via_delta, &full_plan, &extra),
+            served(&reference, &full_plan, &extra)
+        );
         assert!(served(&via_delta, &full_plan, &extra)
             .iter()
             .any(|line| line.ends_with(&format!("{} UnassignedSerial", removed.to_hex()))));
@@ -636,8 +657,14 @@ mod tests {
         let first = publish(&plan, dir.path(), NOW.plus_seconds(3600), &mut |_| {}).unwrap();
         let second_revoked = revoke(&mut plan, 0, 2, NOW.plus_seconds(4000));
         let second = publish(&plan, dir.path(), NOW.plus_seconds(7200), &mut |_| {}).unwrap();
-        assert_eq!((first.base, second.base), (Some(full.sequence), Some(full.sequence)));
-        assert_eq!(second.signatures, 2, "the first delta's record is carried, not re-signed");
+        assert_eq!(
+            (first.base, second.base),
+            (Some(full.sequence), Some(full.sequence))
+        );
+        assert_eq!(
+            second.signatures, 2,
+            "the first delta's record is carried, not re-signed"
+        );
         let newest = load_newest(dir.path(), &plan, NOW.plus_seconds(7200));
         for serial in [&first_revoked, &second_revoked] {
             let id = crate::ocsp::RequestedCertId {

@@ -9,9 +9,9 @@
 use super::metrics::{Method, Outcome};
 use super::state::State;
 use crate::config::Config;
+use crate::ocsp::response::ETAG_LEN;
 use crate::ocsp::{encode_error_response, Refusal};
 use crate::responder::{self, max_age};
-use crate::ocsp::response::ETAG_LEN;
 use crate::snapshot::format::{Found, StoredStatus};
 use crate::time::UnixTime;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

@@ -38,10 +38,9 @@ pub async fn respond<B>(state: &Arc<State>, name: &str, request: &Request<B>) ->
         let body = &snapshot.manifest().body;
         if name == crate::snapshot::store::manifest_name(body.sequence) {
             let mut manifest = Response::new(Full::new(Bytes::from(snapshot.manifest().to_json())));
-            manifest.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            manifest
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response = Some(manifest);
         } else if name == body.snapshot {
             response = Some(snapshot_file(snapshot));

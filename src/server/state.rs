@@ -190,7 +190,10 @@ impl State {
             return;
         };
         // The base of the delta being served stays, whatever its age.
-        let base = self.current().as_ref().and_then(|s| s.base().map(|b| b.sequence()));
+        let base = self
+            .current()
+            .as_ref()
+            .and_then(|s| s.base().map(|b| b.sequence()));
         for sequence in sequences
             .into_iter()
             .filter(|s| *s < served && Some(*s) != base)
@@ -324,7 +327,8 @@ impl State {
     fn load_and_swap(&self, dir: &Path, sequence: u64, now: UnixTime) -> Result<(), VerifyError> {
         let started = std::time::Instant::now();
         let held = self.current();
-        let snapshot = crate::snapshot::store::load_snapshot_with(dir, sequence, &self.trust, now, held.as_ref())?;
+        let snapshot =
+            crate::snapshot::store::load_snapshot_with(dir, sequence, &self.trust, now, held.as_ref())?;
         drop(held);
         // The manifest's own sequence counts, not its file name: a renamed old manifest is a
         // rollback attempt.

@@ -228,7 +228,13 @@ impl PartialEq for Found<'_> {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self.template, other.template)
             && (self.issuer, self.hash, self.serial, self.signature, self.status)
-                == (other.issuer, other.hash, other.serial, other.signature, other.status)
+                == (
+                    other.issuer,
+                    other.hash,
+                    other.serial,
+                    other.signature,
+                    other.status,
+                )
             && (self.produced_at, self.this_update, self.next_update)
                 == (other.produced_at, other.this_update, other.next_update)
     }
@@ -253,7 +259,10 @@ impl Found<'_> {
 
     /// Appends the complete DER OCSPResponse, exactly the bytes the publisher signed.
     pub fn write_response(&self, out: &mut Vec<u8>) {
-        self.with_facts(|facts| self.template.write_response(self.hash, facts, self.signature, out))
+        self.with_facts(|facts| {
+            self.template
+                .write_response(self.hash, facts, self.signature, out)
+        })
     }
 
     pub fn response(&self) -> Vec<u8> {
@@ -409,13 +418,16 @@ impl<W: Write> SnapshotWriter<W> {
             section.live_entries += 1;
         }
         let [first, second] = record.signatures;
-        let length = |s: &[u8]| u16::try_from(s.len()).map_err(|_| invalid("signature longer than 65,535 bytes"));
+        let length =
+            |s: &[u8]| u16::try_from(s.len()).map_err(|_| invalid("signature longer than 65,535 bytes"));
         let mut header = [0u8; RECORD_HEADER_LEN];
         let (status, reason, revoked_at) = match record.status {
             Some(StoredStatus::Good) => (STATUS_GOOD, NO_REASON, None),
-            Some(StoredStatus::Revoked { at, reason }) => {
-                (STATUS_REVOKED, reason.map(|r| r.code()).unwrap_or(NO_REASON), Some(at))
-            }
+            Some(StoredStatus::Revoked { at, reason }) => (
+                STATUS_REVOKED,
+                reason.map(|r| r.code()).unwrap_or(NO_REASON),
+                Some(at),
+            ),
             None => (STATUS_REMOVED, NO_REASON, None),
         };
         header[0] = status;
@@ -542,7 +554,13 @@ impl LoadedSection {
         let times = section
             .times
             .iter()
-            .map(|t| [UnixTime(t.produced_at), UnixTime(t.this_update), UnixTime(t.next_update)])
+            .map(|t| {
+                [
+                    UnixTime(t.produced_at),
+                    UnixTime(t.this_update),
+                    UnixTime(t.next_update),
+                ]
+            })
             .collect();
         Ok(LoadedSection {
             section: section.clone(),
@@ -576,9 +594,14 @@ impl LoadedSection {
         Some(self.found_in_record(record, hash))
     }
 
-    fn found_in_record<'a>(&'a self, record: StoredRecord<'a>, hash: CertIdHash) -> Result<Found<'a>, Removed> {
+    fn found_in_record<'a>(
+        &'a self,
+        record: StoredRecord<'a>,
+        hash: CertIdHash,
+    ) -> Result<Found<'a>, Removed> {
         let status = record.status.ok_or(Removed)?;
-        let [produced_at, this_update, next_update] = *self.times.get(usize::from(record.times)).ok_or(Removed)?;
+        let [produced_at, this_update, next_update] =
+            *self.times.get(usize::from(record.times)).ok_or(Removed)?;
         Ok(Found {
             issuer: &self.section.name,
             template: &self.template,
@@ -603,11 +626,13 @@ impl LoadedSection {
 
     /// The times a record refers to, as (producedAt, thisUpdate, nextUpdate).
     pub fn times_of(&self, record: &StoredRecord<'_>) -> Option<ResponseTimes> {
-        self.times.get(usize::from(record.times)).map(|[p, t, n]| ResponseTimes {
-            produced_at: p.seconds(),
-            this_update: t.seconds(),
-            next_update: n.seconds(),
-        })
+        self.times
+            .get(usize::from(record.times))
+            .map(|[p, t, n]| ResponseTimes {
+                produced_at: p.seconds(),
+                this_update: t.seconds(),
+                next_update: n.seconds(),
+            })
     }
 }
 
@@ -828,7 +853,9 @@ mod tests {
         (read("ca.pem"), read("ocsp.pem"))
     }
 
-    const P256_SHA256: &[u8] = &[0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    const P256_SHA256: &[u8] = &[
+        0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+    ];
 
     fn begin<W: Write>(writer: &mut SnapshotWriter<W>) {
         let (issuer, signer) = demo_certificates();
@@ -953,7 +980,10 @@ mod tests {
                 let absent = Serial::from_hex(&format!("{:016X}{:016X}1", random() >> 1, random())).unwrap();
                 assert!(view.lookup(0, &absent, CertIdHash::Sha1).is_none());
             }
-            let walked: Vec<_> = view.sections()[0].records(&bytes).map(|r| r.serial.to_vec()).collect();
+            let walked: Vec<_> = view.sections()[0]
+                .records(&bytes)
+                .map(|r| r.serial.to_vec())
+                .collect();
             let mut expected: Vec<Serial> = serials.iter().map(|s| Serial::from_hex(s).unwrap()).collect();
             expected.sort();
             let expected: Vec<_> = expected.iter().map(|s| s.as_der_content().to_vec()).collect();
@@ -1021,7 +1051,9 @@ mod tests {
         let view = SnapshotView::open(&bytes).unwrap();
         let section = &view.sections()[0];
         assert_eq!(
-            section.found(&bytes, serial.as_der_content(), CertIdHash::Sha1).map(|f| f.err()),
+            section
+                .found(&bytes, serial.as_der_content(), CertIdHash::Sha1)
+                .map(|f| f.err()),
             Some(Some(Removed))
         );
         assert_eq!(section.section.earliest_next_update, i64::MAX);

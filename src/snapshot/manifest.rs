@@ -127,7 +127,10 @@ impl ContentHash {
     }
 
     fn end_chunk(&mut self) {
-        let finished = std::mem::replace(&mut self.current, ring::digest::Context::new(&ring::digest::SHA256));
+        let finished = std::mem::replace(
+            &mut self.current,
+            ring::digest::Context::new(&ring::digest::SHA256),
+        );
         self.digests.update(finished.finish().as_ref());
         self.in_current = 0;
     }
@@ -224,7 +227,14 @@ mod tests {
     #[test]
     fn streamed_content_hash_equals_the_root_over_independent_pieces() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        for (len, chunk) in [(0, 64), (1, 64), (64, 64), (65, 64), (10_000, 64), (10_000, 1 << 20)] {
+        for (len, chunk) in [
+            (0, 64),
+            (1, 64),
+            (64, 64),
+            (65, 64),
+            (10_000, 64),
+            (10_000, 1 << 20),
+        ] {
             let bytes = &data[..len];
             // Written in awkward pieces, as a buffered writer would.
             let mut streamed = ContentHash::new(chunk);

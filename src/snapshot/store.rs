@@ -12,9 +12,9 @@ use super::manifest::Manifest;
 use super::verify::{Snapshot, SnapshotBytes, TrustAnchors, VerifyError};
 use crate::time::UnixTime;
 use std::fs::{self, File};
-use std::sync::Arc;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Reads the manifest and memory-maps the snapshot of `sequence` in `dir`, then verifies
 /// it; a delta's base comes from `held` when that is (or holds) it, else from `dir`.
@@ -38,7 +38,9 @@ pub fn load_snapshot_with(
         None => None,
         Some(wanted) => Some(match held_base(held, wanted.sequence) {
             Some(base) => base,
-            None if wanted.sequence < sequence => Arc::new(load_snapshot_with(dir, wanted.sequence, trust, now, None)?),
+            None if wanted.sequence < sequence => {
+                Arc::new(load_snapshot_with(dir, wanted.sequence, trust, now, None)?)
+            }
             None => return Err(VerifyError::MissingBase(wanted.sequence)),
         }),
     };
@@ -55,7 +57,12 @@ pub fn held_base(held: Option<&Arc<Snapshot>>, sequence: u64) -> Option<Arc<Snap
 }
 
 /// [`load_snapshot_with`] holding nothing.
-pub fn load_snapshot(dir: &Path, sequence: u64, trust: &TrustAnchors, now: UnixTime) -> Result<Snapshot, VerifyError> {
+pub fn load_snapshot(
+    dir: &Path,
+    sequence: u64,
+    trust: &TrustAnchors,
+    now: UnixTime,
+) -> Result<Snapshot, VerifyError> {
     load_snapshot_with(dir, sequence, trust, now, None)
 }
 

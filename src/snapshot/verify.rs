@@ -9,8 +9,8 @@
 //! gigabytes.
 
 use super::format::{self, Document, Found, LoadedSection, Metadata, SnapshotView};
-use crate::model::Serial;
 use super::manifest::{ContentHash, Manifest, ManifestBody, ManifestError};
+use crate::model::Serial;
 use crate::ocsp::{Refusal, RequestedCertId};
 use crate::pki::cert::{CertIdHash, Certificate};
 use crate::time::UnixTime;
@@ -134,7 +134,9 @@ impl SnapshotBytes {
 
     fn piece_digest(&self, start: usize, end: usize) -> Result<ring::digest::Digest, VerifyError> {
         match self {
-            SnapshotBytes::Owned(bytes) => Ok(ring::digest::digest(&ring::digest::SHA256, &bytes[start..end])),
+            SnapshotBytes::Owned(bytes) => {
+                Ok(ring::digest::digest(&ring::digest::SHA256, &bytes[start..end]))
+            }
             SnapshotBytes::Mapped { file, .. } => {
                 use std::os::unix::fs::FileExt;
                 let mut context = ring::digest::Context::new(&ring::digest::SHA256);
@@ -298,7 +300,11 @@ impl Snapshot {
     fn is_base_for(&self, wanted: &format::BaseReference) -> bool {
         self.base.is_none()
             && self.sequence() == wanted.sequence
-            && self.manifest.body.sha256_tree.eq_ignore_ascii_case(&wanted.sha256_tree)
+            && self
+                .manifest
+                .body
+                .sha256_tree
+                .eq_ignore_ascii_case(&wanted.sha256_tree)
     }
 
     pub fn issuer_names(&self) -> impl Iterator<Item = &str> {
@@ -341,7 +347,11 @@ impl Snapshot {
             None => {
                 let base = self.base.as_deref().ok_or(Refusal::UnassignedSerial)?;
                 // Same issuers in the same order (checked at verification).
-                match base.issuers.get(position).and_then(|i| i.loaded.found(&base.bytes, serial, id.hash)) {
+                match base
+                    .issuers
+                    .get(position)
+                    .and_then(|i| i.loaded.found(&base.bytes, serial, id.hash))
+                {
                     Some(Ok(found)) => Ok(found),
                     _ => Err(Refusal::UnassignedSerial),
                 }
@@ -351,7 +361,10 @@ impl Snapshot {
 
     /// Every served record of issuer section `position` in serial order, a delta merged
     /// over its base: (serial, status). Sequential; for diffs and deltas, not requests.
-    pub fn live_statuses(&self, position: usize) -> Box<dyn Iterator<Item = (Serial, format::StoredStatus)> + '_> {
+    pub fn live_statuses(
+        &self,
+        position: usize,
+    ) -> Box<dyn Iterator<Item = (Serial, format::StoredStatus)> + '_> {
         let Some(issuer) = self.issuers.get(position) else {
             return Box::new(std::iter::empty());
         };
@@ -362,7 +375,9 @@ impl Snapshot {
         let Some(base) = self.base.as_deref() else {
             return Box::new(own.filter_map(|(serial, status)| Some((serial, status?))));
         };
-        let below = base.live_statuses(position).map(|(serial, status)| (serial, Some(status)));
+        let below = base
+            .live_statuses(position)
+            .map(|(serial, status)| (serial, Some(status)));
         Box::new(
             merge_by_serial(own, below)
                 .filter_map(|(serial, overlay, base)| Some((serial, overlay.or(base)?)))
@@ -389,14 +404,11 @@ impl Snapshot {
         let mut changes = Vec::new();
         for (position, issuer) in self.issuers.iter().enumerate() {
             let name = &issuer.loaded.section.name;
-            let before: Box<dyn Iterator<Item = _>> = match older
-                .issuers
-                .iter()
-                .position(|i| &i.loaded.section.name == name)
-            {
-                Some(old) => older.live_statuses(old),
-                None => Box::new(std::iter::empty()),
-            };
+            let before: Box<dyn Iterator<Item = _>> =
+                match older.issuers.iter().position(|i| &i.loaded.section.name == name) {
+                    Some(old) => older.live_statuses(old),
+                    None => Box::new(std::iter::empty()),
+                };
             for (serial, now, was) in merge_by_serial(self.live_statuses(position), before) {
                 if now != was {
                     changes.push(StatusChange {

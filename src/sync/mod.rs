@@ -12,7 +12,7 @@
 pub mod source;
 
 use crate::server::state::State;
-use crate::snapshot::store::{load_snapshot_file_on, held_base};
+use crate::snapshot::store::{held_base, load_snapshot_file_on};
 use crate::snapshot::Snapshot;
 use crate::snapshot::{store, verify_manifest, VerifyError};
 use crate::time::UnixTime;
@@ -207,10 +207,11 @@ async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Ro
     let temp = download.path().to_path_buf();
     let trust = state.trust.clone();
     let checked = manifest_bytes.clone();
-    let snapshot = tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
-        .await
-        .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
-        .inspect_err(|e| state.refuse_offer(&source.label(), e))?;
+    let snapshot =
+        tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
+            .await
+            .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
+            .inspect_err(|e| state.refuse_offer(&source.label(), e))?;
     download.commit().map_err(SourceError::Io)?;
     match store::write_new(&dir, &store::manifest_name(sequence), &manifest_bytes) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(SourceError::Io(e).into()),
@@ -250,12 +251,17 @@ async fn ensure_base(
     let manifest_bytes = source.fetch_manifest(&manifest_name).await?;
     let (manifest, _) = verify_manifest(&manifest_bytes, &trust, now)?;
     if manifest.body.sequence != sequence || manifest.body.base.is_some() {
-        return Err(VerifyError::Inconsistent(format!("{manifest_name} is not the full snapshot {sequence}")).into());
+        return Err(VerifyError::Inconsistent(format!(
+            "{manifest_name} is not the full snapshot {sequence}"
+        ))
+        .into());
     }
     let name = manifest.body.snapshot.clone();
     let _ = std::fs::remove_file(dir.join(&name));
     let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
-    source.download(&name, manifest.body.size, download.file()).await?;
+    source
+        .download(&name, manifest.body.size, download.file())
+        .await?;
     let temp = download.path().to_path_buf();
     let checked = manifest_bytes.clone();
     let base = tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, None))
