@@ -14,7 +14,8 @@
 //! loadgen free-ports N
 //! loadgen wait-port 127.0.0.1:PORT [--timeout 30s]
 //! loadgen wait-http http://127.0.0.1:PORT/readyz [--timeout 30s]
-//! loadgen fetch http://127.0.0.1:PORT/metrics
+//! loadgen wait-metric http://127.0.0.1:PORT/metrics --metric NAME --value V [--timeout 30s]
+//! loadgen fetch http://127.0.0.1:PORT/metrics [--metric NAME]
 //! ```
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -64,6 +65,20 @@ enum Command {
         url: String,
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,
+    },
+    /// Poll a Prometheus endpoint until an unlabelled sample reaches a value; print the
+    /// Unix time (ms) it was first seen there (one process for the whole wait, so the
+    /// polling costs the measured machine little).
+    WaitMetric {
+        url: String,
+        #[arg(long)]
+        metric: String,
+        #[arg(long)]
+        value: f64,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+        every: Duration,
     },
     /// GET a loopback URL and print its body (exit 1 unless 2xx), or with `--metric NAME`
     /// only the value of that unlabelled Prometheus sample.
@@ -248,6 +263,13 @@ fn main() -> ExitCode {
         Some(Command::FreePorts { count }) => free_ports(count),
         Some(Command::WaitPort { addr, timeout }) => wait_port(addr, timeout),
         Some(Command::WaitHttp { url, timeout }) => wait_http(&url, timeout),
+        Some(Command::WaitMetric {
+            url,
+            metric,
+            value,
+            timeout,
+            every,
+        }) => wait_metric(&url, &metric, value, timeout, every),
         Some(Command::Fetch { url, metric }) => fetch(&url, metric.as_deref()),
     };
     match outcome {
@@ -489,6 +511,25 @@ fn wait_http(url: &str, timeout: Duration) -> AnyResult<ExitCode> {
             return Err(format!("{url} did not answer 200 within {timeout:?}").into());
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_metric(url: &str, name: &str, value: f64, timeout: Duration, every: Duration) -> AnyResult<ExitCode> {
+    let target = Target::parse(url)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok((200, body)) = loadtest::http::get(&target, Duration::from_secs(2)) {
+            if loadtest::http::metric(&String::from_utf8_lossy(&body), name) == Some(value) {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+                println!("{}", now.as_millis());
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if Instant::now() >= deadline {
+            eprintln!("loadgen: {name} did not reach {value} within {timeout:?}");
+            return Ok(ExitCode::FAILURE);
+        }
+        std::thread::sleep(every);
     }
 }
 
