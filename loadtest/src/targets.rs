@@ -301,7 +301,7 @@ fn ceiling_rows(doc: &ReportDocument, rows: &mut Vec<TargetRow>) {
                         format!("{m} req/s ÷ hyper ceiling"),
                         format!("≥ {CEILING_RATIO}"),
                         format!(
-                            "{} vs {} req/s ({} rounds{predicted})",
+                            "{} vs {} req/s (rounds: {}{predicted})",
                             rate(edge.rps_median),
                             rate(base.rps_median),
                             edge.rounds
