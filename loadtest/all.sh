@@ -182,7 +182,8 @@ published() {
 serve() {
     local dir=$1 log=$2
     read -r SERVE_PORT SERVE_ADMIN <<<"$("$LOADGEN" free-ports 2 | tr '\n' ' ')"
-    env ${SWAP_POLL_INTERVAL:+OCSP_EDGE__SNAPSHOTS__POLL_INTERVAL=$SWAP_POLL_INTERVAL} \
+    # No drain grace: these servers are stopped only once their measurements are over.
+    env OCSP_EDGE__SERVER__DRAIN_GRACE=0s ${SWAP_POLL_INTERVAL:+OCSP_EDGE__SNAPSHOTS__POLL_INTERVAL=$SWAP_POLL_INTERVAL} \
         "$BIN/ocsp-edge" serve --snapshots "$dir" --trust "$EC/ca.pem" \
         --listen "127.0.0.1:$SERVE_PORT" --admin-listen "127.0.0.1:$SERVE_ADMIN" >"$log" 2>&1 &
     SERVE_PID=$!

@@ -267,17 +267,22 @@ struct Shared {
 
 /// Runs the closed loop on the current tokio runtime.
 pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedRequest]) -> RunOutcome {
+    // Everything per request is built before the clock starts: with hundreds of
+    // thousands of requests this takes longer than a short window.
+    let wire: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| wire_request(&config.target, method, &r.der))
+        .collect();
+    let expect = requests.iter().map(|r| r.expect.clone()).collect();
+    let order = matches!(config.distribution, Distribution::Zipf { .. })
+        .then(|| distribution::rank_order(requests.len(), config.seed));
     let start = Instant::now();
     let measure_start = start + config.warmup;
     let end = measure_start + config.duration;
     let shared = Arc::new(Shared {
-        requests: requests
-            .iter()
-            .map(|r| wire_request(&config.target, method, &r.der))
-            .collect(),
-        expect: requests.iter().map(|r| r.expect.clone()).collect(),
-        order: matches!(config.distribution, Distribution::Zipf { .. })
-            .then(|| distribution::rank_order(requests.len(), config.seed)),
+        requests: wire,
+        expect,
+        order,
         measure_start,
         end,
         config: config.clone(),
