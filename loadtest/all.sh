@@ -163,7 +163,10 @@ snapshot_maps() {
 publish() {
     local feed=$1 out=$2 log=$3
     shift 3
-    if ! "$BIN/ocsp-edge" publish --issuer "$EC/ca.pem" --json-lines "$feed" \
+    # With GNU time, also the publisher's CPU time ("wall user system" in $log.time).
+    local timer=()
+    [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%e %U %S" -o "$log.time")
+    if ! "${timer[@]}" "$BIN/ocsp-edge" publish --issuer "$EC/ca.pem" --json-lines "$feed" \
         --signer-cert "$EC/ocsp.pem" --signer-key "$EC/ocsp.key" --name ec --out "$out" "$@" \
         >"$log.out" 2>"$log.log"; then
         echo "publish failed:" >&2
@@ -242,6 +245,9 @@ stage_scale() {
     fact "$facts" publish_s "$(published "$S/publish-big.out" 5)"
     fact "$facts" signatures "$(published "$S/publish-big.out" 3)"
     fact "$facts" snapshot_bytes "$(published "$S/publish-big.out" 4)"
+    if [ -f "$S/publish-big.time" ]; then
+        fact "$facts" publish_cpu_s "$(awk '{ print $2 + $3 }' "$S/publish-big.time")"
+    fi
     "$LOADGEN" prepare --issuer "$EC/ca.pem" --feed "$S/feed.jsonl" --sample "$SCALE_SAMPLE" \
         --requests "$S/big.b64" --check "$S/big.check"
     rm -f "$S/feed.jsonl"

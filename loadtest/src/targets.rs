@@ -434,6 +434,30 @@ fn scale_rows(facts: &Facts, report: Option<&ReportDocument>, rows: &mut Vec<Tar
             .skipped(),
         ),
     }
+    // Where the publisher's time goes: CPU per signature against ring's, and how many
+    // cores it kept busy.
+    if let (Some(cpu), Some(wall), Some(signatures), Some(single)) = (
+        num(facts, "publish_cpu_s"),
+        num(facts, "publish_wall_s"),
+        num(facts, "signatures"),
+        num(facts, "signrate_single_per_s"),
+    ) {
+        let per_signature = cpu / signatures * 1e6;
+        let ring = 1e6 / single;
+        rows.push(
+            row(
+                stage,
+                "publish CPU per signature ÷ ring's signing cost",
+                "",
+                format!(
+                    "{per_signature:.1} vs {ring:.1} µs; {cpu:.1} CPU-s in {wall:.1} s wall = {:.2} cores busy of {:.0}",
+                    cpu / wall,
+                    num(facts, "cores").unwrap_or(0.0)
+                ),
+            )
+            .ratio(per_signature / ring),
+        );
+    }
     if let Some(seconds) = num(facts, "publish_s") {
         let wall = num(facts, "publish_wall_s")
             .map(|w| format!(", {w:.1} s wall with input parsing"))
