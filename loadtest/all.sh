@@ -99,10 +99,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocsp-loadtest-all.XXXXXX")
 STAGE_DIR="$WORK/stages"
 mkdir -p "$STAGE_DIR" "$WORK/bin"
 PIDS=()
+# Stops one process we started: SIGTERM, then SIGKILL after $2 tenths of a second (50).
 stop_pid() {
     local pid=$1
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 "${2:-50}"); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -113,7 +114,8 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
+        # run.sh stops its own servers on SIGTERM: give it the time to.
+        stop_pid "$pid" "$([ "$pid" = "${RUN_SH_PID:-}" ] && echo 300)"
     done
     if [ -n "${KEEP_WORKDIR:-}" ]; then
         echo "work directory kept: $WORK" >&2
@@ -213,9 +215,15 @@ smoke() {
 
 stage_ceiling() {
     echo "==> stage ceiling: run.sh (ocsp-edge vs the hyper ceiling$([ "$WITH_OPENSSL" = 1 ] && echo " and openssl ocsp"))" >&2
-    if ! SKIP_BUILD=1 JSON_OUT="$STAGE_DIR/ceiling.json" bash "$ROOT/loadtest/run.sh"; then
+    # In the background and waited for, so that stopping all.sh stops run.sh (and its
+    # servers, which run.sh stops itself).
+    SKIP_BUILD=1 JSON_OUT="$STAGE_DIR/ceiling.json" bash "$ROOT/loadtest/run.sh" &
+    RUN_SH_PID=$!
+    PIDS+=("$RUN_SH_PID")
+    if ! wait "$RUN_SH_PID"; then
         echo "    run.sh reported errors (see its table; they are in the targets too)" >&2
     fi
+    forget_pid "$RUN_SH_PID"
 }
 
 stage_scale() {
