@@ -12,13 +12,14 @@
 //! latency (servers without keep-alive, such as `openssl ocsp`, pay it every time).
 
 use crate::check::{CheckFailure, Expectation};
+use crate::distribution::{self, Distribution, Picker};
 use crate::histogram::Histogram;
 use crate::prepare::LoadedRequest;
 use base64::Engine;
 use serde::Serialize;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -109,6 +110,12 @@ pub struct RunConfig {
     pub request_timeout: Duration,
     /// Process whose CPU time is measured over the window (the server).
     pub server_pid: Option<u32>,
+    /// Which request each connection sends next.
+    pub distribution: Distribution,
+    /// Seed of the Zipf rank order and of the connections' random streams.
+    pub seed: u64,
+    /// Also count and time the responses of each 1-second slice of the window.
+    pub timeline: bool,
 }
 
 /// Error counts, by kind. Every kind is an error; `non_2xx` and the check failures are
@@ -184,31 +191,113 @@ pub struct RunOutcome {
     pub server_cpu_ticks: Option<u64>,
     pub client_cpu_ticks: Option<u64>,
     pub error_samples: Vec<String>,
+    /// Unix time (ms) at which the measured window started.
+    pub window_start_unix_ms: f64,
+    /// With `RunConfig::timeline`: one slice per second of the window (the last one may
+    /// be shorter), by completion time.
+    pub timeline: Option<Vec<Slice>>,
+}
+
+/// What completed in one second of the window.
+#[derive(Clone, Default)]
+pub struct Slice {
+    pub latency: Histogram,
+    pub completed: u64,
+    pub ok: u64,
+    pub errors: u64,
+}
+
+impl Slice {
+    fn add(&mut self, other: &Slice) {
+        self.latency.merge(&other.latency);
+        self.completed += other.completed;
+        self.ok += other.ok;
+        self.errors += other.errors;
+    }
+}
+
+/// A connection's slice for the current second, added to the shared one when the second
+/// changes (one lock per connection per second).
+struct SliceRecorder {
+    second: usize,
+    slice: Slice,
+}
+
+impl SliceRecorder {
+    fn record(
+        &mut self,
+        shared: &[Mutex<Slice>],
+        second: usize,
+        latency_ns: Option<u64>,
+        ok: u64,
+        errors: u64,
+    ) {
+        let second = second.min(shared.len() - 1);
+        if second != self.second {
+            self.flush(shared);
+            self.second = second;
+        }
+        if let Some(ns) = latency_ns {
+            self.slice.latency.record(ns);
+            self.slice.completed += 1;
+        }
+        self.slice.ok += ok;
+        self.slice.errors += errors;
+    }
+
+    fn flush(&mut self, shared: &[Mutex<Slice>]) {
+        if self.slice.completed + self.slice.errors > 0 {
+            let mut slot = shared[self.second].lock().unwrap_or_else(|p| p.into_inner());
+            slot.add(&self.slice);
+            self.slice = Slice::default();
+        }
+    }
 }
 
 struct Shared {
     requests: Vec<Vec<u8>>,
     expect: Vec<Option<Expectation>>,
+    /// Zipf rank → request index.
+    order: Option<Arc<[u32]>>,
     measure_start: Instant,
     end: Instant,
     config: RunConfig,
+    timeline: Option<Vec<Mutex<Slice>>>,
 }
 
 /// Runs the closed loop on the current tokio runtime.
 pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedRequest]) -> RunOutcome {
+    // Everything per request is built before the clock starts: with hundreds of
+    // thousands of requests this takes longer than a short window.
+    let wire: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| wire_request(&config.target, method, &r.der))
+        .collect();
+    let expect = requests.iter().map(|r| r.expect.clone()).collect();
+    let order = matches!(config.distribution, Distribution::Zipf { .. })
+        .then(|| distribution::rank_order(requests.len(), config.seed));
     let start = Instant::now();
     let measure_start = start + config.warmup;
     let end = measure_start + config.duration;
     let shared = Arc::new(Shared {
-        requests: requests
-            .iter()
-            .map(|r| wire_request(&config.target, method, &r.der))
-            .collect(),
-        expect: requests.iter().map(|r| r.expect.clone()).collect(),
+        requests: wire,
+        expect,
+        order,
         measure_start,
         end,
         config: config.clone(),
+        timeline: config.timeline.then(|| {
+            let seconds = config.duration.as_secs_f64().ceil().max(1.0) as usize;
+            (0..seconds).map(|_| Mutex::new(Slice::default())).collect()
+        }),
     });
+    let window_start_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+        + config.warmup.as_secs_f64() * 1000.0
+        - start.elapsed().as_secs_f64() * 1000.0;
     let tasks: Vec<_> = (0..config.connections)
         .map(|id| tokio::spawn(connection(id, shared.clone())))
         .collect();
@@ -230,6 +319,8 @@ pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedReques
         server_cpu_ticks: server_before.zip(server_after).map(|(a, b)| b.saturating_sub(a)),
         client_cpu_ticks: client_before.zip(client_after).map(|(a, b)| b.saturating_sub(a)),
         error_samples: Vec::new(),
+        window_start_unix_ms,
+        timeline: None,
     };
     for task in tasks {
         let Ok(stats) = task.await else { continue };
@@ -244,6 +335,12 @@ pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedReques
             }
         }
     }
+    outcome.timeline = shared.timeline.as_ref().map(|slices| {
+        slices
+            .iter()
+            .map(|slice| slice.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    });
     outcome
 }
 
@@ -268,9 +365,18 @@ impl From<std::io::Error> for Failure {
 
 async fn connection(id: usize, shared: Arc<Shared>) -> ConnectionStats {
     let mut stats = ConnectionStats::default();
-    let n = shared.requests.len();
-    // Spread the connections over the request list; each walks it in order from there.
-    let mut next = id * n / shared.config.connections.max(1);
+    let mut picker = Picker::new(
+        shared.config.distribution,
+        shared.requests.len(),
+        id,
+        shared.config.connections,
+        shared.config.seed,
+        shared.order.clone(),
+    );
+    let mut recorder = SliceRecorder {
+        second: 0,
+        slice: Slice::default(),
+    };
     let mut stream: Option<TcpStream> = None;
     let mut buffer: Vec<u8> = Vec::with_capacity(16 * 1024);
     let timeout = shared.config.request_timeout;
@@ -280,8 +386,8 @@ async fn connection(id: usize, shared: Arc<Shared>) -> ConnectionStats {
             break;
         }
         let counted = started >= shared.measure_start;
-        let index = next;
-        next = if next + 1 == n { 0 } else { next + 1 };
+        let index = picker.next_index();
+        let (ok_before, errors_before) = (stats.ok, stats.errors.total());
 
         let error = |stats: &mut ConnectionStats, what: &dyn Fn(&mut Errors), text: String| {
             if counted && Instant::now() <= shared.end {
@@ -290,6 +396,7 @@ async fn connection(id: usize, shared: Arc<Shared>) -> ConnectionStats {
             stats.first_error.get_or_insert(text);
         };
 
+        let mut latency_ns = None;
         if stream.is_none() {
             match tokio::time::timeout(timeout, TcpStream::connect(shared.config.target.addr)).await {
                 Ok(Ok(s)) => {
@@ -303,73 +410,84 @@ async fn connection(id: usize, shared: Arc<Shared>) -> ConnectionStats {
                 Ok(Err(e)) => {
                     error(&mut stats, &|e| e.connect += 1, format!("connect: {e}"));
                     tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
                 }
                 Err(_) => {
                     error(&mut stats, &|e| e.connect += 1, "connect: timed out".into());
-                    continue;
                 }
             }
         }
-        let Some(s) = stream.as_mut() else { continue };
-        let result = tokio::time::timeout(
-            timeout.saturating_sub(started.elapsed()),
-            exchange(s, &shared.requests[index], &mut buffer),
-        )
-        .await;
-        let finished = Instant::now();
-        let in_window = counted && finished <= shared.end;
-        match result {
-            Ok(Ok(response)) => {
-                if in_window {
-                    stats.completed += 1;
-                    stats
-                        .latency
-                        .record(finished.duration_since(started).as_nanos() as u64);
-                    let body = &buffer[response.body.clone()];
-                    if !(200..300).contains(&response.status) {
-                        stats.errors.non_2xx += 1;
-                        stats
-                            .first_error
-                            .get_or_insert(format!("HTTP {}", response.status));
-                    } else if let Some(expect) = &shared.expect[index] {
-                        match expect.check(body) {
-                            Ok(()) => stats.ok += 1,
-                            Err(failure) => {
-                                stats.errors.check_failure(failure);
-                                stats.first_error.get_or_insert(format!(
-                                    "check failed ({}): {}",
-                                    failure.label(),
-                                    hex_prefix(body)
-                                ));
+        if let Some(s) = stream.as_mut() {
+            let result = tokio::time::timeout(
+                timeout.saturating_sub(started.elapsed()),
+                exchange(s, &shared.requests[index], &mut buffer),
+            )
+            .await;
+            let finished = Instant::now();
+            let in_window = counted && finished <= shared.end;
+            match result {
+                Ok(Ok(response)) => {
+                    if in_window {
+                        let ns = finished.duration_since(started).as_nanos() as u64;
+                        stats.completed += 1;
+                        stats.latency.record(ns);
+                        latency_ns = Some(ns);
+                        let body = &buffer[response.body.clone()];
+                        if !(200..300).contains(&response.status) {
+                            stats.errors.non_2xx += 1;
+                            stats
+                                .first_error
+                                .get_or_insert(format!("HTTP {}", response.status));
+                        } else if let Some(expect) = &shared.expect[index] {
+                            match expect.check(body) {
+                                Ok(()) => stats.ok += 1,
+                                Err(failure) => {
+                                    stats.errors.check_failure(failure);
+                                    stats.first_error.get_or_insert(format!(
+                                        "check failed ({}): {}",
+                                        failure.label(),
+                                        hex_prefix(body)
+                                    ));
+                                }
                             }
+                        } else {
+                            stats.ok += 1;
                         }
-                    } else {
-                        stats.ok += 1;
+                    }
+                    buffer.drain(..response.body.end);
+                    if !response.keep_alive {
+                        stream = None;
                     }
                 }
-                buffer.drain(..response.body.end);
-                if !response.keep_alive {
+                Ok(Err(Failure::Io(e))) => {
+                    error(&mut stats, &|e| e.io += 1, format!("i/o: {e}"));
+                    stream = None;
+                }
+                Ok(Err(Failure::BadHttp(what))) => {
+                    error(
+                        &mut stats,
+                        &|e| e.bad_http += 1,
+                        format!("bad HTTP response: {what}"),
+                    );
+                    stream = None;
+                }
+                Err(_) => {
+                    error(&mut stats, &|e| e.timeout += 1, "request timed out".into());
                     stream = None;
                 }
             }
-            Ok(Err(Failure::Io(e))) => {
-                error(&mut stats, &|e| e.io += 1, format!("i/o: {e}"));
-                stream = None;
-            }
-            Ok(Err(Failure::BadHttp(what))) => {
-                error(
-                    &mut stats,
-                    &|e| e.bad_http += 1,
-                    format!("bad HTTP response: {what}"),
-                );
-                stream = None;
-            }
-            Err(_) => {
-                error(&mut stats, &|e| e.timeout += 1, "request timed out".into());
-                stream = None;
+        }
+        if let Some(slices) = &shared.timeline {
+            let errors = stats.errors.total() - errors_before;
+            if latency_ns.is_some() || errors > 0 {
+                let second = Instant::now()
+                    .saturating_duration_since(shared.measure_start)
+                    .as_secs() as usize;
+                recorder.record(slices, second, latency_ns, stats.ok - ok_before, errors);
             }
         }
+    }
+    if let Some(slices) = &shared.timeline {
+        recorder.flush(slices);
     }
     stats
 }

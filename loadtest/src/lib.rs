@@ -7,6 +7,9 @@
 pub mod check;
 pub mod client;
 pub mod cpu;
+pub mod distribution;
 pub mod histogram;
+pub mod http;
 pub mod prepare;
 pub mod report;
+pub mod targets;

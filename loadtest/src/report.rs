@@ -49,6 +49,33 @@ pub struct RunReport {
     pub server_cpu_us_per_req: Option<f64>,
     pub client_cpu_us_per_req: Option<f64>,
     pub clk_tck: u64,
+    /// How requests were chosen: `uniform` (each once per pass) or `zipf`.
+    #[serde(default = "uniform")]
+    pub distribution: String,
+    #[serde(default)]
+    pub zipf_exponent: Option<f64>,
+    /// Unix time (ms) at which the measured window started.
+    #[serde(default)]
+    pub window_start_unix_ms: f64,
+    /// With `--timeline`: one entry per second of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<TimelineWindow>>,
+}
+
+fn uniform() -> String {
+    "uniform".into()
+}
+
+/// Responses completed in one second of the window (`t_s` = seconds since its start).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TimelineWindow {
+    pub t_s: usize,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 pub struct RunMeta {
@@ -61,6 +88,7 @@ pub struct RunMeta {
     pub warmup_s: f64,
     pub checked: bool,
     pub server_pid: Option<u32>,
+    pub distribution: crate::distribution::Distribution,
 }
 
 impl RunReport {
@@ -106,6 +134,27 @@ impl RunReport {
             server_cpu_us_per_req: per_req(outcome.server_cpu_ticks),
             client_cpu_us_per_req: per_req(outcome.client_cpu_ticks),
             clk_tck,
+            distribution: meta.distribution.name().into(),
+            zipf_exponent: match meta.distribution {
+                crate::distribution::Distribution::Zipf { exponent } => Some(exponent),
+                crate::distribution::Distribution::Uniform => None,
+            },
+            window_start_unix_ms: outcome.window_start_unix_ms,
+            timeline: outcome.timeline.as_ref().map(|slices| {
+                slices
+                    .iter()
+                    .enumerate()
+                    .map(|(t_s, slice)| TimelineWindow {
+                        t_s,
+                        requests: slice.completed,
+                        ok: slice.ok,
+                        errors: slice.errors,
+                        p50_ms: ms(slice.latency.quantile_ns(0.50) as f64),
+                        p99_ms: ms(slice.latency.quantile_ns(0.99) as f64),
+                        max_ms: ms(slice.latency.max_ns() as f64),
+                    })
+                    .collect()
+            }),
         }
     }
 

@@ -4,17 +4,25 @@
 //! loadgen --url http://127.0.0.1:PORT/ --requests-file FILE [--method post|get]
 //!         [--connections 50] [--duration 10s] [--warmup 1s] [--check FILE|none]
 //!         [--json OUT] [--label NAME] [--round N] [--server-pid PID] [--threads 1]
+//!         [--distribution uniform|zipf] [--zipf-exponent 1.0] [--seed 1] [--timeline OUT]
 //! loadgen gen-feed --count 10000 --revoked-percent 10 --out feed.jsonl [--index-out index.txt]
+//!         [--changed-percent 0 --variant 0]
 //! loadgen prepare --issuer ca.pem --feed feed.jsonl --requests OUT --check OUT
+//!         [--sample CERTS] [--also-feed LATER.jsonl]...
 //! loadgen report [--baseline ceiling] [--json-out FILE] [--fail-on-errors A,B] RUN.json...
+//! loadgen targets --dir STAGES [--json-out FILE]
 //! loadgen free-ports N
 //! loadgen wait-port 127.0.0.1:PORT [--timeout 30s]
+//! loadgen wait-http http://127.0.0.1:PORT/readyz [--timeout 30s]
+//! loadgen wait-metric http://127.0.0.1:PORT/metrics --metric NAME --value V [--timeout 30s]
+//! loadgen fetch http://127.0.0.1:PORT/metrics [--metric NAME]
 //! ```
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadtest::client::{self, HttpMethod, RunConfig, Target};
-use loadtest::prepare;
+use loadtest::distribution::Distribution;
 use loadtest::report::{self, RunMeta, RunReport};
+use loadtest::{prepare, targets};
 use ocsp_edge::pki::cert::Certificate;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +49,9 @@ enum Command {
     Prepare(PrepareArgs),
     /// Print the summary table of several `--json` run files.
     Report(ReportArgs),
+    /// Print the table of the performance targets from a directory of stage results
+    /// (written by loadtest/all.sh) and write them all as one JSON document.
+    Targets(TargetsArgs),
     /// Print N free TCP ports on 127.0.0.1, one per line.
     FreePorts { count: usize },
     /// Wait until a TCP port accepts connections.
@@ -49,6 +60,39 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Poll a loopback URL until it answers 200; print the seconds waited.
+    WaitHttp {
+        url: String,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Poll a Prometheus endpoint until an unlabelled sample reaches a value; print the
+    /// Unix time (ms) it was first seen there (one process for the whole wait, so the
+    /// polling costs the measured machine little).
+    WaitMetric {
+        url: String,
+        #[arg(long)]
+        metric: String,
+        #[arg(long)]
+        value: f64,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+        every: Duration,
+    },
+    /// GET a loopback URL and print its body (exit 1 unless 2xx), or with `--metric NAME`
+    /// only the value of that unlabelled Prometheus sample.
+    Fetch {
+        url: String,
+        #[arg(long)]
+        metric: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DistributionArg {
+    Uniform,
+    Zipf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +144,21 @@ struct RunArgs {
     /// Print nothing but errors (the JSON file still gets everything).
     #[arg(long)]
     quiet: bool,
+    /// How each connection picks its next request: `uniform` walks the file (every
+    /// request equally often); `zipf` draws rank k with probability ∝ 1/k^s, ranks being
+    /// a seeded shuffle of the file.
+    #[arg(long, value_enum, default_value = "uniform")]
+    distribution: DistributionArg,
+    /// The Zipf exponent s (> 0).
+    #[arg(long, default_value_t = 1.0)]
+    zipf_exponent: f64,
+    /// Seed of the Zipf rank order and draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write per-second counts and latency percentiles of the window as JSON here (they
+    /// also go into `--json`).
+    #[arg(long)]
+    timeline: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -116,6 +175,12 @@ struct GenFeedArgs {
     /// Also write the same certificates as an OpenSSL index.txt (for `openssl ocsp`).
     #[arg(long)]
     index_out: Option<PathBuf>,
+    /// Percentage of the good certificates whose status depends on `--variant`.
+    #[arg(long, default_value_t = 0)]
+    changed_percent: u32,
+    /// Which publish of the same CA (0 = the base; same serials in every variant).
+    #[arg(long, default_value_t = 0)]
+    variant: u64,
 }
 
 #[derive(Args)]
@@ -134,6 +199,24 @@ struct PrepareArgs {
     check: PathBuf,
     #[arg(long, default_value_t = 2)]
     seed: u64,
+    /// Requests for a uniform random sample of this many certificates only (both CertID
+    /// hashes of each), so that the files stay small for huge feeds.
+    #[arg(long)]
+    sample: Option<usize>,
+    /// A later feed of the same CA (e.g. `gen-feed --variant 1`): sampled certificates
+    /// whose status differs in it are `any` (good or revoked) in the check file.
+    #[arg(long)]
+    also_feed: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct TargetsArgs {
+    /// Directory of stage results (ceiling.json, scale.facts, swap.facts, ...).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Write the targets and every stage's raw results as one JSON document.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -176,8 +259,18 @@ fn main() -> ExitCode {
         Some(Command::GenFeed(args)) => gen_feed(args),
         Some(Command::Prepare(args)) => prepare_files(args),
         Some(Command::Report(args)) => report_files(args),
+        Some(Command::Targets(args)) => report_targets(args),
         Some(Command::FreePorts { count }) => free_ports(count),
         Some(Command::WaitPort { addr, timeout }) => wait_port(addr, timeout),
+        Some(Command::WaitHttp { url, timeout }) => wait_http(&url, timeout),
+        Some(Command::WaitMetric {
+            url,
+            metric,
+            value,
+            timeout,
+            every,
+        }) => wait_metric(&url, &metric, value, timeout, every),
+        Some(Command::Fetch { url, metric }) => fetch(&url, metric.as_deref()),
     };
     match outcome {
         Ok(code) => code,
@@ -201,6 +294,15 @@ fn run(args: RunArgs) -> AnyResult<ExitCode> {
     if args.connections == 0 || args.threads == 0 {
         return Err("--connections and --threads must be at least 1".into());
     }
+    let distribution = match args.distribution {
+        DistributionArg::Uniform => Distribution::Uniform,
+        DistributionArg::Zipf => {
+            loadtest::distribution::Zipf::new(requests.len(), args.zipf_exponent)?;
+            Distribution::Zipf {
+                exponent: args.zipf_exponent,
+            }
+        }
+    };
     let config = RunConfig {
         target,
         connections: args.connections,
@@ -208,6 +310,9 @@ fn run(args: RunArgs) -> AnyResult<ExitCode> {
         duration: args.duration,
         request_timeout: args.timeout,
         server_pid: args.server_pid,
+        distribution,
+        seed: args.seed,
+        timeline: args.timeline.is_some(),
     };
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -234,6 +339,7 @@ fn run(args: RunArgs) -> AnyResult<ExitCode> {
             warmup_s: args.warmup.as_secs_f64(),
             checked: check.is_some(),
             server_pid: args.server_pid,
+            distribution,
         },
         &outcome,
     );
@@ -243,6 +349,16 @@ fn run(args: RunArgs) -> AnyResult<ExitCode> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
+    if let Some(path) = &args.timeline {
+        let document = serde_json::json!({
+            "label": report.label,
+            "method": report.method,
+            "window_start_unix_ms": report.window_start_unix_ms,
+            "window_s": 1,
+            "windows": report.timeline,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&document)?)?;
+    }
     Ok(if report.requests == 0 {
         ExitCode::FAILURE
     } else {
@@ -251,15 +367,37 @@ fn run(args: RunArgs) -> AnyResult<ExitCode> {
 }
 
 fn gen_feed(args: GenFeedArgs) -> AnyResult<ExitCode> {
-    let feed = prepare::generate_feed(args.count, args.revoked_percent, args.seed);
-    std::fs::write(&args.out, &feed.json_lines)?;
-    if let Some(index) = &args.index_out {
-        std::fs::write(index, &feed.index_txt)?;
+    use std::io::{BufWriter, Write};
+    let spec = prepare::FeedSpec {
+        count: args.count,
+        revoked_percent: args.revoked_percent,
+        seed: args.seed,
+        changed_percent: args.changed_percent,
+        variant: args.variant,
+    };
+    let create = |path: &PathBuf| -> AnyResult<BufWriter<std::fs::File>> {
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(BufWriter::with_capacity(1 << 20, file))
+    };
+    let mut json = create(&args.out)?;
+    let mut index = args.index_out.as_ref().map(create).transpose()?;
+    let stats = prepare::write_feed(&spec, &mut json, index.as_mut().map(|w| w as &mut dyn Write))?;
+    json.flush()?;
+    if let Some(index) = index.as_mut() {
+        index.flush()?;
     }
     eprintln!(
-        "wrote {} certificates ({} revoked) to {}",
-        args.count,
-        feed.revoked,
+        "wrote {} certificates ({} revoked{}) to {}",
+        stats.written,
+        stats.revoked,
+        if stats.changing > 0 {
+            format!(
+                ", {} changing with the variant, variant {}",
+                stats.changing, args.variant
+            )
+        } else {
+            String::new()
+        },
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -268,14 +406,26 @@ fn gen_feed(args: GenFeedArgs) -> AnyResult<ExitCode> {
 fn prepare_files(args: PrepareArgs) -> AnyResult<ExitCode> {
     let pem = std::fs::read_to_string(&args.issuer).map_err(|e| format!("{}: {e}", args.issuer.display()))?;
     let issuer = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", args.issuer.display()))?;
-    let records = prepare::read_records(&args.feed)?;
-    let prepared = prepare::prepare(&issuer, &records, args.seed);
+    let records = match args.sample {
+        Some(size) => prepare::sample_records(&args.feed, size, args.seed)?,
+        None => prepare::read_records(&args.feed)?,
+    };
+    let changing = prepare::changing_serials(&records, &args.also_feed)?;
+    let prepared = prepare::prepare(&issuer, &records, &changing, args.seed);
     std::fs::write(&args.requests, &prepared.requests_b64)?;
     std::fs::write(&args.check, &prepared.check)?;
     eprintln!(
-        "wrote {} requests for {} certificates to {}",
+        "wrote {} requests for {} certificates{} to {}",
         prepared.requests,
         records.len(),
+        if changing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} whose status changes between the feeds: `any`)",
+                changing.len()
+            )
+        },
         args.requests.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -331,4 +481,75 @@ fn wait_port(addr: std::net::SocketAddr, timeout: Duration) -> AnyResult<ExitCod
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn report_targets(args: TargetsArgs) -> AnyResult<ExitCode> {
+    let stages = targets::Stages::read(&args.dir)?;
+    let rows = targets::evaluate(&stages);
+    print!("{}", targets::table(&rows));
+    if let Some(path) = &args.json_out {
+        let document = targets::document(&rows, &stages);
+        std::fs::write(path, serde_json::to_string_pretty(&document)?)?;
+    }
+    Ok(if rows.iter().any(|r| r.verdict == targets::Verdict::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn wait_http(url: &str, timeout: Duration) -> AnyResult<ExitCode> {
+    let target = Target::parse(url)?;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    loop {
+        if let Ok((200, _)) = loadtest::http::get(&target, Duration::from_secs(2)) {
+            println!("{:.3}", started.elapsed().as_secs_f64());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{url} did not answer 200 within {timeout:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_metric(url: &str, name: &str, value: f64, timeout: Duration, every: Duration) -> AnyResult<ExitCode> {
+    let target = Target::parse(url)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok((200, body)) = loadtest::http::get(&target, Duration::from_secs(2)) {
+            if loadtest::http::metric(&String::from_utf8_lossy(&body), name) == Some(value) {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+                println!("{}", now.as_millis());
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if Instant::now() >= deadline {
+            eprintln!("loadgen: {name} did not reach {value} within {timeout:?}");
+            return Ok(ExitCode::FAILURE);
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn fetch(url: &str, metric: Option<&str>) -> AnyResult<ExitCode> {
+    use std::io::Write;
+    let target = Target::parse(url)?;
+    let (status, body) = loadtest::http::get(&target, Duration::from_secs(10))?;
+    match metric {
+        Some(name) => {
+            let text = String::from_utf8_lossy(&body);
+            let value =
+                loadtest::http::metric(&text, name).ok_or_else(|| format!("{url}: no sample {name}"))?;
+            println!("{value}");
+        }
+        None => std::io::stdout().write_all(&body)?,
+    }
+    Ok(if (200..300).contains(&status) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("loadgen: {url}: HTTP {status}");
+        ExitCode::FAILURE
+    })
 }

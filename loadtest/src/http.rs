@@ -1,0 +1,109 @@
+//! A one-shot blocking HTTP/1.1 GET on loopback, for the scripts' polling (`/readyz`,
+//! `/metrics`): no HTTP library, `Connection: close`, read to the end.
+
+use crate::client::Target;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// GETs `target` and returns the status code and the (de-chunked) body.
+pub fn get(target: &Target, timeout: Duration) -> Result<(u16, Vec<u8>), Error> {
+    let mut stream = std::net::TcpStream::connect_timeout(&target.addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        target.path, target.host_header
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// Splits a whole `Connection: close` response into status and body.
+pub fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), Error> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or("bad status line")?;
+    let mut body = &raw[end + 4..];
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let length: usize = value.parse().map_err(|_| "bad Content-Length")?;
+            body = body.get(..length).ok_or("body shorter than Content-Length")?;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+            chunked = true;
+        }
+    }
+    if !chunked {
+        return Ok((status, body.to_vec()));
+    }
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk")?;
+        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Ok((status, out));
+        }
+        out.extend_from_slice(body.get(..size).ok_or("truncated chunk")?);
+        body = body.get(size + 2..).ok_or("truncated chunk")?;
+    }
+}
+
+/// The value of an unlabelled Prometheus sample `name` in a text exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == name).then(|| value.trim().parse().ok())?
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_chunked_responses() {
+        let (status, body) =
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                .unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+        let (status, body) = parse_response(b"HTTP/1.1 503 Service Unavailable\r\n\r\nnot ready").unwrap();
+        assert_eq!((status, body.as_slice()), (503, &b"not ready"[..]));
+        let (_, body) = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(body, b"hello, world");
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort").is_err());
+        assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn reads_unlabelled_metrics() {
+        let text = "# HELP ocsp_edge_snapshot_sequence x\n# TYPE ocsp_edge_snapshot_sequence gauge\nocsp_edge_snapshot_sequence 1764000123\nocsp_edge_snapshot_sequence_other 5\nocsp_edge_requests_total{method=\"post\"} 7\nocsp_edge_snapshot_loads_total 3\n";
+        assert_eq!(metric(text, "ocsp_edge_snapshot_sequence"), Some(1_764_000_123.0));
+        assert_eq!(metric(text, "ocsp_edge_snapshot_loads_total"), Some(3.0));
+        assert_eq!(metric(text, "ocsp_edge_requests_total"), None);
+        assert_eq!(metric(text, "missing"), None);
+    }
+}
