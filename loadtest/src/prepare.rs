@@ -526,16 +526,17 @@ mod tests {
             let found =
                 ocsp_edge::responder::answer(Some(&snapshot), &request.der, now, Default::default()).unwrap();
             let expect = request.expect.as_ref().unwrap();
-            expect.check(found.response).unwrap();
+            let response = found.response();
+            expect.check(&response).unwrap();
             revoked += usize::from(expect.status_tag == STATUS_REVOKED);
             // A response for another certificate, or with the other status, fails.
             let mut wrong = expect.clone();
             wrong.status_tag ^= STATUS_GOOD ^ STATUS_REVOKED;
-            assert_eq!(wrong.check(found.response), Err(CheckFailure::WrongStatus));
+            assert_eq!(wrong.check(&response), Err(CheckFailure::WrongStatus));
             let mut wrong = expect.clone();
             *wrong.serial.last_mut().unwrap() ^= 1;
-            assert_eq!(wrong.check(found.response), Err(CheckFailure::WrongCertId));
-            let mut truncated = found.response.to_vec();
+            assert_eq!(wrong.check(&response), Err(CheckFailure::WrongCertId));
+            let mut truncated = response.clone();
             truncated.pop();
             assert_eq!(expect.check(&truncated), Err(CheckFailure::NotOcsp));
         }
