@@ -229,7 +229,7 @@ fn delta_start(plan: &PublishPlan, out_dir: &Path, now: UnixTime, policy: DeltaP
 
 /// Writes issuer `position`'s delta section: only what differs from the base (see
 /// [`super::delta`]). Returns the number of certificates signed.
-fn sign_issuer_delta<W: Write>(
+fn sign_issuer_delta<W: Write + Send>(
     issuer: &IssuerPlan,
     position: usize,
     start: &DeltaStart,
@@ -251,46 +251,49 @@ fn sign_issuer_delta<W: Write>(
     let plan = delta::plan_section(&records, base, previous, now, start.refresh_after);
     writer.set_merged_totals(plan.live, plan.base_earliest_next_update);
     let times = response_times(now, next_update);
-    let mut signed_count = 0;
-    for chunk in plan.items.chunks(CHUNK) {
-        let signed: Vec<Option<[Vec<u8>; 2]>> = chunk
-            .par_iter()
-            .map(|item| match item {
-                DeltaItem::Sign(record) => sign_record(issuer, &template, record, now, next_update).map(Some),
-                _ => Ok(None),
-            })
-            .collect::<Result<_, _>>()?;
-        for (item, signatures) in chunk.iter().zip(&signed) {
-            match (item, signatures) {
-                (DeltaItem::Sign(record), Some([sha1, sha256])) => {
-                    signed_count += 1;
-                    writer.push_record(&RecordInput {
+    let signed_count = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i, DeltaItem::Sign(_)))
+        .count() as u64;
+    pipelined(
+        &plan.items,
+        |item| match item {
+            DeltaItem::Sign(record) => sign_record(issuer, &template, record, now, next_update).map(Some),
+            _ => Ok(None),
+        },
+        |chunk, signed| {
+            for (item, signatures) in chunk.iter().zip(signed) {
+                match (item, signatures) {
+                    (DeltaItem::Sign(record), Some([sha1, sha256])) => writer.push_record(&RecordInput {
                         serial: &record.serial,
                         status: Some(delta::stored_status(&record.status)),
                         times,
-                        signatures: [sha1, sha256],
-                    })?
+                        signatures: [&sha1, &sha256],
+                    })?,
+                    (DeltaItem::Keep { record, times }, _) => {
+                        let serial = Serial::from_der_content(record.serial)
+                            .ok_or_else(|| PublishError::Config("bad serial in the previous delta".into()))?;
+                        writer.push_record(&RecordInput {
+                            serial: &serial,
+                            status: record.status,
+                            times: *times,
+                            signatures: record.signatures,
+                        })?
+                    }
+                    (DeltaItem::Remove(serial), _) => writer.push_record(&RecordInput {
+                        serial,
+                        status: None,
+                        times,
+                        signatures: [&[], &[]],
+                    })?,
+                    (DeltaItem::Sign(_), None) => {}
                 }
-                (DeltaItem::Keep { record, times }, _) => {
-                    let serial = Serial::from_der_content(record.serial)
-                        .ok_or_else(|| PublishError::Config("bad serial in the previous delta".into()))?;
-                    writer.push_record(&RecordInput {
-                        serial: &serial,
-                        status: record.status,
-                        times: *times,
-                        signatures: record.signatures,
-                    })?
-                }
-                (DeltaItem::Remove(serial), _) => writer.push_record(&RecordInput {
-                    serial,
-                    status: None,
-                    times,
-                    signatures: [&[], &[]],
-                })?,
-                (DeltaItem::Sign(_), None) => {}
             }
-        }
-    }
+            Ok(())
+        },
+        &mut |_| {},
+    )?;
     advance(records.len() as u64);
     writer.end_issuer()?;
     Ok(signed_count)
@@ -315,7 +318,7 @@ fn begin_section<'a, W: Write>(
         issuer.key.algorithm().algorithm_identifier_der(),
     );
     let mut records: Vec<&CertRecord> = issuer.records.iter().collect();
-    records.sort_by(|a, b| a.serial.cmp(&b.serial));
+    records.par_sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
     writer.begin_issuer(&SectionTemplate {
         name: &issuer.name,
         issuer: &issuer.certificate,
@@ -327,7 +330,7 @@ fn begin_section<'a, W: Write>(
 }
 
 /// Writes issuer's full section, signing every record. Returns the number signed.
-fn sign_issuer<W: Write>(
+fn sign_issuer<W: Write + Send>(
     issuer: &IssuerPlan,
     writer: &mut SnapshotWriter<W>,
     now: UnixTime,
@@ -336,23 +339,54 @@ fn sign_issuer<W: Write>(
 ) -> Result<u64, PublishError> {
     let (template, records) = begin_section(issuer, writer);
     let times = response_times(now, next_update);
-    for chunk in records.chunks(CHUNK) {
-        let signed: Vec<[Vec<u8>; 2]> = chunk
-            .par_iter()
-            .map(|record| sign_record(issuer, &template, record, now, next_update))
-            .collect::<Result<_, _>>()?;
-        for (record, [sha1, sha256]) in chunk.iter().zip(&signed) {
-            writer.push_record(&RecordInput {
-                serial: &record.serial,
-                status: Some(stored_status(&record.status)),
-                times,
-                signatures: [sha1, sha256],
-            })?;
-        }
-        advance(chunk.len() as u64);
-    }
+    pipelined(
+        &records,
+        |record| sign_record(issuer, &template, record, now, next_update),
+        |chunk, signed| {
+            for (record, [sha1, sha256]) in chunk.iter().zip(signed) {
+                writer.push_record(&RecordInput {
+                    serial: &record.serial,
+                    status: Some(stored_status(&record.status)),
+                    times,
+                    signatures: [&sha1, &sha256],
+                })?;
+            }
+            Ok(())
+        },
+        advance,
+    )?;
     writer.end_issuer()?;
     Ok(records.len() as u64)
+}
+
+/// Signs `items` in chunks on every core while the previous chunk is written: the writer
+/// (one thread: record encoding, hashing, buffered I/O) overlaps the signing of the next
+/// chunk instead of leaving the cores idle between chunks. Memory stays bounded by two
+/// chunks. Order is preserved.
+fn pipelined<T: Sync, R: Send>(
+    items: &[T],
+    sign: impl Fn(&T) -> Result<R, PublishError> + Sync,
+    mut write: impl FnMut(&[T], Vec<R>) -> Result<(), PublishError> + Send,
+    advance: &mut dyn FnMut(u64),
+) -> Result<(), PublishError> {
+    let mut pending: Option<(&[T], Vec<R>)> = None;
+    for chunk in items.chunks(CHUNK) {
+        let previous = pending.take();
+        let (signed, written) = rayon::join(
+            || chunk.par_iter().map(&sign).collect::<Result<Vec<R>, _>>(),
+            || match previous {
+                Some((done, results)) => write(done, results).map(|()| done.len()),
+                None => Ok(0),
+            },
+        );
+        advance(written? as u64);
+        pending = Some((chunk, signed?));
+    }
+    if let Some((done, results)) = pending {
+        write(done, results)?;
+        advance(done.len() as u64);
+    }
+    Ok(())
 }
 
 /// The signatures of both CertID variants for one certificate (the snapshot stores
