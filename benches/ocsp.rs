@@ -15,7 +15,10 @@
 //! percent/base64 decoding), `snapshot_lookup` (random serials of the set, and a miss),
 //! `answer` (the whole `responder::answer`), `snapshot_verify_load` (hash + manifest
 //! signatures + index of the 10k snapshot, from a Vec and from an mmap),
-//! `publish_sign_one` (tbs + P-256 sign + assemble for one certificate).
+//! `assembly` (rebuilding a response around its stored signature), `delta` (verifying a
+//! delta of 100 revocations on its held base, and lookups through the overlay: a record in
+//! the delta, one falling through to the base), `publish_sign_one` (tbs + P-256 sign for
+//! one certificate, and ring's bare signing for comparison).
 
 use base64::Engine;
 use criterion::{BatchSize, Criterion, Throughput};
@@ -325,6 +328,62 @@ fn bench_verify_load(c: &mut Criterion, f: &Fixture) {
     group.finish();
 }
 
+/// A delta of 100 revocations against the fixture's snapshot, loaded on it.
+fn bench_delta(c: &mut Criterion, f: &Fixture) {
+    use ocsp_edge::publish::plan::DeltaPolicy;
+    let mut plan = PublishConfig::from_file(&f.snapshots.parent().expect("dir").join("publish.toml"))
+        .expect("publish.toml")
+        .load(f.now)
+        .expect("plan");
+    plan.delta = Some(DeltaPolicy {
+        full_every: std::time::Duration::from_secs(86_400),
+        refresh_after: std::time::Duration::from_secs(48 * 3600),
+    });
+    let later = f.now.plus_seconds(60);
+    let mut changed = Vec::new();
+    for record in plan.issuers[0].records.iter_mut().filter(|r| r.status == CertStatus::Good).take(100) {
+        record.status = CertStatus::Revoked {
+            at: later,
+            reason: None,
+            invalidity: None,
+        };
+        changed.push(record.serial.clone());
+    }
+    let report = publish(&plan, &f.snapshots, later, &mut |_| {}).expect("delta publish");
+    assert_eq!(report.base, Some(f.report.sequence), "a delta");
+    let manifest = std::fs::read(&report.manifest).expect("manifest");
+    let bytes = std::fs::read(&report.snapshot).expect("delta");
+    let base = std::sync::Arc::new(
+        Snapshot::verify(&f.manifest, SnapshotBytes::Owned(f.bytes.clone()), &f.trust, later).expect("base"),
+    );
+    let mut group = c.benchmark_group("delta");
+    group.bench_function("verify_100_changes_on_held_10k_base", |b| {
+        b.iter_batched(
+            || bytes.clone(),
+            |bytes| {
+                Snapshot::verify_on(&manifest, SnapshotBytes::Owned(bytes), &f.trust, later, Some(base.clone()))
+                    .expect("delta verifies")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let layered =
+        Snapshot::verify_on(&manifest, SnapshotBytes::Owned(bytes), &f.trust, later, Some(base.clone())).expect("delta");
+    let in_delta = f.cert_id(&changed[7], CertIdHash::Sha256);
+    let in_base = f.cert_id(
+        &f.records.iter().rev().find(|r| !changed.contains(&r.serial)).expect("unchanged").serial,
+        CertIdHash::Sha256,
+    );
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("lookup_hit_in_delta", |b| {
+        b.iter(|| layered.lookup(black_box(&in_delta)).map(|f| f.signature.len()))
+    });
+    group.bench_function("lookup_through_to_base", |b| {
+        b.iter(|| layered.lookup(black_box(&in_base)).map(|f| f.signature.len()))
+    });
+    group.finish();
+}
+
 fn bench_sign_one(c: &mut Criterion, f: &Fixture) {
     let issuer = &f.plan.issuers[0];
     let template = ResponseTemplate::new(
@@ -371,6 +430,7 @@ fn main() {
     bench_lookup(&mut criterion, &fixture);
     bench_answer(&mut criterion, &fixture);
     bench_verify_load(&mut criterion, &fixture);
+    bench_delta(&mut criterion, &fixture);
     bench_sign_one(&mut criterion, &fixture);
     criterion.final_summary();
 }
