@@ -6,6 +6,7 @@
 
 pub mod request;
 pub mod response;
+pub mod verify;
 
 pub use request::{decode_request, OcspRequest, RequestedCertId};
 pub use response::{encode_error_response, ResponseStatus};
