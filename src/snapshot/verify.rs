@@ -278,7 +278,39 @@ pub struct StatusChange {
     pub status: Option<format::StoredStatus>,
 }
 
+/// The CertID hashes one issuer section answers for, by hash algorithm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerHashes {
+    /// (issuerNameHash, issuerKeyHash) with SHA-1.
+    pub sha1: (Vec<u8>, Vec<u8>),
+    /// (issuerNameHash, issuerKeyHash) with SHA-256.
+    pub sha256: (Vec<u8>, Vec<u8>),
+}
+
 impl Snapshot {
+    /// Each issuer section's name and the CertID hashes it answers for (the change feed
+    /// tells caches which CertIDs a changed serial was cached under).
+    pub fn issuer_hashes(&self) -> impl Iterator<Item = (&str, IssuerHashes)> {
+        self.issuers.iter().map(|issuer| {
+            (
+                issuer.section.name.as_str(),
+                IssuerHashes {
+                    sha1: issuer.sha1.clone(),
+                    sha256: issuer.sha256.clone(),
+                },
+            )
+        })
+    }
+
+    /// Whether the section named `issuer` has a record for `serial`.
+    pub fn lists(&self, issuer: &str, serial: &crate::model::Serial) -> bool {
+        self.issuers
+            .iter()
+            .find(|i| i.section.name == issuer)
+            .and_then(|i| format::lookup_in(&self.bytes, &i.section, serial, CertIdHash::Sha1))
+            .is_some()
+    }
+
     /// Every certificate whose status in `self` differs from its status in `older`
     /// (added, removed, revoked, or any change of revocation time or reason), by issuer
     /// section name. A merge walk of both sorted tables: O(entries), sequential reads.
