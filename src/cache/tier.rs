@@ -175,6 +175,7 @@ pub struct CacheTier {
     hubs: Vec<Hub>,
     client: reqwest::Client,
     anchors: Vec<Anchor>,
+    signers: response::KnownSigners,
     /// Index of the hub that last answered a fill; fills start there.
     preferred: AtomicUsize,
     /// Unix seconds of the last answer from any hub (0: never).
@@ -229,6 +230,7 @@ impl CacheTier {
                 .collect(),
             client,
             anchors,
+            signers: response::KnownSigners::new(),
             preferred: AtomicUsize::new(0),
             last_contact: AtomicI64::new(0),
             metrics,
@@ -367,7 +369,7 @@ impl CacheTier {
             }
             other => return Err(FillFailure::HubUnavailable(other)),
         }
-        let verified = response::verify_response(
+        let verified = self.signers.verify_response(
             &body,
             id,
             std::slice::from_ref(&anchor.certificate),
@@ -528,14 +530,19 @@ impl CacheTier {
                 );
             }
             Plan::InvalidateAll { acknowledge } => {
+                let first = self.gate.acknowledged().is_none();
                 self.gate
                     .advance(acknowledge, async { self.cache.invalidate_all() })
                     .await;
                 self.metrics.invalidate_all.inc();
-                tracing::info!(
-                    acknowledged = acknowledge,
-                    "change feed cannot describe the gap; cache dropped"
-                );
+                if first {
+                    tracing::info!(acknowledged = acknowledge, "change feed synchronized");
+                } else {
+                    tracing::warn!(
+                        acknowledged = acknowledge,
+                        "the hub cannot describe the changes since the acknowledged sequence; cache dropped"
+                    );
+                }
             }
         }
     }

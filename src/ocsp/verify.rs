@@ -133,6 +133,62 @@ pub fn verify_response(
     issuers: &[Certificate],
     now: UnixTime,
 ) -> Result<VerifiedResponse, ResponseError> {
+    verify(response, asked, issuers, now, None)
+}
+
+/// Delegated signers already found certified for OCSP by an issuer. One signer signs
+/// every response of its issuer, so a cache that verifies a stream of them checks the
+/// signer's certificate (a parse and an ECDSA/RSA verification) once instead of per
+/// response; only its validity period is checked again each time.
+#[derive(Debug, Default)]
+pub struct KnownSigners {
+    /// (issuer certificate DER, signer certificate).
+    known: std::sync::RwLock<Vec<(Vec<u8>, std::sync::Arc<Certificate>)>>,
+}
+
+/// Signers remembered at most; a responder sees one or two per issuer (a rotation).
+const KNOWN_SIGNERS: usize = 32;
+
+impl KnownSigners {
+    pub fn new() -> KnownSigners {
+        KnownSigners::default()
+    }
+
+    /// [`verify_response`], remembering the signers it accepts.
+    pub fn verify_response(
+        &self,
+        response: &[u8],
+        asked: &RequestedCertId,
+        issuers: &[Certificate],
+        now: UnixTime,
+    ) -> Result<VerifiedResponse, ResponseError> {
+        verify(response, asked, issuers, now, Some(self))
+    }
+
+    fn lookup(&self, issuer: &Certificate, der: &[u8]) -> Option<std::sync::Arc<Certificate>> {
+        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+        known
+            .iter()
+            .find(|(issuer_der, signer)| signer.der() == der && issuer_der.as_slice() == issuer.der())
+            .map(|(_, signer)| signer.clone())
+    }
+
+    fn remember(&self, issuer: &Certificate, signer: &Certificate) {
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_SIGNERS {
+            known.clear();
+        }
+        known.push((issuer.der().to_vec(), std::sync::Arc::new(signer.clone())));
+    }
+}
+
+fn verify(
+    response: &[u8],
+    asked: &RequestedCertId,
+    issuers: &[Certificate],
+    now: UnixTime,
+    known: Option<&KnownSigners>,
+) -> Result<VerifiedResponse, ResponseError> {
     let status = response_status(response)?;
     if status != ResponseStatus::Successful {
         return Err(ResponseError::NotSuccessful(status));
@@ -150,12 +206,34 @@ pub fn verify_response(
                 && issuer.key_hash(asked.hash) == asked.issuer_key_hash
         })
         .ok_or(ResponseError::UnknownIssuer)?;
-    let signer = responder(&basic, issuer)?;
-    if !signer.same_entity(issuer) {
-        signer
-            .verify_ocsp_signer_for(issuer, now)
-            .map_err(ResponseError::UntrustedSigner)?;
-    }
+    let remembered = known.and_then(|known| {
+        basic
+            .certs
+            .iter()
+            .find_map(|der| known.lookup(issuer, der))
+            .filter(|signer| basic.responder_id.names(signer))
+    });
+    let signer = match remembered {
+        Some(signer) => {
+            // Certified for this issuer when first seen; it may have expired since.
+            signer
+                .verify_valid_at(now)
+                .map_err(ResponseError::UntrustedSigner)?;
+            signer
+        }
+        None => {
+            let signer = responder(&basic, issuer)?;
+            if !signer.same_entity(issuer) {
+                signer
+                    .verify_ocsp_signer_for(issuer, now)
+                    .map_err(ResponseError::UntrustedSigner)?;
+                if let Some(known) = known {
+                    known.remember(issuer, &signer);
+                }
+            }
+            std::sync::Arc::new(signer)
+        }
+    };
     signer
         .verify_signed_data(basic.signature_oid, basic.tbs, basic.signature)
         .map_err(ResponseError::BadSignature)?;
@@ -182,18 +260,14 @@ pub fn verify_response(
 /// The certificate whose key signed the response: the one the responderID names, among
 /// the embedded certificates, or the issuer itself.
 fn responder(basic: &Basic<'_>, issuer: &Certificate) -> Result<Certificate, ResponseError> {
-    let named = |candidate: &Certificate| match basic.responder_id {
-        ResponderId::ByKey(hash) => candidate.key_id() == hash,
-        ResponderId::ByName(name) => candidate.subject_der() == name,
-    };
     for der in &basic.certs {
         let certificate = Certificate::from_der(der.to_vec())
             .map_err(|_| ResponseError::Malformed("embedded certificate"))?;
-        if named(&certificate) {
+        if basic.responder_id.names(&certificate) {
             return Ok(certificate);
         }
     }
-    if named(issuer) {
+    if basic.responder_id.names(issuer) {
         return Ok(issuer.clone());
     }
     Err(ResponseError::ResponderMismatch)
@@ -202,6 +276,15 @@ fn responder(basic: &Basic<'_>, issuer: &Certificate) -> Result<Certificate, Res
 enum ResponderId<'a> {
     ByName(&'a [u8]),
     ByKey(&'a [u8]),
+}
+
+impl ResponderId<'_> {
+    fn names(&self, candidate: &Certificate) -> bool {
+        match self {
+            ResponderId::ByKey(hash) => candidate.key_id() == *hash,
+            ResponderId::ByName(name) => candidate.subject_der() == *name,
+        }
+    }
 }
 
 struct Single {
@@ -505,20 +588,25 @@ mod tests {
         let id = asked(&signer.issuer, CertIdHash::Sha256, "0A1B2C");
         let good = signed(&signer, CertIdHash::Sha256, "0A1B2C", &CertStatus::Good);
         let original = verify_response(&good, &id, &anchors, NOW).unwrap();
-        let mut refused = 0;
-        for at in 0..good.len() {
-            let mut tampered = good.clone();
-            tampered[at] ^= 0x01;
-            match verify_response(&tampered, &id, &anchors, NOW) {
-                Ok(verdict) => assert_eq!(verdict, original, "flip at {at} changed the meaning"),
-                Err(_) => refused += 1,
+        // The same with a signer memo that already knows the genuine signer.
+        let known = KnownSigners::new();
+        known.verify_response(&good, &id, &anchors, NOW).unwrap();
+        for memo in [None, Some(&known)] {
+            let mut refused = 0;
+            for at in 0..good.len() {
+                let mut tampered = good.clone();
+                tampered[at] ^= 0x01;
+                match verify(&tampered, &id, &anchors, NOW, memo) {
+                    Ok(verdict) => assert_eq!(verdict, original, "flip at {at} changed the meaning"),
+                    Err(_) => refused += 1,
+                }
             }
+            assert!(
+                refused > good.len() * 9 / 10,
+                "only {refused} of {} flips refused",
+                good.len()
+            );
         }
-        assert!(
-            refused > good.len() * 9 / 10,
-            "only {refused} of {} flips refused",
-            good.len()
-        );
     }
 
     #[test]
@@ -612,6 +700,63 @@ mod tests {
             ),
             Err(ResponseError::UntrustedSigner(_))
         ));
+    }
+
+    #[test]
+    fn a_remembered_signer_is_still_checked_for_validity_and_the_signature() {
+        let signer = signer(true);
+        let anchors = [signer.issuer.clone()];
+        let known = KnownSigners::new();
+        let id = asked(&signer.issuer, CertIdHash::Sha1, "0A1B2C");
+        let good = signed(&signer, CertIdHash::Sha1, "0A1B2C", &CertStatus::Good);
+        for _ in 0..2 {
+            assert!(known.verify_response(&good, &id, &anchors, NOW).is_ok());
+        }
+        assert_eq!(known.known.read().unwrap().len(), 1, "remembered once");
+        // Remembered, but past its notAfter: refused.
+        let late = signer.certificate.not_after().plus_seconds(1);
+        assert!(matches!(
+            known.verify_response(&good, &id, &anchors, late),
+            Err(ResponseError::UntrustedSigner(_) | ResponseError::NotFresh { .. })
+        ));
+        // Remembered for the EC issuer only: the same signer claiming the RSA issuer's
+        // CertIDs is checked from scratch and refused.
+        let rsa_issuer = certificate("rsa/ca.pem");
+        let forged = signed(
+            &Signer {
+                issuer: rsa_issuer.clone(),
+                certificate: signer.certificate.clone(),
+                key: SigningKey::from_pem(
+                    &fixture("ec/ocsp.key"),
+                    signer.certificate.public_key(),
+                    signer.certificate.key_kind().unwrap(),
+                )
+                .unwrap(),
+            },
+            CertIdHash::Sha1,
+            "0A1B2C",
+            &CertStatus::Good,
+        );
+        assert!(matches!(
+            known.verify_response(
+                &forged,
+                &asked(&rsa_issuer, CertIdHash::Sha1, "0A1B2C"),
+                &[rsa_issuer],
+                NOW
+            ),
+            Err(ResponseError::UntrustedSigner(_))
+        ));
+        // The signature is checked every time.
+        let mut tampered = good.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(known.verify_response(&tampered, &id, &anchors, NOW).is_err());
+        let mut flipped_signature = good.clone();
+        let at = flipped_signature.len() / 2;
+        flipped_signature[at] ^= 0x01;
+        assert!(known
+            .verify_response(&flipped_signature, &id, &anchors, NOW)
+            .is_err());
     }
 
     #[test]
