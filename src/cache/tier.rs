@@ -189,6 +189,10 @@ impl CacheTier {
         issuers: &[Certificate],
         metrics: CacheMetrics,
     ) -> Result<CacheTier, String> {
+        // Hub indexes are taken modulo the number of hubs.
+        if config.hubs.is_empty() {
+            return Err("at least one hub is required".into());
+        }
         let mut builder = crate::sync::source::client_builder();
         for path in config.hubs.iter().filter_map(|hub| hub.ca_file.as_ref()) {
             let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -10,6 +10,7 @@
 //! changed, and caches verify every response they serve.
 
 use super::http::plain;
+use super::peers::query_number;
 use super::state::State;
 use crate::cache::feed::{self, Coverage, History, Limits, Step, StepOutcome};
 use crate::snapshot::Snapshot;
@@ -143,18 +144,12 @@ impl Shared {
 
 /// Answers `/changes?since=A[&wait=S]`.
 pub async fn respond<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<Bytes>> {
-    let query = request.uri().query().unwrap_or("");
-    let parameter = |key: &str| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    };
-    let Some(since) = parameter("since") else {
+    let query = request.uri().query();
+    let Some(since) = query_number(query, "since") else {
         return plain(StatusCode::BAD_REQUEST, "since=<sequence> is required\n");
     };
-    let wait = Duration::from_secs(parameter("wait").unwrap_or(0)).min(state.config().snapshots.long_poll);
+    let wait =
+        Duration::from_secs(query_number(query, "wait").unwrap_or(0)).min(state.config().snapshots.long_poll);
     let log = state.changes();
     let mut head = log.shared.head.subscribe();
     let waited = tokio::time::timeout(wait, async {
