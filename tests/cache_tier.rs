@@ -11,12 +11,9 @@ mod common;
 
 use common::*;
 use ocsp_edge::config::{Config, Sources};
-use ocsp_edge::publish::PublishReport;
 use ocsp_edge::server::Background;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,47 +23,6 @@ const CONVERGE: Duration = Duration::from_secs(10);
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A private copy of the demo PKI that a test may revoke certificates in.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["root", "ec", "rsa"] {
-            copy_dir(&demo().join(sub), &dir.path().join(sub));
-        }
-        std::fs::copy(demo().join("publish.toml"), dir.path().join("publish.toml")).unwrap();
-        Pki { dir }
-    }
-
-    fn publish(&self, out: &Path) -> PublishReport {
-        publish_from(&self.dir.path().join("publish.toml"), out)
-    }
-
-    /// Turns the `V` line of `serial` in ec/index.txt into a keyCompromise revocation.
-    fn revoke_ec(&self, serial: &str) {
-        let path = self.dir.path().join("ec/index.txt");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut changed = 0;
-        let lines: Vec<String> = text
-            .lines()
-            .map(|line| {
-                let mut fields: Vec<&str> = line.split('\t').collect();
-                if fields.len() >= 4 && fields[3] == serial && fields[0] == "V" {
-                    fields[0] = "R";
-                    fields[2] = "261101000000Z,keyCompromise";
-                    changed += 1;
-                }
-                fields.join("\t")
-            })
-            .collect();
-        assert_eq!(changed, 1, "serial {serial} not found as a V line");
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    }
 }
 
 /// One hub as `[[cache.hubs]]` names it: (OCSP address, admin address).
@@ -189,119 +145,6 @@ fn nth_with_status(status: char, n: usize) -> IndexRow {
 }
 
 // ---------------------------------------------------------------------------------------
-// The real binary
-
-struct Process {
-    child: Child,
-    ocsp: SocketAddr,
-    admin: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    /// `ocsp-edge serve --config <toml> <args>` on kernel-chosen loopback ports, both demo
-    /// issuers trusted; returns once it logs its addresses.
-    fn start(toml: &str, args: &[&str]) -> (Process, tempfile::NamedTempFile) {
-        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        std::fs::write(file.path(), toml).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(file.path())
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
-        for trust in demo_trust() {
-            command.arg("--trust").arg(trust);
-        }
-        let mut child = command
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ocsp-edge serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, addresses) = std::sync::mpsc::channel();
-        let writer = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                writer.lock().unwrap().push_str(&format!("{line}\n"));
-                if line.contains("listening") {
-                    if let (Some(ocsp), Some(admin)) = (field(&line, "ocsp="), field(&line, "admin=")) {
-                        let _ = found.send((ocsp, admin));
-                    }
-                }
-            }
-        });
-        let (ocsp, admin) = match addresses.recv_timeout(CONVERGE) {
-            Ok(found) => found,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("serve never logged its addresses ({e})\n{}", log.lock().unwrap());
-            }
-        };
-        (
-            Process {
-                child,
-                ocsp,
-                admin,
-                log,
-            },
-            file,
-        )
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// SIGKILL: the hub vanishes without closing anything politely.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn field(line: &str, key: &str) -> Option<SocketAddr> {
-    let start = line.find(key)? + key.len();
-    line[start..]
-        .split_whitespace()
-        .next()?
-        .trim_matches('"')
-        .parse()
-        .ok()
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------
 // 1. The whole story with the real binary: verify, hit, revoke, lose the hub
 
 #[test]
@@ -311,11 +154,11 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
     let hub_dir = tempfile::tempdir().unwrap();
     let first = pki.publish(hub_dir.path()).sequence;
     let hub_dir_arg = hub_dir.path().display().to_string();
-    let (mut hub, _hub_toml) = Process::start(
+    let (mut hub, _hub_toml) = ServeProcess::start(
         "[snapshots]\npoll_interval = \"100ms\"\nlong_poll = \"5s\"\n",
         &["--snapshots", &hub_dir_arg],
     );
-    let (cache, _cache_toml) = Process::start(&cache_toml(&[(hub.ocsp, hub.admin)]), &[]);
+    let (cache, _cache_toml) = ServeProcess::start(&cache_toml(&[(hub.ocsp, hub.admin)]), &[]);
     wait_acknowledged(cache.admin, first, "start-up");
     assert_eq!(get(cache.admin, "/readyz").status, 200);
 
