@@ -341,7 +341,12 @@ fn bench_delta(c: &mut Criterion, f: &Fixture) {
     });
     let later = f.now.plus_seconds(60);
     let mut changed = Vec::new();
-    for record in plan.issuers[0].records.iter_mut().filter(|r| r.status == CertStatus::Good).take(100) {
+    for record in plan.issuers[0]
+        .records
+        .iter_mut()
+        .filter(|r| r.status == CertStatus::Good)
+        .take(100)
+    {
         record.status = CertStatus::Revoked {
             at: later,
             reason: None,
@@ -354,24 +359,47 @@ fn bench_delta(c: &mut Criterion, f: &Fixture) {
     let manifest = std::fs::read(&report.manifest).expect("manifest");
     let bytes = std::fs::read(&report.snapshot).expect("delta");
     let base = std::sync::Arc::new(
-        Snapshot::verify(&f.manifest, SnapshotBytes::Owned(f.bytes.clone()), &f.trust, later).expect("base"),
+        Snapshot::verify(
+            &f.manifest,
+            SnapshotBytes::Owned(f.bytes.clone()),
+            &f.trust,
+            later,
+        )
+        .expect("base"),
     );
     let mut group = c.benchmark_group("delta");
     group.bench_function("verify_100_changes_on_held_10k_base", |b| {
         b.iter_batched(
             || bytes.clone(),
             |bytes| {
-                Snapshot::verify_on(&manifest, SnapshotBytes::Owned(bytes), &f.trust, later, Some(base.clone()))
-                    .expect("delta verifies")
+                Snapshot::verify_on(
+                    &manifest,
+                    SnapshotBytes::Owned(bytes),
+                    &f.trust,
+                    later,
+                    Some(base.clone()),
+                )
+                .expect("delta verifies")
             },
             BatchSize::SmallInput,
         )
     });
-    let layered =
-        Snapshot::verify_on(&manifest, SnapshotBytes::Owned(bytes), &f.trust, later, Some(base.clone())).expect("delta");
+    let layered = Snapshot::verify_on(
+        &manifest,
+        SnapshotBytes::Owned(bytes),
+        &f.trust,
+        later,
+        Some(base.clone()),
+    )
+    .expect("delta");
     let in_delta = f.cert_id(&changed[7], CertIdHash::Sha256);
     let in_base = f.cert_id(
-        &f.records.iter().rev().find(|r| !changed.contains(&r.serial)).expect("unchanged").serial,
+        &f.records
+            .iter()
+            .rev()
+            .find(|r| !changed.contains(&r.serial))
+            .expect("unchanged")
+            .serial,
         CertIdHash::Sha256,
     );
     group.throughput(Throughput::Elements(1));

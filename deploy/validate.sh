@@ -292,6 +292,11 @@ check_responder_toml() {
 }
 check "ocsp-edge check-config: ConfigMap edge.toml" check_responder_toml "$WORK/k8s/edge.toml"
 check "ocsp-edge check-config: deploy/responder.toml" check_responder_toml "$ROOT/deploy/responder.toml"
+# A cache-mode responder has no snapshot directory (setting one is an error).
+check_cache_toml() {
+  OCSP_EDGE__SNAPSHOTS__TRUST="$ROOT/fixtures/demo/ec/ca.pem" "$BIN" check-config --config "$1"
+}
+check "ocsp-edge check-config: deploy/cache.toml" check_cache_toml "$ROOT/deploy/cache.toml"
 
 # --------------------------------------------------------------------- demo responder
 section "demo responder"

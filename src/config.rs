@@ -55,6 +55,54 @@ pub struct Config {
     pub ocsp: OcspConfig,
     pub crl: CrlServeConfig,
     pub log: LogConfig,
+    /// Present: this responder is a cache in front of hub responders (see
+    /// [`crate::cache`]) and serves no snapshot of its own.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+/// `[cache]`: a responder that reads responses through from hubs into a bounded cache.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Hub responders, in order of preference. Needs a restart to change.
+    pub hubs: Vec<HubConfig>,
+    /// Most responses held (each ~1 KB, two per certificate when clients use both CertID
+    /// hashes). Needs a restart to change.
+    #[serde(default = "default_cache_capacity")]
+    pub capacity: u64,
+    /// Deadline for one fill from one hub (then the next hub is tried).
+    #[serde(default = "default_cache_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// How long one change-feed request may wait at the hub for a newer sequence (the
+    /// hub caps it at its own `snapshots.long_poll`).
+    #[serde(default = "default_cache_change_wait", deserialize_with = "duration")]
+    pub change_wait: Duration,
+}
+
+/// One hub responder.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Its OCSP URL (requests are POSTed here).
+    pub ocsp: String,
+    /// Its admin listener's base URL, ending in '/' (`<admin>changes` is the change feed).
+    pub admin: String,
+    /// Extra CA certificate(s) (PEM) to trust for HTTPS hubs.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_cache_capacity() -> u64 {
+    100_000
+}
+
+fn default_cache_request_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_cache_change_wait() -> Duration {
+    Duration::from_secs(25)
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -225,13 +273,15 @@ impl Config {
                 problem: problem.to_string(),
             })
         };
-        if self.snapshots.dir.as_os_str().is_empty() {
+        if let Some(cache) = &self.cache {
+            self.validate_cache(cache)?;
+        } else if self.snapshots.dir.as_os_str().is_empty() {
             return invalid(
                 "snapshots.dir",
                 "required: the directory holding snapshots (--snapshots)",
             );
         }
-        if !self.snapshots.dir.is_dir() {
+        if self.cache.is_none() && !self.snapshots.dir.is_dir() {
             return invalid(
                 "snapshots.dir",
                 &format!("{} is not a directory", self.snapshots.dir.display()),
@@ -288,6 +338,67 @@ impl Config {
             return invalid("server.admin_listen", "must differ from server.listen");
         }
         self.trust_anchors().map(|_| ())
+    }
+
+    /// Cache mode holds no snapshots: it must not also be given a snapshot directory or
+    /// replication sources, which would suggest it serves them.
+    fn validate_cache(&self, cache: &CacheConfig) -> Result<(), ConfigError> {
+        let invalid = |key, problem: String| Err(ConfigError::Invalid { key, problem });
+        if !self.snapshots.dir.as_os_str().is_empty() {
+            return invalid(
+                "snapshots.dir",
+                "a cache-mode responder ([cache]) serves no snapshot directory: remove \
+                 snapshots.dir (--snapshots) or the [cache] section"
+                    .into(),
+            );
+        }
+        if !self.snapshots.sources.is_empty() {
+            return invalid(
+                "snapshots.sources",
+                "a cache-mode responder ([cache]) replicates no snapshots: remove \
+                 [[snapshots.sources]] or the [cache] section"
+                    .into(),
+            );
+        }
+        if cache.hubs.is_empty() {
+            return invalid(
+                "cache.hubs",
+                "at least one hub: [[cache.hubs]] with ocsp and admin URLs".into(),
+            );
+        }
+        let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        for hub in &cache.hubs {
+            if !http(&hub.ocsp) || url::Url::parse(&hub.ocsp).is_err() {
+                return invalid(
+                    "cache.hubs",
+                    format!("ocsp {:?} must be an http(s) URL", hub.ocsp),
+                );
+            }
+            if !http(&hub.admin) || !hub.admin.ends_with('/') || url::Url::parse(&hub.admin).is_err() {
+                return invalid(
+                    "cache.hubs",
+                    format!("admin {:?} must be an http(s) URL ending in '/'", hub.admin),
+                );
+            }
+            if let Some(path) = &hub.ca_file {
+                if !path.is_file() {
+                    return invalid("cache.hubs", format!("ca_file {} is not a file", path.display()));
+                }
+            }
+        }
+        if cache.capacity == 0 {
+            return invalid("cache.capacity", "must be at least 1".into());
+        }
+        if cache.request_timeout.is_zero() {
+            return invalid("cache.request_timeout", "must be positive".into());
+        }
+        if cache.change_wait < Duration::from_secs(1) {
+            return invalid(
+                "cache.change_wait",
+                "must be at least 1s (it is how long the hub holds each change-feed request)".into(),
+            );
+        }
+        Ok(())
     }
 
     /// Reads the `snapshots.trust` certificates.
@@ -405,6 +516,93 @@ mod tests {
         sources.file = Some(file);
         let err = Config::load(sources).err().unwrap().to_string();
         assert!(err.contains("cache_max_agee"), "{err}");
+    }
+
+    /// Sources for a cache-mode responder: the demo trust, no snapshot directory, and
+    /// `toml` as the file.
+    fn cache_mode(dir: &Path, toml: &str) -> Sources {
+        let file = dir.join("cache.toml");
+        std::fs::write(&file, toml).unwrap();
+        Sources {
+            file: Some(file),
+            overrides: vec![("snapshots.trust", vec![demo_trust()].into())],
+            ..Sources::default()
+        }
+    }
+
+    const ONE_HUB: &str =
+        "[cache]\n[[cache.hubs]]\nocsp = \"http://127.0.0.1:8080/\"\nadmin = \"http://127.0.0.1:8081/\"\n";
+
+    #[test]
+    fn a_cache_section_makes_a_cache_mode_responder() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(cache_mode(dir.path(), ONE_HUB)).unwrap();
+        let cache = config.cache.unwrap();
+        assert_eq!(cache.hubs.len(), 1);
+        assert_eq!(cache.capacity, 100_000);
+        assert_eq!(cache.request_timeout, Duration::from_secs(2));
+        assert_eq!(cache.change_wait, Duration::from_secs(25));
+        let mut sources = cache_mode(dir.path(), ONE_HUB);
+        sources
+            .environment
+            .insert("OCSP_EDGE__CACHE__CAPACITY".into(), "500".into());
+        assert_eq!(Config::load(sources).unwrap().cache.unwrap().capacity, 500);
+        assert!(Config::load(with_required(dir.path())).unwrap().cache.is_none());
+    }
+
+    #[test]
+    fn cache_mode_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |keys: &str| ONE_HUB.replacen("[cache]\n", &format!("[cache]\n{keys}"), 1);
+        let cases = [
+            (with("capacity = 0\n"), "cache.capacity"),
+            (with("change_wait = \"500ms\"\n"), "cache.change_wait"),
+            (with("request_timeout = \"soon\"\n"), "soon"),
+            (with("capacty = 5\n"), "capacty"),
+            ("[cache]\nhubs = []\n".to_string(), "cache.hubs"),
+            ("[cache]\ncapacity = 5\n".to_string(), "hubs"),
+            (
+                "[cache]\n[[cache.hubs]]\nocsp = \"ftp://x/\"\nadmin = \"http://x/\"\n".to_string(),
+                "cache.hubs",
+            ),
+            (
+                "[cache]\n[[cache.hubs]]\nocsp = \"http://x/\"\nadmin = \"http://x/admin\"\n".to_string(),
+                "cache.hubs",
+            ),
+            (format!("{ONE_HUB}oscp = \"http://x/\"\n"), "oscp"),
+            (
+                format!("{ONE_HUB}[[snapshots.sources]]\nkind = \"peer\"\nurl = \"http://x/snapshots/\"\n"),
+                "snapshots.sources",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = Config::load(cache_mode(dir.path(), &toml))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+        // --snapshots together with [cache]: which one is meant?
+        let mut both = cache_mode(dir.path(), ONE_HUB);
+        both.overrides
+            .push(("snapshots.dir", dir.path().display().to_string().into()));
+        let err = Config::load(both).err().unwrap().to_string();
+        assert!(err.contains("snapshots.dir") && err.contains("[cache]"), "{err}");
+        // Trust is still required: it is what every hub answer is verified against.
+        let mut untrusted = cache_mode(dir.path(), ONE_HUB);
+        untrusted.overrides.clear();
+        let err = Config::load(untrusted).err().unwrap().to_string();
+        assert!(err.contains("snapshots.trust"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_cache_configuration_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cache.toml");
+        let mut sources = cache_mode(dir.path(), "");
+        sources.file = Some(path.clone());
+        let config = Config::load(sources).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(config.cache.is_some());
     }
 
     #[test]

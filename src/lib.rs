@@ -9,11 +9,14 @@
 //! - [`responder`]: answers one OCSP request from a snapshot; no I/O.
 //! - [`server`]: the hyper/tokio adapter at the edge, plus admin endpoints and metrics.
 //! - [`sync`]: replication: feeds the responder's snapshot directory from its sources.
+//! - [`cache`]: the cache tier: a responder holding a bounded cache of responses read
+//!   through from hubs, kept consistent by their change feed.
 //! - [`config`], [`demo`]: the typed configuration and the zero-configuration demo.
 //!
 //! Only `server`, `snapshot::store`, `publish` (its file reading) and the binary touch
 //! files, sockets or the clock.
 
+pub mod cache;
 pub mod config;
 pub mod crl;
 pub mod demo;

@@ -418,10 +418,19 @@ fn run_serve(
             return ExitCode::FAILURE;
         }
     };
-    let outcome = state.poll_directory(UnixTime::now());
-    if state.current_sequence().is_none() {
-        tracing::warn!(?outcome, dir = %state.config().snapshots.dir.display(),
-            "no valid snapshot yet; answering tryLater and not ready until one arrives");
+    if let Some(cache) = &state.config().cache {
+        let hubs: Vec<&str> = cache.hubs.iter().map(|hub| hub.ocsp.as_str()).collect();
+        tracing::info!(
+            ?hubs,
+            capacity = cache.capacity,
+            "cache mode: no snapshot; answers read through from hubs"
+        );
+    } else {
+        let outcome = state.poll_directory(UnixTime::now());
+        if state.current_sequence().is_none() {
+            tracing::warn!(?outcome, dir = %state.config().snapshots.dir.display(),
+                "no valid snapshot yet; answering tryLater and not ready until one arrives");
+        }
     }
     let served = runtime.block_on(async {
         let listener = server::bind(state.config().server.listen)?;
@@ -591,6 +600,13 @@ const STATUS_METRICS: &[(&str, &str)] = &[
         "seconds since last sync (-1: never)",
     ),
     ("ocsp_edge_connections_open", "connections open"),
+    (
+        "ocsp_edge_cache_acknowledged_sequence",
+        "cache: acknowledged sequence",
+    ),
+    ("ocsp_edge_cache_entries", "cache: entries"),
+    ("ocsp_edge_cache_hits_total", "cache: hits"),
+    ("ocsp_edge_cache_misses_total", "cache: misses"),
 ];
 
 fn run_status(args: StatusArgs) -> ExitCode {

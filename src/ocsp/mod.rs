@@ -6,6 +6,7 @@
 
 pub mod request;
 pub mod response;
+pub mod verify;
 
 pub use request::{decode_request, OcspRequest, RequestedCertId};
 pub use response::{encode_error_response, ResponseStatus};
@@ -41,6 +42,9 @@ pub enum Refusal {
     /// No verified snapshot is loaded yet.
     #[error("no snapshot loaded")]
     NotReady,
+    /// Cache mode: the answer is not cached and no hub gave one that could be served.
+    #[error("no hub answered")]
+    Unavailable,
 }
 
 impl Refusal {
@@ -62,7 +66,8 @@ impl Refusal {
             | Refusal::NonceRefused => ResponseStatus::Unauthorized,
             // §2.3: "tryLater: the responder is temporarily unable to respond" — we hold
             // nothing fresh enough to sign-free answer with.
-            Refusal::Expired | Refusal::NotReady => ResponseStatus::TryLater,
+            // A cache with no hub to ask is in the same position.
+            Refusal::Expired | Refusal::NotReady | Refusal::Unavailable => ResponseStatus::TryLater,
         }
     }
 
@@ -78,10 +83,11 @@ impl Refusal {
             Refusal::NonceRefused => "nonce_refused",
             Refusal::Expired => "expired",
             Refusal::NotReady => "not_ready",
+            Refusal::Unavailable => "upstream_unavailable",
         }
     }
 
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::Malformed(""),
         Refusal::NotOneRequest,
         Refusal::TooLarge,
@@ -91,5 +97,6 @@ impl Refusal {
         Refusal::NonceRefused,
         Refusal::Expired,
         Refusal::NotReady,
+        Refusal::Unavailable,
     ];
 }

@@ -700,6 +700,22 @@ mod tests {
             "the first delta's record is carried, not re-signed"
         );
         let newest = load_newest(dir.path(), &plan, NOW.plus_seconds(7200));
+        // Between two deltas on one base only the second revocation is a change, whether
+        // found through the deltas (held on the same base) or a walk of everything.
+        let base = newest.base().expect("a delta").clone();
+        let first_delta =
+            store::load_snapshot_with(dir.path(), first.sequence, &trust(&plan), NOW, Some(&base)).unwrap();
+        let via_deltas = newest.status_changes_since(&first_delta);
+        assert_eq!(
+            via_deltas.iter().map(|c| &c.serial).collect::<Vec<_>>(),
+            vec![&second_revoked]
+        );
+        let separate_base = store::load_snapshot(dir.path(), first.sequence, &trust(&plan), NOW).unwrap();
+        assert_eq!(
+            newest.status_changes_since(&separate_base),
+            via_deltas,
+            "full walk agrees"
+        );
         for serial in [&first_revoked, &second_revoked] {
             let id = crate::ocsp::RequestedCertId {
                 hash: CertIdHash::Sha1,

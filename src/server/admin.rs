@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (a verified snapshot
-//! that is not about to expire is loaded, and we are not draining), `/metrics`, and
-//! `/snapshots/` for peer responders (see [`super::peers`]).
+//! that is not about to expire is loaded, and we are not draining), `/metrics`,
+//! `/snapshots/` for peer responders (see [`super::peers`]) and `/changes` for cache-mode
+//! responders (see [`super::changes`]).
 //! Keep it off the public network: it reveals operational detail.
 
 use super::http::plain;
@@ -21,6 +22,13 @@ pub async fn handle(
     let now = UnixTime::now();
     if let Some(name) = request.uri().path().strip_prefix("/snapshots/") {
         return Ok(super::peers::respond(&state, name, &request).await);
+    }
+    if request.uri().path() == "/changes" {
+        return Ok(super::changes::respond(&state, &request).await);
+    }
+    if let Some(tier) = state.cache() {
+        // moka applies writes in batches: count what is really held before reporting.
+        tier.settle().await;
     }
     Ok(match request.uri().path() {
         "/healthz" => plain(StatusCode::OK, "ok\n"),

@@ -39,7 +39,10 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = Method::of(request.method());
-    let (mut response, outcome) = route(&state, request).await;
+    let (mut response, outcome) = match state.cache() {
+        Some(tier) => super::cache_mode::route(&state, tier, request).await,
+        None => route(&state, request).await,
+    };
     if state.is_draining() {
         // Keep-alive clients reconnect, and so reach the process taking over.
         response
@@ -89,7 +92,9 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
         // RFC 9110 §13.1.2: a 304 answers only GET and HEAD; other methods ignore If-None-Match.
         Ok(found) => {
             let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
-            success(state, &config, &found, now, if_none_match, head_only)
+            let mut answered = success(state, &config, &found, now, if_none_match, head_only);
+            insert_sequence(&mut answered.0, snapshot);
+            answered
         }
         Err(refusal) => (refused(refusal, head_only), Outcome::Refused(refusal)),
     }
@@ -126,7 +131,7 @@ fn serve_document(
 
 /// What follows the OCSP path prefix. The prefix without its trailing slash counts too:
 /// clients POST to the AIA URL exactly as written (`http://host/ocsp`).
-fn ocsp_remainder<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+pub(super) fn ocsp_remainder<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     path.strip_prefix(prefix)
         .or_else(|| (path == prefix.trim_end_matches('/')).then_some(""))
 }
@@ -155,7 +160,7 @@ fn answer_get<'a>(
         .unwrap_or(whole)
 }
 
-fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
+pub(super) fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -194,7 +199,11 @@ pub fn decode_get(encoded: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
     Ok(der)
 }
 
-async fn read_post(config: &Config, body: Incoming, declared: Option<u64>) -> Result<Vec<u8>, Refusal> {
+pub(super) async fn read_post(
+    config: &Config,
+    body: Incoming,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, Refusal> {
     let limit = config.server.max_request_bytes;
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Refusal::TooLarge);
@@ -252,7 +261,7 @@ fn success(
 }
 
 /// `"<hex digits>"` without allocating.
-fn quoted_hex(bytes: &[u8; ETAG_LEN]) -> [u8; 2 * ETAG_LEN + 2] {
+pub(super) fn quoted_hex(bytes: &[u8; ETAG_LEN]) -> [u8; 2 * ETAG_LEN + 2] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'"'; 2 * ETAG_LEN + 2];
     for (i, byte) in bytes.iter().enumerate() {
@@ -265,7 +274,7 @@ fn quoted_hex(bytes: &[u8; ETAG_LEN]) -> [u8; 2 * ETAG_LEN + 2] {
 /// `Last-Modified`, `Expires` and `Cache-Control` are the same for every response of a
 /// publish (and, for Cache-Control, within one second), so each worker thread keeps the
 /// last values it encoded instead of formatting dates on every request.
-mod caching_headers {
+pub(super) mod caching_headers {
     use crate::time::UnixTime;
     use hyper::header::{self, HeaderMap, HeaderValue};
     use std::cell::RefCell;
@@ -320,7 +329,7 @@ pub fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
 }
 
 /// An OCSP error response: unsigned, never cached (a later snapshot may answer it).
-fn refused(refusal: Refusal, head_only: bool) -> Response<Full<Bytes>> {
+pub(super) fn refused(refusal: Refusal, head_only: bool) -> Response<Full<Bytes>> {
     let body = encode_error_response(refusal.response_status());
     let length = body.len();
     let mut response = Response::new(Full::new(if head_only {
@@ -335,6 +344,19 @@ fn refused(refusal: Refusal, head_only: bool) -> Response<Full<Bytes>> {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
     response
+}
+
+/// `OCSP-Edge-Sequence: N` on a successful answer: the sequence of the snapshot it came
+/// from, so a cache tier in front knows whether it may keep it (see
+/// [`crate::cache::entry::admit`]). Taken from the very snapshot that answered, never the
+/// one served a moment later.
+fn insert_sequence(response: &mut Response<Full<Bytes>>, snapshot: Option<&crate::snapshot::Snapshot>) {
+    if let Some(snapshot) = snapshot {
+        response.headers_mut().insert(
+            crate::cache::tier::SEQUENCE_HEADER,
+            HeaderValue::from(snapshot.sequence()),
+        );
+    }
 }
 
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

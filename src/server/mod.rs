@@ -3,11 +3,15 @@
 //! - [`state`]: the served snapshot (arc-swap), readiness, and the directory poller.
 //! - [`http`]: the OCSP endpoint. [`admin`]: health, readiness, metrics.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`cache_mode`]: the OCSP endpoint of a cache-mode responder ([`crate::cache`]);
+//!   [`changes`]: the change feed a hub offers caches.
 //!
 //! This module owns sockets, timeouts and connection limits, and must never make a
 //! protocol decision (that is [`crate::responder`]'s).
 
 pub mod admin;
+pub mod cache_mode;
+pub mod changes;
 pub mod documents;
 pub mod http;
 pub mod metrics;
@@ -68,6 +72,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = tokio::spawn(poll_snapshots(state.clone(), stop_rx.clone()));
     let replication = tokio::spawn(crate::sync::supervise(state.clone(), stop_rx.clone()));
+    let feed = state
+        .cache()
+        .map(|tier| tokio::spawn(tier.clone().run_feed(state.clone(), stop_rx.clone())));
     let graceful = GracefulShutdown::new();
     {
         let ocsp = accept_loop(
@@ -111,6 +118,9 @@ pub async fn serve(
     }
     poller.abort();
     replication.abort();
+    if let Some(feed) = feed {
+        feed.abort();
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -207,6 +217,9 @@ fn spawn_connection<S>(
 /// Polls the snapshot directory until `stop` flips (when there are no replication sources). Each poll runs on the blocking pool:
 /// verifying a large snapshot hashes the whole file.
 async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    if state.cache().is_some() {
+        return;
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(state.config().snapshots.poll_interval) => {}
@@ -228,7 +241,27 @@ async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
 pub fn build_state(config: crate::config::Config) -> Result<Arc<State>, crate::config::ConfigError> {
     let trust = config.trust_anchors()?;
     let metrics = metrics::Metrics::new().map_err(|e| crate::config::ConfigError::Load(e.to_string()))?;
-    Ok(Arc::new(State::new(config, trust, metrics)))
+    let tier = match &config.cache {
+        Some(cache) => {
+            let cache_metrics = metrics
+                .register_cache()
+                .map_err(|e| crate::config::ConfigError::Load(e.to_string()))?;
+            let tier =
+                crate::cache::CacheTier::new(cache, trust.issuers(), cache_metrics).map_err(|problem| {
+                    crate::config::ConfigError::Invalid {
+                        key: "cache.hubs",
+                        problem,
+                    }
+                })?;
+            Some(Arc::new(tier))
+        }
+        None => None,
+    };
+    let state = Arc::new(State::new(config, trust, metrics));
+    if let Some(tier) = tier {
+        state.attach_cache(tier);
+    }
+    Ok(state)
 }
 
 /// A server running on its own runtime thread, for tests, benchmarks and the demo.
@@ -242,10 +275,13 @@ pub struct Background {
 }
 
 impl Background {
-    /// Loads the newest snapshot (if any), binds both listeners and starts serving.
+    /// Loads the newest snapshot (if any; none in cache mode), binds both listeners and
+    /// starts serving.
     pub fn start(config: crate::config::Config) -> std::io::Result<Background> {
         let state = build_state(config).map_err(std::io::Error::other)?;
-        state.poll_directory(UnixTime::now());
+        if state.cache().is_none() {
+            state.poll_directory(UnixTime::now());
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let (listener, admin) = runtime.block_on(async {
             Ok::<_, std::io::Error>((

@@ -62,16 +62,18 @@ fn snapshot_file(snapshot: &Arc<crate::snapshot::Snapshot>) -> Response<Full<Byt
     response
 }
 
+/// The number `key=N` in a query string, if present and a number.
+pub(super) fn query_number(query: Option<&str>, key: &str) -> Option<u64> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+}
+
 /// Waits (bounded) until the served sequence exceeds `after=N`, if the query asks to.
 async fn wait_for_newer(state: &State, query: Option<&str>) {
-    let parameter = |key: &str| {
-        query?
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    };
-    let (Some(after), Some(wait)) = (parameter("after"), parameter("wait")) else {
+    let (Some(after), Some(wait)) = (query_number(query, "after"), query_number(query, "wait")) else {
         return;
     };
     let wait = Duration::from_secs(wait).min(state.config().snapshots.long_poll);

@@ -40,6 +40,10 @@ pub struct State {
     swapping: Mutex<()>,
     sources_generation: watch::Sender<u64>,
     downloading: tokio::sync::Mutex<()>,
+    /// The status changes of recent swaps, for caches' change feed (see super::changes).
+    changes: super::changes::ChangeLog,
+    /// Set on a cache-mode responder, which then serves no snapshot.
+    cache: std::sync::OnceLock<Arc<crate::cache::CacheTier>>,
 }
 
 /// What one poll of the snapshot directory did.
@@ -56,7 +60,10 @@ pub enum PollOutcome {
 
 impl State {
     pub fn new(config: Config, trust: TrustAnchors, metrics: Metrics) -> State {
-        let highest = if config.snapshots.danger_allow_rollback {
+        let highest = if config.snapshots.dir.as_os_str().is_empty() {
+            // A cache-mode responder has no snapshot directory.
+            0
+        } else if config.snapshots.danger_allow_rollback {
             tracing::warn!("danger_allow_rollback: the highest sequence served before is ignored once");
             0
         } else {
@@ -75,7 +82,24 @@ impl State {
             swapping: Mutex::new(()),
             sources_generation: watch::channel(0).0,
             downloading: tokio::sync::Mutex::new(()),
+            changes: super::changes::ChangeLog::default(),
+            cache: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes this a cache-mode responder (once, before serving).
+    pub fn attach_cache(&self, tier: Arc<crate::cache::CacheTier>) {
+        let _ = self.cache.set(tier);
+    }
+
+    /// The cache tier, on a cache-mode responder.
+    pub fn cache(&self) -> Option<&Arc<crate::cache::CacheTier>> {
+        self.cache.get()
+    }
+
+    /// The status changes of recent swaps (the change feed's source).
+    pub fn changes(&self) -> &super::changes::ChangeLog {
+        &self.changes
     }
 
     /// The configuration in force (a cheap, consistent snapshot of it).
@@ -106,6 +130,20 @@ impl State {
         keep("snapshots.dir", new.snapshots.dir != old.snapshots.dir);
         keep("snapshots.trust", new.snapshots.trust != old.snapshots.trust);
         keep("log.format", new.log.format != old.log.format);
+        match (&mut new.cache, &old.cache) {
+            (Some(new_cache), Some(old_cache)) => {
+                keep("cache.hubs", new_cache.hubs != old_cache.hubs);
+                keep("cache.capacity", new_cache.capacity != old_cache.capacity);
+                new_cache.hubs = old_cache.hubs.clone();
+                new_cache.capacity = old_cache.capacity;
+            }
+            (None, None) => {}
+            // Switching between cache mode and snapshot mode.
+            (new_cache, old_cache) => {
+                keep("cache", true);
+                new_cache.clone_from(old_cache);
+            }
+        }
         new.server.listen = old.server.listen;
         new.server.admin_listen = old.server.admin_listen;
         new.server.max_connections = old.server.max_connections;
@@ -163,7 +201,10 @@ impl State {
             return Err(VerifyError::NotNewer { offered, current });
         }
         let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
-        self.snapshot.store(Some(Arc::new(snapshot)));
+        let snapshot = Arc::new(snapshot);
+        let previous = self.snapshot.swap(Some(snapshot.clone()));
+        // Still under the swap lock, so the change history sees swaps in order.
+        self.changes.record(previous, snapshot);
         self.highest.store(offered, Ordering::SeqCst);
         if let Err(e) = write_highest(&self.config().snapshots.dir, offered) {
             tracing::warn!(error = %e, "cannot persist the highest sequence; rollback protection across restarts is weakened");
@@ -228,10 +269,14 @@ impl State {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Ready when a snapshot is loaded, it is not about to expire, and we are not draining.
+    /// Ready when a snapshot is loaded, it is not about to expire, and we are not draining;
+    /// in cache mode, see [`crate::cache::CacheTier::readiness`].
     pub fn readiness(&self, now: UnixTime) -> Result<(), &'static str> {
         if self.draining.load(Ordering::SeqCst) {
             return Err("draining");
+        }
+        if let (Some(tier), Some(config)) = (self.cache(), self.config().cache.as_ref()) {
+            return tier.readiness(now, config);
         }
         let guard = self.current();
         let snapshot = guard.as_ref().ok_or("no snapshot loaded")?;
@@ -272,6 +317,12 @@ impl State {
             }
         }
         m.ready.set(i64::from(self.readiness(now).is_ok()));
+        let (start, records) = self.changes.extent();
+        m.change_history_start.set(start.unwrap_or(0) as i64);
+        m.change_history_records.set(records as i64);
+        if let Some(tier) = self.cache() {
+            tier.refresh_gauges();
+        }
         m.highest_sequence.set(self.highest_sequence() as i64);
         let last_sync = self.last_sync.load(Ordering::SeqCst);
         m.seconds_since_sync.set(if last_sync == 0 {

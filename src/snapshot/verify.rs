@@ -405,11 +405,52 @@ pub struct StatusChange {
     pub status: Option<format::StoredStatus>,
 }
 
+/// The CertID hashes one issuer section answers for, by hash algorithm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerHashes {
+    /// (issuerNameHash, issuerKeyHash) with SHA-1.
+    pub sha1: (Vec<u8>, Vec<u8>),
+    /// (issuerNameHash, issuerKeyHash) with SHA-256.
+    pub sha256: (Vec<u8>, Vec<u8>),
+}
+
 impl Snapshot {
+    /// Each issuer section's name and the CertID hashes it answers for (the change feed
+    /// tells caches which CertIDs a changed serial was cached under).
+    pub fn issuer_hashes(&self) -> impl Iterator<Item = (&str, IssuerHashes)> {
+        self.issuers.iter().map(|issuer| {
+            (
+                issuer.loaded.section.name.as_str(),
+                IssuerHashes {
+                    sha1: issuer.sha1.clone(),
+                    sha256: issuer.sha256.clone(),
+                },
+            )
+        })
+    }
+
+    /// Whether the section named `issuer` serves a response for `serial` (a delta's
+    /// base included, its tombstones excluded).
+    pub fn lists(&self, issuer: &str, serial: &crate::model::Serial) -> bool {
+        let Some(issuer) = self.issuers.iter().find(|i| i.loaded.section.name == issuer) else {
+            return false;
+        };
+        let id = RequestedCertId {
+            hash: CertIdHash::Sha1,
+            issuer_name_hash: issuer.sha1.0.clone(),
+            issuer_key_hash: issuer.sha1.1.clone(),
+            serial: serial.clone(),
+        };
+        self.lookup(&id).is_ok()
+    }
+
     /// Every certificate whose status in `self` differs from its status in `older`
     /// (added, removed, revoked, or any change of revocation time or reason), by issuer
     /// section name. A merge walk of both sorted tables: O(entries), sequential reads.
     pub fn status_changes_since(&self, older: &Snapshot) -> Vec<StatusChange> {
+        if let Some(changes) = self.delta_changes_since(older) {
+            return changes;
+        }
         let mut changes = Vec::new();
         for (position, issuer) in self.issuers.iter().enumerate() {
             let name = &issuer.loaded.section.name;
@@ -429,6 +470,64 @@ impl Snapshot {
             }
         }
         changes
+    }
+}
+
+impl Snapshot {
+    /// [`Snapshot::status_changes_since`] when both are the same base or deltas on it:
+    /// only serials in either delta can differ, so only those are compared — O(delta),
+    /// not O(entries). `None` when the shortcut does not apply.
+    fn delta_changes_since(&self, older: &Snapshot) -> Option<Vec<StatusChange>> {
+        let base = self.base.as_deref()?;
+        let older_base = older.base.as_deref().unwrap_or(older);
+        if !std::ptr::eq(base, older_base) {
+            return None;
+        }
+        let mut changes = Vec::new();
+        for (position, issuer) in self.issuers.iter().enumerate() {
+            let delta_serials = |snapshot: &Snapshot| -> Vec<Serial> {
+                match (snapshot.base.is_some(), snapshot.issuers.get(position)) {
+                    (true, Some(i)) => i
+                        .loaded
+                        .records(&snapshot.bytes)
+                        .filter_map(|r| Serial::from_der_content(r.serial))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let mut candidates = delta_serials(self);
+            candidates.extend(delta_serials(older));
+            candidates.sort_unstable();
+            candidates.dedup();
+            for serial in candidates {
+                let (now, was) = (
+                    self.status_at(position, &serial),
+                    older.status_at(position, &serial),
+                );
+                if now != was {
+                    changes.push(StatusChange {
+                        issuer: issuer.loaded.section.name.clone(),
+                        serial,
+                        status: now,
+                    });
+                }
+            }
+        }
+        Some(changes)
+    }
+
+    /// The status served for `serial` in issuer section `position`, a delta over its base.
+    fn status_at(&self, position: usize, serial: &Serial) -> Option<format::StoredStatus> {
+        let content = serial.as_der_content();
+        if let Some(record) = self.issuers.get(position)?.loaded.record(&self.bytes, content) {
+            return record.status;
+        }
+        let base = self.base.as_deref()?;
+        base.issuers
+            .get(position)?
+            .loaded
+            .record(&base.bytes, content)?
+            .status
     }
 }
 

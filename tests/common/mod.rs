@@ -237,6 +237,165 @@ pub fn start_demo_server(extra: Vec<(&'static str, config::Value)>) -> TestServe
     TestServer { server, dir, initial }
 }
 
+/// A private copy of the demo PKI that a test may revoke certificates in.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["root", "ec", "rsa"] {
+            copy_dir(&demo().join(sub), &dir.path().join(sub));
+        }
+        std::fs::copy(demo().join("publish.toml"), dir.path().join("publish.toml")).unwrap();
+        Pki { dir }
+    }
+
+    pub fn publish(&self, out: &Path) -> PublishReport {
+        publish_from(&self.dir.path().join("publish.toml"), out)
+    }
+
+    /// Turns the `V` line of `serial` in ec/index.txt into a keyCompromise revocation.
+    pub fn revoke_ec(&self, serial: &str) {
+        let path = self.dir.path().join("ec/index.txt");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut changed = 0;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let mut fields: Vec<&str> = line.split('\t').collect();
+                if fields.len() >= 4 && fields[3] == serial && fields[0] == "V" {
+                    fields[0] = "R";
+                    fields[2] = "261101000000Z,keyCompromise";
+                    changed += 1;
+                }
+                fields.join("\t")
+            })
+            .collect();
+        assert_eq!(changed, 1, "serial {serial} not found as a V line");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The real binary (`ocsp-edge serve` as a child process)
+
+/// A running `ocsp-edge serve`; killed (and reaped) when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub ocsp: SocketAddr,
+    pub admin: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServeProcess {
+    /// `ocsp-edge serve --config <toml> <args>` on kernel-chosen loopback ports, both demo
+    /// issuers trusted; returns once it logs its addresses.
+    pub fn start(toml: &str, args: &[&str]) -> (ServeProcess, tempfile::NamedTempFile) {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(file.path())
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        for trust in demo_trust() {
+            command.arg("--trust").arg(trust);
+        }
+        let mut child = command
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ocsp-edge serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, addresses) = std::sync::mpsc::channel();
+        let writer = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                writer.lock().unwrap().push_str(&format!("{line}\n"));
+                if line.contains("listening") {
+                    if let (Some(ocsp), Some(admin)) =
+                        (log_address(&line, "ocsp="), log_address(&line, "admin="))
+                    {
+                        let _ = found.send((ocsp, admin));
+                    }
+                }
+            }
+        });
+        let (ocsp, admin) = match addresses.recv_timeout(IO_TIMEOUT) {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("serve never logged its addresses ({e})\n{}", log.lock().unwrap());
+            }
+        };
+        (
+            ServeProcess {
+                child,
+                ocsp,
+                admin,
+                log,
+            },
+            file,
+        )
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: the hub vanishes without closing anything politely.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=ADDRESS` from a log line.
+pub fn log_address(line: &str, key: &str) -> Option<SocketAddr> {
+    let start = line.find(key)? + key.len();
+    line[start..]
+        .split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// Removes ANSI colour sequences, in case the subscriber colours despite NO_COLOR.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------
 // External programs
 

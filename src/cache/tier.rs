@@ -1,0 +1,633 @@
+//! The cache tier at the edge: the moka cache, fills from hubs (POST, failover, verify,
+//! admit), the change-feed task (long-poll, invalidate, acknowledge), metrics and
+//! readiness.
+//!
+//! Owns every network exchange with hubs. Decisions are delegated: what a response means
+//! to [`crate::ocsp::verify`], whether it may be cached to [`super::entry::admit`] under
+//! [`super::gate::Gate`], what a feed answer means to [`super::feed::plan`].
+
+use super::entry::{self, Admission, CacheKey, Entry};
+use super::feed::{self, Answer, ChangeFeed, FeedError, FeedIssuer, Gone, Plan};
+use super::gate::{AdmissionGuard, Gate};
+use crate::config::CacheConfig;
+use crate::ocsp::request::encode_request;
+use crate::ocsp::verify::{self as response, ResponseError};
+use crate::ocsp::{Refusal, RequestedCertId, ResponseStatus};
+use crate::pki::cert::{CertIdHash, Certificate};
+use crate::server::metrics::CacheMetrics;
+use crate::server::state::State;
+use crate::time::UnixTime;
+use bytes::Bytes;
+use moka::future::Cache;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+
+/// Response header a hub puts on its successful OCSP answers: the sequence of the
+/// snapshot the answer came from (what the admission rule compares).
+pub const SEQUENCE_HEADER: &str = "ocsp-edge-sequence";
+/// Pre-signed responses are about 1 KB; an RSA-4096 delegated signer's is under 4 KB.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// A hub's history holds at most ~200,000 changes (tens of MB as JSON).
+const MAX_FEED_BYTES: usize = 64 << 20;
+
+/// Why one fill attempt got nothing servable from one hub.
+#[derive(Debug, thiserror::Error)]
+pub enum FillFailure {
+    #[error("hub unreachable: {0}")]
+    Unreachable(String),
+    #[error("hub answered HTTP {0}")]
+    HttpStatus(u16),
+    #[error("hub answer larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("hub answered {0:?}")]
+    HubUnavailable(ResponseStatus),
+    #[error("hub answer refused: {0}")]
+    Invalid(#[from] ResponseError),
+    #[error("hub answered from sequence {filled:?}, older than the acknowledged {acknowledged:?}")]
+    Lagging {
+        filled: Option<u64>,
+        acknowledged: Option<u64>,
+    },
+}
+
+impl FillFailure {
+    /// Every label [`FillFailure::label`] can return (metrics pre-create their series).
+    pub const LABELS: [&'static str; 14] = [
+        "unreachable",
+        "http_status",
+        "too_large",
+        "hub_unavailable",
+        "lagging",
+        "malformed",
+        "not_successful",
+        "wrong_cert_id",
+        "unknown_issuer",
+        "untrusted_signer",
+        "bad_signature",
+        "unsupported",
+        "not_fresh",
+        "not_one_response",
+    ];
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            FillFailure::Unreachable(_) => "unreachable",
+            FillFailure::HttpStatus(_) => "http_status",
+            FillFailure::TooLarge => "too_large",
+            FillFailure::HubUnavailable(_) => "hub_unavailable",
+            FillFailure::Lagging { .. } => "lagging",
+            FillFailure::Invalid(e) => e.label(),
+        }
+    }
+}
+
+/// Why one change-feed round failed.
+#[derive(Debug, thiserror::Error)]
+enum FeedFailure {
+    #[error("hub unreachable: {0}")]
+    Unreachable(String),
+    #[error("hub answered HTTP {0}")]
+    HttpStatus(u16),
+    #[error("the answer is larger than {MAX_FEED_BYTES} bytes")]
+    TooLarge,
+    #[error("the answer is not the expected JSON: {0}")]
+    Json(String),
+    #[error(transparent)]
+    Refused(#[from] FeedError),
+}
+
+/// The outcome of a miss or refresh, across all hubs tried.
+enum Fetched {
+    /// Admitted: insert, then drop the guard.
+    Cache(Arc<Entry>, AdmissionGuard),
+    /// Verified and servable, not to be cached.
+    Serve(Arc<Entry>),
+    /// A hub refused the request; pass the refusal on, uncached.
+    Refused(Refusal),
+    /// No hub gave anything servable.
+    Failed,
+}
+
+/// What a miss that did not end in the cache gives the waiting requests (moka hands the
+/// "error" of a coalesced fill to every request that waited for it).
+#[derive(Debug)]
+enum NotCached {
+    Serve(Arc<Entry>),
+    Refused(Refusal),
+    Failed,
+}
+
+struct Hub {
+    ocsp: String,
+    admin: String,
+}
+
+/// A trusted issuer, with its CertID hashes precomputed and the name the hubs use for it.
+struct Anchor {
+    certificate: Certificate,
+    sha1: (Vec<u8>, Vec<u8>),
+    sha256: (Vec<u8>, Vec<u8>),
+    /// The hubs' issuer section name once the feed has told it; the certificate's common
+    /// name until then. Only for metrics labels.
+    name: RwLock<Arc<str>>,
+}
+
+impl Anchor {
+    fn matches(&self, id: &RequestedCertId) -> bool {
+        let (name, key) = match id.hash {
+            CertIdHash::Sha1 => &self.sha1,
+            CertIdHash::Sha256 => &self.sha256,
+        };
+        *name == id.issuer_name_hash && *key == id.issuer_key_hash
+    }
+
+    fn name(&self) -> Arc<str> {
+        self.name.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Entries expire at their nextUpdate (moka's per-entry expiry), measured on the wall
+/// clock when inserted.
+struct UntilNextUpdate;
+
+impl moka::Expiry<CacheKey, Arc<Entry>> for UntilNextUpdate {
+    fn expire_after_create(&self, _: &CacheKey, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(entry::time_to_live(value.next_update, SystemTime::now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        value: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry::time_to_live(value.next_update, SystemTime::now()))
+    }
+}
+
+pub struct CacheTier {
+    cache: Cache<CacheKey, Arc<Entry>>,
+    gate: Gate,
+    hubs: Vec<Hub>,
+    client: reqwest::Client,
+    anchors: Vec<Anchor>,
+    signers: response::KnownSigners,
+    /// Index of the hub that last answered a fill; fills start there.
+    preferred: AtomicUsize,
+    /// Unix seconds of the last answer from any hub (0: never).
+    last_contact: AtomicI64,
+    pub metrics: CacheMetrics,
+}
+
+impl CacheTier {
+    pub fn new(
+        config: &CacheConfig,
+        issuers: &[Certificate],
+        metrics: CacheMetrics,
+    ) -> Result<CacheTier, String> {
+        // Hub indexes are taken modulo the number of hubs.
+        if config.hubs.is_empty() {
+            return Err("at least one hub is required".into());
+        }
+        let mut builder = crate::sync::source::client_builder();
+        for path in config.hubs.iter().filter_map(|hub| hub.ca_file.as_ref()) {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for certificate in
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let anchors = issuers
+            .iter()
+            .map(|certificate| {
+                let hashes = |h| (certificate.name_hash(h), certificate.key_hash(h));
+                Anchor {
+                    sha1: hashes(CertIdHash::Sha1),
+                    sha256: hashes(CertIdHash::Sha256),
+                    name: RwLock::new(Arc::from(certificate.display_name())),
+                    certificate: certificate.clone(),
+                }
+            })
+            .collect();
+        for hub in &config.hubs {
+            metrics.feed_failures.with_label_values(&[&hub.admin]);
+        }
+        Ok(CacheTier {
+            cache: Cache::builder()
+                .max_capacity(config.capacity)
+                .expire_after(UntilNextUpdate)
+                .build(),
+            gate: Gate::new(),
+            hubs: config
+                .hubs
+                .iter()
+                .map(|hub| Hub {
+                    ocsp: hub.ocsp.clone(),
+                    admin: hub.admin.clone(),
+                })
+                .collect(),
+            client,
+            anchors,
+            signers: response::KnownSigners::new(),
+            preferred: AtomicUsize::new(0),
+            last_contact: AtomicI64::new(0),
+            metrics,
+        })
+    }
+
+    pub fn acknowledged(&self) -> Option<u64> {
+        self.gate.acknowledged()
+    }
+
+    /// Answers one CertID: from the cache, or through one (coalesced) fill.
+    pub async fn answer(
+        self: &Arc<Self>,
+        id: &RequestedCertId,
+        timeout: Duration,
+        now: UnixTime,
+    ) -> Result<Arc<Entry>, Refusal> {
+        // No trusted issuer, no response we could verify: refuse without asking a hub.
+        let anchor = self
+            .anchors
+            .iter()
+            .find(|a| a.matches(id))
+            .ok_or(Refusal::UnknownIssuer)?;
+        let key = CacheKey::of(id).ok_or(Refusal::Malformed("CertID of an impossible shape"))?;
+        if let Some(entry) = self.cache.get(&key).await {
+            if entry.servable_at(now) {
+                self.metrics.hits.inc();
+                if entry.claim_refresh(now) {
+                    self.spawn_refresh(id.clone(), key, timeout);
+                }
+                return Ok(entry);
+            }
+            // moka measures expiry on its own clock; the second of nextUpdate is final.
+            self.cache.invalidate(&key).await;
+        }
+        self.metrics.misses.inc();
+        let held: Arc<Mutex<Option<AdmissionGuard>>> = Arc::default();
+        let filled = self
+            .cache
+            .try_get_with(key, self.fill(id, anchor, timeout, held.clone()))
+            .await;
+        // moka inserts an admitted entry before try_get_with returns; only now may the
+        // feed invalidate and acknowledge (see super::gate).
+        drop(held.lock().unwrap_or_else(|p| p.into_inner()).take());
+        match filled {
+            Ok(entry) if entry.servable_at(now) => Ok(entry),
+            Ok(_) => Err(Refusal::Expired),
+            Err(not_cached) => match &*not_cached {
+                NotCached::Serve(entry) => Ok(entry.clone()),
+                NotCached::Refused(refusal) => Err(*refusal),
+                NotCached::Failed => Err(Refusal::Unavailable),
+            },
+        }
+    }
+
+    /// The init future of a miss: an admitted entry is returned for moka to insert, with
+    /// its admission guard left in `held` for the caller to drop after the insertion.
+    async fn fill(
+        &self,
+        id: &RequestedCertId,
+        anchor: &Anchor,
+        timeout: Duration,
+        held: Arc<Mutex<Option<AdmissionGuard>>>,
+    ) -> Result<Arc<Entry>, NotCached> {
+        match self.fetch(id, anchor, timeout).await {
+            Fetched::Cache(entry, guard) => {
+                *held.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
+                Ok(entry)
+            }
+            Fetched::Serve(entry) => Err(NotCached::Serve(entry)),
+            Fetched::Refused(refusal) => Err(NotCached::Refused(refusal)),
+            Fetched::Failed => Err(NotCached::Failed),
+        }
+    }
+
+    /// Replaces an entry past its refresh deadline with a fresher response, in the
+    /// background; the old one keeps serving meanwhile, and if this fails.
+    fn spawn_refresh(self: &Arc<Self>, id: RequestedCertId, key: CacheKey, timeout: Duration) {
+        let tier = self.clone();
+        tokio::spawn(async move {
+            let Some(anchor) = tier.anchors.iter().find(|a| a.matches(&id)) else {
+                return;
+            };
+            if let Fetched::Cache(entry, guard) = tier.fetch(&id, anchor, timeout).await {
+                tier.cache.insert(key, entry).await;
+                drop(guard);
+            }
+        });
+    }
+
+    /// Asks the hubs, starting with the one that answered last, until one gives something
+    /// to serve or pass on. One extra attempt beyond the number of hubs: a hub that
+    /// answered from a sequence just before the acknowledged one has moved on by then.
+    async fn fetch(&self, id: &RequestedCertId, anchor: &Anchor, timeout: Duration) -> Fetched {
+        let request = encode_request(id, None);
+        let first = self.preferred.load(Ordering::Relaxed);
+        for attempt in 0..=self.hubs.len() {
+            let index = (first + attempt) % self.hubs.len();
+            match self
+                .attempt(&self.hubs[index], &request, id, anchor, timeout)
+                .await
+            {
+                Ok(fetched) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return fetched;
+                }
+                Err(failure) => {
+                    self.metrics
+                        .fill_failures
+                        .with_label_values(&[failure.label()])
+                        .inc();
+                    tracing::debug!(hub = %self.hubs[index].ocsp, error = %failure, "fill attempt failed");
+                }
+            }
+        }
+        Fetched::Failed
+    }
+
+    async fn attempt(
+        &self,
+        hub: &Hub,
+        request: &[u8],
+        id: &RequestedCertId,
+        anchor: &Anchor,
+        timeout: Duration,
+    ) -> Result<Fetched, FillFailure> {
+        let (body, sequence) = self.post(hub, request, timeout).await?;
+        self.touch();
+        match response::response_status(&body)? {
+            ResponseStatus::Successful => {}
+            // The hub holds no record of the serial: pass the refusal on, uncached (the
+            // issuer is ours, checked before asking).
+            ResponseStatus::Unauthorized => return Ok(self.refused(Refusal::UnassignedSerial)),
+            ResponseStatus::MalformedRequest => {
+                return Ok(self.refused(Refusal::Malformed("refused as malformed by the hub")))
+            }
+            other => return Err(FillFailure::HubUnavailable(other)),
+        }
+        let verified = self.signers.verify_response(
+            &body,
+            id,
+            std::slice::from_ref(&anchor.certificate),
+            UnixTime::now(),
+        )?;
+        let entry = Arc::new(Entry::new(body, &verified, sequence.unwrap_or(0), anchor.name()));
+        match self.gate.admit(sequence).await {
+            (Admission::Cache, Some(guard)) => {
+                self.metrics.fills.with_label_values(&["cached"]).inc();
+                Ok(Fetched::Cache(entry, guard))
+            }
+            (Admission::Retry, _) => Err(FillFailure::Lagging {
+                filled: sequence,
+                acknowledged: self.gate.acknowledged(),
+            }),
+            (Admission::Uncached(because), _) => {
+                self.metrics.fills.with_label_values(&[because.label()]).inc();
+                Ok(Fetched::Serve(entry))
+            }
+            (Admission::Cache, None) => Ok(Fetched::Serve(entry)),
+        }
+    }
+
+    fn refused(&self, refusal: Refusal) -> Fetched {
+        self.metrics.fills.with_label_values(&["hub_refused"]).inc();
+        Fetched::Refused(refusal)
+    }
+
+    async fn post(
+        &self,
+        hub: &Hub,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<(Bytes, Option<u64>), FillFailure> {
+        let unreachable = |e: reqwest::Error| FillFailure::Unreachable(e.to_string());
+        let response = self
+            .client
+            .post(&hub.ocsp)
+            .header(reqwest::header::CONTENT_TYPE, "application/ocsp-request")
+            .body(request.to_vec())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(FillFailure::HttpStatus(response.status().as_u16()));
+        }
+        let sequence = response
+            .headers()
+            .get(SEQUENCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = read_limited(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| e.map_or(FillFailure::TooLarge, unreachable))?;
+        Ok((body, sequence))
+    }
+
+    fn touch(&self) {
+        self.last_contact
+            .store(UnixTime::now().seconds(), Ordering::Relaxed);
+    }
+
+    /// Follows the hubs' change feed until `stop` flips: one long-poll at a time to one hub
+    /// (the next one after a failure), applying each answer before asking again.
+    pub async fn run_feed(self: Arc<Self>, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+        let mut hub = 0usize;
+        let mut failures = 0u32;
+        loop {
+            let Some(config) = state.config().cache.clone() else {
+                return;
+            };
+            let started = Instant::now();
+            let admin = &self.hubs[hub % self.hubs.len()].admin;
+            let round = tokio::select! {
+                round = self.feed_once(admin, &config) => round,
+                _ = stop.changed() => return,
+            };
+            let pause = match round {
+                Ok(()) => {
+                    failures = 0;
+                    // A hub that answers at once every time (no long-poll) is not spun on.
+                    Duration::from_millis(100).saturating_sub(started.elapsed())
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    self.metrics.feed_failures.with_label_values(&[admin]).inc();
+                    tracing::warn!(hub = %admin, error = %e, failures, "change feed round failed");
+                    hub += 1;
+                    Duration::from_millis(100)
+                        .saturating_mul(1 << failures.min(6))
+                        .min(Duration::from_secs(5))
+                        .mul_f64(rand::random_range(0.8..1.2))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn feed_once(&self, admin: &str, config: &CacheConfig) -> Result<(), FeedFailure> {
+        let asked = self.gate.acknowledged();
+        let url = format!(
+            "{admin}changes?since={}&wait={}",
+            asked.unwrap_or(0),
+            config.change_wait.as_secs()
+        );
+        let response = self
+            .client
+            .get(url)
+            .timeout(config.change_wait + config.request_timeout + Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| FeedFailure::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = read_limited(response, MAX_FEED_BYTES)
+            .await
+            .map_err(|e| e.map_or(FeedFailure::TooLarge, |e| FeedFailure::Unreachable(e.to_string())))?;
+        let json = |e: serde_json::Error| FeedFailure::Json(e.to_string());
+        let answer = match status {
+            reqwest::StatusCode::OK => {
+                Answer::Changes(serde_json::from_slice::<ChangeFeed>(&body).map_err(json)?)
+            }
+            reqwest::StatusCode::GONE => Answer::Gone(serde_json::from_slice::<Gone>(&body).map_err(json)?),
+            other => return Err(FeedFailure::HttpStatus(other.as_u16())),
+        };
+        self.touch();
+        match &answer {
+            Answer::Changes(changes) => self.learn_names(&changes.issuers),
+            Answer::Gone(gone) => self.learn_names(&gone.issuers),
+        }
+        let plan = feed::plan(asked, answer)?;
+        self.apply(plan).await;
+        Ok(())
+    }
+
+    /// Invalidates, then acknowledges, with no fill inserting in between.
+    async fn apply(&self, plan: Plan) {
+        match plan {
+            Plan::Nothing => {}
+            Plan::Invalidate { keys, acknowledge } => {
+                let mut removed = 0u64;
+                self.gate
+                    .advance(acknowledge, async {
+                        for key in &keys {
+                            removed += u64::from(self.cache.remove(key).await.is_some());
+                        }
+                    })
+                    .await;
+                self.metrics.invalidations.inc_by(removed);
+                tracing::info!(
+                    acknowledged = acknowledge,
+                    changed = keys.len() / 2,
+                    removed,
+                    "change feed applied"
+                );
+            }
+            Plan::InvalidateAll { acknowledge } => {
+                let first = self.gate.acknowledged().is_none();
+                self.gate
+                    .advance(acknowledge, async { self.cache.invalidate_all() })
+                    .await;
+                self.metrics.invalidate_all.inc();
+                if first {
+                    tracing::info!(acknowledged = acknowledge, "change feed synchronized");
+                } else {
+                    tracing::warn!(
+                        acknowledged = acknowledge,
+                        "the hub cannot describe the changes since the acknowledged sequence; cache dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Labels anchors with the hubs' issuer section names (matched by SHA-256 hashes).
+    fn learn_names(&self, issuers: &BTreeMap<String, FeedIssuer>) {
+        for (name, hashes) in issuers {
+            let encoded = |(n, k): &(Vec<u8>, Vec<u8>)| [hex::encode(n), hex::encode(k)];
+            if let Some(anchor) = self.anchors.iter().find(|a| encoded(&a.sha256) == hashes.sha256) {
+                let mut slot = anchor.name.write().unwrap_or_else(|p| p.into_inner());
+                if **slot != **name {
+                    *slot = Arc::from(name.as_str());
+                }
+            }
+        }
+    }
+
+    /// Ready when a hub answered within twice the change-feed wait (a healthy long-poll
+    /// answers at least that often), or the cache holds something to serve. Not ready only
+    /// when it can answer nothing but `tryLater`. With entries but no hub it keeps serving
+    /// them until their nextUpdate, like a snapshot responder with every source down:
+    /// taking it out of rotation would only move its traffic to caches that, in a hub
+    /// outage, are in the same state.
+    pub fn readiness(&self, now: UnixTime, config: &CacheConfig) -> Result<(), &'static str> {
+        let window = (config.change_wait * 2 + config.request_timeout).as_secs() as i64;
+        let last = self.last_contact.load(Ordering::Relaxed);
+        if last > 0 && now.seconds() - last <= window {
+            return Ok(());
+        }
+        if self.cache.entry_count() > 0 {
+            return Ok(());
+        }
+        Err("no hub answered recently and nothing is cached")
+    }
+
+    /// Brings moka's counts up to date (it applies writes in batches); before a scrape.
+    pub async fn settle(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
+    pub fn refresh_gauges(&self) {
+        self.metrics.entries.set(self.cache.entry_count() as i64);
+        self.metrics
+            .acknowledged
+            .set(self.gate.acknowledged().unwrap_or(0) as i64);
+        self.metrics
+            .last_hub_contact
+            .set(self.last_contact.load(Ordering::Relaxed));
+    }
+}
+
+/// Reads a body of at most `limit` bytes. `Err(None)`: larger; `Err(Some(e))`: the
+/// transfer failed.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, Option<reqwest::Error>> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Some)? {
+        if body.len() + chunk.len() > limit {
+            return Err(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_response_refusal_has_a_fill_failure_label() {
+        for label in ResponseError::LABELS {
+            assert!(FillFailure::LABELS.contains(&label), "{label}");
+        }
+    }
+}
