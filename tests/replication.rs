@@ -1222,7 +1222,7 @@ fn an_aging_snapshot_keeps_serving_and_an_expired_one_answers_try_later() {
 // 9. The peer endpoint: long-poll, conditional requests, and only the served snapshot
 
 #[test]
-fn the_peer_endpoint_long_polls_and_serves_only_the_current_snapshot() {
+fn the_peer_endpoint_long_polls_and_serves_only_what_it_serves() {
     let _serial = serial();
     let origin = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -1307,9 +1307,14 @@ fn the_peer_endpoint_long_polls_and_serves_only_the_current_snapshot() {
     assert_eq!(response.body, std::fs::read(cache.path().join(&name)).unwrap());
     let older = store::snapshot_name(first);
     assert!(cache.path().join(&older).exists(), "keep = 3 keeps the first one");
+    // Its manifest by name too (a delta's base is fetched that way), not older ones.
+    let by_name = get(admin, &format!("/snapshots/{}", store::manifest_name(second)));
+    assert_eq!(by_name.status, 200);
+    let parsed: serde_json::Value = serde_json::from_slice(&by_name.body).unwrap();
+    assert_eq!(parsed["body"]["sequence"], second);
     for path in [
         format!("/snapshots/{older}"),
-        format!("/snapshots/{}", store::manifest_name(second)),
+        format!("/snapshots/{}", store::manifest_name(first)),
         "/snapshots/highest-sequence".to_string(),
         "/snapshots/".to_string(),
         format!("/snapshots/../{name}"),
