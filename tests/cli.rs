@@ -6,6 +6,9 @@
 //! whose `Drop` kills it, so a failing assertion does not leak a server), every wait has a
 //! deadline, and everything listens on 127.0.0.1 with kernel-chosen ports.
 
+mod common;
+
+use common::{log_address as field, strip_ansi};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -317,35 +320,6 @@ impl Server {
             self.log()
         );
     }
-}
-
-/// `key=VALUE` from a log line, parsed as a socket address.
-fn field(line: &str, key: &str) -> Option<SocketAddr> {
-    let start = line.find(key)? + key.len();
-    line[start..]
-        .split_whitespace()
-        .next()?
-        .trim_matches('"')
-        .parse()
-        .ok()
-}
-
-/// Removes ANSI colour sequences, in case the subscriber colours despite NO_COLOR.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A minimal HTTP/1.1 GET: status code and body.

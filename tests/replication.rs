@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use ocsp_edge::config::{Config, Sources};
-use ocsp_edge::publish::PublishReport;
 use ocsp_edge::server::Background;
 use ocsp_edge::snapshot::store;
 use ocsp_edge::time::UnixTime;
@@ -32,63 +31,6 @@ const CONVERGE: Duration = Duration::from_secs(10);
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A private copy of the demo PKI (root, both issuers, publish.toml) that a test may edit.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["root", "ec", "rsa"] {
-            copy_dir(&demo().join(sub), &dir.path().join(sub));
-        }
-        std::fs::copy(demo().join("publish.toml"), dir.path().join("publish.toml")).unwrap();
-        Pki { dir }
-    }
-
-    fn toml(&self) -> PathBuf {
-        self.dir.path().join("publish.toml")
-    }
-
-    fn publish(&self, out: &Path) -> PublishReport {
-        publish_from(&self.toml(), out)
-    }
-
-    fn publish_at(&self, out: &Path, now: UnixTime) -> PublishReport {
-        publish_at(&self.toml(), out, now)
-    }
-
-    /// Turns the `V` line of `serial` in ec/index.txt into a keyCompromise revocation.
-    fn revoke_ec(&self, serial: &str) {
-        let path = self.dir.path().join("ec/index.txt");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut changed = 0;
-        let lines: Vec<String> = text
-            .lines()
-            .map(|line| {
-                let mut fields: Vec<&str> = line.split('\t').collect();
-                if fields.len() >= 4 && fields[3] == serial && fields[0] == "V" {
-                    fields[0] = "R";
-                    fields[2] = "261101000000Z,keyCompromise";
-                    changed += 1;
-                }
-                fields.join("\t")
-            })
-            .collect();
-        assert_eq!(changed, 1, "serial {serial} not found as a V line");
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    }
-
-    /// Sets the validity of every issuer's CRLs.
-    fn set_crl_validity(&self, validity: &str) {
-        let text = std::fs::read_to_string(self.toml()).unwrap();
-        let replaced = text.replace("validity = \"7d\"", &format!("validity = \"{validity}\""));
-        assert_ne!(text, replaced, "no CRL validity in publish.toml");
-        std::fs::write(self.toml(), replaced).unwrap();
-    }
 }
 
 /// A replication source, as written in `[[snapshots.sources]]`.
@@ -509,7 +451,9 @@ impl Process {
                 let line = strip_ansi(&line);
                 writer.lock().unwrap().push_str(&format!("{line}\n"));
                 if line.contains("listening") {
-                    if let (Some(ocsp), Some(admin)) = (field(&line, "ocsp="), field(&line, "admin=")) {
+                    if let (Some(ocsp), Some(admin)) =
+                        (log_address(&line, "ocsp="), log_address(&line, "admin="))
+                    {
                         let _ = found.send((ocsp, admin));
                     }
                 }
@@ -533,33 +477,6 @@ impl Process {
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
-}
-
-fn field(line: &str, key: &str) -> Option<SocketAddr> {
-    let start = line.find(key)? + key.len();
-    line[start..]
-        .split_whitespace()
-        .next()?
-        .trim_matches('"')
-        .parse()
-        .ok()
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn readyz(admin: SocketAddr) -> u16 {

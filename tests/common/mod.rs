@@ -252,8 +252,24 @@ impl Pki {
         Pki { dir }
     }
 
+    pub fn toml(&self) -> PathBuf {
+        self.dir.path().join("publish.toml")
+    }
+
     pub fn publish(&self, out: &Path) -> PublishReport {
-        publish_from(&self.dir.path().join("publish.toml"), out)
+        publish_from(&self.toml(), out)
+    }
+
+    pub fn publish_at(&self, out: &Path, now: UnixTime) -> PublishReport {
+        publish_at(&self.toml(), out, now)
+    }
+
+    /// Sets the validity of every issuer's CRLs.
+    pub fn set_crl_validity(&self, validity: &str) {
+        let text = std::fs::read_to_string(self.toml()).unwrap();
+        let replaced = text.replace("validity = \"7d\"", &format!("validity = \"{validity}\""));
+        assert_ne!(text, replaced, "no CRL validity in publish.toml");
+        std::fs::write(self.toml(), replaced).unwrap();
     }
 
     /// Turns the `V` line of `serial` in ec/index.txt into a keyCompromise revocation.
