@@ -7,7 +7,7 @@
 //! turns the tier's outcome into a response. It must never serve bytes the tier did not
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
-use super::http::{self, caching_headers, etag_matches, plain};
+use super::http::{self, plain};
 use super::metrics::Outcome;
 use super::state::State;
 use crate::cache::{CacheTier, Entry};
@@ -22,8 +22,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
-
-const OCSP_RESPONSE: HeaderValue = HeaderValue::from_static("application/ocsp-response");
 
 pub async fn route(
     state: &State,
@@ -72,20 +70,9 @@ pub async fn route(
     }
 }
 
-/// The request in a GET path: the whole remainder, else the text after one of its first
-/// few '/' (clients append the request to whatever path their AIA URL has), as in
-/// snapshot mode.
+/// The request in a GET path, found as in snapshot mode ([`http::from_get_path`]).
 fn request_in_path(rest: &str, limit: usize) -> Result<OcspRequest, Refusal> {
-    let whole = http::decode_get(rest, limit).and_then(|der| decode_request(&der));
-    if !matches!(whole, Err(Refusal::Malformed(_))) {
-        return whole;
-    }
-    rest.match_indices('/')
-        .take(4)
-        .filter_map(|(at, _)| http::decode_get(&rest[at + 1..], limit).ok())
-        .map(|der| decode_request(&der))
-        .find(|decoded| !matches!(decoded, Err(Refusal::Malformed(_))))
-        .unwrap_or(whole)
+    http::from_get_path(rest, limit, decode_request)
 }
 
 fn success(
@@ -96,38 +83,17 @@ fn success(
     if_none_match: Option<&HeaderValue>,
     head_only: bool,
 ) -> (Response<Full<Bytes>>, Outcome) {
-    let etag = http::quoted_hex(&entry.etag);
-    let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
-    state.metrics.count_answer(&entry.issuer, entry.revoked());
-    let (status, body, outcome) = if not_modified {
-        (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified)
-    } else if head_only {
-        (StatusCode::OK, Bytes::new(), outcome_of(entry))
-    } else {
-        // A reference-counted handle on the cached bytes: no copy per hit.
-        (StatusCode::OK, entry.response.clone(), outcome_of(entry))
+    let answer = http::Answer {
+        issuer: &entry.issuer,
+        revoked: entry.revoked(),
+        etag: entry.etag,
+        len: entry.response.len(),
+        this_update: entry.this_update,
+        next_update: entry.next_update,
+        max_age: entry.max_age(now, config.ocsp.cache_max_age.as_secs()),
     };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, OCSP_RESPONSE);
-    if head_only && !not_modified {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.response.len()));
-    }
-    if let Ok(value) = HeaderValue::from_bytes(&etag) {
-        headers.insert(header::ETAG, value);
-    }
-    let max_age = entry.max_age(now, config.ocsp.cache_max_age.as_secs());
-    caching_headers::insert(headers, entry.this_update, entry.next_update, max_age);
-    (response, outcome)
-}
-
-fn outcome_of(entry: &Entry) -> Outcome {
-    if entry.revoked() {
-        Outcome::Revoked
-    } else {
-        Outcome::Good
-    }
+    // A reference-counted handle on the cached bytes: no copy per hit.
+    answer.respond(state, if_none_match, head_only, || entry.response.clone())
 }
 
 #[cfg(test)]

@@ -146,16 +146,27 @@ fn answer_get<'a>(
     rest: &str,
     now: UnixTime,
 ) -> Result<Found<'a>, Refusal> {
-    let limit = config.server.max_request_bytes;
     let nonce = config.ocsp.nonce;
-    let whole = decode_get(rest, limit).and_then(|der| responder::answer(snapshot, &der, now, nonce));
+    from_get_path(rest, config.server.max_request_bytes, |der| {
+        responder::answer(snapshot, der, now, nonce)
+    })
+}
+
+/// `use_request` applied to the request in a GET path: the whole remainder, else the
+/// text after one of its first few '/'. The first attempt that is not malformed wins.
+pub(super) fn from_get_path<T>(
+    rest: &str,
+    limit: usize,
+    use_request: impl Fn(&[u8]) -> Result<T, Refusal>,
+) -> Result<T, Refusal> {
+    let whole = decode_get(rest, limit).and_then(|der| use_request(&der));
     if !matches!(whole, Err(Refusal::Malformed(_))) {
         return whole;
     }
     rest.match_indices('/')
         .take(4)
         .filter_map(|(at, _)| decode_get(&rest[at + 1..], limit).ok())
-        .map(|der| responder::answer(snapshot, &der, now, nonce))
+        .map(|der| use_request(&der))
         .find(|answer| !matches!(answer, Err(Refusal::Malformed(_))))
         .unwrap_or(whole)
 }
@@ -227,37 +238,67 @@ fn success(
     if_none_match: Option<&HeaderValue>,
     head_only: bool,
 ) -> (Response<Full<Bytes>>, Outcome) {
-    let etag = quoted_hex(&found.etag());
-    let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
-    let revoked = matches!(found.status, StoredStatus::Revoked { .. });
-    state.metrics.count_answer(found.issuer, revoked);
-    let (status, body, outcome) = if not_modified {
-        (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified)
-    } else {
-        let outcome = match found.status {
-            StoredStatus::Good => Outcome::Good,
-            StoredStatus::Revoked { .. } => Outcome::Revoked,
-        };
-        let body = if head_only {
-            Bytes::new()
-        } else {
-            Bytes::from(found.response())
-        };
-        (StatusCode::OK, body, outcome)
+    let answer = Answer {
+        issuer: found.issuer,
+        revoked: matches!(found.status, StoredStatus::Revoked { .. }),
+        etag: found.etag(),
+        len: found.response_len(),
+        this_update: found.this_update,
+        next_update: found.next_update,
+        max_age: max_age(found, now, config.ocsp.cache_max_age.as_secs()),
     };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, OCSP_RESPONSE);
-    if head_only && !not_modified {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(found.response_len()));
+    answer.respond(state, if_none_match, head_only, || Bytes::from(found.response()))
+}
+
+/// A successful OCSP answer, from a snapshot or a cache: the response is made only if
+/// it is sent (not for a 304 or a HEAD).
+pub(super) struct Answer<'a> {
+    pub issuer: &'a str,
+    pub revoked: bool,
+    pub etag: [u8; ETAG_LEN],
+    pub len: usize,
+    pub this_update: UnixTime,
+    pub next_update: UnixTime,
+    pub max_age: u64,
+}
+
+impl Answer<'_> {
+    /// The HTTP response: 304 on a matching If-None-Match, else 200 with the body (none
+    /// for HEAD), and the RFC 5019 caching headers.
+    pub(super) fn respond(
+        &self,
+        state: &State,
+        if_none_match: Option<&HeaderValue>,
+        head_only: bool,
+        body: impl FnOnce() -> Bytes,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        let etag = quoted_hex(&self.etag);
+        let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
+        state.metrics.count_answer(self.issuer, self.revoked);
+        let (status, body, outcome) = match (not_modified, head_only) {
+            (true, _) => (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified),
+            (false, head) => {
+                let outcome = if self.revoked {
+                    Outcome::Revoked
+                } else {
+                    Outcome::Good
+                };
+                (StatusCode::OK, if head { Bytes::new() } else { body() }, outcome)
+            }
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, OCSP_RESPONSE);
+        if head_only && !not_modified {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.len));
+        }
+        if let Ok(value) = HeaderValue::from_bytes(&etag) {
+            headers.insert(header::ETAG, value);
+        }
+        caching_headers::insert(headers, self.this_update, self.next_update, self.max_age);
+        (response, outcome)
     }
-    if let Ok(value) = HeaderValue::from_bytes(&etag) {
-        headers.insert(header::ETAG, value);
-    }
-    let max_age = max_age(found, now, config.ocsp.cache_max_age.as_secs());
-    caching_headers::insert(headers, found.this_update, found.next_update, max_age);
-    (response, outcome)
 }
 
 /// `"<hex digits>"` without allocating.
@@ -274,7 +315,7 @@ pub(super) fn quoted_hex(bytes: &[u8; ETAG_LEN]) -> [u8; 2 * ETAG_LEN + 2] {
 /// `Last-Modified`, `Expires` and `Cache-Control` are the same for every response of a
 /// publish (and, for Cache-Control, within one second), so each worker thread keeps the
 /// last values it encoded instead of formatting dates on every request.
-pub(super) mod caching_headers {
+mod caching_headers {
     use crate::time::UnixTime;
     use hyper::header::{self, HeaderMap, HeaderValue};
     use std::cell::RefCell;
