@@ -89,6 +89,36 @@ impl Zipf {
     }
 }
 
+/// The share of all draws that fall on the `k` most probable of `n` ranks under Zipf's
+/// law with exponent `s`: Σ_{i≤k} i^−s ÷ Σ_{i≤n} i^−s, summed exactly (smallest terms
+/// first). It is the best hit ratio a cache holding a fixed set of `k` of the `n`
+/// requests can reach on that mix (the hottest `k`); `k ≥ n` gives 1.
+pub fn top_share(n: usize, k: usize, exponent: f64) -> Result<f64, String> {
+    if n == 0 {
+        return Err("Zipf needs at least one element".into());
+    }
+    if !(exponent > 0.0 && exponent.is_finite()) {
+        return Err(format!("Zipf exponent must be > 0, not {exponent}"));
+    }
+    let k = k.min(n);
+    let weight = |i: usize| {
+        if exponent == 1.0 {
+            1.0 / i as f64
+        } else {
+            (i as f64).powf(-exponent)
+        }
+    };
+    let (mut top, mut total) = (0.0, 0.0);
+    for i in (1..=n).rev() {
+        let w = weight(i);
+        total += w;
+        if i <= k {
+            top += w;
+        }
+    }
+    Ok(top / total)
+}
+
 /// ln(1 + x) / x, accurate near 0.
 fn helper1(x: f64) -> f64 {
     if x.abs() > 1e-8 {
@@ -253,6 +283,36 @@ mod tests {
         assert!((got[0] - 0.1336).abs() < 0.004, "{}", got[0]);
         let top10: f64 = got[..10].iter().sum();
         assert!((top10 - 0.3913).abs() < 0.006, "{top10}");
+    }
+
+    #[test]
+    fn top_share_is_the_head_of_the_exact_distribution() {
+        // n = 4, s = 1: (1 + 1/2) / (1 + 1/2 + 1/3 + 1/4) = 18/25.
+        assert!((top_share(4, 2, 1.0).unwrap() - 0.72).abs() < 1e-12);
+        // s = 2: (1 + 1/4) / (1 + 1/4 + 1/9).
+        let want = 1.25 / (1.25 + 1.0 / 9.0);
+        assert!((top_share(3, 2, 2.0).unwrap() - want).abs() < 1e-12);
+        assert_eq!(top_share(10, 0, 1.0).unwrap(), 0.0);
+        assert_eq!(top_share(10, 10, 0.8).unwrap(), 1.0);
+        assert_eq!(top_share(10, 50, 0.8).unwrap(), 1.0);
+        assert!(top_share(0, 1, 1.0).is_err());
+        assert!(top_share(10, 1, 0.0).is_err());
+        // Against the brute-force sum, for several exponents.
+        for s in [0.6, 0.8, 1.0, 1.2] {
+            let p = exact(1000, s);
+            let want: f64 = p[..10].iter().sum();
+            assert!((top_share(1000, 10, s).unwrap() - want).abs() < 1e-12, "s={s}");
+        }
+        // docs/replication.md's cache measurement: 20,000 CertIDs, capacity 200 (1%):
+        // H(200) / H(20000) = 5.878 / 10.480 ≈ 0.561 at s = 1, 0.314 at s = 0.8.
+        let one = top_share(20_000, 200, 1.0).unwrap();
+        assert!((one - 0.5608).abs() < 0.0005, "{one}");
+        let flatter = top_share(20_000, 200, 0.8).unwrap();
+        assert!((flatter - 0.3143).abs() < 0.0005, "{flatter}");
+        // The sampler agrees: the draws that land on the top 1% of ranks.
+        let got = histogram(20_000, 1.0, 200_000, 11);
+        let drawn: f64 = got[..200].iter().sum();
+        assert!((drawn - one).abs() < 0.005, "{drawn} vs {one}");
     }
 
     #[test]

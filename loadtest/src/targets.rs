@@ -884,6 +884,7 @@ mod tests {
             distribution: "zipf".into(),
             zipf_exponent: Some(1.0),
             window_start_unix_ms: start_ms,
+            metrics: Default::default(),
             timeline: Some(
                 p99s.iter()
                     .enumerate()
