@@ -3,17 +3,19 @@
 # measured figure, ratio, verdict) and, with JSON_OUT, every raw figure as JSON.
 # See loadtest/README.md ("All targets in one command").
 #
-#   loadtest/all.sh                                   # stages ceiling, scale (1M), swap (1M)
+#   loadtest/all.sh                                   # stages ceiling, scale (1M), swap (1M), cache (100k)
 #   STAGES="scale" SCALE_CERTS=10000000 loadtest/all.sh   # the 10M run
 #   JSON_OUT=results.json loadtest/all.sh
-#   SCALE_CERTS=50000 SWAP_CERTS=50000 ROUNDS=1 DURATION=2s loadtest/all.sh   # smoke test
+#   SCALE_CERTS=50000 SWAP_CERTS=50000 CACHE_CERTS=20000 ROUNDS=1 DURATION=2s loadtest/all.sh   # smoke test
+#   STAGES=cache CACHE_CERTS=20000 DURATION=2s ROUNDS=1 loadtest/all.sh      # the cache tier alone
 #
 # Stages (STAGES, space-separated, in this order):
 #   ceiling  run.sh: ocsp-edge vs the fixed-bytes hyper ceiling and `openssl ocsp` (POST, GET)
 #   scale    SCALE_CERTS certificates in one snapshot: publish rate vs ring's signing rate,
 #            responder start-up and RSS, Zipf throughput vs the CERTS-certificate snapshot
 #   swap     hot swap of SWAP_CERTS-certificate snapshots under load
-#   cache    placeholder (WITH_CACHE=1): cache tier reading through from a hub
+#   cache    a cache-mode responder holding 1% of CACHE_CERTS × 2 CertIDs in front of a hub:
+#            hit ratio (and the best a static top-1% set could reach), req/s vs the hub
 #
 # Knobs (defaults): the ceiling's as in run.sh (ROUNDS=3 DURATION=10s WARMUP=1s
 #   CONNECTIONS=50 CERTS=10000 REVOKED_PERCENT=10 METHODS="post get" THREADS=1);
@@ -24,11 +26,14 @@
 #   SWAP_CERTS=1000000 SWAP_COUNT=5 SWAP_INTERVAL=5 SWAP_LEAD=5 SWAP_TAIL=5 (seconds)
 #   SWAP_SAMPLE=200000 SWAP_CHANGED_PERCENT=1 SWAP_METHOD=post SWAP_TRANSFER=move|copy
 #   SWAP_POLL_INTERVAL= (responder's snapshots.poll_interval; default 2s);
+#   CACHE_CERTS=100000 CACHE_CAPACITY=(2 × CACHE_CERTS / 100) CACHE_ROUNDS=$ROUNDS
+#   CACHE_METHODS=post CACHE_WARMUP=$DURATION (an unmeasured run that fills the cache);
 #   KEEP_WORKDIR=1 SKIP_BUILD=1 JSON_OUT=FILE.
 # Exit status: 0 when no target failed, 1 otherwise, 2 on a broken run.
 set -euo pipefail
 
-STAGES=${STAGES:-ceiling scale swap}
+STAGES=${STAGES:-ceiling scale swap cache}
+# WITH_CACHE=1: from before `cache` was a default stage; adds it to an explicit STAGES.
 WITH_CACHE=${WITH_CACHE:-0}
 if [ "$WITH_CACHE" = 1 ] && [[ " $STAGES " != *" cache "* ]]; then
     STAGES="$STAGES cache"
@@ -62,6 +67,11 @@ SWAP_CHANGED_PERCENT=${SWAP_CHANGED_PERCENT:-1}
 SWAP_METHOD=${SWAP_METHOD:-post}
 SWAP_TRANSFER=${SWAP_TRANSFER:-move}
 SWAP_POLL_INTERVAL=${SWAP_POLL_INTERVAL:-}
+CACHE_CERTS=${CACHE_CERTS:-100000}
+CACHE_CAPACITY=${CACHE_CAPACITY:-$((CACHE_CERTS * 2 / 100 > 0 ? CACHE_CERTS * 2 / 100 : 1))}
+CACHE_ROUNDS=${CACHE_ROUNDS:-$ROUNDS}
+CACHE_METHODS=${CACHE_METHODS:-post}
+CACHE_WARMUP=${CACHE_WARMUP:-$DURATION}
 JSON_OUT=${JSON_OUT:-}
 if [ -n "$JSON_OUT" ]; then
     case "$JSON_OUT" in /*) ;; *) JSON_OUT="$PWD/$JSON_OUT" ;; esac
@@ -303,7 +313,7 @@ stage_scale() {
                 "$LOADGEN" --url "$1" --requests-file "$2.b64" --check "$2.check" --method "$method" \
                     --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --threads "$THREADS" \
                     --distribution zipf --zipf-exponent "$ZIPF_EXPONENT" --label "$label" --round "$round" \
-                    --server-pid "$3" --json "$S/runs/$(printf %03d $run)-$method-$label.json" | sed 's/^/    /' >&2
+                    --server-pid "$3" --json "$S/runs/$(printf %03d "$run")-$method-$label.json" | sed 's/^/    /' >&2
             done
         done
     done
@@ -428,23 +438,143 @@ stage_swap() {
     rm -rf "$staging" "$served"
 }
 
-# ---------------------------------------------------------------------------------------
-# Cache tier (WITH_CACHE=1): PLACEHOLDER, to be filled in when the cache mode lands.
-# TODO(cache): start a hub responder on the SCALE_CERTS snapshot (as stage_scale does)
-#   and a responder in cache mode reading through from it, its cache sized to 1% of the
-#   population (CACHE_PERCENT=1 → SCALE_CERTS/100 entries); drive the cache with the Zipf
-#   mix (loadgen --distribution zipf --zipf-exponent $ZIPF_EXPONENT, requests from
-#   `prepare --sample`, every response checked); read the hit ratio from the cache's
-#   /metrics (hits ÷ (hits + misses)) and its req/s, p99 and CPU/request against the hub
-#   served directly in the same run. Write the figures to $STAGE_DIR/cache.facts as
-#   key=value lines (e.g. hit_ratio=, cache_entries=, rps_cache=, rps_hub=, p99_ms=) and
-#   add the rows in loadtest/src/targets.rs (it shows "not implemented yet" while
-#   status=todo).
-stage_cache() {
-    echo "==> stage cache: not implemented yet (placeholder; see TODO(cache) in loadtest/all.sh)" >&2
-    fact "$STAGE_DIR/cache.facts" status todo
+# utime + stime of PID (all threads) in clock ticks, counted after the command name's ')'.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# Sum of a Prometheus series over all its label sets, in a saved /metrics page.
+metric_sum() { awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 } END { print s + 0 }' "$1"; }
+# The first `"key": number` of a loadgen --json file (0 when absent).
+json_number() {
+    sed -n "s/^ *\"$2\": \([0-9.e+-]*\),\{0,1\}\$/\1/p" "$1" | awk 'NR == 1 { v = $1 } END { print v + 0 }'
 }
-# ---------------------------------------------------------------------------------------
+
+# Cache tier: a cache-mode responder (no snapshot; a bounded cache read through from a hub
+# and kept consistent by the hub's change feed) holding CACHE_CAPACITY CertIDs (1% of
+# them) in front of a hub serving CACHE_CERTS certificates; the same Zipf mix against the
+# hub directly and through the cache.
+stage_cache() {
+    local C="$WORK/cache" facts="$STAGE_DIR/cache.facts.tmp" n=$CACHE_CERTS
+    local capacity=$CACHE_CAPACITY sequence cert_ids best method round run=0
+    mkdir -p "$C/runs"
+    echo "==> stage cache: a cache of $capacity CertIDs in front of a hub serving $n certificates" >&2
+    "$LOADGEN" gen-feed --count "$n" --revoked-percent "$REVOKED_PERCENT" --seed 31 --out "$C/feed.jsonl"
+    publish "$C/feed.jsonl" "$C/hub" "$C/publish" | sed 's/^/    /' >&2
+    sequence=$(published "$C/publish.out" 1)
+    [ -n "$sequence" ] || { echo "publish: no sequence in its output" >&2; return 1; }
+    # Every certificate under both CertID hashes: each CertID is one Zipf rank.
+    "$LOADGEN" prepare --issuer "$EC/ca.pem" --feed "$C/feed.jsonl" --requests "$C/requests.b64" --check "$C/check.txt"
+    rm -f "$C/feed.jsonl"
+    cert_ids=$(wc -l <"$C/requests.b64")
+    best=$("$LOADGEN" zipf-share --ranks "$cert_ids" --top "$capacity" --exponent "$ZIPF_EXPONENT")
+    fact "$facts" certs "$n"
+    fact "$facts" cert_ids "$cert_ids"
+    fact "$facts" capacity "$capacity"
+    fact "$facts" zipf_exponent "$ZIPF_EXPONENT"
+    fact "$facts" best_hit_ratio "$best"
+    fact "$facts" hub_label hub
+    fact "$facts" cache_label cache
+    fact "$facts" sequence "$sequence"
+
+    local hub_pid hub_url hub_admin
+    serve "$C/hub" "$C/hub.log"
+    hub_pid=$SERVE_PID
+    hub_url="http://127.0.0.1:$SERVE_PORT/"
+    hub_admin="http://127.0.0.1:$SERVE_ADMIN/"
+    "$LOADGEN" wait-http "${hub_admin}readyz" --timeout "$STARTUP_TIMEOUT" >/dev/null
+
+    # The cache-mode responder: a [cache] section naming the hub, no snapshot directory.
+    local port admin cache_pid cache_url cache_admin
+    read -r port admin <<<"$("$LOADGEN" free-ports 2 | tr '\n' ' ')"
+    {
+        echo '[server]'
+        echo "listen = \"127.0.0.1:$port\""
+        echo "admin_listen = \"127.0.0.1:$admin\""
+        echo 'drain_grace = "0s"'
+        echo
+        echo '[cache]'
+        echo "capacity = $capacity"
+        echo 'request_timeout = "2s"'
+        echo 'change_wait = "25s"'
+        echo
+        echo '[[cache.hubs]]'
+        echo "ocsp = \"$hub_url\""
+        echo "admin = \"$hub_admin\""
+    } >"$C/cache.toml"
+    "$BIN/ocsp-edge" serve --config "$C/cache.toml" --trust "$EC/ca.pem" >"$C/cache.log" 2>&1 &
+    cache_pid=$!
+    PIDS+=("$cache_pid")
+    cache_url="http://127.0.0.1:$port/"
+    cache_admin="http://127.0.0.1:$admin/"
+    "$LOADGEN" wait-http "${cache_admin}readyz" --timeout 60s >/dev/null
+    # A fill is cached only once the change feed has acknowledged the hub's sequence.
+    "$LOADGEN" wait-metric "${cache_admin}metrics" --metric ocsp_edge_cache_acknowledged_sequence \
+        --value "$sequence" --timeout 60s >/dev/null
+
+    smoke "$hub_url" "$C/requests.b64" "$C/check.txt" "$CACHE_METHODS"
+    smoke "$cache_url" "$C/requests.b64" "$C/check.txt" "$CACHE_METHODS"
+
+    local zipf=(--requests-file "$C/requests.b64" --check "$C/check.txt" --connections "$CONNECTIONS"
+        --threads "$THREADS" --distribution zipf --zipf-exponent "$ZIPF_EXPONENT")
+    # The cache's counters, read by loadgen when each window starts and ends.
+    local counters=(--metrics-url "${cache_admin}metrics" --metric ocsp_edge_cache_hits_total
+        --metric ocsp_edge_cache_misses_total)
+    # The cache starts empty: one unmeasured run of the same mix fills it, so that the
+    # measured windows see its steady state.
+    local first_method=${CACHE_METHODS%% *}
+    echo "    warm-up: ${CACHE_WARMUP} of the Zipf mix through the cache ($first_method), not measured" >&2
+    "$LOADGEN" --url "$cache_url" "${zipf[@]}" --method "$first_method" --duration "$CACHE_WARMUP" --warmup 0s \
+        --label cache-warmup --server-pid "$cache_pid" "${counters[@]}" --json "$C/warmup.json" | sed 's/^/    /' >&2
+    fact "$facts" warmup_s "$(seconds_of "$CACHE_WARMUP")"
+    fact "$facts" warmup_hits "$(json_number "$C/warmup.json" ocsp_edge_cache_hits_total)"
+    fact "$facts" warmup_misses "$(json_number "$C/warmup.json" ocsp_edge_cache_misses_total)"
+    fact "$facts" warmup_errors "$(json_number "$C/warmup.json" errors)"
+
+    echo "    $CACHE_ROUNDS round(s) × {$CACHE_METHODS} × {hub cache}: Zipf s=$ZIPF_EXPONENT over $cert_ids CertIDs, $DURATION each after $WARMUP, $CONNECTIONS connections" >&2
+    local hub_ticks=0 misses=0 t0 t1 m0 m1
+    for round in $(seq 1 "$CACHE_ROUNDS"); do
+        for method in $CACHE_METHODS; do
+            run=$((run + 1))
+            "$LOADGEN" --url "$hub_url" "${zipf[@]}" --method "$method" --duration "$DURATION" --warmup "$WARMUP" \
+                --label hub --round "$round" --server-pid "$hub_pid" \
+                --json "$C/runs/$(printf %03d "$run")-$method-1-hub.json" | sed 's/^/    /' >&2
+            # The hub's CPU spent on the cache's misses: over the whole cache run (its
+            # warm-up included), against the misses counted over the same span.
+            t0=$(cpu_ticks "$hub_pid")
+            m0=$("$LOADGEN" fetch "${cache_admin}metrics" --metric ocsp_edge_cache_misses_total)
+            "$LOADGEN" --url "$cache_url" "${zipf[@]}" --method "$method" --duration "$DURATION" --warmup "$WARMUP" \
+                --label cache --round "$round" --server-pid "$cache_pid" "${counters[@]}" \
+                --json "$C/runs/$(printf %03d "$run")-$method-2-cache.json" | sed 's/^/    /' >&2
+            t1=$(cpu_ticks "$hub_pid")
+            m1=$("$LOADGEN" fetch "${cache_admin}metrics" --metric ocsp_edge_cache_misses_total)
+            hub_ticks=$((hub_ticks + t1 - t0))
+            misses=$(awk -v a="$misses" -v b="$m0" -v c="$m1" 'BEGIN { printf "%.0f", a + c - b }')
+        done
+    done
+    fact "$facts" hub_cpu_s_during_cache "$(awk -v t="$hub_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')"
+    fact "$facts" misses_during_cache "$misses"
+
+    local m="$C/cache-metrics.txt"
+    "$LOADGEN" fetch "${cache_admin}metrics" >"$m"
+    fact "$facts" entries "$(metric_sum "$m" ocsp_edge_cache_entries)"
+    fact "$facts" fills_total "$(metric_sum "$m" ocsp_edge_cache_fills_total)"
+    fact "$facts" fills_cached "$(metric_sum "$m" 'ocsp_edge_cache_fills_total{result="cached"}')"
+    fact "$facts" fill_failures "$(metric_sum "$m" ocsp_edge_cache_fill_failures_total)"
+    fact "$facts" invalidate_all "$(metric_sum "$m" ocsp_edge_cache_invalidate_all_total)"
+    fact "$facts" hits_total "$(metric_sum "$m" ocsp_edge_cache_hits_total)"
+    fact "$facts" misses_total "$(metric_sum "$m" ocsp_edge_cache_misses_total)"
+    fact "$facts" cache_rss_kib "$(status_kib "$cache_pid" VmRSS)"
+    fact "$facts" hub_rss_kib "$(status_kib "$hub_pid" VmRSS)"
+    # What the cache did over the whole stage (zero series left out).
+    awk '$1 ~ /^ocsp_edge_cache_(entries|fills_total|fill_failures_total|invalidate_all_total)/ && $2 != 0' "$m" |
+        sed 's/^/    cache metric: /' >&2 || true
+    grep -iE 'WARN|ERROR' "$C/cache.log" | head -5 | sed 's/^/    cache responder: /' >&2 || true
+    "$LOADGEN" report --baseline hub --json-out "$STAGE_DIR/cache-report.json" "$C"/runs/*.json | sed 's/^/    /' >&2 || true
+    stop_pid "$cache_pid"
+    forget_pid "$cache_pid"
+    stop_pid "$hub_pid"
+    forget_pid "$hub_pid"
+    mv "$facts" "$STAGE_DIR/cache.facts"
+    rm -rf "$C/hub"
+}
 
 for stage in ceiling scale swap cache; do
     has_stage "$stage" || continue

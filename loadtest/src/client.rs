@@ -17,6 +17,7 @@ use crate::histogram::Histogram;
 use crate::prepare::LoadedRequest;
 use base64::Engine;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -116,6 +117,38 @@ pub struct RunConfig {
     pub seed: u64,
     /// Also count and time the responses of each 1-second slice of the window.
     pub timeline: bool,
+    /// Prometheus series to sample at the start and the end of the window.
+    pub metrics: Option<MetricsProbe>,
+}
+
+/// Prometheus series (exact names, labels included, e.g. `ocsp_edge_cache_hits_total`)
+/// read from `target` when the window starts and when it ends: what a server counted
+/// during exactly the measured window, warm-up excluded.
+#[derive(Clone, Debug)]
+pub struct MetricsProbe {
+    pub target: Target,
+    pub series: Vec<String>,
+}
+
+impl MetricsProbe {
+    /// One scrape, off the runtime's threads (a blocking loopback GET). Series the page
+    /// does not have are left out.
+    async fn sample(&self) -> BTreeMap<String, f64> {
+        let probe = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let Ok((200, body)) = crate::http::get(&probe.target, Duration::from_secs(5)) else {
+                return BTreeMap::new();
+            };
+            let text = String::from_utf8_lossy(&body);
+            probe
+                .series
+                .iter()
+                .filter_map(|name| crate::http::metric(&text, name).map(|v| (name.clone(), v)))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
 }
 
 /// Error counts, by kind. Every kind is an error; `non_2xx` and the check failures are
@@ -196,6 +229,9 @@ pub struct RunOutcome {
     /// With `RunConfig::timeline`: one slice per second of the window (the last one may
     /// be shorter), by completion time.
     pub timeline: Option<Vec<Slice>>,
+    /// With `RunConfig::metrics`: each series' end-of-window value minus its
+    /// start-of-window value (series missing from either scrape are left out).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// What completed in one second of the window.
@@ -305,9 +341,25 @@ pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedReques
     tokio::time::sleep_until(measure_start.into()).await;
     let server_before = config.server_pid.and_then(|pid| crate::cpu::cpu_ticks(Some(pid)));
     let client_before = crate::cpu::cpu_ticks(None);
+    let metrics_before = match &config.metrics {
+        Some(probe) => probe.sample().await,
+        None => BTreeMap::new(),
+    };
     tokio::time::sleep_until(end.into()).await;
     let server_after = config.server_pid.and_then(|pid| crate::cpu::cpu_ticks(Some(pid)));
     let client_after = crate::cpu::cpu_ticks(None);
+    let metrics_after = match &config.metrics {
+        Some(probe) => probe.sample().await,
+        None => BTreeMap::new(),
+    };
+    let metrics = metrics_after
+        .iter()
+        .filter_map(|(name, after)| {
+            metrics_before
+                .get(name)
+                .map(|before| (name.clone(), after - before))
+        })
+        .collect();
 
     let mut outcome = RunOutcome {
         latency: Histogram::new(),
@@ -321,6 +373,7 @@ pub async fn run(config: RunConfig, method: HttpMethod, requests: &[LoadedReques
         error_samples: Vec::new(),
         window_start_unix_ms,
         timeline: None,
+        metrics,
     };
     for task in tasks {
         let Ok(stats) = task.await else { continue };

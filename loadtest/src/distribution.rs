@@ -89,6 +89,36 @@ impl Zipf {
     }
 }
 
+/// The share of all draws that fall on the `k` most probable of `n` ranks under Zipf's
+/// law with exponent `s`: Σ_{i≤k} i^−s ÷ Σ_{i≤n} i^−s, summed exactly (smallest terms
+/// first). It is the best hit ratio a cache holding a fixed set of `k` of the `n`
+/// requests can reach on that mix (the hottest `k`); `k ≥ n` gives 1.
+pub fn top_share(n: usize, k: usize, exponent: f64) -> Result<f64, String> {
+    if n == 0 {
+        return Err("Zipf needs at least one element".into());
+    }
+    if !(exponent > 0.0 && exponent.is_finite()) {
+        return Err(format!("Zipf exponent must be > 0, not {exponent}"));
+    }
+    let k = k.min(n);
+    let weight = |i: usize| {
+        if exponent == 1.0 {
+            1.0 / i as f64
+        } else {
+            (i as f64).powf(-exponent)
+        }
+    };
+    let (mut top, mut total) = (0.0, 0.0);
+    for i in (1..=n).rev() {
+        let w = weight(i);
+        total += w;
+        if i <= k {
+            top += w;
+        }
+    }
+    Ok(top / total)
+}
+
 /// ln(1 + x) / x, accurate near 0.
 fn helper1(x: f64) -> f64 {
     if x.abs() > 1e-8 {
@@ -137,8 +167,7 @@ impl Picker {
         let kind = match (distribution, order) {
             (Distribution::Zipf { exponent }, Some(order)) => PickerKind::Zipf {
                 zipf: Zipf::new(n, exponent).expect("Zipf parameters are validated before a run"),
-                // A different stream per connection, all derived from the run's seed.
-                rng: Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                rng: connection_rng(seed, id),
                 order,
             },
             _ => PickerKind::Walk {
@@ -159,6 +188,17 @@ impl Picker {
             PickerKind::Zipf { zipf, rng, order } => order[zipf.sample(rng) - 1] as usize,
         }
     }
+}
+
+/// Connection `id`'s random stream, derived from the run's seed. SplitMix64 adds a fixed
+/// increment to its state at each draw, so two states that differ by a multiple of it are
+/// one stream shifted: seeding connection `id` with `seed ^ (id + 1) × increment` gave
+/// every other connection the same draws two steps later (50 connections, two distinct
+/// request sequences, each replayed 25 times a few requests apart, which a cache turns
+/// into hits and coalesced misses). The state is one output of the generator instead.
+pub fn connection_rng(seed: u64, id: usize) -> Rng {
+    let mut mixer = Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    Rng::new(mixer.next_u64())
 }
 
 /// Rank → request index: a seeded shuffle of `0..n`.
@@ -246,6 +286,36 @@ mod tests {
     }
 
     #[test]
+    fn top_share_is_the_head_of_the_exact_distribution() {
+        // n = 4, s = 1: (1 + 1/2) / (1 + 1/2 + 1/3 + 1/4) = 18/25.
+        assert!((top_share(4, 2, 1.0).unwrap() - 0.72).abs() < 1e-12);
+        // s = 2: (1 + 1/4) / (1 + 1/4 + 1/9).
+        let want = 1.25 / (1.25 + 1.0 / 9.0);
+        assert!((top_share(3, 2, 2.0).unwrap() - want).abs() < 1e-12);
+        assert_eq!(top_share(10, 0, 1.0).unwrap(), 0.0);
+        assert_eq!(top_share(10, 10, 0.8).unwrap(), 1.0);
+        assert_eq!(top_share(10, 50, 0.8).unwrap(), 1.0);
+        assert!(top_share(0, 1, 1.0).is_err());
+        assert!(top_share(10, 1, 0.0).is_err());
+        // Against the brute-force sum, for several exponents.
+        for s in [0.6, 0.8, 1.0, 1.2] {
+            let p = exact(1000, s);
+            let want: f64 = p[..10].iter().sum();
+            assert!((top_share(1000, 10, s).unwrap() - want).abs() < 1e-12, "s={s}");
+        }
+        // docs/replication.md's cache measurement: 20,000 CertIDs, capacity 200 (1%):
+        // H(200) / H(20000) = 5.878 / 10.480 ≈ 0.561 at s = 1, 0.314 at s = 0.8.
+        let one = top_share(20_000, 200, 1.0).unwrap();
+        assert!((one - 0.5608).abs() < 0.0005, "{one}");
+        let flatter = top_share(20_000, 200, 0.8).unwrap();
+        assert!((flatter - 0.3143).abs() < 0.0005, "{flatter}");
+        // The sampler agrees: the draws that land on the top 1% of ranks.
+        let got = histogram(20_000, 1.0, 200_000, 11);
+        let drawn: f64 = got[..200].iter().sum();
+        assert!((drawn - one).abs() < 0.005, "{drawn} vs {one}");
+    }
+
+    #[test]
     fn zipf_edge_cases() {
         let one = Zipf::new(1, 1.0).unwrap();
         let mut rng = Rng::new(1);
@@ -258,6 +328,51 @@ mod tests {
         assert!(steep[0] > 0.99);
         let flat = histogram(10, 0.01, 100_000, 3);
         assert!(flat.iter().all(|p| (p - 0.1).abs() < 0.01), "{flat:?}");
+    }
+
+    #[test]
+    fn connections_draw_independent_streams() {
+        // No connection's draws are another's, shifted: 50 connections × 1,000 draws are
+        // 50,000 distinct 64-bit values (a shifted copy would repeat almost all of them).
+        for seed in [0, 1, 2, 42] {
+            let mut seen = std::collections::HashSet::new();
+            for id in 0..50 {
+                let mut rng = connection_rng(seed, id);
+                for _ in 0..1000 {
+                    assert!(
+                        seen.insert(rng.next_u64()),
+                        "seed {seed}: connection {id} repeats a draw"
+                    );
+                }
+            }
+        }
+        // The old derivation, for the record: connection 2 replayed connection 0.
+        let old = |id: u64| Rng::new(1 ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (mut a, mut c) = (old(0), old(2));
+        let a: Vec<u64> = (0..10).map(|_| a.next_u64()).collect();
+        let c: Vec<u64> = (0..8).map(|_| c.next_u64()).collect();
+        assert_eq!(a[2..], c[..]);
+        // Zipf pickers of different connections share few consecutive requests.
+        let order = rank_order(40_000, 1);
+        let draws = |id| {
+            let mut p = Picker::new(
+                Distribution::Zipf { exponent: 1.0 },
+                40_000,
+                id,
+                50,
+                1,
+                Some(order.clone()),
+            );
+            (0..2000).map(|_| p.next_index()).collect::<Vec<usize>>()
+        };
+        let (zero, two) = (draws(0), draws(2));
+        let same = zero.iter().zip(&two[..]).filter(|(x, y)| x == y).count();
+        let shifted = zero[2..].iter().zip(&two[..]).filter(|(x, y)| x == y).count();
+        // Independent streams agree where both hit the same hot rank: ~ Σ p² ≈ 1.5%.
+        assert!(
+            same < 100 && shifted < 100,
+            "same {same}, shifted {shifted} of 2000"
+        );
     }
 
     #[test]

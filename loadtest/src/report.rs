@@ -2,6 +2,7 @@
 
 use crate::client::{Errors, RunOutcome};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LatencyMs {
@@ -60,6 +61,10 @@ pub struct RunReport {
     /// With `--timeline`: one entry per second of the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineWindow>>,
+    /// With `--metrics-url`/`--metric`: how much each Prometheus series grew over the
+    /// window (e.g. a cache's hits and misses during exactly the measured requests).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 fn uniform() -> String {
@@ -155,6 +160,7 @@ impl RunReport {
                     })
                     .collect()
             }),
+            metrics: outcome.metrics.clone(),
         }
     }
 
@@ -185,7 +191,12 @@ impl RunReport {
             } else {
                 format!("\n  first errors: {}", self.error_samples.join(" | "))
             }
-        )
+        ) + &if self.metrics.is_empty() {
+            String::new()
+        } else {
+            let deltas: Vec<String> = self.metrics.iter().map(|(k, v)| format!("{k} +{v}")).collect();
+            format!("\n  metrics over the window: {}", deltas.join(", "))
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //!   `openssl ocsp`).
 //! - `scale.facts`, `scale-report.json`, `signrate.json`: the N-certificate stage.
 //! - `swap.facts`, `swap-run.json`: the hot-swap stage (the run has a timeline).
-//! - `cache.facts`: the cache-tier stage (a placeholder for now).
+//! - `cache.facts`, `cache-report.json`: the cache-tier stage (a cache-mode responder at
+//!   1% of the CertIDs in front of a hub, against the hub itself; the cache runs carry
+//!   the cache's hit and miss counters over their windows).
 //!
 //! A facts file has one `key=value` per line, written by the script: numbers, strings, or
 //! comma-separated lists of numbers. Goals that the issue does not fix (publish efficiency,
@@ -98,6 +100,7 @@ pub struct Stages {
     pub swap: Option<Facts>,
     pub swap_run: Option<RunReport>,
     pub cache: Option<Facts>,
+    pub cache_report: Option<ReportDocument>,
 }
 
 impl Stages {
@@ -128,6 +131,7 @@ impl Stages {
             swap: facts(dir, "swap.facts")?,
             swap_run: json(dir, "swap-run.json")?,
             cache: facts(dir, "cache.facts")?,
+            cache_report: json(dir, "cache-report.json")?,
         })
     }
 }
@@ -247,22 +251,16 @@ pub fn evaluate(stages: &Stages) -> Vec<TargetRow> {
         None => rows.push(row("swap", "hot swap under load", "", "stage not run").skipped()),
     }
     match &stages.cache {
-        Some(facts) if facts.get("status").and_then(Value::as_str) != Some("todo") => rows.push(row(
-            "cache",
-            "cache tier",
-            "",
-            format!("{}", Value::Object(facts.clone())),
-        )),
-        Some(_) => rows.push(
+        Some(facts) => cache_rows(facts, stages.cache_report.as_ref(), &mut rows),
+        None => rows.push(
             row(
                 "cache",
-                "cache tier: hit ratio at 1% of the population, Zipf",
-                "(TODO)",
-                "not implemented yet",
+                "cache tier: hit ratio at 1% of the CertIDs, throughput vs its hub",
+                "",
+                "stage not run",
             )
             .skipped(),
         ),
-        None => rows.push(row("cache", "cache tier (WITH_CACHE=1)", "", "stage not run").skipped()),
     }
     rows
 }
@@ -776,6 +774,153 @@ fn swap_rows(facts: &Facts, run: Option<&RunReport>, rows: &mut Vec<TargetRow>) 
     );
 }
 
+/// Metric series the cache runs carry (`loadgen --metric`), grown over each window.
+pub const CACHE_HITS: &str = "ocsp_edge_cache_hits_total";
+pub const CACHE_MISSES: &str = "ocsp_edge_cache_misses_total";
+
+/// Hits and misses summed over the runs labelled `label` that carry both counters.
+pub fn hits_and_misses(report: &ReportDocument, label: &str) -> Option<(f64, f64)> {
+    report
+        .runs
+        .iter()
+        .filter(|r| r.label == label)
+        .filter_map(|r| Some((*r.metrics.get(CACHE_HITS)?, *r.metrics.get(CACHE_MISSES)?)))
+        .reduce(|(h, m), (h2, m2)| (h + h2, m + m2))
+}
+
+fn cache_rows(facts: &Facts, report: Option<&ReportDocument>, rows: &mut Vec<TargetRow>) {
+    let stage = "cache";
+    let cert_ids = num(facts, "cert_ids").unwrap_or(0.0);
+    let capacity = num(facts, "capacity").unwrap_or(0.0);
+    let exponent = num(facts, "zipf_exponent").unwrap_or(1.0);
+    let hub = facts.get("hub_label").and_then(Value::as_str).unwrap_or("hub");
+    let cache = facts
+        .get("cache_label")
+        .and_then(Value::as_str)
+        .unwrap_or("cache");
+    let Some(report) = report else {
+        rows.push(
+            row(
+                stage,
+                "cache tier: hit ratio, throughput vs its hub, errors",
+                "",
+                "no load-generator runs",
+            )
+            .skipped(),
+        );
+        return;
+    };
+    let percent = if cert_ids > 0.0 {
+        format!("{:.3}", capacity / cert_ids * 100.0)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        "?".into()
+    };
+    let best = num(facts, "best_hit_ratio");
+    let best_text = best
+        .map(|b| format!("best possible {b:.3} (the top {capacity:.0} ranks held for ever)"))
+        .unwrap_or_else(|| "best possible not computed".into());
+    let warmup = match (num(facts, "warmup_hits"), num(facts, "warmup_misses")) {
+        (Some(h), Some(m)) if h + m > 0.0 => format!(
+            "; warm-up run before ({} s): {:.3}",
+            num(facts, "warmup_s")
+                .map(|s| format!("{s}"))
+                .unwrap_or("?".into()),
+            h / (h + m)
+        ),
+        _ => String::new(),
+    };
+    let target =
+        format!("hit ratio, capacity {capacity:.0} = {percent}% of {cert_ids:.0} CertIDs, Zipf s={exponent}");
+    match hits_and_misses(report, cache) {
+        Some((hits, misses)) if hits + misses > 0.0 => {
+            let ratio = hits / (hits + misses);
+            let of_best = best
+                .filter(|b| *b > 0.0)
+                .map(|b| format!(" = {:.2} of the best", ratio / b))
+                .unwrap_or_default();
+            rows.push(
+                row(
+                    stage,
+                    target,
+                    "",
+                    format!(
+                        "{ratio:.3} ({hits:.0} hits, {misses:.0} misses over the measured windows); {best_text}{of_best}{warmup}"
+                    ),
+                )
+                .ratio(ratio),
+            );
+        }
+        _ => rows.push(row(stage, target, "", format!("no hit/miss counters; {best_text}")).skipped()),
+    }
+    let hub_cpu_per_miss = match (
+        num(facts, "hub_cpu_s_during_cache"),
+        num(facts, "misses_during_cache"),
+    ) {
+        (Some(cpu), Some(misses)) if misses > 0.0 => {
+            format!("; hub {:.1} µs per miss (all cache runs)", cpu / misses * 1e6)
+        }
+        _ => String::new(),
+    };
+    let cpu = |c: Option<f64>| c.map(|c| format!("{c:.1}")).unwrap_or("-".into());
+    for c in report.summary.iter().filter(|r| r.label == cache) {
+        let m = c.method.to_uppercase();
+        let Some(h) = report
+            .summary
+            .iter()
+            .find(|r| r.label == hub && r.method == c.method)
+        else {
+            continue;
+        };
+        rows.push(
+            row(
+                stage,
+                format!("{m} Zipf req/s, cache ÷ its hub served directly"),
+                "",
+                format!(
+                    "{} vs {} req/s (rounds: {}); p99 {:.2} vs {:.2} ms; server CPU {} vs {} µs/req{hub_cpu_per_miss}",
+                    rate(c.rps_median),
+                    rate(h.rps_median),
+                    c.rounds,
+                    c.p99_ms_median,
+                    h.p99_ms_median,
+                    cpu(c.server_cpu_us_per_req_median),
+                    cpu(h.server_cpu_us_per_req_median),
+                ),
+            )
+            .ratio(c.rps_median / h.rps_median),
+        );
+    }
+    let errors: u64 = report.summary.iter().map(|r| r.errors).sum();
+    let non_2xx: u64 = report.summary.iter().map(|r| r.non_2xx).sum();
+    let requests: u64 = report.summary.iter().map(|r| r.requests).sum();
+    let warmup_errors = num(facts, "warmup_errors").unwrap_or(0.0) as u64;
+    let samples: Vec<&str> = report
+        .runs
+        .iter()
+        .flat_map(|r| r.error_samples.iter().map(String::as_str))
+        .take(3)
+        .collect();
+    rows.push(
+        row(
+            stage,
+            "errors, non-2xx through the cache and the hub (every response checked)",
+            "0",
+            format!(
+                "{errors} errors, {non_2xx} non-2xx in {requests} responses; warm-up run {warmup_errors} errors{}",
+                if samples.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (first: {})", samples.join(" | "))
+                }
+            ),
+        )
+        .pass_if(errors == 0 && non_2xx == 0 && warmup_errors == 0),
+    );
+}
+
 /// The table, as Markdown.
 pub fn table(rows: &[TargetRow]) -> String {
     let mut out =
@@ -817,7 +962,10 @@ pub fn document(rows: &[TargetRow], stages: &Stages) -> Value {
                 "facts": stages.swap,
                 "run": stages.swap_run,
             },
-            "cache": stages.cache,
+            "cache": {
+                "facts": stages.cache,
+                "report": stages.cache_report,
+            },
         }
     })
 }
@@ -884,6 +1032,7 @@ mod tests {
             distribution: "zipf".into(),
             zipf_exponent: Some(1.0),
             window_start_unix_ms: start_ms,
+            metrics: Default::default(),
             timeline: Some(
                 p99s.iter()
                     .enumerate()
@@ -983,6 +1132,157 @@ mod tests {
         let rss = rows.iter().find(|r| r.target.starts_with("RSS")).unwrap();
         assert!((rss.ratio.unwrap() - 40000.0 * 1024.0 / 1.75e9).abs() < 1e-9);
         assert_eq!(rows.last().unwrap().verdict, Verdict::Skipped, "no Zipf report");
+    }
+
+    /// A cache-stage run: `label` at `rps` req/s over 10 s, `cpu` µs/request.
+    fn cache_run(label: &str, round: u32, rps: f64, cpu: f64, counters: Option<(f64, f64)>) -> RunReport {
+        let mut run = run_with_timeline(&[1.0; 10], 0.0);
+        run.timeline = None;
+        run.label = label.into();
+        run.round = round;
+        run.rps = rps;
+        run.requests = (rps * 10.0) as u64;
+        run.ok = run.requests;
+        run.latency_ms.p99 = if label == "cache" { 4.0 } else { 2.0 };
+        run.server_cpu_us_per_req = Some(cpu);
+        if let Some((hits, misses)) = counters {
+            run.metrics.insert(CACHE_HITS.into(), hits);
+            run.metrics.insert(CACHE_MISSES.into(), misses);
+        }
+        run
+    }
+
+    fn cache_report(runs: Vec<RunReport>) -> ReportDocument {
+        ReportDocument {
+            baseline: "hub".into(),
+            summary: crate::report::summarise(&runs, "hub"),
+            runs,
+        }
+    }
+
+    const CACHE_FACTS: &str = "certs=10000\ncert_ids=20000\ncapacity=200\nzipf_exponent=1\nbest_hit_ratio=0.5608\nwarmup_s=2\nwarmup_hits=300\nwarmup_misses=700\nwarmup_errors=0\nhub_cpu_s_during_cache=0.09\nmisses_during_cache=10000\nhub_label=hub\ncache_label=cache\n";
+
+    #[test]
+    fn cache_targets_report_hit_ratio_and_throughput_and_judge_errors() {
+        let report = cache_report(vec![
+            cache_run("hub", 1, 60_000.0, 9.0, None),
+            cache_run("cache", 1, 20_000.0, 38.0, Some((98_000.0, 102_000.0))),
+            cache_run("hub", 2, 66_000.0, 9.0, None),
+            cache_run("cache", 2, 22_000.0, 36.0, Some((100_000.0, 100_000.0))),
+        ]);
+        let mut rows = Vec::new();
+        cache_rows(&facts(CACHE_FACTS), Some(&report), &mut rows);
+        let verdicts: Vec<Verdict> = rows.iter().map(|r| r.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::Info, Verdict::Info, Verdict::Pass],
+            "{rows:#?}"
+        );
+        // Hit ratio over both windows: 198k of 400k.
+        let hit = &rows[0];
+        assert_eq!(
+            hit.target,
+            "hit ratio, capacity 200 = 1% of 20000 CertIDs, Zipf s=1"
+        );
+        assert!((hit.ratio.unwrap() - 0.495).abs() < 1e-9);
+        assert!(
+            hit.measured.starts_with(
+                "0.495 (198000 hits, 202000 misses over the measured windows); best possible 0.561"
+            ),
+            "{}",
+            hit.measured
+        );
+        assert!(hit.measured.contains("= 0.88 of the best"), "{}", hit.measured);
+        assert!(
+            hit.measured.contains("warm-up run before (2 s): 0.300"),
+            "{}",
+            hit.measured
+        );
+        // Throughput: medians 21k ÷ 63k.
+        let rps = &rows[1];
+        assert!(
+            rps.target.starts_with("POST Zipf req/s, cache ÷"),
+            "{}",
+            rps.target
+        );
+        assert!((rps.ratio.unwrap() - 21_000.0 / 63_000.0).abs() < 1e-9);
+        assert!(
+            rps.measured
+                .contains("server CPU 37.0 vs 9.0 µs/req; hub 9.0 µs per miss (all cache runs)"),
+            "{}",
+            rps.measured
+        );
+        assert!(rps.measured.contains("p99 4.00 vs 2.00 ms"), "{}", rps.measured);
+        assert_eq!(
+            rows[2].measured,
+            "0 errors, 0 non-2xx in 1680000 responses; warm-up run 0 errors"
+        );
+
+        // Errors in a measured run, or in the warm-up run, fail the stage.
+        let mut bad = cache_run("cache", 1, 20_000.0, 38.0, Some((1.0, 1.0)));
+        bad.errors = 2;
+        bad.error_kinds.wrong_status = 2;
+        bad.error_samples = vec!["wrong status for 0A".into()];
+        let report = cache_report(vec![cache_run("hub", 1, 60_000.0, 9.0, None), bad]);
+        let mut rows = Vec::new();
+        cache_rows(&facts(CACHE_FACTS), Some(&report), &mut rows);
+        let last = rows.last().unwrap();
+        assert_eq!(last.verdict, Verdict::Fail);
+        assert!(
+            last.measured.contains("(first: wrong status for 0A)"),
+            "{}",
+            last.measured
+        );
+        let report = cache_report(vec![
+            cache_run("hub", 1, 60_000.0, 9.0, None),
+            cache_run("cache", 1, 20_000.0, 38.0, Some((1.0, 1.0))),
+        ]);
+        let mut rows = Vec::new();
+        cache_rows(
+            &facts(&CACHE_FACTS.replace("warmup_errors=0", "warmup_errors=1")),
+            Some(&report),
+            &mut rows,
+        );
+        assert_eq!(rows.last().unwrap().verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn cache_targets_without_counters_or_runs() {
+        // Runs without the counters: the hit ratio is skipped, the rest still judged.
+        let report = cache_report(vec![
+            cache_run("hub", 1, 60_000.0, 9.0, None),
+            cache_run("cache", 1, 20_000.0, 38.0, None),
+        ]);
+        let mut rows = Vec::new();
+        cache_rows(&facts("cert_ids=1000\ncapacity=10\n"), Some(&report), &mut rows);
+        assert_eq!(rows[0].verdict, Verdict::Skipped);
+        assert!(
+            rows[0].measured.contains("best possible not computed"),
+            "{}",
+            rows[0].measured
+        );
+        assert_eq!(rows.last().unwrap().verdict, Verdict::Pass);
+        // No runs at all (the stage broke before measuring): one skipped row.
+        let mut rows = Vec::new();
+        cache_rows(&facts(CACHE_FACTS), None, &mut rows);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].verdict, Verdict::Skipped);
+        // Through evaluate: the cache rows follow the other stages' skipped rows.
+        let stages = Stages {
+            cache: Some(facts(CACHE_FACTS)),
+            cache_report: Some(cache_report(vec![
+                cache_run("hub", 1, 60_000.0, 9.0, None),
+                cache_run("cache", 1, 20_000.0, 38.0, Some((5.0, 5.0))),
+            ])),
+            ..Stages::default()
+        };
+        let rows = evaluate(&stages);
+        assert_eq!(rows.len(), 3 + 3);
+        assert!(rows[3..].iter().all(|r| r.stage == "cache"));
+        assert_eq!(
+            document(&rows, &stages)["stages"]["cache"]["facts"]["capacity"],
+            200
+        );
     }
 
     #[test]

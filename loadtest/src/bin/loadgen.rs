@@ -5,6 +5,7 @@
 //!         [--connections 50] [--duration 10s] [--warmup 1s] [--check FILE|none]
 //!         [--json OUT] [--label NAME] [--round N] [--server-pid PID] [--threads 1]
 //!         [--distribution uniform|zipf] [--zipf-exponent 1.0] [--seed 1] [--timeline OUT]
+//!         [--metrics-url http://127.0.0.1:PORT/metrics --metric SERIES...]
 //! loadgen gen-feed --count 10000 --revoked-percent 10 --out feed.jsonl [--index-out index.txt]
 //!         [--changed-percent 0 --variant 0]
 //! loadgen prepare --issuer ca.pem --feed feed.jsonl --requests OUT --check OUT
@@ -16,6 +17,7 @@
 //! loadgen wait-http http://127.0.0.1:PORT/readyz [--timeout 30s]
 //! loadgen wait-metric http://127.0.0.1:PORT/metrics --metric NAME --value V [--timeout 30s]
 //! loadgen fetch http://127.0.0.1:PORT/metrics [--metric NAME]
+//! loadgen zipf-share --ranks N --top K [--exponent 1.0]
 //! ```
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -79,6 +81,17 @@ enum Command {
         timeout: Duration,
         #[arg(long, default_value = "20ms", value_parser = parse_duration)]
         every: Duration,
+    },
+    /// Print the share of draws that fall on the `--top` K most probable of `--ranks` N
+    /// ranks under Zipf's law (exactly: Σ_{i≤K} i^−s ÷ Σ_{i≤N} i^−s), i.e. the best hit
+    /// ratio of a cache holding a fixed K of the N requests of a `--distribution zipf` run.
+    ZipfShare {
+        #[arg(long)]
+        ranks: usize,
+        #[arg(long)]
+        top: usize,
+        #[arg(long, default_value_t = 1.0)]
+        exponent: f64,
     },
     /// GET a loopback URL and print its body (exit 1 unless 2xx), or with `--metric NAME`
     /// only the value of that unlabelled Prometheus sample.
@@ -159,6 +172,14 @@ struct RunArgs {
     /// also go into `--json`).
     #[arg(long)]
     timeline: Option<PathBuf>,
+    /// A Prometheus endpoint (loopback) to read the `--metric` series from at the start
+    /// and the end of the window; their growth goes into `--json` (`metrics`).
+    #[arg(long, requires = "metric")]
+    metrics_url: Option<String>,
+    /// A series to sample on `--metrics-url`, by its exact name (with labels if any);
+    /// repeatable.
+    #[arg(long, requires = "metrics_url")]
+    metric: Vec<String>,
 }
 
 #[derive(Args)]
@@ -271,6 +292,14 @@ fn main() -> ExitCode {
             every,
         }) => wait_metric(&url, &metric, value, timeout, every),
         Some(Command::Fetch { url, metric }) => fetch(&url, metric.as_deref()),
+        Some(Command::ZipfShare { ranks, top, exponent }) => {
+            loadtest::distribution::top_share(ranks, top, exponent)
+                .map(|share| {
+                    println!("{share:.6}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(Into::into)
+        }
     };
     match outcome {
         Ok(code) => code,
@@ -313,6 +342,13 @@ fn run(args: RunArgs) -> AnyResult<ExitCode> {
         distribution,
         seed: args.seed,
         timeline: args.timeline.is_some(),
+        metrics: match args.metrics_url {
+            Some(url) => Some(client::MetricsProbe {
+                target: Target::parse(&url)?,
+                series: args.metric.clone(),
+            }),
+            None => None,
+        },
     };
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
