@@ -186,6 +186,12 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
     let from_cache = post(cache.ocsp, &request);
     assert_eq!(
         from_hub.header("ocsp-edge-sequence"),
+        None,
+        "only caches are told"
+    );
+    let asked = Conn::connect(hub.ocsp).post_as_cache(&request).unwrap();
+    assert_eq!(
+        asked.header("ocsp-edge-sequence"),
         Some(first.to_string().as_str())
     );
     assert_eq!(from_cache.body, from_hub.body);
@@ -374,7 +380,7 @@ fn forward_one(
         }
         received.extend_from_slice(&chunk[..n]);
     }
-    let answer = Conn::connect(hub).post(&received[head_end..head_end + length])?;
+    let answer = Conn::connect(hub).post_as_cache(&received[head_end..head_end + length])?;
     forwarded.fetch_add(1, Ordering::SeqCst);
     let deadline = Instant::now() + CONVERGE;
     while hold.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -519,8 +525,10 @@ fn the_hub_change_feed_lists_changes_since_a_served_sequence_and_says_gone_other
         Some(first as f64)
     );
     assert_eq!(metric(&text, "ocsp_edge_change_history_records"), Some(1.0));
-    // The OCSP answer names the snapshot it came from.
-    let response = post(hub.ocsp_addr, &request_for(&victim, true));
+    // The OCSP answer names the snapshot it came from, to a cache that asks.
+    let response = Conn::connect(hub.ocsp_addr)
+        .post_as_cache(&request_for(&victim, true))
+        .unwrap();
     assert_eq!(
         response.header("ocsp-edge-sequence"),
         Some(second.to_string().as_str())

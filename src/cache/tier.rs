@@ -25,8 +25,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
-/// Response header a hub puts on its successful OCSP answers: the sequence of the
-/// snapshot the answer came from (what the admission rule compares).
+/// Response header a hub puts on its successful OCSP answers when the request carries
+/// it (with any value): the sequence of the snapshot the answer came from (what the
+/// admission rule compares). Only caches ask, so public answers stay as they were and
+/// the hub formats nothing extra for them.
 pub const SEQUENCE_HEADER: &str = "ocsp-edge-sequence";
 /// Pre-signed responses are about 1 KB; an RSA-4096 delegated signer's is under 4 KB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -413,6 +415,7 @@ impl CacheTier {
             .client
             .post(&hub.ocsp)
             .header(reqwest::header::CONTENT_TYPE, "application/ocsp-request")
+            .header(SEQUENCE_HEADER, "?")
             .body(request.to_vec())
             .timeout(timeout)
             .send()

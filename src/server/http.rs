@@ -93,7 +93,9 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
         Ok(found) => {
             let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
             let mut answered = success(state, &config, &found, now, if_none_match, head_only);
-            insert_sequence(&mut answered.0, snapshot);
+            if parts.headers.contains_key(crate::cache::tier::SEQUENCE_HEADER) {
+                insert_sequence(&mut answered.0, snapshot);
+            }
             answered
         }
         Err(refusal) => (refused(refusal, head_only), Outcome::Refused(refusal)),

@@ -624,6 +624,19 @@ impl Conn {
         )
     }
 
+    /// A POST as a cache tier sends it: asking the hub which sequence answered.
+    pub fn post_as_cache(&mut self, body: &[u8]) -> std::io::Result<HttpResponse> {
+        self.request(
+            "POST",
+            "/",
+            &[
+                ("Content-Type", "application/ocsp-request"),
+                ("OCSP-Edge-Sequence", "?"),
+            ],
+            Some(body),
+        )
+    }
+
     fn fill(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
         let n = self.stream.read(&mut chunk)?;
