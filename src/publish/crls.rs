@@ -15,7 +15,7 @@ use crate::crl::{self, CrlEntry, CrlFacts, CrlScope};
 use crate::model::{CertRecord, CertStatus, RevocationReason};
 use crate::pki::cert::Certificate;
 use crate::pki::keys::SigningKey;
-use crate::snapshot::format::{DocumentInput, DocumentKind, SnapshotView};
+use crate::snapshot::format::{DocumentInput, DocumentKind};
 use crate::time::{parse_duration, UnixTime};
 use serde::Deserialize;
 use std::io::Write;
@@ -480,10 +480,12 @@ fn previous_full_crl(context: &CrlContext<'_>, path: &str) -> Option<(u64, Vec<c
     let sequence = *store::manifest_sequences(context.out_dir).ok()?.first()?;
     let manifest =
         Manifest::parse(&std::fs::read(context.out_dir.join(store::manifest_name(sequence))).ok()?).ok()?;
-    let bytes = std::fs::read(context.out_dir.join(&manifest.body.snapshot)).ok()?;
-    let view = SnapshotView::open(&bytes).ok()?;
-    let document = view
-        .metadata()
+    // Mapped, and only the metadata and the CRL read: the snapshot can be gigabytes.
+    let file = std::fs::File::open(context.out_dir.join(&manifest.body.snapshot)).ok()?;
+    // SAFETY: read-only map of a committed snapshot file, which is never modified.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let metadata = crate::snapshot::format::read_metadata(&bytes).ok()?;
+    let document = metadata
         .documents
         .iter()
         .find(|d| d.path == path && d.kind == DocumentKind::CrlFull)?;
