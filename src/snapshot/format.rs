@@ -601,8 +601,9 @@ impl LoadedSection {
         record_for_entry(bytes, entry)
     }
 
-    /// The response for `serial` under `hash`: `None` when absent, `Some(Err(()))` for a
-    /// delta's tombstone.
+    /// The response for `serial` under `hash`: `None` when absent, `Some(Err(Removed))` for
+    /// a delta's tombstone (or a record naming times the section does not list, which
+    /// only a corrupt file could hold: it is not served either).
     pub fn found<'a>(
         &'a self,
         bytes: &'a [u8],
