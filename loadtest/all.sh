@@ -12,7 +12,8 @@
 # Stages (STAGES, space-separated, in this order):
 #   ceiling  run.sh: ocsp-edge vs the fixed-bytes hyper ceiling and `openssl ocsp` (POST, GET)
 #   scale    SCALE_CERTS certificates in one snapshot: publish rate vs ring's signing rate,
-#            responder start-up and RSS, Zipf throughput vs the CERTS-certificate snapshot
+#            responder start-up and RSS, Zipf throughput vs the CERTS-certificate snapshot,
+#            then a delta after DELTA_CHANGES revocations: its bytes, and that it is served
 #   swap     hot swap of SWAP_CERTS-certificate snapshots under load
 #   cache    a cache-mode responder holding 1% of CACHE_CERTS × 2 CertIDs in front of a hub:
 #            hit ratio (and the best a static top-1% set could reach), req/s vs the hub
@@ -21,6 +22,7 @@
 #   CONNECTIONS=50 CERTS=10000 REVOKED_PERCENT=10 METHODS="post get" THREADS=1);
 #   WITH_OPENSSL=1 (the whole run then happens in a loopback-only network namespace);
 #   SCALE_CERTS=1000000 SCALE_SAMPLE=200000 (certificates whose requests are sent)
+#   DELTA_CHANGES=1000 (revocations in the delta published at the end of scale)
 #   SCALE_ROUNDS=$ROUNDS SCALE_METHODS=$METHODS ZIPF_EXPONENT=1.0 SIGNRATE_SECONDS=3
 #   PUBLISH_RATIO_TARGET=0.8 STARTUP_TARGET_S= RSS_RATIO_TARGET= (empty: report only);
 #   SWAP_CERTS=1000000 SWAP_COUNT=5 SWAP_INTERVAL=5 SWAP_LEAD=5 SWAP_TAIL=5 (seconds)
@@ -49,6 +51,7 @@ METHODS=${METHODS:-post get}
 THREADS=${THREADS:-1}
 SCALE_CERTS=${SCALE_CERTS:-1000000}
 SCALE_SAMPLE=${SCALE_SAMPLE:-200000}
+DELTA_CHANGES=${DELTA_CHANGES:-1000}
 SCALE_ROUNDS=${SCALE_ROUNDS:-$ROUNDS}
 SCALE_METHODS=${SCALE_METHODS:-$METHODS}
 ZIPF_EXPONENT=${ZIPF_EXPONENT:-1.0}
@@ -238,7 +241,7 @@ stage_ceiling() {
 
 stage_scale() {
     local S="$WORK/scale" facts="$STAGE_DIR/scale.facts.tmp" n=$SCALE_CERTS
-    local big small t0 t1 method round label
+    local big small t0 t1 method round label big_admin
     mkdir -p "$S/runs"
     big="ocsp-edge-$(short_count "$n")"
     small="ocsp-edge-$(short_count "$CERTS")"
@@ -268,6 +271,10 @@ stage_scale() {
     fi
     "$LOADGEN" prepare --issuer "$EC/ca.pem" --feed "$S/feed.jsonl" --sample "$SCALE_SAMPLE" \
         --requests "$S/big.b64" --check "$S/big.check"
+    # The same CA after DELTA_CHANGES revocations, for the delta published at the end.
+    awk -v n="$DELTA_CHANGES" 'n > 0 && /"status":"good"}$/ {
+            sub(/"status":"good"}$/, "\"status\":\"revoked\",\"revoked_at\":\"2026-01-03T00:00:00Z\",\"reason\":\"keyCompromise\"}"); n--
+        } { print }' "$S/feed.jsonl" >"$S/feed-revoked.jsonl"
     rm -f "$S/feed.jsonl"
 
     "$LOADGEN" gen-feed --count "$CERTS" --revoked-percent "$REVOKED_PERCENT" --seed 11 --out "$S/small.jsonl"
@@ -282,6 +289,7 @@ stage_scale() {
     t1=$(now_ms)
     big_pid=$SERVE_PID
     big_url="http://127.0.0.1:$SERVE_PORT/"
+    big_admin=$SERVE_ADMIN
     fact "$facts" startup_s "$(ms_to_s $((t1 - t0)))"
     fact "$facts" startup_load_ms "$(grep -o 'load_ms=[0-9]*' "$S/serve-big.log" | head -1 | cut -d= -f2)"
     fact "$facts" rss_kib "$(status_kib "$big_pid" VmRSS)"
@@ -319,12 +327,33 @@ stage_scale() {
     done
     fact "$facts" rss_after_load_kib "$(status_kib "$big_pid" VmRSS)"
     "$LOADGEN" report --baseline "$small" --json-out "$STAGE_DIR/scale-report.json" "$S"/runs/*.json | sed 's/^/    /' >&2 || true
+    scale_delta "$facts" "$S" "http://127.0.0.1:$big_admin/metrics"
     stop_pid "$big_pid"
     forget_pid "$big_pid"
     stop_pid "$small_pid"
     forget_pid "$small_pid"
     mv "$facts" "$STAGE_DIR/scale.facts"
     rm -rf "$S/big" "$S/small"
+}
+
+# Incremental publishing at scale: DELTA_CHANGES of the big snapshot's certificates are
+# revoked and `publish --delta` writes only what changed; the running responder must
+# verify it on its base and serve it.
+scale_delta() {
+    local facts=$1 S=$2 metrics=$3 sequence
+    fact "$facts" delta_changes "$DELTA_CHANGES"
+    publish "$S/feed-revoked.jsonl" "$S/big" "$S/publish-delta" --delta | sed 's/^/    /' >&2
+    rm -f "$S/feed-revoked.jsonl"
+    sequence=$(published "$S/publish-delta.out" 1)
+    fact "$facts" delta_bytes "$(published "$S/publish-delta.out" 4)"
+    fact "$facts" delta_signatures "$(published "$S/publish-delta.out" 3)"
+    fact "$facts" delta_publish_s "$(published "$S/publish-delta.out" 5)"
+    if "$LOADGEN" wait-metric "$metrics" --metric ocsp_edge_snapshot_sequence --value "$sequence" \
+        --timeout 60s >/dev/null; then
+        fact "$facts" delta_served 1
+    else
+        fact "$facts" delta_served 0
+    fi
 }
 
 stage_swap() {

@@ -580,6 +580,49 @@ fn scale_rows(facts: &Facts, report: Option<&ReportDocument>, rows: &mut Vec<Tar
         )
         .pass_if(errors == 0),
     );
+    delta_rows(facts, rows);
+}
+
+/// The delta published on the big snapshot: bytes shipped for `delta_changes` revocations,
+/// signatures, and whether the running responder served it.
+fn delta_rows(facts: &Facts, rows: &mut Vec<TargetRow>) {
+    let stage = "scale";
+    let (Some(changes), Some(bytes)) = (num(facts, "delta_changes"), num(facts, "delta_bytes")) else {
+        return;
+    };
+    let certs = num(facts, "certs").unwrap_or(0.0);
+    let full = num(facts, "snapshot_bytes").unwrap_or(f64::NAN);
+    let signatures = num(facts, "delta_signatures").unwrap_or(f64::NAN);
+    let seconds = num(facts, "delta_publish_s").unwrap_or(f64::NAN);
+    rows.push(
+        row(
+            stage,
+            format!("delta: bytes shipped, {certs:.0} certificates with {changes:.0} revocations"),
+            "",
+            format!(
+                "{bytes:.0} bytes = {:.4}% of the full {full:.0}; {signatures:.0} signatures in {seconds:.1} s",
+                100.0 * bytes / full
+            ),
+        )
+        .ratio(bytes / full),
+    );
+    let served = num(facts, "delta_served") == Some(1.0);
+    rows.push(
+        row(
+            stage,
+            "delta: re-signs only the changes, and the running responder serves it",
+            format!("{:.0} signatures, served", 2.0 * changes),
+            format!(
+                "{signatures:.0} signatures; {}",
+                if served {
+                    "served"
+                } else {
+                    "NOT served within 60 s"
+                }
+            ),
+        )
+        .pass_if(served && signatures == 2.0 * changes),
+    );
 }
 
 /// "≥ 0.8 *" when the facts carry the goal, "" otherwise.
@@ -1109,6 +1152,29 @@ mod tests {
             .map(|r| r.target.as_str())
             .collect();
         assert_eq!(failed.len(), 5, "{rows:#?}");
+    }
+
+    #[test]
+    fn delta_rows_pass_only_when_just_the_changes_are_signed_and_served() {
+        let verdicts = |text: &str| {
+            let mut rows = Vec::new();
+            delta_rows(&facts(text), &mut rows);
+            rows.iter().map(|r| r.verdict).collect::<Vec<_>>()
+        };
+        let base = "certs=1000000\nsnapshot_bytes=195000000\ndelta_changes=1000\ndelta_bytes=200000\ndelta_publish_s=2.5\n";
+        assert_eq!(
+            verdicts(&format!("{base}delta_signatures=2000\ndelta_served=1\n")),
+            [Verdict::Info, Verdict::Pass]
+        );
+        assert_eq!(
+            verdicts(&format!("{base}delta_signatures=2000000\ndelta_served=1\n")),
+            [Verdict::Info, Verdict::Fail]
+        );
+        assert_eq!(
+            verdicts(&format!("{base}delta_signatures=2000\ndelta_served=0\n")),
+            [Verdict::Info, Verdict::Fail]
+        );
+        assert!(verdicts("certs=10\n").is_empty(), "no delta facts, no rows");
     }
 
     #[test]
