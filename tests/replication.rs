@@ -13,10 +13,9 @@ use ocsp_edge::config::{Config, Sources};
 use ocsp_edge::server::Background;
 use ocsp_edge::snapshot::store;
 use ocsp_edge::time::UnixTime;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -400,83 +399,6 @@ fn serve_static(shared: &OriginShared, mut stream: TcpStream) -> std::io::Result
     stream.flush()?;
     let _ = stream.shutdown(std::net::Shutdown::Write);
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// The real binary, for process restarts
-
-struct Process {
-    child: Child,
-    ocsp: SocketAddr,
-    admin: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    /// `ocsp-edge serve` on kernel-chosen loopback ports; returns once it logs them.
-    fn start(config: &Path, cache: &Path) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .arg("--snapshots")
-            .arg(cache)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
-        for trust in demo_trust() {
-            command.arg("--trust").arg(trust);
-        }
-        let mut child = command
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ocsp-edge serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, addresses) = std::sync::mpsc::channel();
-        let writer = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                writer.lock().unwrap().push_str(&format!("{line}\n"));
-                if line.contains("listening") {
-                    if let (Some(ocsp), Some(admin)) =
-                        (log_address(&line, "ocsp="), log_address(&line, "admin="))
-                    {
-                        let _ = found.send((ocsp, admin));
-                    }
-                }
-            }
-        });
-        let (ocsp, admin) = match addresses.recv_timeout(CONVERGE) {
-            Ok(found) => found,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("serve never logged its addresses ({e})\n{}", log.lock().unwrap());
-            }
-        };
-        Process {
-            child,
-            ocsp,
-            admin,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
 }
 
 fn readyz(admin: SocketAddr) -> u16 {
@@ -895,16 +817,16 @@ fn a_restarted_process_serves_from_its_cache_with_every_source_down() {
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
-    let config = work.path().join("edge.toml");
     let toml = format!(
         "[snapshots]\npoll_interval = \"100ms\"\nmax_backoff = \"1s\"\nlong_poll = \"5s\"\n\n{}",
         sources_toml(&[Src::Peer(hub.admin_addr)])
     );
-    std::fs::write(&config, toml).unwrap();
+    let cache_arg = cache.display().to_string();
+    let start_edge = || ServeProcess::start(&toml, &["--snapshots", &cache_arg]);
 
     let good = first_with_status("ec", 'V');
     let revoked = first_with_status("ec", 'R');
-    let mut edge = Process::start(&config, &cache);
+    let (mut edge, _config) = start_edge();
     assert!(
         wait_for_sequence(edge.admin, sequence, CONVERGE),
         "the edge never synced\n{}",
@@ -912,15 +834,14 @@ fn a_restarted_process_serves_from_its_cache_with_every_source_down() {
     );
     assert_eq!(readyz(edge.admin), 200);
     assert!(gauge(edge.admin, "ocsp_edge_seconds_since_last_sync").unwrap() >= 0.0);
-    edge.child.kill().unwrap();
-    edge.child.wait().unwrap();
+    edge.kill();
     drop(edge);
     let hub_admin = hub.admin_addr;
     drop(hub);
     assert!(Conn::try_connect(hub_admin).is_err(), "the hub still answers");
 
     let started = Instant::now();
-    let edge = Process::start(&config, &cache);
+    let (edge, _config) = start_edge();
     let ready = wait_until(Duration::from_secs(2), || readyz(edge.admin) == 200);
     let took = started.elapsed();
     println!("restarted edge ready after {took:?} (process start included)");
