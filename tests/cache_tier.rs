@@ -96,34 +96,8 @@ fn fills(admin: SocketAddr, result: &str) -> f64 {
     )
 }
 
-/// `openssl ocsp` through `ocsp` (POST, no nonce, verified against the demo root): the
-/// status it prints and its whole output.
-fn openssl_status(ocsp: SocketAddr, row: &IndexRow, sha256: bool) -> (String, Output) {
-    let url = format!("http://{ocsp}/");
-    let (issuer, cert, root) = (
-        issuer_ca("ec").display().to_string(),
-        row.cert("ec").display().to_string(),
-        root_ca().display().to_string(),
-    );
-    let mut args = vec!["ocsp", "-issuer", &issuer];
-    if sha256 {
-        args.push("-sha256");
-    }
-    args.extend(["-cert", &cert, "-url", &url, "-CAfile", &root, "-no_nonce"]);
-    let out = openssl(&args);
-    let prefix = format!("{cert}: ");
-    let status = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or("<none>")
-        .trim()
-        .to_string();
-    (status, out)
-}
-
 fn assert_openssl(ocsp: SocketAddr, row: &IndexRow, sha256: bool, expected: &str, what: &str) {
-    let (status, out) = openssl_status(ocsp, row, sha256);
+    let (status, out) = openssl_status(ocsp, &issuer_ca("ec"), &row.cert("ec"), sha256);
     assert_eq!(status, expected, "{what}: {out}");
     assert!(out.stderr.contains("Response verify OK"), "{what}: {out}");
     if expected == "revoked" {

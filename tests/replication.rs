@@ -192,40 +192,8 @@ fn dead_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// `openssl ocsp` as a client against `ocsp` (POST, no nonce, verified against the demo
-/// root): the status it prints for `cert` (`good`, `revoked`, ...) and its whole output.
-fn openssl_status(ocsp: SocketAddr, issuer: &Path, cert: &Path) -> (String, Output) {
-    let url = format!("http://{ocsp}/");
-    let (issuer, cert_text, root) = (
-        issuer.display().to_string(),
-        cert.display().to_string(),
-        root_ca().display().to_string(),
-    );
-    let out = openssl(&[
-        "ocsp",
-        "-issuer",
-        &issuer,
-        "-cert",
-        &cert_text,
-        "-url",
-        &url,
-        "-CAfile",
-        &root,
-        "-no_nonce",
-    ]);
-    let prefix = format!("{cert_text}: ");
-    let status = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or("<none>")
-        .trim()
-        .to_string();
-    (status, out)
-}
-
 fn assert_openssl(ocsp: SocketAddr, row: &IndexRow, expected: &str, what: &str) {
-    let (status, out) = openssl_status(ocsp, &issuer_ca("ec"), &row.cert("ec"));
+    let (status, out) = openssl_status(ocsp, &issuer_ca("ec"), &row.cert("ec"), false);
     assert_eq!(status, expected, "{what}: {out}");
     assert!(out.stderr.contains("Response verify OK"), "{what}: {out}");
     if expected == "revoked" {
@@ -858,7 +826,7 @@ fn a_restarted_process_serves_from_its_cache_with_every_source_down() {
     );
     assert_eq!(metric(&text, "ocsp_edge_highest_sequence"), Some(sequence as f64));
     assert_openssl(edge.ocsp, &good, "good", "from the cache");
-    let (status, out) = openssl_status(edge.ocsp, &issuer_ca("ec"), &revoked.cert("ec"));
+    let (status, out) = openssl_status(edge.ocsp, &issuer_ca("ec"), &revoked.cert("ec"), false);
     assert_eq!(status, "revoked", "{out}");
     let label = peer_url(hub_admin);
     assert!(

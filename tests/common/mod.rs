@@ -454,6 +454,33 @@ pub fn openssl(args: &[&str]) -> Output {
     run("openssl", args)
 }
 
+/// `openssl ocsp` as a client against `ocsp` (POST, no nonce, SHA-256 CertID when asked,
+/// verified against the demo root): the status it prints for `cert` (`good`, `revoked`,
+/// ...) and its whole output.
+pub fn openssl_status(ocsp: SocketAddr, issuer: &Path, cert: &Path, sha256: bool) -> (String, Output) {
+    let url = format!("http://{ocsp}/");
+    let (issuer, cert, root) = (
+        issuer.display().to_string(),
+        cert.display().to_string(),
+        root_ca().display().to_string(),
+    );
+    let mut args = vec!["ocsp", "-issuer", &issuer];
+    if sha256 {
+        args.push("-sha256");
+    }
+    args.extend(["-cert", &cert, "-url", &url, "-CAfile", &root, "-no_nonce"]);
+    let out = openssl(&args);
+    let prefix = format!("{cert}: ");
+    let status = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or("<none>")
+        .trim()
+        .to_string();
+    (status, out)
+}
+
 /// Whether `program` is on PATH.
 pub fn have(program: &str) -> bool {
     std::env::var_os("PATH")
