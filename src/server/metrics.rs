@@ -380,7 +380,7 @@ impl Metrics {
         for result in CACHE_FILL_RESULTS {
             metrics.fills.with_label_values(&[result]);
         }
-        for reason in crate::cache::tier::FillFailure::LABELS {
+        for reason in crate::cache::tier::FillFailure::labels() {
             metrics.fill_failures.with_label_values(&[reason]);
         }
         Ok(metrics)
