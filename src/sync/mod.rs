@@ -12,6 +12,7 @@
 pub mod source;
 
 use crate::server::state::State;
+use crate::snapshot::manifest::Manifest;
 use crate::snapshot::store::{held_base, load_snapshot_file_on};
 use crate::snapshot::Snapshot;
 use crate::snapshot::{store, verify_manifest, VerifyError};
@@ -180,7 +181,6 @@ async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Ro
         }
         return Ok(Round::Unchanged);
     }
-    let dir = state.config().snapshots.dir.clone();
     let base = match &manifest.body.base {
         None => None,
         Some(wanted) => Some(
@@ -193,30 +193,13 @@ async fn fetch_and_install(state: &Arc<State>, source: &mut Source) -> Result<Ro
                 })?,
         ),
     };
-    let name = manifest.body.snapshot.clone();
-    // A snapshot file without its manifest is what a crash between the two writes leaves;
-    // it was never served, and is replaced.
-    match std::fs::remove_file(dir.join(&name)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(SourceError::Io(e).into()),
-        _ => {}
-    }
-    let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
-    source
-        .download(&name, manifest.body.size, download.file())
-        .await?;
-    let temp = download.path().to_path_buf();
-    let trust = state.trust.clone();
-    let checked = manifest_bytes.clone();
-    let snapshot =
-        tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
-            .await
-            .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
-            .inspect_err(|e| state.refuse_offer(&source.label(), e))?;
-    download.commit().map_err(SourceError::Io)?;
-    match store::write_new(&dir, &store::manifest_name(sequence), &manifest_bytes) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(SourceError::Io(e).into()),
-        _ => {}
-    }
+    let snapshot = download_and_keep(state, source, &manifest_bytes, &manifest, now, base)
+        .await
+        .inspect_err(|e| {
+            if let SyncError::Refused(e) = e {
+                state.refuse_offer(&source.label(), e)
+            }
+        })?;
     state.swap_in(snapshot, now, started)?;
     Ok(Round::Updated(sequence))
 }
@@ -256,22 +239,46 @@ async fn ensure_base(
         ))
         .into());
     }
-    let name = manifest.body.snapshot.clone();
-    let _ = std::fs::remove_file(dir.join(&name));
-    let mut download = store::NewFile::create(&dir, &name).map_err(SourceError::Io)?;
-    source
-        .download(&name, manifest.body.size, download.file())
-        .await?;
-    let temp = download.path().to_path_buf();
-    let checked = manifest_bytes.clone();
-    let base = tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, None))
-        .await
-        .map_err(blocking_io)??;
-    download.commit().map_err(SourceError::Io)?;
-    match store::write_new(&dir, &manifest_name, &manifest_bytes) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(SourceError::Io(e).into()),
-        _ => {}
-    }
+    let base = download_and_keep(state, source, &manifest_bytes, &manifest, now, None).await?;
     tracing::info!(sequence, source = %source.label(), "fetched the base of a delta");
     Ok(Arc::new(base))
+}
+
+/// Downloads the snapshot `manifest` names into the cache directory, verifies it (on
+/// `base` for a delta) and only then keeps it and its manifest. The manifest has been
+/// verified already; a failed download or verification leaves nothing behind.
+async fn download_and_keep(
+    state: &Arc<State>,
+    source: &Source,
+    manifest_bytes: &[u8],
+    manifest: &Manifest,
+    now: UnixTime,
+    base: Option<Arc<Snapshot>>,
+) -> Result<Snapshot, SyncError> {
+    let dir = state.config().snapshots.dir.clone();
+    let name = &manifest.body.snapshot;
+    // A snapshot file without its manifest is what a crash between the two writes leaves;
+    // it was never served, and is replaced.
+    match std::fs::remove_file(dir.join(name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(SourceError::Io(e).into()),
+        _ => {}
+    }
+    let mut download = store::NewFile::create(&dir, name).map_err(SourceError::Io)?;
+    source.download(name, manifest.body.size, download.file()).await?;
+    let temp = download.path().to_path_buf();
+    let trust = state.trust.clone();
+    let checked = manifest_bytes.to_vec();
+    let snapshot =
+        tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
+            .await
+            .map_err(|e| SourceError::Io(std::io::Error::other(e)))??;
+    download.commit().map_err(SourceError::Io)?;
+    match store::write_new(
+        &dir,
+        &store::manifest_name(manifest.body.sequence),
+        manifest_bytes,
+    ) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(SourceError::Io(e).into()),
+        _ => Ok(snapshot),
+    }
 }
