@@ -33,6 +33,13 @@ impl Serial {
     /// From the content octets of a DER INTEGER, normalising non-minimal encodings.
     /// Returns `None` for an empty, negative or over-long value.
     pub fn from_der_content(bytes: &[u8]) -> Option<Self> {
+        Self::minimal_der_content(bytes).map(|content| Serial(content.to_vec()))
+    }
+
+    /// The part of DER INTEGER content `bytes` that [`Serial::from_der_content`] keeps
+    /// (redundant leading zero octets dropped), without copying it; `None` when no serial
+    /// can have that shape (empty, negative, or over [`MAX_SERIAL_LEN`] octets).
+    pub fn minimal_der_content(bytes: &[u8]) -> Option<&[u8]> {
         if bytes.is_empty() || bytes[0] & 0x80 != 0 {
             return None;
         }
@@ -41,7 +48,7 @@ impl Serial {
             start += 1;
         }
         let content = &bytes[start..];
-        (content.len() <= MAX_SERIAL_LEN).then(|| Serial(content.to_vec()))
+        (content.len() <= MAX_SERIAL_LEN).then_some(content)
     }
 
     /// From an unsigned big-endian magnitude (what hex in index.txt spells).

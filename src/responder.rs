@@ -4,7 +4,7 @@
 //! Decode → nonce policy → whole-CertID lookup → freshness. Every way this can fail is a
 //! [`Refusal`], which [`crate::ocsp::Refusal::response_status`] maps to the wire.
 
-use crate::ocsp::{decode_request, Refusal};
+use crate::ocsp::{with_request, Refusal};
 use crate::snapshot::format::Found;
 use crate::snapshot::Snapshot;
 use crate::time::UnixTime;
@@ -36,16 +36,17 @@ pub fn answer<'a>(
     now: UnixTime,
     nonce_policy: NoncePolicy,
 ) -> Result<Found<'a>, Refusal> {
-    let request = decode_request(request)?;
-    if request.has_nonce && nonce_policy == NoncePolicy::Refuse {
-        return Err(Refusal::NonceRefused);
-    }
-    let snapshot = snapshot.ok_or(Refusal::NotReady)?;
-    let found = snapshot.lookup(&request.cert_id)?;
-    if now >= found.next_update {
-        return Err(Refusal::Expired);
-    }
-    Ok(found)
+    with_request(request, |request| {
+        if request.has_nonce && nonce_policy == NoncePolicy::Refuse {
+            return Err(Refusal::NonceRefused);
+        }
+        let snapshot = snapshot.ok_or(Refusal::NotReady)?;
+        let found = snapshot.lookup(request.cert_id)?;
+        if now >= found.next_update {
+            return Err(Refusal::Expired);
+        }
+        Ok(found)
+    })
 }
 
 /// `max-age` for a response: never past nextUpdate (RFC 5019 §6.2), and at most `cap`

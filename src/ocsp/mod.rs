@@ -8,7 +8,7 @@ pub mod request;
 pub mod response;
 pub mod verify;
 
-pub use request::{decode_request, OcspRequest, RequestedCertId};
+pub use request::{decode_request, with_request, BorrowedRequest, CertIdRef, OcspRequest, RequestedCertId};
 pub use response::{encode_error_response, ResponseStatus};
 
 /// Why an OCSP request did not get a `successful` answer. Mapped to the wire in exactly one

@@ -19,6 +19,46 @@ pub struct RequestedCertId {
     pub serial: Serial,
 }
 
+impl RequestedCertId {
+    pub fn borrowed(&self) -> CertIdRef<'_> {
+        CertIdRef {
+            hash: self.hash,
+            issuer_name_hash: &self.issuer_name_hash,
+            issuer_key_hash: &self.issuer_key_hash,
+            serial: self.serial.as_der_content(),
+        }
+    }
+}
+
+/// The same CertID borrowed from the request's bytes: what the hot path looks up, so
+/// that answering a request copies nothing out of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CertIdRef<'a> {
+    pub hash: CertIdHash,
+    pub issuer_name_hash: &'a [u8],
+    pub issuer_key_hash: &'a [u8],
+    /// Minimal DER INTEGER content (see [`Serial::minimal_der_content`]).
+    pub serial: &'a [u8],
+}
+
+impl CertIdRef<'_> {
+    pub fn to_owned(&self) -> RequestedCertId {
+        RequestedCertId {
+            hash: self.hash,
+            issuer_name_hash: self.issuer_name_hash.to_vec(),
+            issuer_key_hash: self.issuer_key_hash.to_vec(),
+            serial: Serial::from_der_content(self.serial)
+                .expect("a CertIdRef's serial is already minimal and in range"),
+        }
+    }
+}
+
+impl<'a> From<&'a RequestedCertId> for CertIdRef<'a> {
+    fn from(id: &'a RequestedCertId) -> Self {
+        id.borrowed()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OcspRequest {
     pub cert_id: RequestedCertId,
@@ -26,23 +66,55 @@ pub struct OcspRequest {
     pub has_nonce: bool,
 }
 
+/// A decoded request borrowing from its bytes (see [`with_request`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BorrowedRequest<'a> {
+    pub cert_id: CertIdRef<'a>,
+    pub has_nonce: bool,
+}
+
+impl BorrowedRequest<'_> {
+    pub fn to_owned(&self) -> OcspRequest {
+        OcspRequest {
+            cert_id: self.cert_id.to_owned(),
+            has_nonce: self.has_nonce,
+        }
+    }
+}
+
 /// Decodes a DER OCSPRequest carrying exactly one Request.
 pub fn decode_request(der: &[u8]) -> Result<OcspRequest, Refusal> {
+    with_request(der, |request| Ok(request.to_owned()))
+}
+
+/// Decodes a DER OCSPRequest carrying exactly one Request and hands it to `use_request`
+/// without copying it: the serving path's decoder.
+pub fn with_request<T>(
+    der: &[u8],
+    use_request: impl FnOnce(BorrowedRequest<'_>) -> Result<T, Refusal>,
+) -> Result<T, Refusal> {
     if der.is_empty() {
         return Err(Refusal::Malformed("empty request"));
     }
     // The fast path reads well-formed requests in place, without allocating; rasn stays
     // the authority for everything else, so what is accepted does not change.
     match decode_in_place(der) {
-        Err(Refusal::Malformed(_)) => decode_with_rasn(der),
-        decided => decided,
+        Ok(request) => use_request(request),
+        Err(Refusal::Malformed(_)) => {
+            let request = decode_with_rasn(der)?;
+            use_request(BorrowedRequest {
+                cert_id: request.cert_id.borrowed(),
+                has_nonce: request.has_nonce,
+            })
+        }
+        Err(refusal) => Err(refusal),
     }
 }
 
 /// Walks OCSPRequest with the crate's bounds-checked DER reader. Parts a pre-signed answer
 /// ignores (requestorName, the request signature, per-request extensions) are skipped, not
 /// validated. Any structural surprise is `Malformed`, which sends the request to rasn.
-fn decode_in_place(der: &[u8]) -> Result<OcspRequest, Refusal> {
+fn decode_in_place(der: &[u8]) -> Result<BorrowedRequest<'_>, Refusal> {
     use crate::der::{enter, Reader, INTEGER, OCTET_STRING, OID, SEQUENCE};
     let malformed = |_| Refusal::Malformed("not a DER OCSPRequest");
     let mut request = enter(der, SEQUENCE).map_err(malformed)?;
@@ -85,7 +157,7 @@ fn decode_in_place(der: &[u8]) -> Result<OcspRequest, Refusal> {
     if serial.is_empty() {
         return Err(Refusal::Malformed("empty serial"));
     }
-    Ok(OcspRequest {
+    Ok(BorrowedRequest {
         cert_id: normalised(oid, issuer_name_hash, issuer_key_hash, serial)?,
         has_nonce,
     })
@@ -144,16 +216,17 @@ fn normalise(id: rasn_ocsp::CertId) -> Result<RequestedCertId, Refusal> {
         &id.issuer_key_hash,
         serial,
     )
+    .map(|id| id.to_owned())
 }
 
 /// The CertID as we look it up: a supported hash with hashes of its length, and the serial
 /// as minimal DER INTEGER content.
-fn normalised(
+fn normalised<'a>(
     hash_oid: &[u8],
-    issuer_name_hash: &[u8],
-    issuer_key_hash: &[u8],
-    serial: &[u8],
-) -> Result<RequestedCertId, Refusal> {
+    issuer_name_hash: &'a [u8],
+    issuer_key_hash: &'a [u8],
+    serial: &'a [u8],
+) -> Result<CertIdRef<'a>, Refusal> {
     let hash = CertIdHash::from_oid(hash_oid).ok_or(Refusal::UnsupportedHash)?;
     let expected_len = match hash {
         CertIdHash::Sha1 => 20,
@@ -164,12 +237,12 @@ fn normalised(
             "CertID hash length does not match its algorithm",
         ));
     }
-    Ok(RequestedCertId {
+    Ok(CertIdRef {
         hash,
-        issuer_name_hash: issuer_name_hash.to_vec(),
-        issuer_key_hash: issuer_key_hash.to_vec(),
+        issuer_name_hash,
+        issuer_key_hash,
         // A serial of an impossible shape (negative, over 23 octets) cannot be ours.
-        serial: Serial::from_der_content(serial).ok_or(Refusal::UnassignedSerial)?,
+        serial: Serial::minimal_der_content(serial).ok_or(Refusal::UnassignedSerial)?,
     })
 }
 
@@ -341,7 +414,10 @@ mod tests {
         };
         let mut checked = 0;
         for seed in &seeds {
-            assert_eq!(decode_in_place(seed), decode_with_rasn(seed));
+            assert_eq!(
+                decode_in_place(seed).map(|r| r.to_owned()),
+                decode_with_rasn(seed)
+            );
             for _ in 0..3000 {
                 let mut mutated = seed.clone();
                 let at = (next() as usize) % mutated.len();
@@ -351,7 +427,7 @@ mod tests {
                     _ => mutated[at] = next() as u8,
                 }
                 let reference = decode_with_rasn(&mutated);
-                let fast = decode_in_place(&mutated);
+                let fast = decode_in_place(&mutated).map(|r| r.to_owned());
                 if fast.is_ok() && reference.is_ok() {
                     assert_eq!(fast, reference, "{mutated:02x?}");
                 }

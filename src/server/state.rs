@@ -107,6 +107,12 @@ impl State {
         self.config.load_full()
     }
 
+    /// The configuration for one request: a guard rather than an `Arc`, so that serving
+    /// does not bump a reference count every worker thread shares.
+    pub fn request_config(&self) -> Guard<Arc<Config>> {
+        self.config.load()
+    }
+
     /// Applies a reloaded configuration: everything that can change on a running process
     /// does; settings that need a restart keep their running values and are returned, so
     /// the caller can say what it could not apply.

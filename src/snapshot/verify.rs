@@ -11,7 +11,7 @@
 use super::format::{self, Document, Found, LoadedSection, Metadata, SnapshotView};
 use super::manifest::{ContentHash, Manifest, ManifestBody, ManifestError};
 use crate::model::Serial;
-use crate::ocsp::{Refusal, RequestedCertId};
+use crate::ocsp::{CertIdRef, Refusal, RequestedCertId};
 use crate::pki::cert::{CertIdHash, Certificate};
 use crate::time::UnixTime;
 use std::ops::Deref;
@@ -170,14 +170,14 @@ struct ServedIssuer {
 }
 
 impl ServedIssuer {
-    fn matches(&self, id: &RequestedCertId) -> bool {
+    fn matches(&self, id: &CertIdRef<'_>) -> bool {
         let (name, key) = match id.hash {
             CertIdHash::Sha1 => &self.sha1,
             CertIdHash::Sha256 => &self.sha256,
         };
         // The whole CertID must match: key hash alone could answer for a different issuer
         // that shares a key (cross-signed or re-issued CA certificates).
-        *name == id.issuer_name_hash && *key == id.issuer_key_hash
+        name.as_slice() == id.issuer_name_hash && key.as_slice() == id.issuer_key_hash
     }
 }
 
@@ -343,13 +343,14 @@ impl Snapshot {
     }
 
     /// The pre-signed response for `id`, or why there is none.
-    pub fn lookup(&self, id: &RequestedCertId) -> Result<Found<'_>, Refusal> {
+    pub fn lookup<'i>(&self, id: impl Into<CertIdRef<'i>>) -> Result<Found<'_>, Refusal> {
+        let id = id.into();
         let position = self
             .issuers
             .iter()
-            .position(|issuer| issuer.matches(id))
+            .position(|issuer| issuer.matches(&id))
             .ok_or(Refusal::UnknownIssuer)?;
-        let serial = id.serial.as_der_content();
+        let serial = id.serial;
         match self.issuers[position].loaded.found(&self.bytes, serial, id.hash) {
             Some(Ok(found)) => Ok(found),
             Some(Err(_)) => Err(Refusal::UnassignedSerial),
