@@ -302,7 +302,11 @@ pub enum FormatError {
     Unsorted(String),
 }
 
-fn serial_key(serial: &[u8]) -> [u8; KEY_LEN] {
+pub(crate) type SerialKey = [u8; KEY_LEN];
+
+/// The entry-table key of a serial (DER INTEGER content): its length, then its octets,
+/// zero-padded. Byte order on keys is `Serial` order (shorter serials first).
+pub(crate) fn serial_key(serial: &[u8]) -> SerialKey {
     let mut key = [0u8; KEY_LEN];
     let len = serial.len().min(KEY_LEN - 1);
     key[0] = len as u8;
@@ -508,10 +512,15 @@ impl<W: Write> SnapshotWriter<W> {
         }
         section.entries_offset = self.position;
         section.entry_count = entries.len() as u64;
-        for entry in &entries {
-            self.write(entry)?;
-        }
-        let index = build_index(&entries)?;
+        // The index (random writes over a table of ~12 bytes per entry) is built on
+        // another thread while this one hashes and writes the entry table.
+        let index = std::thread::scope(|scope| {
+            let index = scope.spawn(|| build_index(&entries));
+            self.write(entries.as_flattened())?;
+            index
+                .join()
+                .map_err(|_| io::Error::other("building the hash index failed"))?
+        })?;
         section.index_offset = self.position;
         section.index_slots = (index.len() / INDEX_SLOT_LEN) as u64;
         self.write(&index)?;
