@@ -236,14 +236,35 @@ pub fn decode_get_with<T>(
 /// Undoes what clients and proxies do to base64 in a path, writing into `out` (at least
 /// as long as `path`): `%XX` escapes are decoded, a space or `-` becomes `+`, and `_`
 /// becomes `/`. Returns the length written.
+///
+/// The runs of plain base64 between escapes are copied whole, and only the escapes go
+/// through `percent_encoding`: byte by byte, its iterator was the largest user-space cost
+/// of a GET in a profile.
 fn unescape(path: &[u8], out: &mut [u8]) -> usize {
-    let unescaped = percent_encoding::percent_decode(path).map(|b| match b {
-        b' ' | b'-' => b'+',
-        b'_' => b'/',
-        other => other,
-    });
-    // Decoding never lengthens: `out` holds it all.
-    out.iter_mut().zip(unescaped).map(|(slot, b)| *slot = b).count()
+    let special = |b: &u8| matches!(b, b'%' | b' ' | b'-' | b'_');
+    let mut written = 0;
+    let mut rest = path;
+    while !rest.is_empty() {
+        let run = rest.iter().position(special).unwrap_or(rest.len());
+        out[written..written + run].copy_from_slice(&rest[..run]);
+        written += run;
+        rest = &rest[run..];
+        let Some(&first) = rest.first() else { break };
+        // A valid escape is three bytes; a malformed one is kept as it is.
+        let valid_escape =
+            first == b'%' && rest.len() >= 3 && rest[1].is_ascii_hexdigit() && rest[2].is_ascii_hexdigit();
+        let escape = &rest[..if valid_escape { 3 } else { 1 }];
+        for byte in percent_encoding::percent_decode(escape) {
+            out[written] = match byte {
+                b' ' | b'-' => b'+',
+                b'_' => b'/',
+                other => other,
+            };
+            written += 1;
+        }
+        rest = &rest[escape.len()..];
+    }
+    written
 }
 
 pub(super) async fn read_post(
@@ -467,6 +488,7 @@ mod tests {
             standard.replace('/', "%2f"),
             standard.replace('+', " "),
             standard.replace('+', "-").replace('/', "_"),
+            standard.replace('/', "%2F").replace('+', "%20"),
         ];
         for variant in variants {
             assert_eq!(decode_get(&variant, 1024).unwrap(), der, "{variant}");
@@ -490,6 +512,47 @@ mod tests {
             }
         }
         assert_eq!(decode_get(&"QUFB".repeat(1000), 2048), Err(Refusal::TooLarge));
+    }
+
+    #[test]
+    fn unescaping_keeps_malformed_escapes_and_maps_escaped_specials() {
+        let mut out = [0u8; 64];
+        for (path, expected) in [
+            ("ab%2Fcd%2bef%3D", "ab/cd+ef="),
+            ("%", "%"),
+            ("ab%", "ab%"),
+            ("ab%2", "ab%2"),
+            ("%zz%41", "%zzA"),
+            ("%z%41", "%zA"),
+            ("a-b_c d", "a+b/c+d"),
+            ("%2D%5F%20", "+/+"),
+            ("plain", "plain"),
+        ] {
+            let len = unescape(path.as_bytes(), &mut out);
+            assert_eq!(std::str::from_utf8(&out[..len]).unwrap(), expected, "{path}");
+        }
+        // The same as decoding the whole path with percent_encoding, on every short
+        // string over an alphabet of escapes, hex digits and specials.
+        let alphabet = b"%2fFz-_ +A";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 9) as usize;
+            let path: Vec<u8> = (0..len)
+                .map(|i| alphabet[((state >> (8 + 5 * i)) % alphabet.len() as u64) as usize])
+                .collect();
+            let whole: Vec<u8> = percent_encoding::percent_decode(&path)
+                .map(|b| match b {
+                    b' ' | b'-' => b'+',
+                    b'_' => b'/',
+                    other => other,
+                })
+                .collect();
+            let len = unescape(&path, &mut out);
+            assert_eq!(&out[..len], &whole[..], "{:?}", String::from_utf8_lossy(&path));
+        }
     }
 
     #[test]
