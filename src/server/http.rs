@@ -205,7 +205,10 @@ pub fn decode_get_with<T>(
     }
     let mut normalised_on_stack = [0u8; STACK_PATH];
     let mut normalised_on_heap = Vec::new();
-    let normalised = if encoded.len() <= STACK_PATH {
+    let escaped = encoded.bytes().any(|b| altered_in_transit(&b));
+    let normalised = if !escaped {
+        encoded.as_bytes()
+    } else if encoded.len() <= STACK_PATH {
         let len = unescape(encoded.as_bytes(), &mut normalised_on_stack);
         &normalised_on_stack[..len]
     } else {
@@ -233,6 +236,12 @@ pub fn decode_get_with<T>(
     use_der(&out[..len])
 }
 
+/// Whether a path byte is one that clients and proxies put in place of base64: an escape,
+/// or a space or URL-safe character.
+fn altered_in_transit(byte: &u8) -> bool {
+    matches!(byte, b'%' | b' ' | b'-' | b'_')
+}
+
 /// Undoes what clients and proxies do to base64 in a path, writing into `out` (at least
 /// as long as `path`): `%XX` escapes are decoded, a space or `-` becomes `+`, and `_`
 /// becomes `/`. Returns the length written.
@@ -241,11 +250,10 @@ pub fn decode_get_with<T>(
 /// through `percent_encoding`: byte by byte, its iterator was the largest user-space cost
 /// of a GET in a profile.
 fn unescape(path: &[u8], out: &mut [u8]) -> usize {
-    let special = |b: &u8| matches!(b, b'%' | b' ' | b'-' | b'_');
     let mut written = 0;
     let mut rest = path;
     while !rest.is_empty() {
-        let run = rest.iter().position(special).unwrap_or(rest.len());
+        let run = rest.iter().position(altered_in_transit).unwrap_or(rest.len());
         out[written..written + run].copy_from_slice(&rest[..run]);
         written += run;
         rest = &rest[run..];
