@@ -7,6 +7,8 @@
 #   WITH_OPENSSL=1 loadtest/run.sh        # also `openssl ocsp` (runs everything in a
 #                                         # private loopback-only network namespace)
 #   JSON_OUT=results.json loadtest/run.sh # raw runs + summary as JSON
+#   BASELINE_BIN=old/ocsp-edge loadtest/run.sh  # also an older build ("baseline"), in the
+#                                         # same rounds: an A/B of a change on a noisy machine
 #
 # Other knobs: CONNECTIONS=50 WARMUP=1s CERTS=10000 REVOKED_PERCENT=10 METHODS="post get"
 #   THREADS=1 (load-generator threads) KEEP_WORKDIR=1 (keep the temporary directory)
@@ -23,6 +25,11 @@ METHODS=${METHODS:-post get}
 THREADS=${THREADS:-1}
 WITH_OPENSSL=${WITH_OPENSSL:-0}
 JSON_OUT=${JSON_OUT:-}
+BASELINE_BIN=${BASELINE_BIN:-}
+if [ -n "$BASELINE_BIN" ]; then
+    case "$BASELINE_BIN" in /*) ;; *) BASELINE_BIN="$PWD/$BASELINE_BIN" ;; esac
+    [ -x "$BASELINE_BIN" ] || { echo "BASELINE_BIN=$BASELINE_BIN is not an executable" >&2; exit 1; }
+fi
 if [ -n "$JSON_OUT" ]; then
     case "$JSON_OUT" in /*) ;; *) JSON_OUT="$PWD/$JSON_OUT" ;; esac
 fi
@@ -46,7 +53,7 @@ if [ "$WITH_OPENSSL" = 1 ] && [ -z "${LOADTEST_IN_NETNS:-}" ]; then
     command -v openssl >/dev/null || { echo "WITH_OPENSSL=1 needs the openssl CLI" >&2; exit 1; }
     echo "==> re-running inside a loopback-only network namespace (unshare --net)" >&2
     export LOADTEST_IN_NETNS=1 SKIP_BUILD=1 ROUNDS DURATION WARMUP CONNECTIONS CERTS \
-        REVOKED_PERCENT METHODS THREADS WITH_OPENSSL JSON_OUT
+        REVOKED_PERCENT METHODS THREADS WITH_OPENSSL JSON_OUT BASELINE_BIN
     exec unshare --net bash "${BASH_SOURCE[0]}"
 fi
 if [ -n "${LOADTEST_IN_NETNS:-}" ]; then
@@ -84,6 +91,7 @@ trap 'exit 143' TERM
 # the binaries under the running servers (and perf can still symbolise them).
 mkdir -p "$WORK/bin"
 cp "$BIN/ocsp-edge" "$BIN/loadgen" "$BIN/ceiling" "$WORK/bin/"
+[ -n "$BASELINE_BIN" ] && cp "$BASELINE_BIN" "$WORK/bin/ocsp-edge-baseline"
 BIN="$WORK/bin"
 
 echo "==> $CERTS certificates ($REVOKED_PERCENT% revoked), publishing with the EC demo issuer" >&2
@@ -95,7 +103,7 @@ echo "==> $CERTS certificates ($REVOKED_PERCENT% revoked), publishing with the E
 "$BIN/loadgen" prepare --issuer "$EC/ca.pem" --feed "$WORK/feed.jsonl" \
     --requests "$WORK/requests.b64" --check "$WORK/check.txt"
 
-read -r P_EDGE P_ADMIN P_CEIL P_OSSL <<<"$("$BIN/loadgen" free-ports 4 | tr '\n' ' ')"
+read -r P_EDGE P_ADMIN P_CEIL P_OSSL P_BASE P_BASE_ADMIN <<<"$("$BIN/loadgen" free-ports 6 | tr '\n' ' ')"
 
 "$BIN/ocsp-edge" serve --snapshots "$WORK/snapshots" --trust "$EC/ca.pem" \
     --listen "127.0.0.1:$P_EDGE" --admin-listen "127.0.0.1:$P_ADMIN" >"$WORK/edge.log" 2>&1 &
@@ -105,6 +113,13 @@ PIDS+=("$EDGE_PID")
 CEIL_PID=$!
 PIDS+=("$CEIL_PID")
 SERVERS="ceiling ocsp-edge"
+if [ -n "$BASELINE_BIN" ]; then
+    "$BIN/ocsp-edge-baseline" serve --snapshots "$WORK/snapshots" --trust "$EC/ca.pem" \
+        --listen "127.0.0.1:$P_BASE" --admin-listen "127.0.0.1:$P_BASE_ADMIN" >"$WORK/baseline.log" 2>&1 &
+    BASE_PID=$!
+    PIDS+=("$BASE_PID")
+    SERVERS="$SERVERS baseline"
+fi
 if [ "$WITH_OPENSSL" = 1 ]; then
     # One worker, no -multi (its workers ignore SIGTERM); -ignore_err so that a bad
     # request does not end it. Binds every interface, which here is only loopback.
@@ -118,6 +133,7 @@ fi
 
 "$BIN/loadgen" wait-port "127.0.0.1:$P_EDGE"
 "$BIN/loadgen" wait-port "127.0.0.1:$P_CEIL"
+[ -n "$BASELINE_BIN" ] && "$BIN/loadgen" wait-port "127.0.0.1:$P_BASE"
 if [ "$WITH_OPENSSL" = 1 ]; then
     # Not wait-port: openssl's single worker wedges on a connection that closes without a
     # request. It logs this line once its index is loaded and it is accepting.
@@ -128,8 +144,8 @@ if [ "$WITH_OPENSSL" = 1 ]; then
     done
 fi
 
-url_of() { case "$1" in ceiling) echo "http://127.0.0.1:$P_CEIL/" ;; ocsp-edge) echo "http://127.0.0.1:$P_EDGE/" ;; openssl) echo "http://127.0.0.1:$P_OSSL/" ;; esac; }
-pid_of() { case "$1" in ceiling) echo "$CEIL_PID" ;; ocsp-edge) echo "$EDGE_PID" ;; openssl) echo "$OSSL_PID" ;; esac; }
+url_of() { case "$1" in ceiling) echo "http://127.0.0.1:$P_CEIL/" ;; ocsp-edge) echo "http://127.0.0.1:$P_EDGE/" ;; openssl) echo "http://127.0.0.1:$P_OSSL/" ;; baseline) echo "http://127.0.0.1:$P_BASE/" ;; esac; }
+pid_of() { case "$1" in ceiling) echo "$CEIL_PID" ;; ocsp-edge) echo "$EDGE_PID" ;; openssl) echo "$OSSL_PID" ;; baseline) echo "$BASE_PID" ;; esac; }
 check_of() { case "$1" in ceiling) echo none ;; *) echo "$WORK/check.txt" ;; esac; }
 
 # Smoke check: every checked server answers correctly before anything is measured.
@@ -153,9 +169,16 @@ rm -f "$WORK/smoke.json"
 mkdir -p "$WORK/runs"
 run_number=0
 echo "==> $ROUNDS round(s) × {$METHODS} × {$SERVERS}: $DURATION each after $WARMUP warm-up, $CONNECTIONS connections, $(nproc) CPUs" >&2
+# Each round starts one server later in the list: on this kind of VM the position in a
+# round shows effects as large as the changes being measured (a fixed order once favoured
+# whichever server ran last), so every server takes every position in turn.
+rotated() {
+    local shift=$(($1 % $(wc -w <<<"$SERVERS"))) list=($SERVERS)
+    echo "${list[@]:$shift} ${list[@]:0:$shift}"
+}
 for round in $(seq 1 "$ROUNDS"); do
     for method in $METHODS; do
-        for server in $SERVERS; do
+        for server in $(rotated $((round - 1))); do
             run_number=$((run_number + 1))
             "$BIN/loadgen" --url "$(url_of "$server")" --requests-file "$WORK/requests.b64" \
                 --method "$method" --connections "$CONNECTIONS" --duration "$DURATION" \
@@ -167,7 +190,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-"$BIN/loadgen" report --baseline ceiling --fail-on-errors ocsp-edge \
+"$BIN/loadgen" report --baseline ceiling --fail-on-errors "ocsp-edge${BASELINE_BIN:+,baseline}" \
     ${JSON_OUT:+--json-out "$JSON_OUT"} "$WORK"/runs/*.json
 [ -n "$JSON_OUT" ] && echo "raw results: $JSON_OUT" >&2
 exit 0
