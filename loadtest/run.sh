@@ -169,9 +169,9 @@ rm -f "$WORK/smoke.json"
 mkdir -p "$WORK/runs"
 run_number=0
 echo "==> $ROUNDS round(s) × {$METHODS} × {$SERVERS}: $DURATION each after $WARMUP warm-up, $CONNECTIONS connections, $(nproc) CPUs" >&2
-# Each round starts one server later in the list: on this kind of VM the position in a
-# round shows effects as large as the changes being measured (a fixed order once favoured
-# whichever server ran last), so every server takes every position in turn.
+# Each round starts one server later in the list, so that no server always runs in the
+# same position of a round (first after a pause, or right after the heaviest run): on a
+# shared VM, where one run swings by ±10%, a position effect could pass for a difference.
 rotated() {
     local shift=$(($1 % $(wc -w <<<"$SERVERS"))) list=($SERVERS)
     echo "${list[@]:$shift} ${list[@]:0:$shift}"
