@@ -42,14 +42,15 @@ pub struct CertIdRef<'a> {
 }
 
 impl CertIdRef<'_> {
-    pub fn to_owned(&self) -> RequestedCertId {
-        RequestedCertId {
+    /// An owned copy. A serial no certificate can have (which a decoded request never
+    /// carries) is refused as [`normalised`] refuses it.
+    pub fn owned(&self) -> Result<RequestedCertId, Refusal> {
+        Ok(RequestedCertId {
             hash: self.hash,
             issuer_name_hash: self.issuer_name_hash.to_vec(),
             issuer_key_hash: self.issuer_key_hash.to_vec(),
-            serial: Serial::from_der_content(self.serial)
-                .expect("a CertIdRef's serial is already minimal and in range"),
-        }
+            serial: Serial::from_der_content(self.serial).ok_or(Refusal::UnassignedSerial)?,
+        })
     }
 }
 
@@ -74,17 +75,17 @@ pub struct BorrowedRequest<'a> {
 }
 
 impl BorrowedRequest<'_> {
-    pub fn to_owned(&self) -> OcspRequest {
-        OcspRequest {
-            cert_id: self.cert_id.to_owned(),
+    pub fn owned(&self) -> Result<OcspRequest, Refusal> {
+        Ok(OcspRequest {
+            cert_id: self.cert_id.owned()?,
             has_nonce: self.has_nonce,
-        }
+        })
     }
 }
 
 /// Decodes a DER OCSPRequest carrying exactly one Request.
 pub fn decode_request(der: &[u8]) -> Result<OcspRequest, Refusal> {
-    with_request(der, |request| Ok(request.to_owned()))
+    with_request(der, |request| request.owned())
 }
 
 /// Decodes a DER OCSPRequest carrying exactly one Request and hands it to `use_request`
@@ -216,7 +217,7 @@ fn normalise(id: rasn_ocsp::CertId) -> Result<RequestedCertId, Refusal> {
         &id.issuer_key_hash,
         serial,
     )
-    .map(|id| id.to_owned())
+    .and_then(|id| id.owned())
 }
 
 /// The CertID as we look it up: a supported hash with hashes of its length, and the serial
@@ -415,7 +416,7 @@ mod tests {
         let mut checked = 0;
         for seed in &seeds {
             assert_eq!(
-                decode_in_place(seed).map(|r| r.to_owned()),
+                decode_in_place(seed).and_then(|r| r.owned()),
                 decode_with_rasn(seed)
             );
             for _ in 0..3000 {
@@ -427,7 +428,7 @@ mod tests {
                     _ => mutated[at] = next() as u8,
                 }
                 let reference = decode_with_rasn(&mutated);
-                let fast = decode_in_place(&mutated).map(|r| r.to_owned());
+                let fast = decode_in_place(&mutated).and_then(|r| r.owned());
                 if fast.is_ok() && reference.is_ok() {
                     assert_eq!(fast, reference, "{mutated:02x?}");
                 }
@@ -439,6 +440,17 @@ mod tests {
             }
         }
         assert!(checked > 100, "too few accepted mutations to compare: {checked}");
+    }
+
+    #[test]
+    fn borrowed_cert_ids_copy_out_or_refuse_impossible_serials() {
+        let id = sample(CertIdHash::Sha1);
+        assert_eq!(id.borrowed().owned(), Ok(id.clone()));
+        let negative = CertIdRef {
+            serial: &[0x80, 0x01],
+            ..id.borrowed()
+        };
+        assert_eq!(negative.owned(), Err(Refusal::UnassignedSerial));
     }
 
     #[test]
