@@ -33,3 +33,6 @@ pub mod server;
 pub mod snapshot;
 pub mod sync;
 pub mod time;
+
+#[cfg(test)]
+mod testing;

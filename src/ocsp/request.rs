@@ -406,13 +406,7 @@ mod tests {
             seeds.push(encode_request(&sample(hash), None));
             seeds.push(encode_request(&sample(hash), Some(&[5; 20])));
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for seed in &seeds {
             assert_eq!(

@@ -552,13 +552,7 @@ mod tests {
 
     #[test]
     fn generalized_time_matches_chrono_across_the_calendar() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let edges = [
             0,
             951_782_400,

@@ -542,11 +542,9 @@ mod tests {
         // The same as decoding the whole path with percent_encoding, on every short
         // string over an alphabet of escapes, hex digits and specials.
         let alphabet = b"%2fFz-_ +A";
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut random = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = random();
             let len = (state % 9) as usize;
             let path: Vec<u8> = (0..len)
                 .map(|i| alphabet[((state >> (8 + 5 * i)) % alphabet.len() as u64) as usize])

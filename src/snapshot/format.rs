@@ -1057,13 +1057,7 @@ mod tests {
 
     #[test]
     fn lookups_find_every_entry_of_large_random_and_skewed_tables() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut random = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let uniform: Vec<String> = (0..5000)
             .map(|_| format!("{:016X}{:016X}", random() >> 1, random()))
             .collect();
