@@ -29,7 +29,7 @@ pub async fn route(
     request: Request<Incoming>,
 ) -> (Response<Full<Bytes>>, Outcome) {
     let (parts, body) = request.into_parts();
-    let config = state.config();
+    let config = state.request_config();
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
     let Some(rest) = http::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
@@ -40,13 +40,7 @@ pub async fn route(
         hyper::Method::POST => http::read_post(&config, body, http::content_length(&parts.headers))
             .await
             .and_then(|der| decode_request(&der)),
-        _ => {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
-            return (response, Outcome::HttpError);
-        }
+        _ => return (http::method_not_allowed(), Outcome::HttpError),
     };
     let now = UnixTime::now();
     let timeout = config

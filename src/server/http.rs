@@ -80,13 +80,7 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
         hyper::Method::POST => read_post(&config, body, content_length(&parts.headers))
             .await
             .and_then(|der| responder::answer(snapshot, &der, now, config.ocsp.nonce)),
-        _ => {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
-            return (response, Outcome::HttpError);
-        }
+        _ => return (method_not_allowed(), Outcome::HttpError),
     };
     match answer {
         // RFC 9110 §13.1.2: a 304 answers only GET and HEAD; other methods ignore If-None-Match.
@@ -464,6 +458,15 @@ fn insert_sequence(response: &mut Response<Full<Bytes>>, snapshot: Option<&crate
             HeaderValue::from(snapshot.sequence()),
         );
     }
+}
+
+/// 405 for anything but GET, HEAD and POST on the OCSP path.
+pub(super) fn method_not_allowed() -> Response<Full<Bytes>> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or POST\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+    response
 }
 
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
