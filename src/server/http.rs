@@ -155,13 +155,13 @@ pub(super) fn from_get_path<T>(
     limit: usize,
     use_request: impl Fn(&[u8]) -> Result<T, Refusal>,
 ) -> Result<T, Refusal> {
-    let whole = decode_get_with(rest, limit, &use_request);
+    let whole = decode_get(rest, limit, &use_request);
     if !matches!(whole, Err(Refusal::Malformed(_))) {
         return whole;
     }
     rest.match_indices('/')
         .take(4)
-        .map(|(at, _)| decode_get_with(&rest[at + 1..], limit, &use_request))
+        .map(|(at, _)| decode_get(&rest[at + 1..], limit, &use_request))
         .find(|answer| !matches!(answer, Err(Refusal::Malformed(_))))
         .unwrap_or(whole)
 }
@@ -173,20 +173,15 @@ pub(super) fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Decodes the base64 request in a GET path, tolerating what clients and proxies do to
-/// it: percent-encoding (`%2F`, `%2B`, `%3D`), a `+` turned into a space, URL-safe
-/// characters, and missing padding.
-pub fn decode_get(encoded: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
-    decode_get_with(encoded, limit, |der| Ok(der.to_vec()))
-}
-
 /// Paths up to this long are decoded on the stack (real requests are ~100 characters,
 /// ~160 escaped); longer ones, up to the request limit, on the heap.
 const STACK_PATH: usize = 512;
 
-/// [`decode_get`] handing the request to `use_der` instead of returning it, so that the
-/// common case allocates nothing.
-pub fn decode_get_with<T>(
+/// Decodes the base64 request in a GET path, tolerating what clients and proxies do to
+/// it: percent-encoding (`%2F`, `%2B`, `%3D`), a `+` turned into a space, URL-safe
+/// characters, and missing padding. The request is handed to `use_der` rather than
+/// returned, so that the common case allocates nothing.
+pub fn decode_get<T>(
     encoded: &str,
     limit: usize,
     use_der: impl FnOnce(&[u8]) -> Result<T, Refusal>,
@@ -483,6 +478,11 @@ pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 mod tests {
     use super::*;
 
+    /// The request in `path`, copied out.
+    fn decoded(path: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
+        decode_get(path, limit, |der| Ok(der.to_vec()))
+    }
+
     #[test]
     fn get_decoding_tolerates_client_variants() {
         let der = vec![0x30, 0x03, 0xfb, 0xff, 0xbf];
@@ -502,7 +502,7 @@ mod tests {
             standard.replace('/', "%2F").replace('+', "%20"),
         ];
         for variant in variants {
-            assert_eq!(decode_get(&variant, 1024).unwrap(), der, "{variant}");
+            assert_eq!(decoded(&variant, 1024).unwrap(), der, "{variant}");
         }
     }
 
@@ -519,10 +519,10 @@ mod tests {
             let encoded = base64::engine::general_purpose::STANDARD.encode(&der);
             let escaped = encoded.replace('/', "%2F").replace('+', "%2B");
             for path in [&encoded, encoded.trim_end_matches('='), &escaped] {
-                assert_eq!(decode_get(path, 4096).unwrap(), der, "{len} bytes as {path}");
+                assert_eq!(decoded(path, 4096).unwrap(), der, "{len} bytes as {path}");
             }
         }
-        assert_eq!(decode_get(&"QUFB".repeat(1000), 2048), Err(Refusal::TooLarge));
+        assert_eq!(decoded(&"QUFB".repeat(1000), 2048), Err(Refusal::TooLarge));
     }
 
     #[test]
@@ -566,12 +566,9 @@ mod tests {
 
     #[test]
     fn get_decoding_refuses_garbage_and_oversize() {
-        assert!(matches!(decode_get("", 1024), Err(Refusal::Malformed(_))));
-        assert!(matches!(
-            decode_get("not*base64!", 1024),
-            Err(Refusal::Malformed(_))
-        ));
-        assert_eq!(decode_get(&"QUFB".repeat(100), 64), Err(Refusal::TooLarge));
+        assert!(matches!(decoded("", 1024), Err(Refusal::Malformed(_))));
+        assert!(matches!(decoded("not*base64!", 1024), Err(Refusal::Malformed(_))));
+        assert_eq!(decoded(&"QUFB".repeat(100), 64), Err(Refusal::TooLarge));
     }
 
     #[test]
