@@ -320,28 +320,7 @@ fn put_header(out: &mut Vec<u8>, tag: u8, content: usize) {
 
 fn put_time(out: &mut Vec<u8>, t: UnixTime) {
     out.extend_from_slice(&[0x18, 15]);
-    out.extend_from_slice(&recent_time_digits(t));
-}
-
-/// [`generalized_time_digits`], remembered for the last few times this thread wrote:
-/// every response of a publish carries the same few times (a delta's and its base's), so
-/// each is converted once rather than three times per response.
-fn recent_time_digits(t: UnixTime) -> [u8; 15] {
-    type Recent = [Option<(UnixTime, [u8; 15])>; 6];
-    thread_local! {
-        static RECENT: std::cell::Cell<Recent> = const { std::cell::Cell::new([None; 6]) };
-    }
-    RECENT.with(|recent| {
-        let mut slots = recent.get();
-        if let Some((_, digits)) = slots.iter().flatten().find(|(time, _)| *time == t) {
-            return *digits;
-        }
-        let digits = generalized_time_digits(t);
-        slots.rotate_right(1);
-        slots[0] = Some((t, digits));
-        recent.set(slots);
-        digits
-    })
+    out.extend_from_slice(&generalized_time_digits(t));
 }
 
 /// `YYYYMMDDHHMMSSZ` in whole seconds (RFC 5280 §4.1.2.5.2), computed with integer
@@ -567,13 +546,6 @@ mod tests {
             assert_eq!(generalized_time(UnixTime(t)), chrono_time(UnixTime(t)), "{t}");
         }
         assert_eq!(&generalized_time_digits(UnixTime(i64::MAX)), b"99991231235959Z");
-        // Remembered digits are the digits of the time asked for, whatever came before.
-        for t in (0..40).map(|i| 1_790_000_000 + (i % 9) * 86_399) {
-            assert_eq!(
-                recent_time_digits(UnixTime(t)),
-                generalized_time_digits(UnixTime(t))
-            );
-        }
         assert_eq!(&generalized_time_digits(UnixTime(i64::MIN)), b"00000101000000Z");
     }
 
