@@ -449,4 +449,4 @@ fn write_highest(dir: &Path, sequence: u64) -> std::io::Result<()> {
     store::sync_dir(dir)
 }
 
-pub use crate::snapshot::store::{load_snapshot, load_snapshot_file};
+pub use crate::snapshot::store::load_snapshot;

@@ -66,16 +66,6 @@ pub fn load_snapshot(
     load_snapshot_with(dir, sequence, trust, now, None)
 }
 
-/// Memory-maps `snapshot` and verifies it against `manifest` (a full snapshot).
-pub fn load_snapshot_file(
-    manifest: &[u8],
-    snapshot: &Path,
-    trust: &TrustAnchors,
-    now: UnixTime,
-) -> Result<Snapshot, VerifyError> {
-    load_snapshot_file_on(manifest, snapshot, trust, now, None)
-}
-
 /// Memory-maps `snapshot` and verifies it against `manifest`, over `base` for a delta.
 pub fn load_snapshot_file_on(
     manifest: &[u8],
