@@ -50,7 +50,7 @@ pub async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     if let Some(len) = response.body().size_hint().exact() {
-        state.metrics.bytes_out.inc_by(len);
+        state.metrics.add_bytes_out(len);
     }
     state
         .metrics

@@ -1,14 +1,15 @@
 //! Prometheus metrics for the responder.
 //!
 //! Uses the `prometheus` crate without default features (no protobuf): text exposition is
-//! all Prometheus needs, and protobuf was the slowest part of a cold build. Hot-path
-//! counters are fetched once into arrays so a request costs an atomic add, not a label
-//! lookup.
+//! all Prometheus needs, and protobuf was the slowest part of a cold build. The counters
+//! every request touches live in [`super::request_metrics`], sharded per thread; the rest
+//! (snapshot, replication, CRL and cache state) are ordinary `prometheus` metrics.
 
+use super::request_metrics::RequestMetrics;
 use crate::ocsp::Refusal;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// HTTP methods we label separately; everything else is `other`.
@@ -21,7 +22,7 @@ pub enum Method {
 }
 
 impl Method {
-    const ALL: [(Method, &'static str); 4] = [
+    pub(super) const ALL: [(Method, &'static str); 4] = [
         (Method::Get, "GET"),
         (Method::Post, "POST"),
         (Method::Head, "HEAD"),
@@ -63,7 +64,10 @@ const FIXED_OUTCOMES: [&str; 6] = [
 ];
 
 impl Outcome {
-    fn index(self) -> usize {
+    /// How many `outcome` label values there are.
+    pub(super) const COUNT: usize = FIXED_OUTCOMES.len() + Refusal::ALL.len();
+
+    pub(super) fn index(self) -> usize {
         match self {
             Outcome::Good => 0,
             Outcome::Revoked => 1,
@@ -81,7 +85,7 @@ impl Outcome {
         }
     }
 
-    fn labels() -> Vec<&'static str> {
+    pub(super) fn labels() -> Vec<&'static str> {
         FIXED_OUTCOMES
             .iter()
             .copied()
@@ -92,9 +96,7 @@ impl Outcome {
 
 pub struct Metrics {
     registry: Registry,
-    requests: Vec<Vec<IntCounter>>,
-    latency: Vec<Histogram>,
-    pub bytes_out: IntCounter,
+    requests: RequestMetrics,
     pub connections_open: IntGauge,
     pub snapshot_sequence: IntGauge,
     pub snapshot_created: IntGauge,
@@ -118,7 +120,6 @@ pub struct Metrics {
     pub sync_last_success: IntGaugeVec,
     pub change_history_start: IntGauge,
     pub change_history_records: IntGauge,
-    answers: IntCounterVec,
 }
 
 /// The cache tier's metrics, registered only on a cache-mode responder
@@ -148,41 +149,8 @@ pub const CACHE_FILL_RESULTS: [&str; 5] = [
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        let requests_vec = IntCounterVec::new(
-            Opts::new(
-                "ocsp_edge_requests_total",
-                "OCSP requests by HTTP method and outcome.",
-            ),
-            &["method", "outcome"],
-        )?;
-        let latency_vec = HistogramVec::new(
-            HistogramOpts::new(
-                "ocsp_edge_request_duration_seconds",
-                "Time from request head received to response ready, by HTTP method.",
-            )
-            .buckets(vec![
-                0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
-                1.0,
-            ]),
-            &["method"],
-        )?;
-        let outcomes = Outcome::labels();
-        let requests = Method::ALL
-            .iter()
-            .map(|(_, m)| {
-                outcomes
-                    .iter()
-                    .map(|o| requests_vec.with_label_values(&[m, o]))
-                    .collect()
-            })
-            .collect();
-        let latency = Method::ALL
-            .iter()
-            .map(|(_, m)| latency_vec.with_label_values(&[m]))
-            .collect();
         let gauge = |name: &str, help: &str| IntGauge::new(name, help);
         let metrics = Metrics {
-            bytes_out: IntCounter::new("ocsp_edge_response_bytes_total", "Response body bytes sent.")?,
             connections_open: gauge("ocsp_edge_connections_open", "Client connections currently open.")?,
             snapshot_sequence: gauge("ocsp_edge_snapshot_sequence", "Sequence number of the snapshot being served.")?,
             snapshot_created: gauge(
@@ -242,13 +210,6 @@ impl Metrics {
                 "ocsp_edge_refresh_deadline_at_risk",
                 "1 when the served responses are less than an hour from (or past) their refresh deadline.",
             )?,
-            answers: IntCounterVec::new(
-                Opts::new(
-                    "ocsp_edge_answers_total",
-                    "Successful OCSP answers (200 or 304), by issuer and certificate status.",
-                ),
-                &["issuer", "status"],
-            )?,
             sync_last_success: IntGaugeVec::new(
                 Opts::new(
                     "ocsp_edge_sync_last_success_timestamp_seconds",
@@ -273,10 +234,9 @@ impl Metrics {
                 &["path"],
             )?,
             registry,
-            requests,
-            latency,
+            requests: RequestMetrics::new()?,
         };
-        metrics.register(requests_vec, latency_vec)?;
+        metrics.register()?;
         // Series that exist from the start, at 0, so that increase() sees the first event.
         for reason in crate::snapshot::VerifyError::LABELS {
             metrics.snapshots_refused.with_label_values(&[reason]);
@@ -284,11 +244,9 @@ impl Metrics {
         Ok(metrics)
     }
 
-    fn register(&self, requests: IntCounterVec, latency: HistogramVec) -> Result<(), prometheus::Error> {
+    fn register(&self) -> Result<(), prometheus::Error> {
         let r = &self.registry;
-        r.register(Box::new(requests))?;
-        r.register(Box::new(latency))?;
-        r.register(Box::new(self.bytes_out.clone()))?;
+        r.register(Box::new(self.requests.clone()))?;
         r.register(Box::new(self.connections_open.clone()))?;
         r.register(Box::new(self.snapshot_sequence.clone()))?;
         r.register(Box::new(self.snapshot_created.clone()))?;
@@ -310,7 +268,6 @@ impl Metrics {
         r.register(Box::new(self.refresh_at_risk.clone()))?;
         r.register(Box::new(self.highest_sequence.clone()))?;
         r.register(Box::new(self.sync_last_success.clone()))?;
-        r.register(Box::new(self.answers.clone()))?;
         r.register(Box::new(self.change_history_start.clone()))?;
         r.register(Box::new(self.change_history_records.clone()))?;
         Ok(())
@@ -386,32 +343,18 @@ impl Metrics {
         Ok(metrics)
     }
 
+    /// Counts one request and its latency.
     pub fn observe(&self, method: Method, outcome: Outcome, seconds: f64) {
-        if let Some(counter) = self.requests[method as usize].get(outcome.index()) {
-            counter.inc();
-        }
-        self.latency[method as usize].observe(seconds);
+        self.requests.observe(method, outcome, seconds);
     }
 
-    /// Counts a successful answer for `issuer`. Each worker thread keeps the counter
-    /// handles it has used, so the hot path scans a few names instead of hashing labels.
+    pub fn add_bytes_out(&self, bytes: u64) {
+        self.requests.add_bytes_out(bytes);
+    }
+
+    /// Counts a successful answer for `issuer`.
     pub fn count_answer(&self, issuer: &str, revoked: bool) {
-        type Handles = Vec<(usize, String, [IntCounter; 2])>;
-        thread_local! {
-            static HANDLES: std::cell::RefCell<Handles> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let owner = self as *const Metrics as usize;
-        HANDLES.with_borrow_mut(|handles| {
-            let position = handles
-                .iter()
-                .position(|(o, name, _)| *o == owner && name == issuer);
-            let index = position.unwrap_or_else(|| {
-                let counter = |status| self.answers.with_label_values(&[issuer, status]);
-                handles.push((owner, issuer.to_string(), [counter("good"), counter("revoked")]));
-                handles.len() - 1
-            });
-            handles[index].2[usize::from(revoked)].inc();
-        });
+        self.requests.count_answer(issuer, revoked);
     }
 
     /// Prometheus text exposition of everything registered.

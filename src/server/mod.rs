@@ -16,6 +16,7 @@ pub mod documents;
 pub mod http;
 pub mod metrics;
 pub mod peers;
+mod request_metrics;
 pub mod state;
 
 use crate::time::UnixTime;
