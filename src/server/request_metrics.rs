@@ -125,15 +125,14 @@ impl RequestMetrics {
         HANDLES.with_borrow_mut(|handles| {
             let known = handles
                 .iter()
-                .find(|(id, answers)| *id == self.0.id && answers.issuer == issuer);
-            let answers = match known {
-                Some((_, answers)) => answers.clone(),
-                None => {
-                    let answers = self.issuer(issuer);
-                    handles.push((self.0.id, answers.clone()));
-                    answers
-                }
-            };
+                .position(|(id, answers)| *id == self.0.id && answers.issuer == issuer);
+            let index = known.unwrap_or_else(|| {
+                handles.push((self.0.id, self.issuer(issuer)));
+                handles.len() - 1
+            });
+            // Borrowed, not cloned: an Arc clone per request would write its shared
+            // reference count from every core, the very traffic the shards avoid.
+            let answers = &handles[index].1;
             answers.shards[shard % answers.shards.len()].0[usize::from(revoked)].fetch_add(1, Relaxed);
         });
     }
