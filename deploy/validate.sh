@@ -19,7 +19,8 @@
 #                        live demo responder and on the replicating responder
 #   grafana/             well-formed JSON, expected keys, every expression parses (promtool)
 #   metric names, docs   every name used in alerts, dashboard and docs exists in
-#                        src/server/metrics.rs; every metric there is in docs/metrics.md;
+#                        src/server/metrics.rs or request_metrics.rs; every metric there
+#                        is in docs/metrics.md;
 #                        every alert's runbook_url is a heading of docs/operations.md
 #   nginx/cdn.conf       nginx -t (tests/deploy.rs checks its caching behaviour)
 #   systemd/             systemd-analyze verify, and security (exposure at most 2.0)
@@ -634,16 +635,23 @@ metric_names() {
   python3 - "$ROOT" <<'PY'
 import json, os, re, sys
 root = sys.argv[1]
-src = open(os.path.join(root, "src/server/metrics.rs")).read()
+sources = ("src/server/metrics.rs", "src/server/request_metrics.rs")
+src = "\n".join(open(os.path.join(root, path)).read() for path in sources)
 defined = set(re.findall(r'"(ocsp_edge_[a-z0-9_]+)"', src))
 histograms = {n for n in defined if re.search(r'HistogramOpts::new\(\s*"' + n + '"', src)}
+# request_metrics.rs names its families by constants, and builds histograms by hand.
+constants = dict(re.findall(r'const (\w+): &str = "(ocsp_edge_[a-z0-9_]+)"', src))
+histograms |= {
+    name for constant, name in constants.items()
+    if re.search(r"family\(\s*" + constant + r"\b[^;]*MetricType::HISTOGRAM", src)
+}
 known = defined | {h + s for h in histograms for s in ("_bucket", "_sum", "_count")}
 used = lambda text: set(re.findall(r"\bocsp_edge_[a-z0-9_]+", text))
 problems = []
 for path in ("deploy/prometheus/alerts.yml", "deploy/grafana/ocsp-edge.json", "docs/metrics.md", "docs/operations.md"):
     text = open(os.path.join(root, path)).read()
     for name in sorted(used(text) - known):
-        problems.append(f"{path}: {name} is not defined in src/server/metrics.rs")
+        problems.append(f"{path}: {name} is not defined in {' or '.join(sources)}")
 doc = open(os.path.join(root, "docs/metrics.md")).read()
 for name in sorted(defined - used(doc)):
     problems.append(f"docs/metrics.md does not document {name}")
