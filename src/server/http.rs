@@ -49,12 +49,10 @@ pub async fn handle(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if let Some(len) = response.body().size_hint().exact() {
-        state.metrics.add_bytes_out(len);
-    }
-    state
-        .metrics
-        .observe(method, outcome, started.elapsed().as_secs_f64());
+    // Full bodies always know their length.
+    let body_bytes = response.body().size_hint().exact().unwrap_or(0);
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.observe(method, outcome, seconds, body_bytes);
     Ok(response)
 }
 

@@ -343,13 +343,9 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Counts one request and its latency.
-    pub fn observe(&self, method: Method, outcome: Outcome, seconds: f64) {
-        self.requests.observe(method, outcome, seconds);
-    }
-
-    pub fn add_bytes_out(&self, bytes: u64) {
-        self.requests.add_bytes_out(bytes);
+    /// Counts one request: its outcome, its latency and the body bytes it sent.
+    pub fn observe(&self, method: Method, outcome: Outcome, seconds: f64, body_bytes: u64) {
+        self.requests.observe(method, outcome, seconds, body_bytes);
     }
 
     /// Counts a successful answer for `issuer`.
@@ -398,9 +394,9 @@ mod tests {
     #[test]
     fn every_outcome_has_its_own_counter() {
         let metrics = Metrics::new().unwrap();
-        metrics.observe(Method::Get, Outcome::Good, 0.001);
-        metrics.observe(Method::Post, Outcome::Refused(Refusal::UnknownIssuer), 0.001);
-        metrics.observe(Method::Post, Outcome::Refused(Refusal::Malformed("x")), 0.001);
+        metrics.observe(Method::Get, Outcome::Good, 0.001, 0);
+        metrics.observe(Method::Post, Outcome::Refused(Refusal::UnknownIssuer), 0.001, 0);
+        metrics.observe(Method::Post, Outcome::Refused(Refusal::Malformed("x")), 0.001, 0);
         let text = String::from_utf8(metrics.render()).unwrap();
         assert!(
             text.contains(r#"ocsp_edge_requests_total{method="GET",outcome="good"} 1"#),

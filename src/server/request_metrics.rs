@@ -94,9 +94,10 @@ impl RequestMetrics {
         })))
     }
 
-    /// Counts one request and its latency.
-    pub fn observe(&self, method: Method, outcome: Outcome, seconds: f64) {
+    /// Counts one request: its outcome, its latency and the body bytes it sent.
+    pub fn observe(&self, method: Method, outcome: Outcome, seconds: f64, body_bytes: u64) {
         let shard = &self.0.shards[this_thread() % self.0.shards.len()];
+        shard.bytes_out.fetch_add(body_bytes, Relaxed);
         let method = method as usize;
         shard.requests[method][outcome.index()].fetch_add(1, Relaxed);
         let bucket = LATENCY_BOUNDS
@@ -105,12 +106,6 @@ impl RequestMetrics {
             .unwrap_or(LATENCY_BOUNDS.len());
         shard.latency_buckets[method][bucket].fetch_add(1, Relaxed);
         shard.latency_nanos[method].fetch_add((seconds * 1e9) as u64, Relaxed);
-    }
-
-    pub fn add_bytes_out(&self, bytes: u64) {
-        self.0.shards[this_thread() % self.0.shards.len()]
-            .bytes_out
-            .fetch_add(bytes, Relaxed);
     }
 
     /// Counts a successful answer for `issuer`. Each thread keeps the handles it has
@@ -301,9 +296,8 @@ mod tests {
                 let metrics = metrics.clone();
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        metrics.observe(Method::Get, Outcome::Good, 0.000_02);
-                        metrics.observe(Method::Post, Outcome::Refused(Refusal::Expired), 0.002);
-                        metrics.add_bytes_out(700);
+                        metrics.observe(Method::Get, Outcome::Good, 0.000_02, 700);
+                        metrics.observe(Method::Post, Outcome::Refused(Refusal::Expired), 0.002, 0);
                         metrics.count_answer("ec", false);
                     }
                     metrics.count_answer("rsa", true);
@@ -331,9 +325,9 @@ mod tests {
     #[test]
     fn latency_lands_in_cumulative_buckets_with_its_sum() {
         let metrics = RequestMetrics::new().unwrap();
-        metrics.observe(Method::Head, Outcome::Good, 0.000_003);
-        metrics.observe(Method::Head, Outcome::Good, 0.000_03);
-        metrics.observe(Method::Head, Outcome::Good, 2.5);
+        metrics.observe(Method::Head, Outcome::Good, 0.000_003, 0);
+        metrics.observe(Method::Head, Outcome::Good, 0.000_03, 0);
+        metrics.observe(Method::Head, Outcome::Good, 2.5, 0);
         let text = render(&metrics);
         for line in [
             r#"ocsp_edge_request_duration_seconds_bucket{method="HEAD",le="0.000005"} 1"#,
