@@ -190,37 +190,41 @@ pub fn decode_get<T>(
     if encoded.len() > limit.saturating_mul(2) {
         return Err(Refusal::TooLarge);
     }
-    let mut normalised_on_stack = [0u8; STACK_PATH];
-    let mut normalised_on_heap = Vec::new();
-    let escaped = encoded.bytes().any(|b| altered_in_transit(&b));
-    let normalised = if !escaped {
+    if encoded.len() <= STACK_PATH {
+        decode_get_in(encoded, limit, &mut [0; scratch_len(STACK_PATH)], use_der)
+    } else {
+        decode_get_in(encoded, limit, &mut vec![0; scratch_len(encoded.len())], use_der)
+    }
+}
+
+/// Room for a path of `len` characters unescaped, then the request decoded from it
+/// (base64 yields at most 3 bytes per 4 characters, plus a partial group).
+const fn scratch_len(len: usize) -> usize {
+    len + len / 4 * 3 + 3
+}
+
+/// [`decode_get`] with `scratch` of at least [`scratch_len`] of the path.
+fn decode_get_in<T>(
+    encoded: &str,
+    limit: usize,
+    scratch: &mut [u8],
+    use_der: impl FnOnce(&[u8]) -> Result<T, Refusal>,
+) -> Result<T, Refusal> {
+    let (unescaped, der) = scratch.split_at_mut(encoded.len());
+    let normalised = if encoded.bytes().any(|b| altered_in_transit(&b)) {
+        let len = unescape(encoded.as_bytes(), unescaped);
+        &unescaped[..len]
+    } else {
         encoded.as_bytes()
-    } else if encoded.len() <= STACK_PATH {
-        let len = unescape(encoded.as_bytes(), &mut normalised_on_stack);
-        &normalised_on_stack[..len]
-    } else {
-        normalised_on_heap.resize(encoded.len(), 0);
-        let len = unescape(encoded.as_bytes(), &mut normalised_on_heap);
-        &normalised_on_heap[..len]
-    };
-    // Base64 decodes to at most 3/4 of its length, so the stack buffer always suffices
-    // for a normalised path that fitted.
-    let mut der_on_stack = [0u8; STACK_PATH * 3 / 4 + 3];
-    let mut der_on_heap = Vec::new();
-    let out: &mut [u8] = if normalised.len() <= STACK_PATH {
-        &mut der_on_stack
-    } else {
-        der_on_heap.resize(normalised.len() / 4 * 3 + 3, 0);
-        &mut der_on_heap
     };
     use base64::Engine;
     let len = LENIENT_BASE64
-        .decode_slice(normalised, out)
+        .decode_slice(normalised, der)
         .map_err(|_| Refusal::Malformed("GET path is not base64"))?;
     if len > limit {
         return Err(Refusal::TooLarge);
     }
-    use_der(&out[..len])
+    use_der(&der[..len])
 }
 
 /// Whether a path byte is one that clients and proxies put in place of base64: an escape,
