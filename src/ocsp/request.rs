@@ -67,6 +67,15 @@ pub struct OcspRequest {
     pub has_nonce: bool,
 }
 
+impl OcspRequest {
+    pub fn borrowed(&self) -> BorrowedRequest<'_> {
+        BorrowedRequest {
+            cert_id: self.cert_id.borrowed(),
+            has_nonce: self.has_nonce,
+        }
+    }
+}
+
 /// A decoded request borrowing from its bytes (see [`with_request`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BorrowedRequest<'a> {
@@ -101,13 +110,7 @@ pub fn with_request<T>(
     // the authority for everything else, so what is accepted does not change.
     match decode_in_place(der) {
         Ok(request) => use_request(request),
-        Err(Refusal::Malformed(_)) => {
-            let request = decode_with_rasn(der)?;
-            use_request(BorrowedRequest {
-                cert_id: request.cert_id.borrowed(),
-                has_nonce: request.has_nonce,
-            })
-        }
+        Err(Refusal::Malformed(_)) => use_request(decode_with_rasn(der)?.borrowed()),
         Err(refusal) => Err(refusal),
     }
 }
