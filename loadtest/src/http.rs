@@ -1,5 +1,5 @@
 //! A one-shot blocking HTTP/1.1 GET on loopback, for the scripts' polling (`/readyz`,
-//! `/metrics`): no HTTP library, `Connection: close`, read to the end.
+//! `/metrics`): no HTTP client library, `Connection: close`, read to the end.
 
 use crate::client::Target;
 use std::io::{Read, Write};
@@ -22,30 +22,28 @@ pub fn get(target: &Target, timeout: Duration) -> Result<(u16, Vec<u8>), Error> 
     parse_response(&raw)
 }
 
-/// Splits a whole `Connection: close` response into status and body.
+/// Splits a whole `Connection: close` response into status and body, with `httparse`
+/// reading the head and the chunk sizes (as the load generator's client does).
 pub fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), Error> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or("bad status line")?;
-    let mut body = &raw[end + 4..];
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(raw)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Err("no end of headers".into()),
+    };
+    let status = response.code.ok_or("bad status line")?;
+    let mut body = &raw[head_len..];
     let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value)
+            .map_err(|_| "header value is not UTF-8")?
+            .trim();
+        if header.name.eq_ignore_ascii_case("content-length") {
             let length: usize = value.parse().map_err(|_| "bad Content-Length")?;
             body = body.get(..length).ok_or("body shorter than Content-Length")?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
             chunked = true;
         }
     }
@@ -54,16 +52,17 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), Error> {
     }
     let mut out = Vec::new();
     loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        body = &body[line_end + 2..];
+        let (line_len, size) = match httparse::parse_chunk_size(body).map_err(|_| "bad chunk size")? {
+            httparse::Status::Complete(parsed) => parsed,
+            httparse::Status::Partial => return Err("truncated chunk".into()),
+        };
+        body = &body[line_len..];
         if size == 0 {
             return Ok((status, out));
         }
+        let size = usize::try_from(size).map_err(|_| "bad chunk size")?;
         out.extend_from_slice(body.get(..size).ok_or("truncated chunk")?);
-        body = body.get(size + 2..).ok_or("truncated chunk")?;
+        body = body.get(size.saturating_add(2)..).ok_or("truncated chunk")?;
     }
 }
 
