@@ -7,6 +7,9 @@
 //! demo PKI in `fixtures/demo`, the library, the `openssl` CLI, pkilint when installed, and
 //! a tiny raw HTTP/1.1 client over `std::net::TcpStream`.
 
+mod common;
+
+use common::{not_on_path, skip_without};
 use ocsp_edge::config::{Config, Sources};
 use ocsp_edge::publish::{publish, PublishConfig, PublishReport};
 use ocsp_edge::server::Background;
@@ -457,12 +460,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     let out = exec(Command::new("sha256sum"), bytes, PROCESS_TIMEOUT);
     assert!(out.success, "sha256sum: {}", out.both());
     out.stdout.split_whitespace().next().unwrap().to_string()
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
 }
 
 // =======================================================================================
@@ -1498,8 +1495,8 @@ fn openssl_verify_crl_check_with_each_certificates_distribution_point() {
 
 #[test]
 fn pkilint_finds_no_errors_in_crls_and_ocsp_responses() {
-    if !on_path("lint_crl") || !on_path("lint_ocsp_response") {
-        println!("SKIPPED: pkilint not installed (CI installs it)");
+    let missing = not_on_path("lint_crl").or_else(|| not_on_path("lint_ocsp_response"));
+    if skip_without("pkilint_finds_no_errors_in_crls_and_ocsp_responses", missing) {
         return;
     }
     let served = serve_demo_published_twice();

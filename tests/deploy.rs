@@ -153,10 +153,15 @@ fn requests(admin: SocketAddr, method: &str, outcome: &str) -> f64 {
 
 #[test]
 fn nginx_origin_shield_caches_only_what_the_responder_allows() {
-    let Some(binary) = nginx_binary() else {
-        eprintln!("SKIPPED nginx_origin_shield_caches_only_what_the_responder_allows: nginx is not installed (apt-get install nginx)");
+    let binary = nginx_binary();
+    let missing = binary.is_none().then(|| "nginx is not installed".to_string());
+    if skip_without(
+        "nginx_origin_shield_caches_only_what_the_responder_allows",
+        missing,
+    ) {
         return;
-    };
+    }
+    let Some(binary) = binary else { return };
     // max-age = 2 s for OCSP and CRLs, so entries expire within the test.
     let server = start_demo_server(vec![
         ("ocsp.cache_max_age", "2s".into()),

@@ -28,6 +28,8 @@
 //! `cryptography`; skips with a note when any is missing. `FLEET_KEEP=1` keeps the working
 //! directory (logs, configurations, the load client's counters) for inspection.
 
+mod common;
+
 use ocsp_edge::publish::PublishConfig;
 use ocsp_edge::time::UnixTime;
 use std::collections::BTreeMap;
@@ -63,8 +65,7 @@ const LOAD_RATE: u32 = 100;
 
 #[test]
 fn a_geo_distributed_fleet_under_load_survives_publishes_and_failures() {
-    if let Some(reason) = missing_prerequisite() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED fleet test: {reason}");
+    if common::skip_without("fleet test", missing_prerequisite()) {
         return;
     }
     let started = Instant::now();

@@ -4,6 +4,8 @@
 //!
 //! Needs `javac`/`java` (CI installs a JDK when missing); skips with a note otherwise.
 
+mod common;
+
 use ocsp_edge::config::{Config, Sources};
 use ocsp_edge::server::Background;
 use ocsp_edge::time::UnixTime;
@@ -114,8 +116,10 @@ fn revocation_epoch(field: &str) -> i64 {
 #[test]
 fn java_revocation_checker_agrees_over_get_and_post() {
     let classes = tempfile::tempdir().unwrap();
-    if compile_checker(classes.path()).is_none() {
-        eprintln!("SKIPPED: no javac on this machine (CI installs a JDK)");
+    let missing = compile_checker(classes.path())
+        .is_none()
+        .then(|| "javac is not installed or failed".to_string());
+    if common::skip_without("java_revocation_checker_agrees_over_get_and_post", missing) {
         return;
     }
     let served = serve_demo();

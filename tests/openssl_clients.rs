@@ -361,8 +361,7 @@ fn post_to_the_prefix_without_trailing_slash() {
 
 #[test]
 fn gnutls_ocsptool_reports_the_status() {
-    if !have("ocsptool") {
-        println!("NOTE: ocsptool (gnutls-bin) is not installed; skipping the GnuTLS client test");
+    if skip_without("gnutls_ocsptool_reports_the_status", not_on_path("ocsptool")) {
         return;
     }
     let server = start_demo_server(vec![]);

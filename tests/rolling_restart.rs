@@ -5,6 +5,8 @@
 //! Runs tests/support/rolling_restart.sh inside a private network namespace (needs root
 //! and `unshare`, as CI has); skips with a note elsewhere.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -13,8 +15,9 @@ fn a_rolling_restart_under_load_loses_no_request() {
         .args(["--net", "true"])
         .status()
         .is_ok_and(|s| s.success());
-    if !can_unshare {
-        eprintln!("SKIPPED: cannot create a network namespace here (needs root and unshare)");
+    let missing =
+        (!can_unshare).then(|| "cannot create a network namespace (needs root and unshare)".to_string());
+    if common::skip_without("a_rolling_restart_under_load_loses_no_request", missing) {
         return;
     }
     let root = env!("CARGO_MANIFEST_DIR");

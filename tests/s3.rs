@@ -5,6 +5,8 @@
 //! `s3` source replicates and answers; an upload older than the store's newest is refused;
 //! wrong credentials fail with a clear message.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,12 +109,23 @@ fn published_sequence(output: &std::process::Output) -> u64 {
         .unwrap_or_else(|| panic!("no sequence in {stdout}"))
 }
 
+/// Why the S3 tests cannot run, for [`common::skip_without`].
+fn s3_missing<T>(server: &Option<T>) -> Option<String> {
+    server
+        .is_none()
+        .then(|| "s3s-fs is not installed (cargo install s3s-fs --features binary)".to_string())
+}
+
 #[test]
 fn publishers_upload_and_a_responder_replicates_from_s3() {
-    let Some(s3) = start_s3() else {
-        eprintln!("SKIPPED: s3s-fs not installed (CI installs it: cargo install s3s-fs --features binary)");
+    let s3 = start_s3();
+    if common::skip_without(
+        "publishers_upload_and_a_responder_replicates_from_s3",
+        s3_missing(&s3),
+    ) {
         return;
-    };
+    }
+    let Some(s3) = s3 else { return };
     let work = tempfile::tempdir().unwrap();
     let config = publish_config(work.path(), &s3.endpoint, "snapshots/");
     let credentials = (ACCESS_KEY, SECRET_KEY);
@@ -202,10 +215,14 @@ fn publishers_upload_and_a_responder_replicates_from_s3() {
 
 #[test]
 fn an_upload_older_than_the_store_and_wrong_credentials_are_refused() {
-    let Some(s3) = start_s3() else {
-        eprintln!("SKIPPED: s3s-fs not installed");
+    let s3 = start_s3();
+    if common::skip_without(
+        "an_upload_older_than_the_store_and_wrong_credentials_are_refused",
+        s3_missing(&s3),
+    ) {
         return;
-    };
+    }
+    let Some(s3) = s3 else { return };
     let work = tempfile::tempdir().unwrap();
     let config = publish_config(work.path(), &s3.endpoint, "");
     let newest = published_sequence(&publish(

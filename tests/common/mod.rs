@@ -481,6 +481,27 @@ pub fn openssl_status(ocsp: SocketAddr, issuer: &Path, cert: &Path, sha256: bool
     (status, out)
 }
 
+/// Whether a test must stop because something it needs is missing (`missing` names it, or
+/// is `None` when everything is there). Locally it says `SKIPPED` on stderr and the test
+/// returns; under CI (`CI` set, as `.ci/run` runs) it fails the test, because a check that
+/// did not run is not a check that passed, and `.ci/run` installs every tool.
+pub fn skip_without(test: &str, missing: Option<String>) -> bool {
+    let Some(missing) = missing else {
+        return false;
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {missing}, and CI must run every test (.ci/run installs the tools)"
+    );
+    eprintln!("SKIPPED {test}: {missing}");
+    true
+}
+
+/// `Some("PROGRAM is not installed")` when `program` is not on PATH (for [`skip_without`]).
+pub fn not_on_path(program: &str) -> Option<String> {
+    (!have(program)).then(|| format!("{program} is not installed"))
+}
+
 /// Whether `program` is on PATH.
 pub fn have(program: &str) -> bool {
     std::env::var_os("PATH")
