@@ -53,9 +53,11 @@ impl UnixTime {
             .map(|t| UnixTime(t.timestamp()))
     }
 
-    /// IMF-fixdate for HTTP headers (`Last-Modified`, `Expires`).
+    /// IMF-fixdate for HTTP headers (`Last-Modified`, `Expires`), clamped to the years
+    /// an IMF-fixdate can write (1970 to 9999; httpdate panics past them).
     pub fn to_http_date(self) -> String {
-        let secs = u64::try_from(self.0).unwrap_or(0);
+        const LAST_HTTP_DATE: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let secs = u64::try_from(self.0).unwrap_or(0).min(LAST_HTTP_DATE);
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
     }
 
@@ -151,5 +153,15 @@ mod tests {
     fn http_dates_round_trip() {
         let t = UnixTime(1_764_135_631);
         assert_eq!(UnixTime::parse_http_date(&t.to_http_date()), Some(t));
+    }
+
+    #[test]
+    fn http_dates_clamp_instead_of_panicking() {
+        assert_eq!(UnixTime(i64::MAX).to_http_date(), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(
+            UnixTime(253_402_300_800).to_http_date(),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        assert_eq!(UnixTime(i64::MIN).to_http_date(), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

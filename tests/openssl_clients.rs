@@ -319,9 +319,12 @@ fn get_below_an_unconfigured_prefix_works_with_the_default_path() {
         let reported = verify_with_openssl("ec", &request, &response.body, false, prefix);
         check_reported(&reported, &row, prefix);
     }
-    // Garbage below a prefix is still malformed.
-    let response = get(server.addr(), "/ocsp/!!!");
+    // Base64 garbage below a prefix is still malformed; what is not base64 is not found.
+    let response = get(server.addr(), "/ocsp/QUFB");
     assert_eq!(response.body, MALFORMED);
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let response = get(server.addr(), "/ocsp/!!!");
+    assert_eq!(response.status, 404, "{response:?}");
     assert_eq!(response.header("cache-control"), Some("no-store"));
 }
 

@@ -7,7 +7,7 @@
 //! turns the tier's outcome into a response. It must never serve bytes the tier did not
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
-use super::http::{self, plain};
+use super::http::{self, InPath};
 use super::metrics::Outcome;
 use super::state::State;
 use crate::cache::{CacheTier, Entry};
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +33,16 @@ pub async fn route(
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
     let Some(rest) = http::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
-        return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
+        return (http::not_found(), Outcome::HttpError);
     };
     let decoded = match parts.method {
-        hyper::Method::GET | hyper::Method::HEAD => request_in_path(rest, config.server.max_request_bytes),
+        hyper::Method::GET | hyper::Method::HEAD => {
+            match request_in_path(rest, config.server.max_request_bytes) {
+                InPath::Request(decoded) => decoded,
+                InPath::NotARequest(refusal) => Err(refusal),
+                InPath::NotBase64 => return (http::not_found(), Outcome::HttpError),
+            }
+        }
         hyper::Method::POST => http::read_post(&config, body, http::content_length(&parts.headers))
             .await
             .and_then(|der| decode_request(&der)),
@@ -65,7 +71,7 @@ pub async fn route(
 }
 
 /// The request in a GET path, found as in snapshot mode ([`http::from_get_path`]).
-fn request_in_path(rest: &str, limit: usize) -> Result<OcspRequest, Refusal> {
+fn request_in_path(rest: &str, limit: usize) -> InPath<OcspRequest> {
     http::from_get_path(rest, limit, decode_request)
 }
 
@@ -106,14 +112,17 @@ mod tests {
         };
         use base64::Engine;
         let encoded = base64::engine::general_purpose::STANDARD.encode(encode_request(&id, None));
-        assert_eq!(request_in_path(&encoded, 1024).unwrap().cert_id, id);
-        assert_eq!(
-            request_in_path(&format!("ocsp/{encoded}"), 1024).unwrap().cert_id,
-            id
-        );
+        let found = |path: &str| match request_in_path(path, 1024) {
+            InPath::Request(Ok(request)) => request.cert_id,
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(found(&encoded), id);
+        assert_eq!(found(&format!("ocsp/{encoded}")), id);
+        // Base64 but no request: malformed; not base64 at all: no OCSP request path.
         assert!(matches!(
             request_in_path("nothing-here", 1024),
-            Err(Refusal::Malformed(_))
+            InPath::NotARequest(Refusal::Malformed(_))
         ));
+        assert!(matches!(request_in_path("crl/ec.crl", 1024), InPath::NotBase64));
     }
 }

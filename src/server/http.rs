@@ -4,7 +4,10 @@
 //!
 //! Thin by design: no protocol decisions here beyond HTTP itself. OCSP-level refusals are
 //! HTTP 200 with an OCSP error body (what RFC 6960 clients parse); only HTTP-level
-//! mistakes (wrong method, path outside the OCSP prefix) get 4xx.
+//! mistakes (wrong method, a path that is neither a document nor an OCSP request) get 4xx.
+//!
+//! It also decides who answers a GET ([`InPath`]): a path holding an OCSP request is the
+//! responder's alone and must never be answered by a snapshot document.
 
 use super::metrics::{Method, Outcome};
 use super::state::State;
@@ -58,27 +61,40 @@ pub async fn handle(
 
 async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Bytes>>, Outcome) {
     let (parts, body) = request.into_parts();
-    // One consistent configuration for the whole request, loaded once.
+    // One consistent configuration and snapshot for the whole request, loaded once.
     let config = state.request_config();
+    let guard = state.current();
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
-    if is_get {
-        if let Some(answer) = serve_document(state, &config, &parts, head_only) {
-            return answer;
-        }
-    }
-    let Some(rest) = ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
-        return (plain(StatusCode::NOT_FOUND, "not found\n"), Outcome::HttpError);
-    };
+    let rest = ocsp_remainder(parts.uri.path(), &config.ocsp.path);
     let now = UnixTime::now();
-    let guard = state.current();
     let snapshot = guard.as_deref();
-    let answer = match parts.method {
-        hyper::Method::GET | hyper::Method::HEAD => answer_get(&config, snapshot, rest, now),
-        hyper::Method::POST => read_post(&config, body, content_length(&parts.headers))
-            .await
-            .and_then(|der| responder::answer(snapshot, &der, now, config.ocsp.nonce)),
-        _ => return (method_not_allowed(), Outcome::HttpError),
+    let answer = if is_get {
+        // The responder first: a path that holds an OCSP request is answered by it and
+        // never by a document, whatever a snapshot put at that path.
+        let in_path = rest.map(|rest| answer_get(&config, snapshot, rest, now));
+        match in_path {
+            Some(InPath::Request(answer)) => answer,
+            in_path => {
+                if let Some(answer) = serve_document(state, &config, guard.as_ref(), &parts, head_only, now) {
+                    return answer;
+                }
+                match in_path {
+                    Some(InPath::NotARequest(refusal)) => Err(refusal),
+                    _ => return (not_found(), Outcome::HttpError),
+                }
+            }
+        }
+    } else {
+        if rest.is_none() {
+            return (not_found(), Outcome::HttpError);
+        }
+        match parts.method {
+            hyper::Method::POST => read_post(&config, body, content_length(&parts.headers))
+                .await
+                .and_then(|der| responder::answer(snapshot, &der, now, config.ocsp.nonce)),
+            _ => return (method_not_allowed(), Outcome::HttpError),
+        }
     };
     match answer {
         // RFC 9110 §13.1.2: a 304 answers only GET and HEAD; other methods ignore If-None-Match.
@@ -98,21 +114,17 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
 fn serve_document(
     state: &State,
     config: &Config,
+    snapshot: Option<&Arc<crate::snapshot::Snapshot>>,
     parts: &hyper::http::request::Parts,
     head_only: bool,
+    now: UnixTime,
 ) -> Option<(Response<Full<Bytes>>, Outcome)> {
-    let guard = state.current();
-    let snapshot = guard.as_ref()?;
-    let (document, _) = snapshot.document(parts.uri.path())?;
+    let snapshot = snapshot?;
+    let (document, bytes) = snapshot.document(parts.uri.path())?;
+    let start = usize::try_from(document.offset).ok()?;
+    let place = start..start.checked_add(bytes.len())?;
     let cap = config.crl.cache_max_age.as_secs();
-    let answer = super::documents::respond(
-        snapshot,
-        document,
-        &parts.headers,
-        head_only,
-        UnixTime::now(),
-        cap,
-    );
+    let answer = super::documents::respond(snapshot, document, place, &parts.headers, head_only, now, cap);
     if let Some(sent) = answer.0.body().size_hint().exact() {
         state
             .metrics
@@ -139,29 +151,63 @@ fn answer_get<'a>(
     snapshot: Option<&'a crate::snapshot::Snapshot>,
     rest: &str,
     now: UnixTime,
-) -> Result<Found<'a>, Refusal> {
+) -> InPath<Found<'a>> {
     let nonce = config.ocsp.nonce;
     from_get_path(rest, config.server.max_request_bytes, |der| {
         responder::answer(snapshot, der, now, nonce)
     })
 }
 
+/// What a GET path below the OCSP prefix holds. This decides who answers it (see
+/// docs/architecture.md, "Request path"):
+///
+/// - an **OCSP request path** — one whose remainder, or the text after one of its first
+///   few '/', is base64 of exactly one DER SEQUENCE (what every OCSPRequest is) — is
+///   answered by the responder alone, never by a document, so that nothing a snapshot
+///   puts at such a path can stand in for the responder's answer;
+/// - any other path is a document's if a snapshot has one there;
+/// - else base64 (or a path too long to try) is a malformed OCSP request (RFC 6960 A.1:
+///   the client meant OCSP), and anything else is not found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InPath<T> {
+    /// An OCSP request: what using it gave.
+    Request(Result<T, Refusal>),
+    /// Not a request, but what an OCSP client may have sent: the refusal it gets when no
+    /// document sits at the path.
+    NotARequest(Refusal),
+    /// Not base64 in any attempt: no OCSP client sent this.
+    NotBase64,
+}
+
 /// `use_request` applied to the request in a GET path: the whole remainder, else the
-/// text after one of its first few '/'. The first attempt that is not malformed wins.
-pub(super) fn from_get_path<T>(
+/// text after one of its first few '/'. The first attempt that holds a request and is not
+/// malformed wins; else the first that holds a request, else the first that might have
+/// been one.
+pub fn from_get_path<T>(
     rest: &str,
     limit: usize,
     use_request: impl Fn(&[u8]) -> Result<T, Refusal>,
-) -> Result<T, Refusal> {
-    let whole = decode_get(rest, limit, &use_request);
-    if !matches!(whole, Err(Refusal::Malformed(_))) {
-        return whole;
+) -> InPath<T> {
+    let attempts =
+        std::iter::once(rest).chain(rest.match_indices('/').take(4).map(|(at, _)| &rest[at + 1..]));
+    let mut best = InPath::NotBase64;
+    for attempt in attempts {
+        match decode_get(attempt, limit, &use_request) {
+            InPath::Request(Err(Refusal::Malformed(why))) => {
+                if !matches!(best, InPath::Request(_)) {
+                    best = InPath::Request(Err(Refusal::Malformed(why)));
+                }
+            }
+            InPath::Request(answer) => return InPath::Request(answer),
+            InPath::NotARequest(refusal) => {
+                if matches!(best, InPath::NotBase64) {
+                    best = InPath::NotARequest(refusal);
+                }
+            }
+            InPath::NotBase64 => {}
+        }
     }
-    rest.match_indices('/')
-        .take(4)
-        .map(|(at, _)| decode_get(&rest[at + 1..], limit, &use_request))
-        .find(|answer| !matches!(answer, Err(Refusal::Malformed(_))))
-        .unwrap_or(whole)
+    best
 }
 
 pub(super) fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
@@ -178,17 +224,19 @@ const STACK_PATH: usize = 512;
 /// Decodes the base64 request in a GET path, tolerating what clients and proxies do to
 /// it: percent-encoding (`%2F`, `%2B`, `%3D`), a `+` turned into a space, URL-safe
 /// characters, and missing padding. The request is handed to `use_der` rather than
-/// returned, so that the common case allocates nothing.
+/// returned, so that the common case allocates nothing; `use_der` sees only a request,
+/// that is exactly one DER SEQUENCE.
 pub fn decode_get<T>(
     encoded: &str,
     limit: usize,
     use_der: impl FnOnce(&[u8]) -> Result<T, Refusal>,
-) -> Result<T, Refusal> {
+) -> InPath<T> {
+    // Nothing after the prefix: the URL POSTs go to, with no request to GET.
     if encoded.is_empty() {
-        return Err(Refusal::Malformed("empty GET request"));
+        return InPath::NotBase64;
     }
     if encoded.len() > limit.saturating_mul(2) {
-        return Err(Refusal::TooLarge);
+        return InPath::NotARequest(Refusal::TooLarge);
     }
     if encoded.len() <= STACK_PATH {
         decode_get_in(encoded, limit, &mut [0; scratch_len(STACK_PATH)], use_der)
@@ -209,7 +257,7 @@ fn decode_get_in<T>(
     limit: usize,
     scratch: &mut [u8],
     use_der: impl FnOnce(&[u8]) -> Result<T, Refusal>,
-) -> Result<T, Refusal> {
+) -> InPath<T> {
     let (unescaped, der) = scratch.split_at_mut(encoded.len());
     let normalised = if encoded.bytes().any(|b| altered_in_transit(&b)) {
         let len = unescape(encoded.as_bytes(), unescaped);
@@ -218,13 +266,24 @@ fn decode_get_in<T>(
         encoded.as_bytes()
     };
     use base64::Engine;
-    let len = LENIENT_BASE64
-        .decode_slice(normalised, der)
-        .map_err(|_| Refusal::Malformed("GET path is not base64"))?;
+    let Ok(len) = LENIENT_BASE64.decode_slice(normalised, der) else {
+        return InPath::NotBase64;
+    };
     if len > limit {
-        return Err(Refusal::TooLarge);
+        return InPath::NotARequest(Refusal::TooLarge);
     }
-    use_der(&der[..len])
+    let der = &der[..len];
+    if crate::der::enter(der, crate::der::SEQUENCE).is_err() {
+        return InPath::NotARequest(Refusal::Malformed("GET path is not a DER SEQUENCE"));
+    }
+    InPath::Request(use_der(der))
+}
+
+/// Whether `path` is an OCSP request path below `prefix` (see [`InPath`]): one that only
+/// the responder answers, whatever documents a snapshot holds.
+pub fn is_ocsp_request_path(path: &str, prefix: &str, limit: usize) -> bool {
+    ocsp_remainder(path, prefix)
+        .is_some_and(|rest| matches!(from_get_path(rest, limit, |_| Ok(())), InPath::Request(_)))
 }
 
 /// Whether a path byte is one that clients and proxies put in place of base64: an escape,
@@ -466,6 +525,17 @@ pub(super) fn method_not_allowed() -> Response<Full<Bytes>> {
     response
 }
 
+/// 404 for a path that is neither a document nor an OCSP request. Never cached: the next
+/// snapshot may put a document there (a new CRL partition or issuer, or the first
+/// snapshot after a start), and a CDN that kept the 404 for its default TTL (RFC 9111
+/// §4.2.2 lets it cache a 404 heuristically) would hide that document; answering a 404
+/// costs this origin a hash lookup, less than a miss costs a client.
+pub(super) fn not_found() -> Response<Full<Bytes>> {
+    let mut response = plain(StatusCode::NOT_FOUND, "not found\n");
+    response.headers_mut().insert(header::CACHE_CONTROL, NO_STORE);
+    response
+}
+
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
@@ -482,7 +552,11 @@ mod tests {
 
     /// The request in `path`, copied out.
     fn decoded(path: &str, limit: usize) -> Result<Vec<u8>, Refusal> {
-        decode_get(path, limit, |der| Ok(der.to_vec()))
+        match decode_get(path, limit, |der| Ok(der.to_vec())) {
+            InPath::Request(der) => der,
+            InPath::NotARequest(refusal) => Err(refusal),
+            InPath::NotBase64 => Err(Refusal::Malformed("not base64")),
+        }
     }
 
     #[test]
@@ -517,7 +591,8 @@ mod tests {
             STACK_PATH,
             3 * STACK_PATH,
         ] {
-            let der: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let content: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let der = crate::der::element(crate::der::SEQUENCE, &[&content]);
             let encoded = base64::engine::general_purpose::STANDARD.encode(&der);
             let escaped = encoded.replace('/', "%2F").replace('+', "%2B");
             for path in [&encoded, encoded.trim_end_matches('='), &escaped] {
@@ -571,6 +646,64 @@ mod tests {
         assert!(matches!(decoded("", 1024), Err(Refusal::Malformed(_))));
         assert!(matches!(decoded("not*base64!", 1024), Err(Refusal::Malformed(_))));
         assert_eq!(decoded(&"QUFB".repeat(100), 64), Err(Refusal::TooLarge));
+    }
+
+    /// What a path holds, with a `use_request` that accepts any SEQUENCE.
+    fn holds(path: &str) -> InPath<usize> {
+        from_get_path(path, 1024, |der| Ok(der.len()))
+    }
+
+    #[test]
+    fn only_base64_of_a_der_sequence_is_an_ocsp_request_path() {
+        use base64::Engine;
+        let request = crate::der::element(crate::der::SEQUENCE, &[&[0x02, 0x01, 0x07]]);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&request);
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&request);
+        for path in [
+            encoded.clone(),
+            url_safe.clone(),
+            format!("ocsp/{encoded}"),
+            format!("a/b/{url_safe}"),
+            encoded.replace('/', "%2F"),
+        ] {
+            assert_eq!(holds(&path), InPath::Request(Ok(request.len())), "{path}");
+        }
+        // Base64, but not one SEQUENCE: a client's broken request, unless a document is there.
+        let truncated = base64::engine::general_purpose::STANDARD.encode(&request[..4]);
+        let trailing = base64::engine::general_purpose::STANDARD.encode([&request[..], &[0]].concat());
+        for path in ["QUFB", "nothing-here", "crls/ec/0", &truncated, &trailing] {
+            assert!(
+                matches!(holds(path), InPath::NotARequest(Refusal::Malformed(_))),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            holds(&"QUFB".repeat(1000)),
+            InPath::NotARequest(Refusal::TooLarge)
+        );
+        // Nothing an OCSP client sends: not an OCSP request path at all.
+        for path in [
+            "",
+            "crl/ec.crl",
+            "crl/ec/0.crl",
+            "!!!notbase64",
+            "%%%",
+            "QUFB%ZZ",
+            "ccadb.json",
+        ] {
+            assert_eq!(holds(path), InPath::NotBase64, "{path:?}");
+        }
+        // A request the responder finds malformed still belongs to the responder.
+        assert_eq!(
+            from_get_path(&encoded, 1024, |_| Err::<(), _>(Refusal::Malformed(
+                "two requests"
+            ))),
+            InPath::Request(Err(Refusal::Malformed("two requests")))
+        );
+        assert!(is_ocsp_request_path(&format!("/ocsp/{encoded}"), "/ocsp/", 1024));
+        assert!(is_ocsp_request_path(&format!("/{url_safe}"), "/", 1024));
+        assert!(!is_ocsp_request_path(&format!("/crl/{encoded}"), "/ocsp/", 1024));
+        assert!(!is_ocsp_request_path("/crl/ec.crl", "/", 1024));
     }
 
     #[test]
