@@ -32,6 +32,8 @@ keep = 3
 danger_allow_rollback = false
 max_backoff = "5m"
 long_poll = "25s"
+download_deadline = "30s"
+min_download_rate = 262144
 sources = []
 
 [ocsp]
@@ -161,6 +163,13 @@ pub struct SnapshotConfig {
     /// How long a peer may hold a manifest request open waiting for a newer snapshot.
     #[serde(deserialize_with = "duration")]
     pub long_poll: Duration,
+    /// A snapshot download from a source must finish within this plus its size at
+    /// `min_download_rate`; a slower source is abandoned for the round (and retried with
+    /// backoff), so a dripping mirror holds nothing up for long.
+    #[serde(deserialize_with = "duration")]
+    pub download_deadline: Duration,
+    /// Bytes per second a source must at least sustain (see `download_deadline`).
+    pub min_download_rate: u64,
     /// Where snapshots come from, in order of preference. Empty: `dir` itself is written by
     /// the publisher (or a replica of it) and only polled.
     pub sources: Vec<SourceConfig>,
@@ -300,6 +309,12 @@ impl Config {
             return invalid(
                 "ocsp.path",
                 "must start and end with '/', e.g. \"/\" or \"/ocsp/\"",
+            );
+        }
+        if self.snapshots.min_download_rate == 0 {
+            return invalid(
+                "snapshots.min_download_rate",
+                "must be at least 1 (bytes per second)",
             );
         }
         if !(64..=1 << 20).contains(&self.server.max_request_bytes) {

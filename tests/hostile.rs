@@ -6,3 +6,5 @@ mod common;
 
 #[path = "hostile/http.rs"]
 mod http;
+#[path = "hostile/replication.rs"]
+mod replication;

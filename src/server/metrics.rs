@@ -117,6 +117,11 @@ pub struct Metrics {
     pub refresh_deadline: IntGauge,
     pub refresh_at_risk: IntGauge,
     pub highest_sequence: IntGauge,
+    /// 1 when `highest-sequence` could not be read at start (see super::rollback).
+    pub rollback_state_unreadable: IntGauge,
+    /// 1 while the highest sequence accepted is not on disk (a write failed).
+    pub highest_sequence_unpersisted: IntGauge,
+    pub highest_sequence_write_failures: IntCounter,
     pub sync_last_success: IntGaugeVec,
     pub change_history_start: IntGauge,
     pub change_history_records: IntGauge,
@@ -221,6 +226,19 @@ impl Metrics {
                 "ocsp_edge_highest_sequence",
                 "Highest snapshot sequence ever accepted; nothing older is served again.",
             )?,
+            rollback_state_unreadable: gauge(
+                "ocsp_edge_rollback_state_unreadable",
+                "1 when the highest-sequence file could not be read at start: only snapshots not older \
+                 than the newest one verified locally are served until an operator resets the file.",
+            )?,
+            highest_sequence_unpersisted: gauge(
+                "ocsp_edge_highest_sequence_unpersisted",
+                "1 while the highest sequence accepted could not be written to disk (retried every round).",
+            )?,
+            highest_sequence_write_failures: IntCounter::new(
+                "ocsp_edge_highest_sequence_write_failures_total",
+                "Failed writes of the highest-sequence file.",
+            )?,
             change_history_start: gauge(
                 "ocsp_edge_change_history_start_sequence",
                 "Oldest sequence a cache can resume the change feed from (0: no history yet).",
@@ -267,6 +285,9 @@ impl Metrics {
         r.register(Box::new(self.refresh_deadline.clone()))?;
         r.register(Box::new(self.refresh_at_risk.clone()))?;
         r.register(Box::new(self.highest_sequence.clone()))?;
+        r.register(Box::new(self.rollback_state_unreadable.clone()))?;
+        r.register(Box::new(self.highest_sequence_unpersisted.clone()))?;
+        r.register(Box::new(self.highest_sequence_write_failures.clone()))?;
         r.register(Box::new(self.sync_last_success.clone()))?;
         r.register(Box::new(self.change_history_start.clone()))?;
         r.register(Box::new(self.change_history_records.clone()))?;

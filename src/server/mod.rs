@@ -17,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod peers;
 mod request_metrics;
+pub mod rollback;
 pub mod state;
 
 use crate::time::UnixTime;

@@ -3,24 +3,29 @@
 //! directory poller that finds, verifies and swaps in newer snapshots.
 //!
 //! A snapshot is swapped in only after [`Snapshot::verify`] has passed completely; a
-//! refused one is logged, counted, remembered (so it is not re-verified every poll) and
-//! the current one keeps serving.
+//! refused one is logged, counted and the current one keeps serving. A refusal about the
+//! signed content is remembered (so it is not re-verified every poll); one that may go
+//! away by itself (a snapshot still being copied, after its manifest, as rsync does) is
+//! retried with backoff.
+//!
+//! Anti-rollback fails closed: an unreadable `highest-sequence` file (see
+//! [`super::rollback`]) makes the newest snapshot that verifies locally the floor, and is
+//! left for an operator; a failed write of it is an error, counted and retried.
 
 use super::metrics::Metrics;
+use super::rollback;
 use crate::config::Config;
 use crate::snapshot::store;
 use crate::snapshot::{Snapshot, TrustAnchors, VerifyError};
 use crate::time::UnixTime;
 use arc_swap::{ArcSwapOption, Guard};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
-/// File in the snapshot directory that remembers the highest sequence ever served, so a
-/// restart cannot be rolled back by an older snapshot left on disk or offered by a mirror.
-pub const HIGHEST_SEQUENCE_FILE: &str = "highest-sequence";
+pub use rollback::HIGHEST_SEQUENCE_FILE;
 
 pub struct State {
     /// The configuration in force; replaced whole by a reload (see [`State::reload`]).
@@ -29,9 +34,15 @@ pub struct State {
     pub metrics: Metrics,
     snapshot: ArcSwapOption<Snapshot>,
     draining: AtomicBool,
-    refused: Mutex<HashSet<u64>>,
+    /// Sequences of the polled directory that were refused, and when to look again.
+    refused: Mutex<HashMap<u64, Refused>>,
     /// The highest sequence ever accepted (persisted in [`HIGHEST_SEQUENCE_FILE`]).
     highest: AtomicU64,
+    /// The file could not be read at start: the floor is what verified locally, and the
+    /// file is left as found until an operator resets it.
+    highest_unreadable: bool,
+    /// `highest` is not on disk yet (a write failed); retried every round.
+    highest_unpersisted: AtomicBool,
     /// The served sequence, for long-polling peers.
     sequence: watch::Sender<u64>,
     /// Unix time of the last successful check of a replication source (0: never).
@@ -39,7 +50,10 @@ pub struct State {
     /// Serialises swaps, so two sources delivering at once cannot interleave.
     swapping: Mutex<()>,
     sources_generation: watch::Sender<u64>,
-    downloading: tokio::sync::Mutex<()>,
+    /// Held while replication links a verified download into the cache and swaps it in
+    /// (milliseconds, never during a download), so two sources that fetched the same
+    /// sequence cannot both link it.
+    installing: Mutex<()>,
     /// The status changes of recent swaps, for caches' change feed (see super::changes).
     changes: super::changes::ChangeLog,
     /// Set on a cache-mode responder, which then serves no snapshot.
@@ -58,8 +72,21 @@ pub enum PollOutcome {
     Refused,
 }
 
+/// A refused sequence of the polled directory.
+#[derive(Clone, Copy, Debug)]
+enum Refused {
+    /// The signed content is wrong: never tried again.
+    Permanently,
+    /// Perhaps still being copied: tried again at `retry_at`.
+    Transiently {
+        attempts: u32,
+        retry_at: std::time::Instant,
+    },
+}
+
 impl State {
     pub fn new(config: Config, trust: TrustAnchors, metrics: Metrics) -> State {
+        let mut highest_unreadable = false;
         let highest = if config.snapshots.dir.as_os_str().is_empty() {
             // A cache-mode responder has no snapshot directory.
             0
@@ -67,21 +94,38 @@ impl State {
             tracing::warn!("danger_allow_rollback: the highest sequence served before is ignored once");
             0
         } else {
-            read_highest(&config.snapshots.dir)
+            match rollback::read(&config.snapshots.dir) {
+                Ok(highest) => highest.unwrap_or(0),
+                Err(e) => {
+                    // Reading it as 0 would let any old snapshot back in. The first load
+                    // (the newest snapshot that verifies in the directory) sets the floor.
+                    tracing::error!(error = %e,
+                        "ANTI-ROLLBACK STATE UNREADABLE: only snapshots not older than the newest \
+                         one verified locally are served, and the file is left as it is; \
+                         see docs/operations.md, \"The highest-sequence file\"");
+                    highest_unreadable = true;
+                    0
+                }
+            }
         };
+        metrics
+            .rollback_state_unreadable
+            .set(i64::from(highest_unreadable));
         State {
             config: arc_swap::ArcSwap::from_pointee(config),
             trust,
             metrics,
             snapshot: ArcSwapOption::empty(),
             draining: AtomicBool::new(false),
-            refused: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashMap::new()),
             highest: AtomicU64::new(highest),
+            highest_unreadable,
+            highest_unpersisted: AtomicBool::new(false),
             sequence: watch::channel(0).0,
             last_sync: AtomicI64::new(0),
             swapping: Mutex::new(()),
             sources_generation: watch::channel(0).0,
-            downloading: tokio::sync::Mutex::new(()),
+            installing: Mutex::new(()),
             changes: super::changes::ChangeLog::default(),
             cache: std::sync::OnceLock::new(),
         }
@@ -164,9 +208,9 @@ impl State {
         kept
     }
 
-    /// Held while a replication download runs (one at a time).
-    pub fn download_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.downloading
+    /// Held while replication links a verified snapshot into the cache and swaps it in.
+    pub fn install_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.installing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Bumped whenever reloaded sources differ, so replication restarts with them.
@@ -188,9 +232,9 @@ impl State {
         self.last_sync.store(now.seconds(), Ordering::SeqCst);
     }
 
-    /// Swaps `snapshot` in if it is newer than the one served and not below the highest
-    /// ever accepted; persists the new highest, wakes long-polling peers and prunes the
-    /// local cache. The one place a snapshot becomes the served one.
+    /// Swaps `snapshot` (fully verified) in if [`State::admissible`] allows it; persists
+    /// the new highest, wakes long-polling peers and prunes the local cache. The one place
+    /// a snapshot becomes the served one. Blocking (fsyncs): off the async threads.
     pub fn swap_in(
         &self,
         snapshot: Snapshot,
@@ -198,23 +242,15 @@ impl State {
         load_started: std::time::Instant,
     ) -> Result<(), VerifyError> {
         let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.current_sequence().unwrap_or(0).max(self.highest_sequence());
+        self.admissible(&snapshot)?;
         let offered = snapshot.sequence();
-        let first_load = self.current_sequence().is_none();
-        // At start-up the snapshot that set `highest` may be served again; after that only
-        // newer ones.
-        if offered < current || (!first_load && offered == current) {
-            return Err(VerifyError::NotNewer { offered, current });
-        }
         let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
         let snapshot = Arc::new(snapshot);
         let previous = self.snapshot.swap(Some(snapshot.clone()));
         // Still under the swap lock, so the change history sees swaps in order.
         self.changes.record(previous, snapshot);
         self.highest.store(offered, Ordering::SeqCst);
-        if let Err(e) = write_highest(&self.config().snapshots.dir, offered) {
-            tracing::warn!(error = %e, "cannot persist the highest sequence; rollback protection across restarts is weakened");
-        }
+        self.persist_highest(offered);
         self.sequence.send_replace(offered);
         self.metrics.snapshot_loads.inc();
         self.metrics
@@ -227,6 +263,63 @@ impl State {
             self.prune_cache(offered);
         }
         Ok(())
+    }
+
+    /// Whether a verified snapshot may replace the served one (called under the swap
+    /// lock, so every check here sees the served state it decides on): it must be newer
+    /// than the one served and not below the highest ever accepted. Further checks of a
+    /// candidate against the served snapshot belong here.
+    fn admissible(&self, snapshot: &Snapshot) -> Result<(), VerifyError> {
+        let current = self.current_sequence().unwrap_or(0).max(self.highest_sequence());
+        let offered = snapshot.sequence();
+        let first_load = self.current_sequence().is_none();
+        // At start-up the snapshot that set `highest` may be served again; after that only
+        // newer ones.
+        if offered < current || (!first_load && offered == current) {
+            return Err(VerifyError::NotNewer { offered, current });
+        }
+        Ok(())
+    }
+
+    /// Writes the highest sequence to disk (under the swap lock). A failure is an error,
+    /// counted, and retried by [`State::retry_persisting`] every round; the swap stands,
+    /// since refusing a newer snapshot would hold back the revocations it carries, and this
+    /// process still enforces the floor in memory. An unreadable file is left for an
+    /// operator instead of being overwritten.
+    fn persist_highest(&self, highest: u64) {
+        if self.highest_unreadable {
+            tracing::error!(
+                highest,
+                "not persisting the highest sequence: {HIGHEST_SEQUENCE_FILE} was \
+                unreadable at start and is left for an operator (docs/operations.md)"
+            );
+            return;
+        }
+        match rollback::write(&self.config().snapshots.dir, highest) {
+            Ok(()) => {
+                if self.highest_unpersisted.swap(false, Ordering::SeqCst) {
+                    tracing::info!(highest, "the highest sequence is persisted again");
+                }
+                self.metrics.highest_sequence_unpersisted.set(0);
+            }
+            Err(e) => {
+                self.metrics.highest_sequence_write_failures.inc();
+                self.metrics.highest_sequence_unpersisted.set(1);
+                if !self.highest_unpersisted.swap(true, Ordering::SeqCst) {
+                    tracing::error!(highest, error = %e,
+                        "cannot persist the highest sequence; a restart could serve an older \
+                         snapshot until it is written (retried every round)");
+                }
+            }
+        }
+    }
+
+    /// Writes the highest sequence again if the last write failed. Blocking.
+    pub fn retry_persisting(&self) {
+        if self.highest_unpersisted.load(Ordering::SeqCst) {
+            let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+            self.persist_highest(self.highest_sequence());
+        }
     }
 
     /// Keeps the newest `snapshots.keep` snapshots in the local cache (manifest removed
@@ -347,6 +440,7 @@ impl State {
     /// Looks for snapshots newer than the current one, newest first, and swaps in the
     /// first that verifies. Blocking (it maps and hashes files): run off the async threads.
     pub fn poll_directory(&self, now: UnixTime) -> PollOutcome {
+        self.retry_persisting();
         let dir = &self.config().snapshots.dir;
         let current = self.current_sequence();
         let sequences = match store::manifest_sequences(dir) {
@@ -357,11 +451,19 @@ impl State {
             }
         };
         let candidates: Vec<u64> = {
-            let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
             let floor = self.highest_sequence();
+            // Bounded by what the directory can still offer.
+            refused.retain(|s, _| current.is_none_or(|c| *s > c) && *s >= floor);
+            let checked = std::time::Instant::now();
             sequences
                 .into_iter()
-                .filter(|s| current.is_none_or(|c| *s > c) && *s >= floor && !refused.contains(s))
+                .filter(|s| current.is_none_or(|c| *s > c) && *s >= floor)
+                .filter(|s| match refused.get(s) {
+                    None => true,
+                    Some(Refused::Permanently) => false,
+                    Some(Refused::Transiently { retry_at, .. }) => *retry_at <= checked,
+                })
                 .collect()
         };
         if candidates.is_empty() {
@@ -384,8 +486,14 @@ impl State {
     fn load_and_swap(&self, dir: &Path, sequence: u64, now: UnixTime) -> Result<(), VerifyError> {
         let started = std::time::Instant::now();
         let held = self.current();
-        let snapshot =
-            crate::snapshot::store::load_snapshot_with(dir, sequence, &self.trust, now, held.as_ref())?;
+        // Without sources the directory is a publisher's (or a replica's), not ours: what
+        // is served must not change if its files do.
+        let mapping = if self.config().snapshots.sources.is_empty() {
+            store::Mapping::PrivateCopy
+        } else {
+            store::Mapping::InPlace
+        };
+        let snapshot = store::load_snapshot_mapped(dir, sequence, &self.trust, now, held.as_ref(), mapping)?;
         drop(held);
         // The manifest's own sequence counts, not its file name: a renamed old manifest is a
         // rollback attempt.
@@ -409,10 +517,26 @@ impl State {
 
     fn refuse(&self, sequence: u64, error: &VerifyError) {
         self.refuse_offer(&format!("directory, sequence {sequence}"), error);
-        self.refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sequence);
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = if error.is_transient() {
+            let attempts = match refused.get(&sequence) {
+                Some(Refused::Transiently { attempts, .. }) => attempts.saturating_add(1),
+                _ => 1,
+            };
+            let config = self.config();
+            let wait = backoff(
+                config.snapshots.poll_interval,
+                config.snapshots.max_backoff,
+                attempts,
+            );
+            Refused::Transiently {
+                attempts,
+                retry_at: std::time::Instant::now() + wait,
+            }
+        } else {
+            Refused::Permanently
+        };
+        refused.insert(sequence, entry);
     }
 }
 
@@ -431,22 +555,16 @@ pub fn refresh_deadline(this_update: UnixTime, next_update: UnixTime) -> UnixTim
         .min(next_update.plus_seconds(-8 * 3600))
 }
 
-fn read_highest(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(HIGHEST_SEQUENCE_FILE))
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Replaces the highest-sequence file atomically (write, fsync, rename).
-fn write_highest(dir: &Path, sequence: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let temp = dir.join(format!(".{HIGHEST_SEQUENCE_FILE}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&temp)?;
-    writeln!(file, "{sequence}")?;
-    file.sync_all()?;
-    std::fs::rename(&temp, dir.join(HIGHEST_SEQUENCE_FILE))?;
-    store::sync_dir(dir)
+/// `interval` doubled per failed `attempts` (the first retry waits `interval`), capped by
+/// `cap`.
+pub fn backoff(
+    interval: std::time::Duration,
+    cap: std::time::Duration,
+    attempts: u32,
+) -> std::time::Duration {
+    interval
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(cap)
 }
 
 pub use crate::snapshot::store::load_snapshot;

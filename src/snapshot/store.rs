@@ -16,6 +16,19 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How a snapshot file is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mapping {
+    /// In place: the file is this process's own (its replication cache, a publisher's own
+    /// output) and nothing rewrites or truncates it while mapped.
+    InPlace,
+    /// From a private copy: the file belongs to someone else (a publisher's or shared
+    /// directory polled without sources), who may truncate or rewrite it; a mapped page
+    /// that vanishes kills the process with SIGBUS. The file is first copied into an
+    /// unlinked file only this process holds, and the copy is what is verified and served.
+    PrivateCopy,
+}
+
 /// Reads the manifest and memory-maps the snapshot of `sequence` in `dir`, then verifies
 /// it; a delta's base comes from `held` when that is (or holds) it, else from `dir`.
 pub fn load_snapshot_with(
@@ -24,6 +37,19 @@ pub fn load_snapshot_with(
     trust: &TrustAnchors,
     now: UnixTime,
     held: Option<&Arc<Snapshot>>,
+) -> Result<Snapshot, VerifyError> {
+    load_snapshot_mapped(dir, sequence, trust, now, held, Mapping::InPlace)
+}
+
+/// [`load_snapshot_with`], mapping the snapshot (and a base read from `dir`) as `mapping`
+/// says.
+pub fn load_snapshot_mapped(
+    dir: &Path,
+    sequence: u64,
+    trust: &TrustAnchors,
+    now: UnixTime,
+    held: Option<&Arc<Snapshot>>,
+    mapping: Mapping,
 ) -> Result<Snapshot, VerifyError> {
     let manifest = fs::read(dir.join(manifest_name(sequence))).map_err(|e| VerifyError::Io(e.to_string()))?;
     let parsed = Manifest::parse(&manifest)?;
@@ -38,13 +64,43 @@ pub fn load_snapshot_with(
         None => None,
         Some(wanted) => Some(match held_base(held, wanted.sequence) {
             Some(base) => base,
-            None if wanted.sequence < sequence => {
-                Arc::new(load_snapshot_with(dir, wanted.sequence, trust, now, None)?)
-            }
+            None if wanted.sequence < sequence => Arc::new(load_snapshot_mapped(
+                dir,
+                wanted.sequence,
+                trust,
+                now,
+                None,
+                mapping,
+            )?),
             None => return Err(VerifyError::MissingBase(wanted.sequence)),
         }),
     };
-    load_snapshot_file_on(&manifest, &dir.join(&parsed.body.snapshot), trust, now, base)
+    let snapshot = dir.join(&parsed.body.snapshot);
+    match mapping {
+        Mapping::InPlace => load_snapshot_file_on(&manifest, &snapshot, trust, now, base),
+        Mapping::PrivateCopy => {
+            let copy = private_copy(&snapshot).map_err(|e| VerifyError::Io(e.to_string()))?;
+            verify_mapped(&manifest, copy, trust, now, base)
+        }
+    }
+}
+
+/// Copies the regular file at `original` into an unlinked file in the same directory
+/// (same file system, so no tmpfs memory; `O_TMPFILE` where supported, so it never has a
+/// name), else in the system's temporary directory. A file truncated or rewritten while
+/// being copied gives a copy that fails verification, never a crash.
+fn private_copy(original: &Path) -> io::Result<File> {
+    let mut source = File::open(original)?;
+    if !source.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", original.display()),
+        ));
+    }
+    let dir = original.parent().unwrap_or(Path::new("."));
+    let mut copy = tempfile::tempfile_in(dir).or_else(|_| tempfile::tempfile())?;
+    io::copy(&mut source, &mut copy)?;
+    Ok(copy)
 }
 
 /// The snapshot of `sequence` among what is held: the current snapshot or its base.
@@ -74,12 +130,22 @@ pub fn load_snapshot_file_on(
     now: UnixTime,
     base: Option<Arc<Snapshot>>,
 ) -> Result<Snapshot, VerifyError> {
-    let io = |e: std::io::Error| VerifyError::Io(e.to_string());
-    let file = File::open(snapshot).map_err(io)?;
-    // SAFETY: snapshot files are immutable once committed (written to a temporary name,
-    // fsynced, linked; the publisher never rewrites or truncates them), and we map them
-    // read-only. Deleting the file while mapped is safe on Unix.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let file = File::open(snapshot).map_err(|e| VerifyError::Io(e.to_string()))?;
+    verify_mapped(manifest, file, trust, now, base)
+}
+
+fn verify_mapped(
+    manifest: &[u8],
+    file: File,
+    trust: &TrustAnchors,
+    now: UnixTime,
+    base: Option<Arc<Snapshot>>,
+) -> Result<Snapshot, VerifyError> {
+    // SAFETY: the file is one nothing else rewrites or truncates (see [`Mapping`]): a
+    // snapshot this process committed (written to a temporary name, fsynced, linked), a
+    // publisher's own output, or a private unlinked copy. It is mapped read-only. Deleting
+    // the file while mapped is safe on Unix.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| VerifyError::Io(e.to_string()))?;
     Snapshot::verify_on(manifest, SnapshotBytes::Mapped { map, file }, trust, now, base)
 }
 
@@ -134,10 +200,17 @@ pub struct NewFile {
 impl NewFile {
     /// Starts a new file that will be called `name`. Fails early if `name` already exists.
     pub fn create(dir: &Path, name: &str) -> io::Result<NewFile> {
-        let final_path = dir.join(name);
-        if final_path.exists() {
-            return Err(already_exists(&final_path));
+        if dir.join(name).exists() {
+            return Err(already_exists(&dir.join(name)));
         }
+        NewFile::start(dir, name)
+    }
+
+    /// Starts a new file that will be called `name`, whether or not that name exists now:
+    /// [`NewFile::commit`] still never replaces it. For downloads, whose final name is
+    /// decided only once they have been verified.
+    pub fn start(dir: &Path, name: &str) -> io::Result<NewFile> {
+        let final_path = dir.join(name);
         // Unique per process and per file, so concurrent writers never collide and a
         // leftover from a crashed process (whatever its PID) never blocks a new write.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -158,6 +231,13 @@ impl NewFile {
     /// The temporary path, for reading back what was written before committing.
     pub fn path(&self) -> &Path {
         &self.temp_path
+    }
+
+    /// [`NewFile::commit`] under `name` (in the same directory) instead of the name it was
+    /// started with: a download's temporary name says nothing of what it claims to be.
+    pub fn commit_as(mut self, name: &str) -> io::Result<PathBuf> {
+        self.final_path = self.final_path.with_file_name(name);
+        self.commit()
     }
 
     /// Flushes to disk and links the file under its final name; never replaces a file.

@@ -64,8 +64,10 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// Every label [`VerifyError::label`] can return (metrics pre-create their series).
-    pub const LABELS: [&'static str; 10] = [
+    /// Every label a refusal is counted under: what [`VerifyError::label`] returns, plus
+    /// replication's download refusals (`incomplete`: a short download; `deadline`: a
+    /// download slower than `snapshots.min_download_rate`). Metrics pre-create the series.
+    pub const LABELS: [&'static str; 12] = [
         "bad_signature",
         "unsigned",
         "bad_manifest",
@@ -76,7 +78,16 @@ impl VerifyError {
         "rollback",
         "io",
         "missing_base",
+        "incomplete",
+        "deadline",
     ];
+
+    /// Whether the refusal may go away by itself (a file still being copied, a base not yet
+    /// fetched, a read error), so the sequence is tried again later; every other refusal
+    /// is about the signed content itself and stays refused.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.label(), "io" | "incomplete" | "missing_base")
+    }
 
     /// Stable metric label for refused snapshots.
     pub fn label(&self) -> &'static str {
@@ -86,6 +97,8 @@ impl VerifyError {
             VerifyError::Manifest(_) => "bad_manifest",
             VerifyError::UnsupportedVersion(_) => "unsupported_version",
             VerifyError::Untrusted(_) => "untrusted_signer",
+            // A file shorter than its manifest states is most likely still being copied.
+            VerifyError::SizeMismatch { expected, actual } if actual < expected => "incomplete",
             VerifyError::SizeMismatch { .. } | VerifyError::HashMismatch => "hash_mismatch",
             VerifyError::Format(_) | VerifyError::Inconsistent(_) => "corrupt",
             VerifyError::NotNewer { .. } => "rollback",

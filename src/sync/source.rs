@@ -14,7 +14,6 @@ use crate::config::SourceConfig;
 use crate::snapshot::store;
 use futures_util::StreamExt;
 use reqwest::header;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +32,8 @@ pub enum SourceError {
     TooLarge { expected: u64 },
     #[error("the download ended after {got} of {expected} bytes")]
     Truncated { got: u64, expected: u64 },
+    #[error("the download of {size} bytes did not finish within {deadline:?}")]
+    Deadline { size: u64, deadline: Duration },
 }
 
 impl From<reqwest::Error> for SourceError {
@@ -184,17 +185,10 @@ impl Source {
     pub async fn fetch_manifest(&self, name: &str) -> Result<Vec<u8>, SourceError> {
         match self {
             Source::Directory { path } => {
-                use std::io::Read;
-                let mut bytes = Vec::new();
-                std::fs::File::open(path.join(name))?
-                    .take_bytes(MAX_MANIFEST_BYTES as u64 + 1)
-                    .read_to_end(&mut bytes)?;
-                if bytes.len() > MAX_MANIFEST_BYTES {
-                    return Err(SourceError::TooLarge {
-                        expected: MAX_MANIFEST_BYTES as u64,
-                    });
-                }
-                Ok(bytes)
+                let path = path.join(name);
+                tokio::task::spawn_blocking(move || read_manifest_file(&path))
+                    .await
+                    .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
             }
             Source::Http { client, locator, .. } => {
                 let response = client.get(locator.url(name)).send().await?;
@@ -206,33 +200,122 @@ impl Source {
         }
     }
 
-    /// Streams the snapshot file `name` into `out`; it must be exactly `size` bytes.
-    pub async fn download(&self, name: &str, size: u64, out: &mut std::fs::File) -> Result<(), SourceError> {
+    /// Streams the snapshot file `name` into `out`; it must be exactly `size` bytes. The
+    /// caller bounds the whole download with a deadline; this never writes past `size`.
+    pub async fn download(&self, name: &str, size: u64, out: std::fs::File) -> Result<(), SourceError> {
         match self {
             Source::Directory { path } => {
-                let mut input = std::fs::File::open(path.join(name))?;
-                let copied = std::io::copy(&mut (&mut input).take_bytes(size + 1), out)?;
-                check_size(copied, size)
+                let path = path.join(name);
+                tokio::task::spawn_blocking(move || copy_file(&path, size, out))
+                    .await
+                    .map_err(|e| SourceError::Io(std::io::Error::other(e)))?
             }
             Source::Http { client, locator, .. } => {
+                use tokio::io::AsyncWriteExt;
                 let response = client.get(locator.url(name)).send().await?;
                 if !response.status().is_success() {
                     return Err(SourceError::Http(format!("{name}: HTTP {}", response.status())));
                 }
+                // tokio's file writes on the blocking pool, off the runtime's workers.
+                let mut out = tokio::fs::File::from_std(out);
                 let mut written = 0u64;
                 let mut body = response.bytes_stream();
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk?;
-                    written += chunk.len() as u64;
+                    written = written.saturating_add(chunk.len() as u64);
                     if written > size {
                         return Err(SourceError::TooLarge { expected: size });
                     }
-                    out.write_all(&chunk)?;
+                    out.write_all(&chunk).await?;
                 }
+                out.flush().await?;
                 check_size(written, size)
             }
         }
     }
+}
+
+/// Where a source's snapshots come from, as replication uses it: [`Source`] in
+/// production, scripted fakes in tests.
+pub trait SnapshotSource: Send + Sync {
+    /// A short name for logs and metric labels.
+    fn label(&self) -> String;
+    /// Whether a manifest request waits for something newer (then the next round starts
+    /// at once).
+    fn long_polls(&self) -> bool;
+    /// The newest manifest if its sequence may be above `current`; `None`: unchanged.
+    fn newer_manifest(
+        &mut self,
+        current: u64,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send;
+    /// The round that fetched the last manifest completed.
+    fn round_succeeded(&mut self);
+    /// The manifest file `name`, bounded in size.
+    fn fetch_manifest(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, SourceError>> + Send;
+    /// Streams the snapshot file `name`, exactly `size` bytes, into `out`.
+    fn download(
+        &self,
+        name: &str,
+        size: u64,
+        out: std::fs::File,
+    ) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
+}
+
+impl SnapshotSource for Source {
+    fn label(&self) -> String {
+        Source::label(self)
+    }
+    fn long_polls(&self) -> bool {
+        Source::long_polls(self)
+    }
+    async fn newer_manifest(&mut self, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        Source::newer_manifest(self, current).await
+    }
+    fn round_succeeded(&mut self) {
+        Source::round_succeeded(self)
+    }
+    async fn fetch_manifest(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+        Source::fetch_manifest(self, name).await
+    }
+    async fn download(&self, name: &str, size: u64, out: std::fs::File) -> Result<(), SourceError> {
+        Source::download(self, name, size, out).await
+    }
+}
+
+fn read_manifest_file(path: &std::path::Path) -> Result<Vec<u8>, SourceError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_regular(path)?
+        .take_bytes(MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(SourceError::TooLarge {
+            expected: MAX_MANIFEST_BYTES as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Copies exactly `size` bytes of the file at `path` into `out` (blocking).
+fn copy_file(path: &std::path::Path, size: u64, mut out: std::fs::File) -> Result<(), SourceError> {
+    let mut input = open_regular(path)?;
+    let copied = std::io::copy(&mut (&mut input).take_bytes(size.saturating_add(1)), &mut out)?;
+    check_size(copied, size)
+}
+
+/// Opens a regular file; anything else in a source directory (a FIFO that would block
+/// the reading thread forever, a device) is refused before it is opened.
+fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    std::fs::File::open(path)
 }
 
 /// Where an HTTP source's files are: below a base URL, or in an S3 bucket (presigned).
@@ -292,9 +375,9 @@ fn check_size(got: u64, expected: u64) -> Result<(), SourceError> {
 fn newest_in_directory(path: &std::path::Path, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
     let newest = store::manifest_sequences(path)?.into_iter().next();
     match newest {
-        Some(sequence) if sequence > current => {
-            Ok(Some(std::fs::read(path.join(store::manifest_name(sequence)))?))
-        }
+        Some(sequence) if sequence > current => Ok(Some(read_manifest_file(
+            &path.join(store::manifest_name(sequence)),
+        )?)),
         _ => Ok(None),
     }
 }

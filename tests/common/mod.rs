@@ -912,3 +912,215 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Replication sources
+
+/// A responder configuration like [`config_for`] (both demo issuers trusted) whose
+/// `[[snapshots.sources]]` are `sources_toml`, e.g. from [`http_source`] and
+/// [`directory_source`].
+pub fn config_with_sources(
+    dir: &Path,
+    sources_toml: &str,
+    extra: Vec<(&'static str, config::Value)>,
+) -> Config {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), sources_toml).unwrap();
+    let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
+    let mut overrides: Vec<(&'static str, config::Value)> = vec![
+        ("snapshots.dir", dir.display().to_string().into()),
+        ("snapshots.trust", trust.into()),
+        ("server.listen", "127.0.0.1:0".into()),
+        ("server.admin_listen", "127.0.0.1:0".into()),
+        ("snapshots.poll_interval", "100ms".into()),
+        ("snapshots.max_backoff", "1s".into()),
+        ("snapshots.long_poll", "5s".into()),
+    ];
+    overrides.extend(extra);
+    Config::load(Sources {
+        file: Some(file.path().to_path_buf()),
+        overrides,
+        ..Default::default()
+    })
+    .expect("test configuration")
+}
+
+pub fn http_source(url: &str) -> String {
+    format!("[[snapshots.sources]]\nkind = \"http\"\nurl = {url:?}\n")
+}
+
+pub fn directory_source(path: &Path) -> String {
+    format!(
+        "[[snapshots.sources]]\nkind = \"directory\"\npath = {:?}\n",
+        path.display().to_string()
+    )
+}
+
+/// Copies one published snapshot (snapshot first, manifest last) from `from` to `to`.
+pub fn copy_sequence(from: &Path, to: &Path, sequence: u64) {
+    use ocsp_edge::snapshot::store;
+    for name in [store::snapshot_name(sequence), store::manifest_name(sequence)] {
+        std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+    }
+}
+
+/// Every file in `dir` with its bytes, sorted by name: what a test compares to prove that
+/// nothing was created, deleted or changed.
+pub fn dir_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A hostile HTTP mirror on 127.0.0.1: serves the files of a directory (query strings
+/// ignored, one request per connection), except that it can serve chosen bytes under a
+/// name (a forged manifest) and drip snapshot files one byte at a time.
+pub struct Mirror {
+    pub addr: SocketAddr,
+    shared: std::sync::Arc<MirrorShared>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct MirrorShared {
+    dir: PathBuf,
+    /// Snapshot files are sent one byte per this interval.
+    drip: std::sync::Mutex<Option<Duration>>,
+    /// Served instead of the directory's file of that name.
+    overrides: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// Paths requested, in order.
+    log: std::sync::Mutex<Vec<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Mirror {
+    pub fn start(dir: &Path) -> Mirror {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shared = std::sync::Arc::new(MirrorShared {
+            dir: dir.to_path_buf(),
+            drip: std::sync::Mutex::new(None),
+            overrides: std::sync::Mutex::new(Default::default()),
+            log: std::sync::Mutex::new(Vec::new()),
+            stop: stop.clone(),
+        });
+        let serving = shared.clone();
+        let thread = std::thread::spawn(move || {
+            while !serving.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let serving = serving.clone();
+                        std::thread::spawn(move || {
+                            let _ = serving.serve(stream);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Mirror {
+            addr,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// From now on, snapshot files are sent one byte per `every` (`None`: all at once).
+    pub fn drip_snapshots(&self, every: Option<Duration>) {
+        *self.shared.drip.lock().unwrap() = every;
+    }
+
+    /// Serves `bytes` under `name` instead of the directory's file.
+    pub fn serve_bytes(&self, name: &str, bytes: Vec<u8>) {
+        self.shared
+            .overrides
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), bytes);
+    }
+
+    /// Requests for paths ending in `suffix`.
+    pub fn requests(&self, suffix: &str) -> usize {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.ends_with(suffix))
+            .count()
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl MirrorShared {
+    fn serve(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buffer)?;
+            if n == 0 || head.len() > 64 * 1024 {
+                return Ok(());
+            }
+            head.extend_from_slice(&buffer[..n]);
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let target = text.split(' ').nth(1).unwrap_or("/");
+        let path = target.split('?').next().unwrap_or("").to_string();
+        let name = path.trim_start_matches('/').to_string();
+        self.log.lock().unwrap().push(path);
+        let overridden = self.overrides.lock().unwrap().get(&name).cloned();
+        let body = overridden.or_else(|| {
+            (!name.is_empty() && !name.contains('/') && !name.starts_with('.'))
+                .then(|| std::fs::read(self.dir.join(&name)).ok())
+                .flatten()
+        });
+        let Some(body) = body else {
+            stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        let drip = *self.drip.lock().unwrap();
+        match drip {
+            Some(every) if name.ends_with(".snapshot") => {
+                for byte in body {
+                    if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    stream.write_all(&[byte])?;
+                    std::thread::sleep(every);
+                }
+            }
+            _ => stream.write_all(&body)?,
+        }
+        stream.flush()
+    }
+}
