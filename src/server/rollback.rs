@@ -60,7 +60,13 @@ pub fn read(dir: &Path) -> Result<Option<u64>, HighestSequenceError> {
 
 /// Replaces the file atomically (write, fsync, rename, fsync the directory). Blocking.
 pub fn write(dir: &Path, sequence: u64) -> io::Result<()> {
-    let temp = dir.join(format!(".{HIGHEST_SEQUENCE_FILE}.tmp-{}", std::process::id()));
+    // Named like every temporary file of the directory, so that one left by a process
+    // killed mid-write is cleaned up with the rest (store::remove_stale_temporaries).
+    let temp = dir.join(format!(
+        "{}{}-{HIGHEST_SEQUENCE_FILE}",
+        store::TEMP_PREFIX,
+        std::process::id()
+    ));
     let written = (|| {
         let mut file = std::fs::File::create(&temp)?;
         writeln!(file, "{sequence}")?;

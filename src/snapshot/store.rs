@@ -151,7 +151,8 @@ fn verify_mapped(
 
 const MANIFEST_SUFFIX: &str = ".manifest.json";
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
-const TEMP_PREFIX: &str = ".tmp-";
+/// Every temporary file in a snapshot directory starts with this.
+pub const TEMP_PREFIX: &str = ".tmp-";
 
 pub fn manifest_name(sequence: u64) -> String {
     format!("{sequence:020}{MANIFEST_SUFFIX}")
