@@ -981,7 +981,7 @@ pub fn dir_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// A hostile HTTP mirror on 127.0.0.1: serves the files of a directory (query strings
 /// ignored, one request per connection), except that it can serve chosen bytes under a
-/// name (a forged manifest) and drip snapshot files one byte at a time.
+/// name (a forged manifest) and drip a file one byte at a time.
 pub struct Mirror {
     pub addr: SocketAddr,
     shared: std::sync::Arc<MirrorShared>,
@@ -991,8 +991,8 @@ pub struct Mirror {
 
 struct MirrorShared {
     dir: PathBuf,
-    /// Snapshot files are sent one byte per this interval.
-    drip: std::sync::Mutex<Option<Duration>>,
+    /// Files sent one byte per interval, by name.
+    drip: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
     /// Served instead of the directory's file of that name.
     overrides: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
     /// Paths requested, in order.
@@ -1009,7 +1009,7 @@ impl Mirror {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = std::sync::Arc::new(MirrorShared {
             dir: dir.to_path_buf(),
-            drip: std::sync::Mutex::new(None),
+            drip: std::sync::Mutex::new(Default::default()),
             overrides: std::sync::Mutex::new(Default::default()),
             log: std::sync::Mutex::new(Vec::new()),
             stop: stop.clone(),
@@ -1040,9 +1040,9 @@ impl Mirror {
         format!("http://{}/", self.addr)
     }
 
-    /// From now on, snapshot files are sent one byte per `every` (`None`: all at once).
-    pub fn drip_snapshots(&self, every: Option<Duration>) {
-        *self.shared.drip.lock().unwrap() = every;
+    /// From now on, the file `name` is sent one byte per `every`.
+    pub fn drip(&self, name: &str, every: Duration) {
+        self.shared.drip.lock().unwrap().insert(name.to_string(), every);
     }
 
     /// Serves `bytes` under `name` instead of the directory's file.
@@ -1108,9 +1108,9 @@ impl MirrorShared {
             body.len()
         );
         stream.write_all(head.as_bytes())?;
-        let drip = *self.drip.lock().unwrap();
+        let drip = self.drip.lock().unwrap().get(&name).copied();
         match drip {
-            Some(every) if name.ends_with(".snapshot") => {
+            Some(every) => {
                 for byte in body {
                     if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
                         return Ok(());

@@ -49,10 +49,16 @@ fn a_dripping_mirror_does_not_hold_back_a_revocation_held_by_another_source() {
     .unwrap();
     assert!(wait_until(CONVERGE, || edge.state.current_sequence() == Some(first)));
 
-    mirror.drip_snapshots(Some(Duration::from_secs(1)));
     let victim = first_with_status("ec", 'V');
     pki.revoke_ec(&victim.serial);
+    // Sequences are at least the publish time: the next one is known in advance.
+    let next = store::highest_sequence(publisher.path()).unwrap() + 1;
+    let next = next.max(ocsp_edge::time::UnixTime::now().seconds() as u64);
+    for sequence in next..next + 5 {
+        mirror.drip(&store::snapshot_name(sequence), Duration::from_secs(1));
+    }
     let revoked = pki.publish(publisher.path()).sequence;
+    assert!(revoked < next + 5, "{revoked} was not expected");
     let snapshot = store::snapshot_name(revoked);
     assert!(
         wait_until(CONVERGE, || mirror.requests(&snapshot) >= 1),
@@ -84,9 +90,9 @@ fn a_dripping_mirror_does_not_hold_back_a_revocation_held_by_another_source() {
 fn a_dripping_download_is_abandoned_at_its_deadline() {
     let publisher = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    publish_demo(publisher.path());
+    let sequence = publish_demo(publisher.path()).sequence;
     let mirror = Mirror::start(publisher.path());
-    mirror.drip_snapshots(Some(Duration::from_millis(500)));
+    mirror.drip(&store::snapshot_name(sequence), Duration::from_millis(500));
     let edge = Background::start(config_with_sources(
         cache.path(),
         &http_source(&mirror.url()),
@@ -260,10 +266,13 @@ fn a_manifest_that_fails_verification_changes_nothing_on_disk() {
             "the edge stopped polling the mirror"
         );
         assert_eq!(edge.state.current_sequence(), Some(genuine));
-        assert_eq!(
-            dir_contents(cache.path()),
-            before,
-            "the cache changed because of a manifest that does not verify"
+        // A download in flight has a temporary file of its own (`.tmp-…-download`) until
+        // it is refused; once it is, the cache must be exactly as it was.
+        let unchanged = wait_until(Duration::from_secs(2), || dir_contents(cache.path()) == before);
+        let after: Vec<String> = dir_contents(cache.path()).into_iter().map(|(n, _)| n).collect();
+        assert!(
+            unchanged,
+            "the cache changed because of a manifest that does not verify: {after:?}"
         );
     }
     let text = metrics(edge.admin_addr);
