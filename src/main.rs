@@ -77,7 +77,9 @@ struct PublishArgs {
     /// The OCSP signer's certificate (the issuer itself or its delegated responder).
     #[arg(long)]
     signer_cert: Option<PathBuf>,
-    /// The OCSP signer's private key (PKCS#8, SEC1 or PKCS#1 PEM).
+    /// The OCSP signer's private key: a PEM file (PKCS#8, SEC1 or PKCS#1), or a key in an HSM
+    /// as an RFC 7512 URI, `pkcs11:token=T;object=K?module-path=/lib.so&pin-source=file:/pin`
+    /// (the PIN comes from that file or `x-pin-env=VARIABLE`, never from this argument).
     #[arg(long)]
     signer_key: Option<PathBuf>,
     /// Label for the single issuer given by flags.
@@ -342,12 +344,14 @@ impl Uploader {
     }
 }
 
-/// 64 for configuration mistakes, 65 for bad input data, 74 for I/O failures.
+/// 64 for configuration mistakes, 65 for bad input data, 74 for I/O failures; a key in a
+/// PKCS#11 token adds 75 and 80–84 (see `ocsp_edge::publish::hsm::exit_code` and README).
 fn publish_exit_code(error: &PublishError) -> u8 {
     match error {
         PublishError::Config(_) => EX_USAGE,
         PublishError::File { .. } | PublishError::Input(_) => EX_DATAERR,
         PublishError::Io(_) => EX_IOERR,
+        PublishError::Hsm(hsm) => hsm.exit_code(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! skipped; the first private-key block is used.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::oids;
 use ring::error::KeyRejected;
@@ -95,7 +96,7 @@ pub enum PublicKeyKind {
 }
 
 impl PublicKeyKind {
-    fn signature_algorithm(self) -> SignatureAlgorithm {
+    pub fn signature_algorithm(self) -> SignatureAlgorithm {
         match self {
             Self::EcP256 => SignatureAlgorithm::EcdsaP256Sha256,
             Self::EcP384 => SignatureAlgorithm::EcdsaP384Sha384,
@@ -124,6 +125,26 @@ pub enum KeyError {
     DoesNotMatchCertificate,
     #[error("signing failed")]
     Sign,
+    /// A signer outside this process (an HSM) failed; the error says why and names the key.
+    #[error("{0}")]
+    External(#[source] ExternalSignError),
+}
+
+/// What an [`ExternalSigner`] reports when it cannot sign. Boxed so that this module does
+/// not depend on any token code: the publisher's PKCS#11 module recovers its own error type
+/// from it by downcasting.
+pub type ExternalSignError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A private key held outside the process (a PKCS#11 token): it signs a message with the
+/// certificate's signature algorithm and returns the signature in [`SigningKey::sign`]'s
+/// encoding. Implementations check, before they are wrapped in a [`SigningKey`], that the
+/// key belongs to the signer certificate.
+pub trait ExternalSigner: Send + Sync {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ExternalSignError>;
+    /// The public key in the certificate's subjectPublicKey encoding.
+    fn public_key(&self) -> &[u8];
+    /// Where the key lives, for logs (never secret: e.g. a PKCS#11 URI without PIN).
+    fn describe(&self) -> String;
 }
 
 /// A loaded signer key. Cheap to share: signing takes `&self` and the type is `Send + Sync`.
@@ -138,6 +159,7 @@ enum Inner {
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    External(Arc<dyn ExternalSigner>),
 }
 
 // rayon signs from many threads; fail the build if that ever stops being possible.
@@ -173,6 +195,29 @@ impl SigningKey {
         Ok(key)
     }
 
+    /// Wraps a key held outside the process. `spki_kind` is the family of the signer
+    /// certificate's key; the signer must already have checked that its key is that
+    /// certificate's, and this checks once more that the public keys agree.
+    pub fn external(
+        signer: Arc<dyn ExternalSigner>,
+        public_key: &[u8],
+        spki_kind: PublicKeyKind,
+    ) -> Result<Self, KeyError> {
+        if signer.public_key() != public_key {
+            return Err(KeyError::DoesNotMatchCertificate);
+        }
+        Ok(Self {
+            inner: Inner::External(signer),
+            algorithm: spki_kind.signature_algorithm(),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Whether signatures are made outside the process (a token), for logs and benchmarks.
+    pub fn is_external(&self) -> bool {
+        matches!(self.inner, Inner::External(_))
+    }
+
     pub fn algorithm(&self) -> SignatureAlgorithm {
         self.algorithm
     }
@@ -192,6 +237,7 @@ impl SigningKey {
                     .map_err(|_| KeyError::Sign)?;
                 Ok(sig)
             }
+            Inner::External(signer) => signer.sign(message).map_err(KeyError::External),
         }
     }
 
@@ -202,6 +248,7 @@ impl SigningKey {
             Inner::Ecdsa(key) => key.public_key().as_ref(),
             Inner::Rsa(key) => key.public_key().as_ref(),
             Inner::Ed25519(key) => key.public_key().as_ref(),
+            Inner::External(signer) => signer.public_key(),
         }
     }
 }

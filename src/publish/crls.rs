@@ -113,6 +113,7 @@ impl CrlConfig {
         let paths = self
             .signing_key
             .iter_mut()
+            .filter(|key| !super::plan::is_token_key(key))
             .chain(self.import.iter_mut().map(|i| &mut i.file));
         for path in paths {
             if path.is_relative() {
@@ -163,6 +164,17 @@ impl CrlConfig {
     }
 
     fn load_signed(&self, key_path: &Path, issuer: &Certificate) -> Result<CrlPlan, PublishError> {
+        let key = self.load_key(key_path, issuer)?;
+        self.plan_signed(key)
+    }
+
+    /// The issuer's own key: a token key, or a PEM file checked against the issuer.
+    fn load_key(&self, key_path: &Path, issuer: &Certificate) -> Result<SigningKey, PublishError> {
+        if super::plan::is_token_key(key_path) {
+            let described =
+                std::path::PathBuf::from(format!("the issuer certificate {}", issuer.display_name()));
+            return super::plan::read_key_for(key_path, issuer, &described);
+        }
         let file_error = |m: String| PublishError::File {
             path: key_path.to_path_buf(),
             message: m,
@@ -171,6 +183,10 @@ impl CrlConfig {
         let kind = issuer.key_kind().map_err(|e| file_error(e.to_string()))?;
         let key = SigningKey::from_pem(&text, issuer.public_key(), kind)
             .map_err(|e| file_error(format!("{e} (CRLs are signed with the issuer's own key)")))?;
+        Ok(key)
+    }
+
+    fn plan_signed(&self, key: SigningKey) -> Result<CrlPlan, PublishError> {
         let validity = parse_duration(&self.validity)
             .filter(|v| (MIN_CRL_VALIDITY..=MAX_CRL_VALIDITY).contains(v))
             .ok_or_else(|| {
@@ -449,10 +465,7 @@ impl SignedCrls {
             scope,
         };
         let tbs = crl::tbs_cert_list(&facts, entries).map_err(|e| PublishError::Config(e.to_string()))?;
-        let signature = self
-            .key
-            .sign(&tbs)
-            .map_err(|e| PublishError::Config(e.to_string()))?;
+        let signature = self.key.sign(&tbs).map_err(PublishError::signing)?;
         Ok(crl::assemble(&tbs, algorithm, &signature))
     }
 }

@@ -153,6 +153,22 @@ pub enum PublishError {
     Config(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A key in a PKCS#11 token could not be used; each case has its own exit code.
+    #[error(transparent)]
+    Hsm(#[from] super::hsm::HsmError),
+}
+
+impl PublishError {
+    /// A signing failure: a token's own error keeps its kind (and exit code).
+    pub fn signing(error: KeyError) -> PublishError {
+        match error {
+            KeyError::External(inner) => match inner.downcast::<super::hsm::HsmError>() {
+                Ok(hsm) => PublishError::Hsm(*hsm),
+                Err(other) => PublishError::Config(other.to_string()),
+            },
+            other => PublishError::Config(other.to_string()),
+        }
+    }
 }
 
 fn file_error(path: &Path, message: impl ToString) -> PublishError {
@@ -298,7 +314,7 @@ impl IssuerConfig {
             self.index.as_mut(),
             self.json_lines.as_mut(),
             Some(&mut self.signer_certificate),
-            Some(&mut self.signer_key),
+            (!is_token_key(&self.signer_key)).then_some(&mut self.signer_key),
         ]
         .into_iter()
         .flatten()
@@ -345,7 +361,7 @@ impl IssuerConfig {
                 ),
             ));
         }
-        let key = read_key(&self.signer_key, &signer)?;
+        let key = read_key_for(&self.signer_key, &signer, &self.signer_certificate)?;
         let mut parsed = self.read_records()?;
         let source = self
             .index
@@ -402,6 +418,24 @@ fn read_text(path: &Path) -> Result<String, PublishError> {
 
 fn read_certificate(path: &Path) -> Result<Certificate, PublishError> {
     Certificate::from_pem(&read_text(path)?).map_err(|e| file_error(path, e))
+}
+
+/// Whether a configured key is a `pkcs11:` URI (a token key) rather than a PEM file.
+pub fn is_token_key(reference: &Path) -> bool {
+    reference.to_str().is_some_and(super::hsm::Pkcs11Uri::is_uri)
+}
+
+/// Loads the key a reference names: a PEM file, or a token key through [`super::hsm`].
+/// `certificate_path` is the certificate the key must belong to (for messages).
+pub fn read_key_for(
+    reference: &Path,
+    certificate: &Certificate,
+    certificate_path: &Path,
+) -> Result<SigningKey, PublishError> {
+    match reference.to_str().filter(|r| super::hsm::Pkcs11Uri::is_uri(r)) {
+        Some(uri) => Ok(super::hsm::open_signing_key(uri, certificate, certificate_path)?),
+        None => read_key(reference, certificate),
+    }
 }
 
 fn read_key(path: &Path, signer: &Certificate) -> Result<SigningKey, PublishError> {

@@ -166,7 +166,7 @@ pub fn publish(
         .iter()
         .map(|i| (i.name.as_str(), &i.signer, &i.key))
         .collect();
-    let manifest = Manifest::sign(body, &signers).map_err(|e| PublishError::Config(e.to_string()))?;
+    let manifest = Manifest::sign_or(body, &signers, PublishError::signing)?;
     let manifest_path = store::write_new(out_dir, &store::manifest_name(sequence), &manifest.to_json())?;
     write_latest_pointer(out_dir, &manifest)?;
     let removed_old = prune(out_dir, plan.keep)?;
@@ -415,10 +415,7 @@ fn sign_record(
     };
     let sign = |hash: CertIdHash| -> Result<Vec<u8>, PublishError> {
         let tbs = template.tbs_response_data(hash, &facts);
-        issuer
-            .key
-            .sign(&tbs)
-            .map_err(|e| PublishError::Config(e.to_string()))
+        issuer.key.sign(&tbs).map_err(PublishError::signing)
     };
     Ok([sign(CertIdHash::Sha1)?, sign(CertIdHash::Sha256)?])
 }

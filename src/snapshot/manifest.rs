@@ -10,7 +10,7 @@
 //! parsed body; unknown fields are refused, so nothing unsigned can ride along.
 
 use crate::pki::cert::Certificate;
-use crate::pki::keys::{SignatureAlgorithm, SigningKey};
+use crate::pki::keys::{KeyError, SignatureAlgorithm, SigningKey};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -178,13 +178,21 @@ impl Manifest {
         body: ManifestBody,
         signers: &[(&str, &Certificate, &SigningKey)],
     ) -> Result<Manifest, ManifestError> {
+        Self::sign_or(body, signers, |e| ManifestError::Sign(e.to_string()))
+    }
+
+    /// [`Manifest::sign`], with the caller choosing its error for a key that cannot sign
+    /// (the publisher keeps a token's error and its exit code).
+    pub fn sign_or<E>(
+        body: ManifestBody,
+        signers: &[(&str, &Certificate, &SigningKey)],
+        failed: impl Fn(KeyError) -> E,
+    ) -> Result<Manifest, E> {
         let message = body.signed_message();
         let signatures = signers
             .iter()
             .map(|(issuer, certificate, key)| {
-                let value = key
-                    .sign(&message)
-                    .map_err(|e| ManifestError::Sign(e.to_string()))?;
+                let value = key.sign(&message).map_err(&failed)?;
                 Ok(ManifestSignature {
                     issuer: issuer.to_string(),
                     algorithm: key.algorithm().name().to_string(),
@@ -192,7 +200,7 @@ impl Manifest {
                     value: B64.encode(value),
                 })
             })
-            .collect::<Result<Vec<_>, ManifestError>>()?;
+            .collect::<Result<Vec<_>, E>>()?;
         Ok(Manifest { body, signatures })
     }
 
