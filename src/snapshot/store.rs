@@ -304,6 +304,74 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_private_copy_is_unaffected_by_truncating_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join(snapshot_name(1));
+        fs::write(&original, vec![7u8; 300_000]).unwrap();
+        let copy = private_copy(&original).unwrap();
+        File::options()
+            .write(true)
+            .open(&original)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        fs::write(&original, b"rewritten").unwrap();
+        // SAFETY: the copy is this test's own unlinked file.
+        let map = unsafe { memmap2::Mmap::map(&copy) }.unwrap();
+        assert_eq!(map.len(), 300_000);
+        assert!(map.iter().all(|b| *b == 7));
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "the copy has no name"
+        );
+    }
+
+    /// The load-time cost of [`Mapping::PrivateCopy`]: copying a snapshot-sized file next to
+    /// itself, against the SHA-256 pass that verifying it costs anyway. Run with
+    /// `PRIVATE_COPY_MIB=2048 cargo test --release --lib private_copy_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn private_copy_cost() {
+        let mib: usize = std::env::var("PRIVATE_COPY_MIB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024);
+        let dir =
+            tempfile::tempdir_in(std::env::var("PRIVATE_COPY_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+        let original = dir.path().join(snapshot_name(1));
+        {
+            let mut file = File::create(&original).unwrap();
+            let block: Vec<u8> = (0..1 << 20).map(|i| (i * 7 + 3) as u8).collect();
+            for _ in 0..mib {
+                file.write_all(&block).unwrap();
+            }
+            file.sync_all().unwrap();
+        }
+        let started = std::time::Instant::now();
+        let mut copy = private_copy(&original).unwrap();
+        let copied = started.elapsed();
+        io::Seek::seek(&mut copy, io::SeekFrom::Start(0)).unwrap();
+        let started = std::time::Instant::now();
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut reader = io::BufReader::with_capacity(1 << 20, copy);
+        loop {
+            let n = {
+                let buffer = io::BufRead::fill_buf(&mut reader).unwrap();
+                context.update(buffer);
+                buffer.len()
+            };
+            if n == 0 {
+                break;
+            }
+            io::BufRead::consume(&mut reader, n);
+        }
+        let hashed = started.elapsed();
+        assert_eq!(reader.into_inner().metadata().unwrap().len(), (mib as u64) << 20);
+        println!("{mib} MiB: private copy {copied:?}, one SHA-256 pass over it {hashed:?}");
+    }
+
+    #[test]
     fn never_overwrites_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         write_new(dir.path(), &manifest_name(5), b"first").unwrap();

@@ -426,3 +426,387 @@ fn keep_and_swap(
     state.swap_in(snapshot, now, started)?;
     Ok(Round::Updated(sequence))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Replication against scripted sources: retries, per-source refusals, deadlines and
+    //! two sources racing for one sequence, on a real [`State`] and real demo snapshots.
+    use super::*;
+    use crate::config::{Config, Sources};
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    fn demo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/demo")
+            .join(path)
+    }
+
+    fn state(cache: &Path, extra: Vec<(&'static str, config::Value)>) -> Arc<State> {
+        let trust: Vec<String> = [demo("ec/ca.pem"), demo("rsa/ca.pem")]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut overrides: Vec<(&'static str, config::Value)> = vec![
+            ("snapshots.dir", cache.display().to_string().into()),
+            ("snapshots.trust", trust.into()),
+            ("snapshots.poll_interval", "100ms".into()),
+        ];
+        overrides.extend(extra);
+        let config = Config::load(Sources {
+            overrides,
+            ..Default::default()
+        })
+        .unwrap();
+        let trust = config.trust_anchors().unwrap();
+        let metrics = crate::server::metrics::Metrics::new().unwrap();
+        Arc::new(State::new(config, trust, metrics))
+    }
+
+    /// Publishes the demo PKI into `dir`; returns the sequence.
+    fn publish(dir: &Path) -> u64 {
+        let now = UnixTime::now();
+        let plan = crate::publish::PublishConfig::from_file(&demo("publish.toml"))
+            .unwrap()
+            .load(now)
+            .unwrap();
+        crate::publish::publish(&plan, dir, now, &mut |_| {})
+            .unwrap()
+            .sequence
+    }
+
+    /// What a [`Fake`] does with the downloads it is asked for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Behaviour {
+        Honest,
+        /// The first `n` downloads stop halfway.
+        ShortFor(u32),
+        /// Every download has one byte flipped (a complete file, wrong content).
+        Lies,
+        /// Downloads never finish.
+        Stalls,
+    }
+
+    /// A source serving a publisher's directory, as scripted.
+    struct Fake {
+        name: &'static str,
+        dir: PathBuf,
+        behaviour: Mutex<Behaviour>,
+        downloads: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl Fake {
+        fn new(name: &'static str, dir: &Path, behaviour: Behaviour) -> Fake {
+            Fake {
+                name,
+                dir: dir.to_path_buf(),
+                behaviour: Mutex::new(behaviour),
+                downloads: Default::default(),
+            }
+        }
+
+        fn downloads(&self) -> u32 {
+            self.downloads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl SnapshotSource for Fake {
+        fn label(&self) -> String {
+            self.name.to_string()
+        }
+        fn long_polls(&self) -> bool {
+            false
+        }
+        async fn newer_manifest(&mut self, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
+            let newest = store::manifest_sequences(&self.dir)?.into_iter().next();
+            Ok(match newest {
+                Some(sequence) if sequence > current => {
+                    Some(std::fs::read(self.dir.join(store::manifest_name(sequence)))?)
+                }
+                _ => None,
+            })
+        }
+        fn round_succeeded(&mut self) {}
+        async fn fetch_manifest(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+            Ok(std::fs::read(self.dir.join(name))?)
+        }
+        async fn download(&self, name: &str, size: u64, mut out: std::fs::File) -> Result<(), SourceError> {
+            use std::io::Write;
+            self.downloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut bytes = std::fs::read(self.dir.join(name))?;
+            let behaviour = {
+                let mut behaviour = self.behaviour.lock().unwrap();
+                let now = *behaviour;
+                if let Behaviour::ShortFor(n) = now {
+                    *behaviour = if n > 1 {
+                        Behaviour::ShortFor(n - 1)
+                    } else {
+                        Behaviour::Honest
+                    };
+                }
+                now
+            };
+            match behaviour {
+                Behaviour::Honest => {}
+                Behaviour::ShortFor(_) => bytes.truncate(bytes.len() / 2),
+                Behaviour::Lies => {
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 1;
+                }
+                Behaviour::Stalls => std::future::pending::<()>().await,
+            }
+            out.write_all(&bytes)?;
+            let got = bytes.len() as u64;
+            if got < size {
+                return Err(SourceError::Truncated { got, expected: size });
+            }
+            Ok(())
+        }
+    }
+
+    fn refused(state: &State, reason: &str) -> u64 {
+        state.metrics.snapshots_refused.with_label_values(&[reason]).get()
+    }
+
+    /// Only committed files and `highest-sequence`: no temporary left behind.
+    fn assert_no_temporaries(dir: &Path) {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with('.')),
+            "temporary files left: {names:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_download_is_retried_until_it_succeeds() {
+        let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sequence = publish(publisher.path());
+        let state = state(cache.path(), vec![]);
+        let mut source = Fake::new("flaky", publisher.path(), Behaviour::ShortFor(2));
+        let mut refused_here = RefusedHere::default();
+        for attempt in 0..2 {
+            let error = sync_once(&state, &mut source, &mut refused_here)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error.refusal_label(),
+                Some("incomplete"),
+                "attempt {attempt}: {error}"
+            );
+        }
+        assert!(
+            refused_here.sequences.is_empty(),
+            "a transient refusal was remembered"
+        );
+        let round = sync_once(&state, &mut source, &mut refused_here).await.unwrap();
+        assert_eq!(round, Round::Updated(sequence));
+        assert_eq!(state.current_sequence(), Some(sequence));
+        assert_eq!(refused(&state, "incomplete"), 2);
+        assert_eq!(
+            crate::server::rollback::read(cache.path()).unwrap(),
+            Some(sequence)
+        );
+        assert_no_temporaries(cache.path());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lying_source_is_remembered_for_itself_only() {
+        let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sequence = publish(publisher.path());
+        let state = state(cache.path(), vec![]);
+        let mut liar = Fake::new("liar", publisher.path(), Behaviour::Lies);
+        let mut liar_refused = RefusedHere::default();
+        let error = sync_once(&state, &mut liar, &mut liar_refused).await.unwrap_err();
+        assert_eq!(error.refusal_label(), Some("hash_mismatch"), "{error}");
+        assert!(liar_refused.sequences.contains(&sequence));
+        // Asked again, the liar's offer is not downloaded and verified again.
+        assert_eq!(
+            sync_once(&state, &mut liar, &mut liar_refused).await.unwrap(),
+            Round::Unchanged
+        );
+        assert_eq!(liar.downloads(), 1);
+        assert_eq!(state.current_sequence(), None);
+        assert_eq!(crate::server::rollback::read(cache.path()).unwrap(), None);
+
+        let mut honest = Fake::new("honest", publisher.path(), Behaviour::Honest);
+        let round = sync_once(&state, &mut honest, &mut RefusedHere::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            round,
+            Round::Updated(sequence),
+            "the liar made the sequence refused for all"
+        );
+        assert_no_temporaries(cache.path());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_download_ends_at_its_deadline_and_holds_up_no_other_source() {
+        let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sequence = publish(publisher.path());
+        let state = state(
+            cache.path(),
+            vec![
+                ("snapshots.download_deadline", "1s".into()),
+                ("snapshots.min_download_rate", 1_000_000_000i64.into()),
+            ],
+        );
+        let mut stalled = Fake::new("stalled", publisher.path(), Behaviour::Stalls);
+        let mut honest = Fake::new("honest", publisher.path(), Behaviour::Honest);
+        let stalled_downloads = stalled.downloads.clone();
+        let (mut stalled_refused, mut honest_refused) = (RefusedHere::default(), RefusedHere::default());
+        let started = std::time::Instant::now();
+        let (stalled_round, honest_round) =
+            tokio::join!(sync_once(&state, &mut stalled, &mut stalled_refused), async {
+                // Let the stalled source start its download first.
+                while stalled_downloads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let round = sync_once(&state, &mut honest, &mut honest_refused).await;
+                (round, started.elapsed())
+            });
+        let (honest_round, honest_took) = honest_round;
+        assert_eq!(honest_round.unwrap(), Round::Updated(sequence));
+        assert!(
+            honest_took < Duration::from_millis(900),
+            "the honest source waited for the stalled one: {honest_took:?}"
+        );
+        let error = stalled_round.unwrap_err();
+        assert_eq!(error.refusal_label(), Some("deadline"), "{error}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert_eq!(refused(&state, "deadline"), 1);
+        assert_no_temporaries(cache.path());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_sources_delivering_one_sequence_install_it_once() {
+        let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sequence = publish(publisher.path());
+        let state = state(cache.path(), vec![]);
+        let mut first = Fake::new("first", publisher.path(), Behaviour::Honest);
+        let mut second = Fake::new("second", publisher.path(), Behaviour::Honest);
+        let (mut first_refused, mut second_refused) = (RefusedHere::default(), RefusedHere::default());
+        let (a, b) = tokio::join!(
+            sync_once(&state, &mut first, &mut first_refused),
+            sync_once(&state, &mut second, &mut second_refused)
+        );
+        let mut rounds = [a.unwrap(), b.unwrap()];
+        rounds.sort_by_key(|r| matches!(r, Round::Updated(_)));
+        assert_eq!(rounds, [Round::Unchanged, Round::Updated(sequence)]);
+        assert_eq!(state.metrics.snapshot_loads.get(), 1);
+        let mut names: Vec<String> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                store::manifest_name(sequence),
+                store::snapshot_name(sequence),
+                crate::server::rollback::HIGHEST_SEQUENCE_FILE.to_string()
+            ]
+        );
+        assert_eq!(
+            std::fs::read(cache.path().join(store::snapshot_name(sequence))).unwrap(),
+            std::fs::read(publisher.path().join(store::snapshot_name(sequence))).unwrap()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_manifest_that_does_not_verify_touches_nothing() {
+        let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let older = publish(publisher.path());
+        std::fs::copy(
+            publisher.path().join(store::manifest_name(older)),
+            cache.path().join(store::manifest_name(older)),
+        )
+        .unwrap();
+        std::fs::copy(
+            publisher.path().join(store::snapshot_name(older)),
+            cache.path().join(store::snapshot_name(older)),
+        )
+        .unwrap();
+        let state = state(cache.path(), vec![]);
+        state.poll_directory(UnixTime::now());
+        assert_eq!(state.current_sequence(), Some(older));
+        let newer = publish(publisher.path());
+        // An orphan of the newer sequence, which a verified download would replace.
+        std::fs::write(cache.path().join(store::snapshot_name(newer)), b"orphan").unwrap();
+        let manifest = publisher.path().join(store::manifest_name(newer));
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let tampered = text.replacen("\"value\": \"", "\"value\": \"AAAA", 1);
+        assert_ne!(text, tampered);
+        std::fs::write(&manifest, tampered).unwrap();
+        let before: Vec<(PathBuf, Vec<u8>)> = {
+            let mut files: Vec<_> = std::fs::read_dir(cache.path())
+                .unwrap()
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    let bytes = std::fs::read(&path).unwrap();
+                    (path, bytes)
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        let mut source = Fake::new("forger", publisher.path(), Behaviour::Honest);
+        let error = sync_once(&state, &mut source, &mut RefusedHere::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SyncError::Refused(_)), "{error}");
+        assert_eq!(source.downloads(), 0, "downloaded before the manifest verified");
+        let after: Vec<(PathBuf, Vec<u8>)> = {
+            let mut files: Vec<_> = std::fs::read_dir(cache.path())
+                .unwrap()
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    let bytes = std::fs::read(&path).unwrap();
+                    (path, bytes)
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        assert_eq!(before, after);
+        assert_eq!(state.highest_sequence(), older);
+        assert_eq!(state.current_sequence(), Some(older));
+    }
+
+    #[test]
+    fn failing_sources_back_off_exponentially_up_to_the_cap() {
+        let (interval, cap) = (Duration::from_millis(100), Duration::from_secs(1));
+        let within =
+            |delay: Duration, base: Duration| delay >= base.mul_f64(0.79) && delay <= base.mul_f64(1.21);
+        assert!(within(next_delay(interval, cap, false, 0), interval));
+        assert!(within(
+            next_delay(interval, cap, true, 0),
+            Duration::from_millis(100)
+        ));
+        assert!(within(
+            next_delay(interval, cap, false, 1),
+            Duration::from_millis(200)
+        ));
+        assert!(within(
+            next_delay(interval, cap, false, 2),
+            Duration::from_millis(400)
+        ));
+        assert!(within(
+            next_delay(interval, cap, false, 3),
+            Duration::from_millis(800)
+        ));
+        for failures in [4, 20, u32::MAX] {
+            assert!(
+                within(next_delay(interval, cap, false, failures), cap),
+                "{failures}"
+            );
+        }
+    }
+}

@@ -344,3 +344,51 @@ fn truncating_the_snapshot_a_no_sources_responder_serves_does_not_kill_it() {
         Some(report.sequence as f64)
     );
 }
+
+/// A disk that refuses the `highest-sequence` write (here: a directory in its place) makes
+/// the write an error that is counted, flagged and retried every round — not a warning
+/// forgotten at once; the newer snapshot still serves, and the file is written as soon as
+/// the disk allows.
+#[test]
+fn a_failed_write_of_highest_sequence_is_counted_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = publish_demo(dir.path()).sequence;
+    let edge = Background::start(config_for(dir.path(), &demo_trust(), vec![])).unwrap();
+    assert_eq!(edge.state.current_sequence(), Some(first));
+    let file = dir.path().join("highest-sequence");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("{first}\n"));
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    std::fs::write(file.join("in-the-way"), b"").unwrap();
+
+    let second = publish_demo(dir.path()).sequence;
+    assert!(wait_until(CONVERGE, || edge.state.current_sequence() == Some(second)));
+    let failing = wait_until(CONVERGE, || {
+        let text = metrics(edge.admin_addr);
+        metric(&text, "ocsp_edge_highest_sequence_unpersisted") == Some(1.0)
+            && metric(&text, "ocsp_edge_highest_sequence_write_failures_total").unwrap_or(0.0) >= 2.0
+    });
+    assert!(
+        failing,
+        "the failed write was not flagged and retried\n{}",
+        metrics(edge.admin_addr)
+    );
+    assert_eq!(
+        metric(&metrics(edge.admin_addr), "ocsp_edge_highest_sequence"),
+        Some(second as f64)
+    );
+
+    std::fs::remove_dir_all(&file).unwrap();
+    let written = wait_until(CONVERGE, || {
+        std::fs::read_to_string(&file).ok() == Some(format!("{second}\n"))
+            && metric(
+                &metrics(edge.admin_addr),
+                "ocsp_edge_highest_sequence_unpersisted",
+            ) == Some(0.0)
+    });
+    assert!(
+        written,
+        "never persisted once the disk allowed it\n{}",
+        metrics(edge.admin_addr)
+    );
+}
