@@ -96,9 +96,13 @@ pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     // are downloads a previous process never finished. Without sources it belongs to a
     // publisher, whose in-flight files must never be touched.
     if !state.config().snapshots.sources.is_empty() {
-        match store::remove_stale_temporaries(&state.config().snapshots.dir) {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "removed unfinished downloads from the snapshot cache"),
+        let dir = state.config().snapshots.dir.clone();
+        match tokio::task::spawn_blocking(move || store::remove_stale_temporaries(&dir)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => {
+                tracing::info!(removed, "removed unfinished downloads from the snapshot cache")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot clean the snapshot cache"),
             Err(e) => tracing::warn!(error = %e, "cannot clean the snapshot cache"),
         }
     }
