@@ -34,6 +34,8 @@ max_backoff = "5m"
 long_poll = "25s"
 download_deadline = "30s"
 min_download_rate = 262144
+changes_long_polls_per_client = 4
+changes_max_records = 10000
 sources = []
 
 [ocsp]
@@ -170,6 +172,11 @@ pub struct SnapshotConfig {
     pub download_deadline: Duration,
     /// Bytes per second a source must at least sustain (see `download_deadline`).
     pub min_download_rate: u64,
+    /// Change-feed (`/changes`) requests one client address may hold waiting at once; more
+    /// are answered `429` with `Retry-After`. A cache holds one.
+    pub changes_long_polls_per_client: usize,
+    /// Most change records in one `/changes` answer; a longer history is sent in pages.
+    pub changes_max_records: usize,
     /// Where snapshots come from, in order of preference. Empty: `dir` itself is written by
     /// the publisher (or a replica of it) and only polled.
     pub sources: Vec<SourceConfig>,
@@ -342,6 +349,12 @@ impl Config {
         }
         if self.snapshots.keep == 0 {
             return invalid("snapshots.keep", "must be at least 1");
+        }
+        if self.snapshots.changes_long_polls_per_client == 0 {
+            return invalid("snapshots.changes_long_polls_per_client", "must be at least 1");
+        }
+        if self.snapshots.changes_max_records == 0 {
+            return invalid("snapshots.changes_max_records", "must be at least 1");
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections", "must be at least 1");

@@ -15,7 +15,8 @@
 //! the new sequence). The read side is only held for microseconds (the fetch happens
 //! before it is taken), and the lock is fair, so a waiting feed is not starved by fills.
 //!
-//! Owns the acknowledged sequence; must never let it change outside [`Gate::advance`].
+//! Owns the acknowledged sequence; must never let it change outside [`Gate::advance`] and
+//! [`Gate::forget`], nor let it move below one acknowledged before.
 
 use super::entry::{admit, Admission};
 use std::future::Future;
@@ -31,6 +32,9 @@ pub struct Gate {
     acknowledged: Arc<RwLock<Option<u64>>>,
     /// Lock-free copy for metrics and readiness (0: none yet).
     mirror: AtomicU64,
+    /// The highest sequence ever acknowledged: nothing below it is acknowledged again,
+    /// also after [`Gate::forget`] (a replayed, older state must not be taken for news).
+    floor: AtomicU64,
 }
 
 impl Gate {
@@ -58,12 +62,34 @@ impl Gate {
         }
     }
 
-    /// Runs `invalidate`, then acknowledges `to`, with no fill inserting in between.
-    pub async fn advance<F: Future<Output = ()>>(&self, to: u64, invalidate: F) {
+    /// The highest sequence ever acknowledged (0: none).
+    pub fn floor(&self) -> u64 {
+        self.floor.load(Ordering::SeqCst)
+    }
+
+    /// Runs `invalidate`, then acknowledges `to`, with no fill inserting in between. A `to`
+    /// below the floor is not acknowledged (the invalidation still runs: it is always
+    /// safe); returns whether `to` was acknowledged.
+    pub async fn advance<F: Future<Output = ()>>(&self, to: u64, invalidate: F) -> bool {
         let mut acknowledged = self.acknowledged.write().await;
         invalidate.await;
+        if to < self.floor() {
+            return false;
+        }
         *acknowledged = Some(to);
         self.mirror.store(to, Ordering::SeqCst);
+        self.floor.fetch_max(to, Ordering::SeqCst);
+        true
+    }
+
+    /// Runs `invalidate`, then acknowledges nothing: the cache's safe path when the feed
+    /// cannot be trusted. Nothing is cached until a proven sequence is acknowledged again
+    /// (fills are then served uncached); the floor stays.
+    pub async fn forget<F: Future<Output = ()>>(&self, invalidate: F) {
+        let mut acknowledged = self.acknowledged.write().await;
+        invalidate.await;
+        *acknowledged = None;
+        self.mirror.store(0, Ordering::SeqCst);
     }
 }
 
@@ -116,6 +142,21 @@ mod tests {
         // After the acknowledgement, a fill from 10 is no longer admitted.
         assert_eq!(gate.admit(Some(10)).await.0, Admission::Retry);
         assert_eq!(gate.admit(Some(11)).await.0, Admission::Cache);
+    }
+
+    #[tokio::test]
+    async fn the_acknowledged_sequence_never_moves_backwards() {
+        let gate = Gate::new();
+        assert!(gate.advance(10, async {}).await);
+        assert!(!gate.advance(9, async {}).await);
+        assert_eq!(gate.acknowledged(), Some(10));
+        gate.forget(async {}).await;
+        assert_eq!(gate.acknowledged(), None);
+        assert_eq!(gate.admit(Some(10)).await.0, Admission::Uncached(crate::cache::entry::UncachedBecause::NotSynchronized));
+        assert!(!gate.advance(9, async {}).await, "the floor outlives forget");
+        assert_eq!(gate.floor(), 10);
+        assert!(gate.advance(10, async {}).await);
+        assert_eq!(gate.acknowledged(), Some(10));
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 //! [`super::gate::Gate`], what a feed answer means to [`super::feed::plan`].
 
 use super::entry::{self, Admission, CacheKey, Entry};
-use super::feed::{self, Answer, ChangeFeed, FeedError, FeedIssuer, Gone, Plan};
+use super::feed::{self, Answer, ChangeFeed, FeedError, FeedTrust, Gone, Plan, SignedNames};
 use super::gate::{AdmissionGuard, Gate};
 use crate::config::CacheConfig;
 use crate::ocsp::request::encode_request;
@@ -19,7 +19,6 @@ use crate::server::state::State;
 use crate::time::UnixTime;
 use bytes::Bytes;
 use moka::future::Cache;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,8 +31,13 @@ use tokio::sync::watch;
 pub const SEQUENCE_HEADER: &str = "ocsp-edge-sequence";
 /// Pre-signed responses are about 1 KB; an RSA-4096 delegated signer's is under 4 KB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// A hub's history holds at most ~200,000 changes (tens of MB as JSON).
+/// One feed answer holds at most the hub's `snapshots.changes_max_records` (10,000 by
+/// default, under 1 MB as JSON); this leaves room for a hub configured higher.
 const MAX_FEED_BYTES: usize = 64 << 20;
+/// A step longer than one answer comes in pages, joined before it is checked: at most
+/// this many records (a hub's whole history holds 200,000 by default) and pages.
+const MAX_STEP_RECORDS: usize = 1_000_000;
+const MAX_PAGES: usize = 1_000;
 
 /// Why one fill attempt got nothing servable from one hub.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +98,8 @@ enum FeedFailure {
     TooLarge,
     #[error("the answer is not the expected JSON: {0}")]
     Json(String),
+    #[error("a paged step does not continue where the previous page ended")]
+    BrokenPages,
     #[error(transparent)]
     Refused(#[from] FeedError),
 }
@@ -129,8 +135,9 @@ struct Anchor {
     certificate: Certificate,
     sha1: (Vec<u8>, Vec<u8>),
     sha256: (Vec<u8>, Vec<u8>),
-    /// The hubs' issuer section name once the feed has told it; the certificate's common
-    /// name until then. Only for metrics labels.
+    /// The issuer section name a verified manifest gives it; the certificate's common name
+    /// until then. Only for metrics labels, so only ever from signed data: an unsigned
+    /// feed could otherwise mint a new label series with every answer.
     name: RwLock<Arc<str>>,
 }
 
@@ -174,6 +181,8 @@ pub struct CacheTier {
     hubs: Vec<Hub>,
     client: reqwest::Client,
     anchors: Vec<Anchor>,
+    /// The same anchors, for checking the feed's manifests.
+    trust: FeedTrust,
     signers: response::KnownSigners,
     /// Index of the hub that last answered a fill; fills start there.
     preferred: AtomicUsize,
@@ -233,6 +242,7 @@ impl CacheTier {
                 .collect(),
             client,
             anchors,
+            trust: FeedTrust::new(issuers),
             signers: response::KnownSigners::new(),
             preferred: AtomicUsize::new(0),
             last_contact: AtomicI64::new(0),
@@ -483,10 +493,30 @@ impl CacheTier {
             asked.unwrap_or(0),
             config.change_wait.as_secs()
         );
+        let timeout = config.change_wait + config.request_timeout + Duration::from_secs(5);
+        let mut answer = self.ask(&url, timeout).await?;
+        self.touch();
+        if let Answer::Changes(feed) = &mut answer {
+            self.join_pages(admin, feed, config.request_timeout).await?;
+        }
+        let floor = self.gate.floor();
+        let plan = match feed::plan(asked, floor, answer, &self.trust, UnixTime::now()) {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                self.refuse(&refusal).await;
+                return Err(refusal.into());
+            }
+        };
+        self.apply(plan).await;
+        Ok(())
+    }
+
+    /// One `/changes` request.
+    async fn ask(&self, url: &str, timeout: Duration) -> Result<Answer, FeedFailure> {
         let response = self
             .client
             .get(url)
-            .timeout(config.change_wait + config.request_timeout + Duration::from_secs(5))
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| FeedFailure::Unreachable(e.to_string()))?;
@@ -495,30 +525,82 @@ impl CacheTier {
             .await
             .map_err(|e| e.map_or(FeedFailure::TooLarge, |e| FeedFailure::Unreachable(e.to_string())))?;
         let json = |e: serde_json::Error| FeedFailure::Json(e.to_string());
-        let answer = match status {
-            reqwest::StatusCode::OK => {
-                Answer::Changes(serde_json::from_slice::<ChangeFeed>(&body).map_err(json)?)
-            }
-            reqwest::StatusCode::GONE => Answer::Gone(serde_json::from_slice::<Gone>(&body).map_err(json)?),
-            other => return Err(FeedFailure::HttpStatus(other.as_u16())),
-        };
-        self.touch();
-        match &answer {
-            Answer::Changes(changes) => self.learn_names(&changes.issuers),
-            Answer::Gone(gone) => self.learn_names(&gone.issuers),
+        match status {
+            reqwest::StatusCode::OK => Ok(Answer::Changes(
+                serde_json::from_slice::<ChangeFeed>(&body).map_err(json)?,
+            )),
+            reqwest::StatusCode::GONE => Ok(Answer::Gone(serde_json::from_slice::<Gone>(&body).map_err(json)?)),
+            other => Err(FeedFailure::HttpStatus(other.as_u16())),
         }
-        let plan = feed::plan(asked, answer)?;
-        self.apply(plan).await;
-        Ok(())
+    }
+
+    /// Completes an answer that ends inside a step (its `to` is short of its last step's):
+    /// asks for the rest of that step, page by page, and joins them into `feed`. Nothing
+    /// here is trusted; [`feed::plan`] checks the joined step against its signed digest.
+    async fn join_pages(&self, admin: &str, feed: &mut ChangeFeed, timeout: Duration) -> Result<(), FeedFailure> {
+        for _ in 0..MAX_PAGES {
+            let Some(last) = feed.steps.last() else {
+                return Ok(());
+            };
+            if feed.to == last.to {
+                return Ok(());
+            }
+            let (from, to) = (last.from, last.to);
+            let offset = last.first.checked_add(last.count).ok_or(FeedFailure::BrokenPages)?;
+            let url = format!("{admin}changes?since={from}&offset={offset}");
+            let Answer::Changes(page) = self.ask(&url, timeout).await? else {
+                // The hub forgot the step meanwhile: nothing of it can be proven.
+                return Err(FeedFailure::BrokenPages);
+            };
+            let mut steps = page.steps.into_iter();
+            let continued = steps
+                .next()
+                .filter(|next| (next.from, next.to, next.first) == (from, to, offset) && page.from == from)
+                .ok_or(FeedFailure::BrokenPages)?;
+            if let Some(last) = feed.steps.last_mut() {
+                last.count = last.count.checked_add(continued.count).ok_or(FeedFailure::BrokenPages)?;
+            }
+            if continued.count == 0 && page.to == from {
+                return Err(FeedFailure::BrokenPages);
+            }
+            feed.steps.extend(steps);
+            feed.changes.extend(page.changes);
+            feed.to = page.to;
+            if feed.changes.len() > MAX_STEP_RECORDS {
+                return Err(FeedFailure::TooLarge);
+            }
+        }
+        Err(FeedFailure::BrokenPages)
+    }
+
+    /// Counts a refused answer and takes the safe path: everything cached is dropped and
+    /// nothing stays acknowledged (fills are served uncached until a 410 with a signed
+    /// manifest restarts the cache), since the hub claimed changes the cache cannot
+    /// apply. Except a refusal to go backwards: the cache's own state is still newer
+    /// than what it was offered, and stays.
+    async fn refuse(&self, refusal: &FeedError) {
+        self.metrics.feed_refused.with_label_values(&[refusal.label()]).inc();
+        if matches!(refusal, FeedError::Backwards { .. }) {
+            tracing::warn!(error = %refusal, acknowledged = ?self.gate.acknowledged(), "change feed answer refused; acknowledged sequence kept");
+            return;
+        }
+        self.gate.forget(async { self.cache.invalidate_all() }).await;
+        self.metrics.invalidate_all.inc();
+        tracing::warn!(error = %refusal, "change feed answer refused: not proven by the publisher's signatures; cache dropped, nothing acknowledged");
     }
 
     /// Invalidates, then acknowledges, with no fill inserting in between.
     async fn apply(&self, plan: Plan) {
         match plan {
             Plan::Nothing => {}
-            Plan::Invalidate { keys, acknowledge } => {
+            Plan::Invalidate {
+                keys,
+                acknowledge,
+                names,
+            } => {
                 let mut removed = 0u64;
-                self.gate
+                let acknowledged = self
+                    .gate
                     .advance(acknowledge, async {
                         for key in &keys {
                             removed += u64::from(self.cache.remove(key).await.is_some());
@@ -526,19 +608,22 @@ impl CacheTier {
                     })
                     .await;
                 self.metrics.invalidations.inc_by(removed);
+                self.learn_names(&names);
                 tracing::info!(
-                    acknowledged = acknowledge,
+                    acknowledge,
+                    acknowledged,
                     changed = keys.len() / 2,
                     removed,
                     "change feed applied"
                 );
             }
-            Plan::InvalidateAll { acknowledge } => {
+            Plan::InvalidateAll { acknowledge, names } => {
                 let first = self.gate.acknowledged().is_none();
                 self.gate
                     .advance(acknowledge, async { self.cache.invalidate_all() })
                     .await;
                 self.metrics.invalidate_all.inc();
+                self.learn_names(&names);
                 if first {
                     tracing::info!(acknowledged = acknowledge, "change feed synchronized");
                 } else {
@@ -551,15 +636,15 @@ impl CacheTier {
         }
     }
 
-    /// Labels anchors with the hubs' issuer section names (matched by SHA-256 hashes).
-    fn learn_names(&self, issuers: &BTreeMap<String, FeedIssuer>) {
-        for (name, hashes) in issuers {
-            let encoded = |(n, k): &(Vec<u8>, Vec<u8>)| [hex::encode(n), hex::encode(k)];
-            if let Some(anchor) = self.anchors.iter().find(|a| encoded(&a.sha256) == hashes.sha256) {
-                let mut slot = anchor.name.write().unwrap_or_else(|p| p.into_inner());
-                if **slot != **name {
-                    *slot = Arc::from(name.as_str());
-                }
+    /// Labels anchors with the issuer section names of the newest verified manifest.
+    fn learn_names(&self, names: &SignedNames) {
+        for (anchor, name) in self.anchors.iter().zip(names) {
+            if name.is_empty() {
+                continue;
+            }
+            let mut slot = anchor.name.write().unwrap_or_else(|p| p.into_inner());
+            if **slot != **name {
+                *slot = Arc::from(name.as_str());
             }
         }
     }

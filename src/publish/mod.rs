@@ -4,12 +4,14 @@
 //! - [`plan`]: the publish configuration and loading every input file, with errors that
 //!   name the file (and line) at fault. Everything is checked before anything is signed.
 //! - [`sign`]: pre-signing on all cores and streaming the snapshot to disk.
+//! - [`changes`]: the change list a manifest commits to, for caches' change feed.
 //! - [`delta`]: what an incremental snapshot carries (no I/O).
 //! - [`hsm`]: signing keys held in a PKCS#11 token.
 //!
 //! The publisher never deletes or rewrites a snapshot a responder might be serving,
 //! except old ones beyond the retention count, and only after a newer one is complete.
 
+pub mod changes;
 pub mod crls;
 pub mod delta;
 pub mod hsm;

@@ -140,7 +140,7 @@ pub fn publish(
     buffered.into_inner().map_err(|e| e.into_error())?;
     let snapshot = file.commit()?;
 
-    let body = ManifestBody {
+    let mut body = ManifestBody {
         format_version: metadata.format_version,
         sequence,
         created_at: now.to_rfc3339(),
@@ -160,12 +160,16 @@ pub fn publish(
                 entries: section.entry_count,
             })
             .collect(),
+        changes: None,
     };
     let signers: Vec<_> = plan
         .issuers
         .iter()
         .map(|i| (i.name.as_str(), &i.signer, &i.key))
         .collect();
+    let trust = TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect());
+    let base = delta.as_ref().map(|d| d.base.clone());
+    body.changes = super::changes::digest_since_previous(out_dir, &body, &signers, &trust, now, base);
     let manifest = Manifest::sign_or(body, &signers, PublishError::signing)?;
     let manifest_path = store::write_new(out_dir, &store::manifest_name(sequence), &manifest.to_json())?;
     write_latest_pointer(out_dir, &manifest)?;

@@ -18,13 +18,14 @@ use std::sync::Arc;
 pub async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
+    client: std::net::IpAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let now = UnixTime::now();
     if let Some(name) = request.uri().path().strip_prefix("/snapshots/") {
         return Ok(super::peers::respond(&state, name, &request).await);
     }
     if request.uri().path() == "/changes" {
-        return Ok(super::changes::respond(&state, &request).await);
+        return Ok(super::changes::respond(&state, &request, client).await);
     }
     if let Some(tier) = state.cache() {
         // moka applies writes in batches: count what is really held before reporting.

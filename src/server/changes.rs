@@ -3,11 +3,14 @@
 //!
 //! Every swap hands (previous, new) snapshot to one worker thread, which computes the
 //! step's status changes ([`crate::cache::feed::step_between`], a walk of both tables) off
-//! the swap path and appends it to the bounded history in swap order. `/changes`
-//! long-polls on the history's head, not on the served sequence: a cache must never be
-//! told "nothing changed up to B" before B's changes are known. Like `/snapshots/`, this
-//! endpoint needs no authentication of its own: it only lists serials whose status
-//! changed, and caches verify every response they serve.
+//! the swap path and appends it to the bounded history in swap order, with the new
+//! snapshot's signed manifest as evidence; a step whose list is not the one that manifest
+//! signs (the hub skipped a publish) restarts the history instead, so caches start over
+//! rather than trust the hub's diff. `/changes` long-polls on the history's head, not on
+//! the served sequence: a cache must never be told "nothing changed up to B" before B's
+//! changes are known. The endpoint needs no authentication of its own (caches check every
+//! step against the publisher's signatures), but it is bounded per client: a cap on
+//! concurrent long-polls per address and on records per answer.
 
 use super::http::plain;
 use super::peers::query_number;
@@ -18,6 +21,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +42,7 @@ struct Shared {
 pub struct ChangeLog {
     shared: Arc<Shared>,
     worker: Mutex<Option<mpsc::Sender<Swap>>>,
+    long_polls: LongPolls,
 }
 
 impl Default for ChangeLog {
@@ -53,6 +59,7 @@ impl ChangeLog {
                 head: watch::channel(None).0,
             }),
             worker: Mutex::new(None),
+            long_polls: LongPolls::default(),
         }
     }
 
@@ -105,6 +112,7 @@ impl Shared {
     fn apply(&self, previous: Option<&Snapshot>, new: &Snapshot) {
         let started = std::time::Instant::now();
         let issuers = feed::issuers_of(new);
+        let manifest = feed::manifest_text(new);
         let outcome = previous.map(|older| (older.sequence(), feed::step_between(older, new)));
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
@@ -115,6 +123,7 @@ impl Shared {
                         from,
                         to: new.sequence(),
                         changes,
+                        manifest,
                     },
                     issuers,
                 );
@@ -132,9 +141,21 @@ impl Shared {
                     to = new.sequence(),
                     "issuers changed; change history restarts (caches drop their entries)"
                 );
-                history.restart(new.sequence(), issuers);
+                history.restart(new.sequence(), issuers, Some(manifest));
             }
-            None => history.restart(new.sequence(), issuers),
+            Some((from, StepOutcome::Unproven)) => {
+                // Expected when this hub skipped a publish (or the publisher predates
+                // change digests); anything else means the diff disagrees with what the
+                // publisher signed, and caches must not be told it.
+                tracing::info!(
+                    from,
+                    to = new.sequence(),
+                    signed_since = new.manifest().body.changes.as_ref().map(|c| c.since),
+                    "the new manifest signs no change list from the previous snapshot; change history restarts (caches drop their entries)"
+                );
+                history.restart(new.sequence(), issuers, Some(manifest));
+            }
+            None => history.restart(new.sequence(), issuers, Some(manifest)),
         }
         let head = history.head();
         drop(history);
@@ -142,15 +163,64 @@ impl Shared {
     }
 }
 
-/// Answers `/changes?since=A[&wait=S]`.
-pub async fn respond<B>(state: &Arc<State>, request: &Request<B>) -> Response<Full<Bytes>> {
+/// Long-polls of `/changes` currently held, per client address.
+#[derive(Default)]
+struct LongPolls(Mutex<HashMap<IpAddr, usize>>);
+
+/// One held long-poll; released on drop (also when the client goes away mid-wait).
+struct LongPoll<'a> {
+    polls: &'a LongPolls,
+    client: IpAddr,
+}
+
+impl LongPolls {
+    fn claim(&self, client: IpAddr, limit: usize) -> Option<LongPoll<'_>> {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.entry(client).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(LongPoll { polls: self, client })
+    }
+}
+
+impl Drop for LongPoll<'_> {
+    fn drop(&mut self) {
+        let mut held = self.polls.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = held.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Answers `/changes?since=A[&wait=S][&offset=N]` from `client`. A client holding
+/// `snapshots.changes_long_polls_per_client` waiting requests gets `429` for another
+/// (answers without a wait are not counted: they end at once); an answer holds at most
+/// `snapshots.changes_max_records` records.
+pub async fn respond<B>(state: &Arc<State>, request: &Request<B>, client: IpAddr) -> Response<Full<Bytes>> {
     let query = request.uri().query();
     let Some(since) = query_number(query, "since") else {
         return plain(StatusCode::BAD_REQUEST, "since=<sequence> is required\n");
     };
-    let wait =
-        Duration::from_secs(query_number(query, "wait").unwrap_or(0)).min(state.config().snapshots.long_poll);
+    let config = state.config();
+    let offset = query_number(query, "offset").unwrap_or(0);
+    // The rest of a paged step is there already: no waiting for it.
+    let wait = match offset {
+        0 => Duration::from_secs(query_number(query, "wait").unwrap_or(0)).min(config.snapshots.long_poll),
+        _ => Duration::ZERO,
+    };
     let log = state.changes();
+    let _held = match wait.is_zero() {
+        true => None,
+        false => match log.long_polls.claim(client, config.snapshots.changes_long_polls_per_client) {
+            Some(held) => Some(held),
+            None => return too_many_long_polls(),
+        },
+    };
     let mut head = log.shared.head.subscribe();
     let waited = tokio::time::timeout(wait, async {
         loop {
@@ -174,22 +244,43 @@ pub async fn respond<B>(state: &Arc<State>, request: &Request<B>) -> Response<Fu
                 to: since,
                 issuers: (*issuers).clone(),
                 changes: Vec::new(),
+                steps: Vec::new(),
             },
         ),
-        Coverage::Gone { to, issuers } => json(
+        Coverage::Gone { to, issuers, manifest } => json(
             StatusCode::GONE,
             &feed::Gone {
                 to,
                 issuers: (*issuers).clone(),
+                manifest: manifest.map(|m| m.to_string()),
             },
         ),
         Coverage::Changes {
-            from,
-            to,
-            steps,
-            issuers,
-        } => json(StatusCode::OK, &Coverage::feed(from, to, &steps, &issuers)),
+            from, steps, issuers, ..
+        } => {
+            let Ok(offset) = usize::try_from(offset) else {
+                return plain(StatusCode::BAD_REQUEST, "offset out of range\n");
+            };
+            if steps.first().is_some_and(|step| offset > step.changes.len()) {
+                return plain(StatusCode::BAD_REQUEST, "offset beyond the step\n");
+            }
+            json(
+                StatusCode::OK,
+                &Coverage::page(from, &steps, &issuers, offset, config.snapshots.changes_max_records),
+            )
+        }
     }
+}
+
+fn too_many_long_polls() -> Response<Full<Bytes>> {
+    let mut response = plain(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many change-feed long-polls from this address\n",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {

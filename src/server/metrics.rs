@@ -139,6 +139,7 @@ pub struct CacheMetrics {
     pub entries: IntGauge,
     pub acknowledged: IntGauge,
     pub feed_failures: IntCounterVec,
+    pub feed_refused: IntCounterVec,
     pub last_hub_contact: IntGauge,
 }
 
@@ -338,6 +339,14 @@ impl Metrics {
                 ),
                 &["hub"],
             )?,
+            feed_refused: IntCounterVec::new(
+                Opts::new(
+                    "ocsp_edge_cache_feed_refused_total",
+                    "Change-feed answers refused because the publisher's signatures do not prove \
+                     them, by reason; nothing of them is acknowledged.",
+                ),
+                &["reason"],
+            )?,
             last_hub_contact: IntGauge::new(
                 "ocsp_edge_cache_last_hub_contact_timestamp_seconds",
                 "When a hub last answered a fill or the change feed (unix time; 0: never).",
@@ -353,6 +362,7 @@ impl Metrics {
         r.register(Box::new(metrics.entries.clone()))?;
         r.register(Box::new(metrics.acknowledged.clone()))?;
         r.register(Box::new(metrics.feed_failures.clone()))?;
+        r.register(Box::new(metrics.feed_refused.clone()))?;
         r.register(Box::new(metrics.last_hub_contact.clone()))?;
         // Series that exist from the start, at 0, so that increase() sees the first event.
         for result in CACHE_FILL_RESULTS {
@@ -360,6 +370,9 @@ impl Metrics {
         }
         for reason in crate::cache::tier::FillFailure::labels() {
             metrics.fill_failures.with_label_values(&[reason]);
+        }
+        for reason in crate::cache::feed::FeedError::LABELS {
+            metrics.feed_refused.with_label_values(&[reason]);
         }
         Ok(metrics)
     }

@@ -151,8 +151,8 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -170,7 +170,8 @@ async fn accept_loop(
             }
             Endpoint::Admin => {
                 let handler = state.clone();
-                let service = service_fn(move |request| admin::handle(handler.clone(), request));
+                let client = peer.ip();
+                let service = service_fn(move |request| admin::handle(handler.clone(), request, client));
                 spawn_connection(&state, stream, service, graceful, permit, false);
             }
         }

@@ -50,6 +50,13 @@ pub struct ManifestBody {
     /// RFC 3339: the earliest nextUpdate of any response in the snapshot.
     pub earliest_next_update: String,
     pub issuers: Vec<ManifestIssuer>,
+    /// The publisher's commitment to the change list from the previous snapshot in its
+    /// directory to this one (see [`crate::snapshot::changes`]); what a cache checks a
+    /// hub's change feed against. Absent when there was no previous snapshot or the two
+    /// cannot be compared, and in manifests from before it existed (which still verify:
+    /// absent, it is not serialised, so the signed message is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::snapshot::changes::ChangeDigest>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Snapshots: the immutable, versioned, signed files a publisher writes and responders
 //! serve from.
 //!
+//! - [`changes`]: the change list between two snapshots and the digest of it a manifest
+//!   signs (no I/O).
 //! - [`format`]: the binary layout and in-place lookups (no I/O).
 //! - [`manifest`]: the signed manifest that names a snapshot and vouches for it (no I/O).
 //! - [`verify`]: turns a manifest and mapped snapshot bytes into a [`verify::Snapshot`]
@@ -8,6 +10,7 @@
 //!   this passes.
 //! - [`store`]: the directory: atomic, never-overwriting writes and finding the newest.
 
+pub mod changes;
 pub mod format;
 pub mod manifest;
 pub mod store;
