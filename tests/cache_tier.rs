@@ -10,9 +10,8 @@
 mod common;
 
 use common::*;
-use ocsp_edge::config::{Config, Sources};
 use ocsp_edge::server::Background;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,44 +24,13 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One hub as `[[cache.hubs]]` names it: (OCSP address, admin address).
-type HubAddrs = (SocketAddr, SocketAddr);
-
 fn cache_toml(hubs: &[HubAddrs]) -> String {
     cache_toml_with(hubs, "1s")
-}
-
-fn cache_toml_with(hubs: &[HubAddrs], request_timeout: &str) -> String {
-    let mut text =
-        format!("[cache]\ncapacity = 1000\nrequest_timeout = \"{request_timeout}\"\nchange_wait = \"2s\"\n");
-    for (ocsp, admin) in hubs {
-        text.push_str(&format!(
-            "[[cache.hubs]]\nocsp = \"http://{ocsp}/\"\nadmin = \"http://{admin}/\"\n"
-        ));
-    }
-    text
 }
 
 /// An in-process cache-mode responder in front of `hubs`.
 fn cache(hubs: &[HubAddrs]) -> Background {
     cache_with(hubs, "1s")
-}
-
-fn cache_with(hubs: &[HubAddrs], request_timeout: &str) -> Background {
-    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::fs::write(file.path(), cache_toml_with(hubs, request_timeout)).unwrap();
-    let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
-    let config = Config::load(Sources {
-        file: Some(file.path().to_path_buf()),
-        overrides: vec![
-            ("snapshots.trust", trust.into()),
-            ("server.listen", "127.0.0.1:0".into()),
-            ("server.admin_listen", "127.0.0.1:0".into()),
-        ],
-        ..Default::default()
-    })
-    .expect("cache configuration");
-    Background::start(config).expect("cache start")
 }
 
 fn gauge(admin: SocketAddr, series: &str) -> f64 {
@@ -329,32 +297,10 @@ fn forward_one(
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let (head_end, length) = loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        received.extend_from_slice(&chunk[..n]);
-        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            break (end + 4, length);
-        }
+    let Some((_head, request)) = read_request(&mut stream)? else {
+        return Ok(());
     };
-    while received.len() < head_end + length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        received.extend_from_slice(&chunk[..n]);
-    }
-    let answer = Conn::connect(hub).post_as_cache(&received[head_end..head_end + length])?;
+    let answer = Conn::connect(hub).post_as_cache(&request)?;
     forwarded.fetch_add(1, Ordering::SeqCst);
     let deadline = Instant::now() + CONVERGE;
     while hold.load(Ordering::SeqCst) && Instant::now() < deadline {

@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "hostile/feed.rs"]
+mod feed;
 #[path = "hostile/http.rs"]
 mod http;
 #[path = "hostile/replication.rs"]

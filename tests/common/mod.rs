@@ -1124,3 +1124,155 @@ impl MirrorShared {
         stream.flush()
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A man in the middle
+
+/// Reads one HTTP/1.1 request from `stream`: (request head, body by Content-Length).
+/// `None` when the client closed the connection first.
+pub fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        received.extend_from_slice(&chunk[..n]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+    };
+    while received.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    Ok(Some((head, received[head_end..head_end + length].to_vec())))
+}
+
+/// What an [`Interceptor`] does with one answer: gets the request path and the upstream's
+/// answer, returns what the client receives.
+pub type Rewrite = dyn Fn(&str, HttpResponse) -> HttpResponse + Send + Sync;
+
+/// An HTTP man in the middle on 127.0.0.1: forwards each request (one per connection) to
+/// `upstream` and hands the answer to a rewrite function before passing it on. Stops
+/// accepting when dropped.
+pub struct Interceptor {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Interceptor {
+    pub fn start(upstream: SocketAddr, rewrite: std::sync::Arc<Rewrite>) -> Interceptor {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let rewrite = rewrite.clone();
+                        std::thread::spawn(move || {
+                            let _ = intercept_one(stream, upstream, &*rewrite);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Interceptor {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Interceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn intercept_one(mut stream: TcpStream, upstream: SocketAddr, rewrite: &Rewrite) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let Some((head, body)) = read_request(&mut stream)? else {
+        return Ok(());
+    };
+    let mut words = head.split_whitespace();
+    let (method, path) = (words.next().unwrap_or("GET"), words.next().unwrap_or("/"));
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()));
+    let mut headers = Vec::new();
+    if let Some(content_type) = &content_type {
+        headers.push(("Content-Type", content_type.as_str()));
+    }
+    let body = (method == "POST").then_some(body.as_slice());
+    let answer = Conn::try_connect(upstream)?.request(method, path, &headers, body)?;
+    let answer = rewrite(path, answer);
+    let mut out = format!("HTTP/1.1 {} Intercepted\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        if !["content-length", "connection", "transfer-encoding"].contains(&name.as_str()) {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", answer.body.len()));
+    stream.write_all(out.as_bytes())?;
+    stream.write_all(&answer.body)?;
+    stream.flush()
+}
+
+// ---------------------------------------------------------------------------------------
+// Cache-mode responders
+
+/// One hub as `[[cache.hubs]]` names it: (OCSP address, admin address).
+pub type HubAddrs = (SocketAddr, SocketAddr);
+
+/// The `[cache]` section for a cache in front of `hubs` (2 s change-feed wait).
+pub fn cache_toml_with(hubs: &[HubAddrs], request_timeout: &str) -> String {
+    let mut text =
+        format!("[cache]\ncapacity = 1000\nrequest_timeout = \"{request_timeout}\"\nchange_wait = \"2s\"\n");
+    for (ocsp, admin) in hubs {
+        text.push_str(&format!(
+            "[[cache.hubs]]\nocsp = \"http://{ocsp}/\"\nadmin = \"http://{admin}/\"\n"
+        ));
+    }
+    text
+}
+
+/// An in-process cache-mode responder in front of `hubs`, trusting both demo issuers.
+pub fn cache_with(hubs: &[HubAddrs], request_timeout: &str) -> Background {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), cache_toml_with(hubs, request_timeout)).unwrap();
+    let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
+    let config = Config::load(Sources {
+        file: Some(file.path().to_path_buf()),
+        overrides: vec![
+            ("snapshots.trust", trust.into()),
+            ("server.listen", "127.0.0.1:0".into()),
+            ("server.admin_listen", "127.0.0.1:0".into()),
+        ],
+        ..Default::default()
+    })
+    .expect("cache configuration");
+    Background::start(config).expect("cache start")
+}
