@@ -248,16 +248,21 @@ impl Coverage {
         };
         let mut budget = max_records.max(1);
         for (position, step) in steps.iter().enumerate() {
-            let first = if position == 0 { offset.min(step.changes.len()) } else { 0 };
+            let first = if position == 0 {
+                offset.min(step.changes.len())
+            } else {
+                0
+            };
             let remaining = step.changes.len() - first;
             if position > 0 && remaining > budget {
                 break;
             }
             let taken = remaining.min(budget);
-            feed.changes.extend(step.changes[first..first + taken].iter().map(|c| FeedChange {
-                issuer: c.issuer.to_string(),
-                serial: c.serial.to_hex(),
-            }));
+            feed.changes
+                .extend(step.changes[first..first + taken].iter().map(|c| FeedChange {
+                    issuer: c.issuer.to_string(),
+                    serial: c.serial.to_hex(),
+                }));
             feed.steps.push(FeedStep {
                 from: step.from,
                 to: step.to,
@@ -553,7 +558,8 @@ pub fn plan(
 ) -> Result<Plan, FeedError> {
     let feed = match answer {
         Answer::Gone(gone) => {
-            let evidence = Evidence::verify(gone.manifest.as_deref().ok_or(FeedError::NoEvidence)?, trust, now)?;
+            let evidence =
+                Evidence::verify(gone.manifest.as_deref().ok_or(FeedError::NoEvidence)?, trust, now)?;
             let signed = evidence.manifest.body.sequence;
             if signed != gone.to {
                 return Err(FeedError::WrongManifest {
@@ -572,7 +578,10 @@ pub fn plan(
         Answer::Changes(feed) => feed,
     };
     let Some(asked) = asked.filter(|&asked| asked == feed.from) else {
-        return Err(FeedError::WrongFrom { asked, got: feed.from });
+        return Err(FeedError::WrongFrom {
+            asked,
+            got: feed.from,
+        });
     };
     if feed.steps.is_empty() {
         return match feed.to == feed.from && feed.changes.is_empty() {
@@ -612,8 +621,8 @@ pub fn plan(
             let anchor = evidence
                 .anchor_named(&change.issuer)
                 .ok_or_else(|| FeedError::UnknownIssuer(clipped(&change.issuer)))?;
-            let serial =
-                Serial::from_hex(&change.serial).ok_or_else(|| FeedError::BadSerial(clipped(&change.serial)))?;
+            let serial = Serial::from_hex(&change.serial)
+                .ok_or_else(|| FeedError::BadSerial(clipped(&change.serial)))?;
             // Both variants: a client may have asked with either hash, and each answer is
             // cached under its own CertID. A serial too long to be cached cannot be in
             // the cache either.
@@ -703,7 +712,9 @@ mod tests {
         );
         // A 410 carries the head's manifest as evidence.
         match history.since(99) {
-            Coverage::Gone { to: 120, manifest, .. } => assert_eq!(manifest.as_deref(), Some("manifest 120")),
+            Coverage::Gone {
+                to: 120, manifest, ..
+            } => assert_eq!(manifest.as_deref(), Some("manifest 120")),
             other => panic!("{other:?}"),
         }
         // 105 lies inside the first step but was never served here: a diff from 100 could
@@ -759,7 +770,11 @@ mod tests {
         assert_eq!(page.to, 1, "a page ending inside a step acknowledges nothing");
         assert_eq!((page.steps[0].first, page.steps[0].count), (0, 2));
         let rest = Coverage::page(1, &steps, &issuers, 2, 2);
-        let got: Vec<_> = rest.steps.iter().map(|s| (s.from, s.to, s.first, s.count)).collect();
+        let got: Vec<_> = rest
+            .steps
+            .iter()
+            .map(|s| (s.from, s.to, s.first, s.count))
+            .collect();
         assert_eq!(got, [(1, 2, 2, 1), (2, 3, 0, 1)]);
         assert_eq!(rest.to, 3);
         let all = Coverage::page(1, &steps, &issuers, 0, 100);
@@ -804,7 +819,11 @@ mod tests {
                 .load(now)
                 .unwrap();
             let report = crate::publish::publish(&plan, out.path(), now, &mut |_| {}).unwrap();
-            anchors = plan.issuers.iter().map(|i| i.certificate.clone()).collect::<Vec<_>>();
+            anchors = plan
+                .issuers
+                .iter()
+                .map(|i| i.certificate.clone())
+                .collect::<Vec<_>>();
             Snapshot::verify(
                 &std::fs::read(report.manifest).unwrap(),
                 SnapshotBytes::Owned(std::fs::read(report.snapshot).unwrap()),
@@ -846,7 +865,12 @@ mod tests {
     fn a_step_lists_revocations_and_removals_but_not_issuance_and_matches_the_signed_digest() {
         let published = two_publishes(revoke_remove_issue);
         let (older, newer) = (&published.older, &published.newer);
-        let signed = newer.manifest().body.changes.clone().expect("the publisher signs a digest");
+        let signed = newer
+            .manifest()
+            .body
+            .changes
+            .clone()
+            .expect("the publisher signs a digest");
         assert_eq!((signed.since, signed.count), (older.sequence(), 2));
         let StepOutcome::Changes(changes) = step_between(older, newer) else {
             panic!("comparable snapshots with a matching digest")
@@ -857,7 +881,10 @@ mod tests {
             .collect();
         listed.sort();
         assert_eq!(listed, [format!("ec/{REVOKED}"), format!("ec/{REMOVED}")]);
-        assert!(older.manifest().body.changes.is_none(), "nothing before the first");
+        assert!(
+            older.manifest().body.changes.is_none(),
+            "nothing before the first"
+        );
         // The hub cannot prove a step it did not see published: here, from newer to
         // itself (what a hub that skipped a publish would compute).
         assert!(matches!(step_between(newer, newer), StepOutcome::Unproven));
@@ -892,7 +919,11 @@ mod tests {
             Coverage::Changes {
                 from, steps, issuers, ..
             } => Answer::Changes(Coverage::page(from, &steps, &issuers, 0, usize::MAX)),
-            Coverage::Gone { to, issuers, manifest } => Answer::Gone(Gone {
+            Coverage::Gone {
+                to,
+                issuers,
+                manifest,
+            } => Answer::Gone(Gone {
                 to,
                 issuers: (*issuers).clone(),
                 manifest: manifest.map(|m| m.to_string()),
@@ -946,10 +977,18 @@ mod tests {
             changes: vec![],
             steps: vec![],
         };
-        assert_eq!(plan_of(&published, Some(b), b, Answer::Changes(nothing)).unwrap(), Plan::Nothing);
+        assert_eq!(
+            plan_of(&published, Some(b), b, Answer::Changes(nothing)).unwrap(),
+            Plan::Nothing
+        );
     }
 
-    fn plan_of(published: &Published, asked: Option<u64>, floor: u64, answer: Answer) -> Result<Plan, FeedError> {
+    fn plan_of(
+        published: &Published,
+        asked: Option<u64>,
+        floor: u64,
+        answer: Answer,
+    ) -> Result<Plan, FeedError> {
         plan(asked, floor, answer, &published.trust, now())
     }
 
@@ -965,7 +1004,11 @@ mod tests {
     fn an_emptied_or_altered_change_list_is_refused() {
         let published = two_publishes(revoke_remove_issue);
         let a = published.older.sequence();
-        let refused = |feed: ChangeFeed| plan_of(&published, Some(a), a, Answer::Changes(feed)).unwrap_err().label();
+        let refused = |feed: ChangeFeed| {
+            plan_of(&published, Some(a), a, Answer::Changes(feed))
+                .unwrap_err()
+                .label()
+        };
 
         // The attack of the review: the list emptied, counts adjusted to match.
         let mut emptied = changes_answer(&published);
@@ -1002,7 +1045,8 @@ mod tests {
         for issuer in hashes.issuers.values_mut() {
             issuer.sha1 = ["00".repeat(20), "00".repeat(20)];
         }
-        let Plan::Invalidate { keys, .. } = plan_of(&published, Some(a), a, Answer::Changes(hashes)).unwrap() else {
+        let Plan::Invalidate { keys, .. } = plan_of(&published, Some(a), a, Answer::Changes(hashes)).unwrap()
+        else {
             panic!()
         };
         assert_eq!(keys.len(), 4);
@@ -1012,7 +1056,11 @@ mod tests {
     fn a_step_is_refused_unless_its_manifest_proves_it() {
         let published = two_publishes(revoke_remove_issue);
         let (a, b) = (published.older.sequence(), published.newer.sequence());
-        let refused = |feed: ChangeFeed| plan_of(&published, Some(a), a, Answer::Changes(feed)).unwrap_err().label();
+        let refused = |feed: ChangeFeed| {
+            plan_of(&published, Some(a), a, Answer::Changes(feed))
+                .unwrap_err()
+                .label()
+        };
 
         // The older manifest offered as the newer's.
         let mut replayed = changes_answer(&published);
@@ -1021,14 +1069,18 @@ mod tests {
 
         // A manifest whose body was edited after signing.
         let mut edited = changes_answer(&published);
-        edited.steps[0].manifest = edited.steps[0].manifest.replacen("\"count\": 2", "\"count\": 0", 1);
+        edited.steps[0].manifest = edited.steps[0]
+            .manifest
+            .replacen("\"count\": 2", "\"count\": 0", 1);
         assert_eq!(refused(edited), "untrusted_manifest");
 
         // The body re-signed with a key no trust anchor certified (the root CA's).
         let mut body: ManifestBody = published.newer.manifest().body.clone();
         body.changes = Some(changes::digest(a, []));
-        let root = Certificate::from_pem(&std::fs::read_to_string(published.pki.path().join("root/ca.pem")).unwrap())
-            .unwrap();
+        let root = Certificate::from_pem(
+            &std::fs::read_to_string(published.pki.path().join("root/ca.pem")).unwrap(),
+        )
+        .unwrap();
         let key = SigningKey::from_pem(
             &std::fs::read_to_string(published.pki.path().join("root/ca.key")).unwrap(),
             root.public_key(),
@@ -1044,9 +1096,14 @@ mod tests {
 
         // A step the hub claims from a sequence other than the one asked.
         assert_eq!(
-            plan_of(&published, Some(a - 1), a - 1, Answer::Changes(changes_answer(&published)))
-                .unwrap_err()
-                .label(),
+            plan_of(
+                &published,
+                Some(a - 1),
+                a - 1,
+                Answer::Changes(changes_answer(&published))
+            )
+            .unwrap_err()
+            .label(),
             "wrong_from"
         );
         // Nothing acknowledged yet: only a 410 can start the cache.
@@ -1058,14 +1115,30 @@ mod tests {
         );
         // A manifest signed for only one of the issuers the cache trusts.
         let only_ec = FeedTrust::new(&published.trust.anchors.issuers()[..1]);
-        let partial = plan(Some(a), a, Answer::Changes(changes_answer(&published)), &only_ec, now());
-        assert_eq!(partial.unwrap_err().label(), "untrusted_manifest", "rsa is not trusted");
+        let partial = plan(
+            Some(a),
+            a,
+            Answer::Changes(changes_answer(&published)),
+            &only_ec,
+            now(),
+        );
+        assert_eq!(
+            partial.unwrap_err().label(),
+            "untrusted_manifest",
+            "rsa is not trusted"
+        );
         let with_extra = FeedTrust::new(&[
             published.trust.anchors.issuers()[0].clone(),
             published.trust.anchors.issuers()[1].clone(),
             root.clone(),
         ]);
-        let uncovered = plan(Some(a), a, Answer::Changes(changes_answer(&published)), &with_extra, now());
+        let uncovered = plan(
+            Some(a),
+            a,
+            Answer::Changes(changes_answer(&published)),
+            &with_extra,
+            now(),
+        );
         assert_eq!(uncovered.unwrap_err().label(), "uncovered");
         let _ = b;
     }
@@ -1080,27 +1153,39 @@ mod tests {
             issuers: BTreeMap::new(),
             manifest: Some(manifest_text(&published.older).to_string()),
         });
-        assert_eq!(plan_of(&published, Some(b), b, stale).unwrap_err().label(), "backwards");
+        assert_eq!(
+            plan_of(&published, Some(b), b, stale).unwrap_err().label(),
+            "backwards"
+        );
         // Also after the cache dropped its acknowledgement (the floor stays).
         let stale = Answer::Gone(Gone {
             to: a,
             issuers: BTreeMap::new(),
             manifest: Some(manifest_text(&published.older).to_string()),
         });
-        assert_eq!(plan_of(&published, None, b, stale).unwrap_err().label(), "backwards");
+        assert_eq!(
+            plan_of(&published, None, b, stale).unwrap_err().label(),
+            "backwards"
+        );
         // A 410 whose `to` is not its manifest's, or that has none.
         let lying = Answer::Gone(Gone {
             to: u64::MAX,
             issuers: BTreeMap::new(),
             manifest: Some(manifest_text(&published.newer).to_string()),
         });
-        assert_eq!(plan_of(&published, None, 0, lying).unwrap_err().label(), "wrong_manifest");
+        assert_eq!(
+            plan_of(&published, None, 0, lying).unwrap_err().label(),
+            "wrong_manifest"
+        );
         let bare = Answer::Gone(Gone {
             to: b,
             issuers: BTreeMap::new(),
             manifest: None,
         });
-        assert_eq!(plan_of(&published, None, 0, bare).unwrap_err().label(), "no_evidence");
+        assert_eq!(
+            plan_of(&published, None, 0, bare).unwrap_err().label(),
+            "no_evidence"
+        );
     }
 
     #[test]
@@ -1111,7 +1196,10 @@ mod tests {
             FeedError::NoEvidence,
             FeedError::Untrusted(VerifyError::HashMismatch),
             FeedError::Uncovered("x".into()),
-            FeedError::WrongManifest { signed: 1, claimed: 2 },
+            FeedError::WrongManifest {
+                signed: 1,
+                claimed: 2,
+            },
             FeedError::Unproven(1),
             FeedError::DigestMismatch { got: 1, signed: 2 },
             FeedError::UnknownIssuer("x".into()),

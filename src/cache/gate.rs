@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(gate.acknowledged(), Some(10));
         gate.forget(async {}).await;
         assert_eq!(gate.acknowledged(), None);
-        assert_eq!(gate.admit(Some(10)).await.0, Admission::Uncached(crate::cache::entry::UncachedBecause::NotSynchronized));
+        assert_eq!(
+            gate.admit(Some(10)).await.0,
+            Admission::Uncached(crate::cache::entry::UncachedBecause::NotSynchronized)
+        );
         assert!(!gate.advance(9, async {}).await, "the floor outlives forget");
         assert_eq!(gate.floor(), 10);
         assert!(gate.advance(10, async {}).await);

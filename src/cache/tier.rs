@@ -529,7 +529,9 @@ impl CacheTier {
             reqwest::StatusCode::OK => Ok(Answer::Changes(
                 serde_json::from_slice::<ChangeFeed>(&body).map_err(json)?,
             )),
-            reqwest::StatusCode::GONE => Ok(Answer::Gone(serde_json::from_slice::<Gone>(&body).map_err(json)?)),
+            reqwest::StatusCode::GONE => {
+                Ok(Answer::Gone(serde_json::from_slice::<Gone>(&body).map_err(json)?))
+            }
             other => Err(FeedFailure::HttpStatus(other.as_u16())),
         }
     }
@@ -537,7 +539,12 @@ impl CacheTier {
     /// Completes an answer that ends inside a step (its `to` is short of its last step's):
     /// asks for the rest of that step, page by page, and joins them into `feed`. Nothing
     /// here is trusted; [`feed::plan`] checks the joined step against its signed digest.
-    async fn join_pages(&self, admin: &str, feed: &mut ChangeFeed, timeout: Duration) -> Result<(), FeedFailure> {
+    async fn join_pages(
+        &self,
+        admin: &str,
+        feed: &mut ChangeFeed,
+        timeout: Duration,
+    ) -> Result<(), FeedFailure> {
         for _ in 0..MAX_PAGES {
             let Some(last) = feed.steps.last() else {
                 return Ok(());
@@ -546,7 +553,10 @@ impl CacheTier {
                 return Ok(());
             }
             let (from, to) = (last.from, last.to);
-            let offset = last.first.checked_add(last.count).ok_or(FeedFailure::BrokenPages)?;
+            let offset = last
+                .first
+                .checked_add(last.count)
+                .ok_or(FeedFailure::BrokenPages)?;
             let url = format!("{admin}changes?since={from}&offset={offset}");
             let Answer::Changes(page) = self.ask(&url, timeout).await? else {
                 // The hub forgot the step meanwhile: nothing of it can be proven.
@@ -558,7 +568,10 @@ impl CacheTier {
                 .filter(|next| (next.from, next.to, next.first) == (from, to, offset) && page.from == from)
                 .ok_or(FeedFailure::BrokenPages)?;
             if let Some(last) = feed.steps.last_mut() {
-                last.count = last.count.checked_add(continued.count).ok_or(FeedFailure::BrokenPages)?;
+                last.count = last
+                    .count
+                    .checked_add(continued.count)
+                    .ok_or(FeedFailure::BrokenPages)?;
             }
             if continued.count == 0 && page.to == from {
                 return Err(FeedFailure::BrokenPages);
@@ -579,7 +592,10 @@ impl CacheTier {
     /// apply. Except a refusal to go backwards: the cache's own state is still newer
     /// than what it was offered, and stays.
     async fn refuse(&self, refusal: &FeedError) {
-        self.metrics.feed_refused.with_label_values(&[refusal.label()]).inc();
+        self.metrics
+            .feed_refused
+            .with_label_values(&[refusal.label()])
+            .inc();
         if matches!(refusal, FeedError::Backwards { .. }) {
             tracing::warn!(error = %refusal, acknowledged = ?self.gate.acknowledged(), "change feed answer refused; acknowledged sequence kept");
             return;

@@ -216,7 +216,10 @@ pub async fn respond<B>(state: &Arc<State>, request: &Request<B>, client: IpAddr
     let log = state.changes();
     let _held = match wait.is_zero() {
         true => None,
-        false => match log.long_polls.claim(client, config.snapshots.changes_long_polls_per_client) {
+        false => match log
+            .long_polls
+            .claim(client, config.snapshots.changes_long_polls_per_client)
+        {
             Some(held) => Some(held),
             None => return too_many_long_polls(),
         },
@@ -247,7 +250,11 @@ pub async fn respond<B>(state: &Arc<State>, request: &Request<B>, client: IpAddr
                 steps: Vec::new(),
             },
         ),
-        Coverage::Gone { to, issuers, manifest } => json(
+        Coverage::Gone {
+            to,
+            issuers,
+            manifest,
+        } => json(
             StatusCode::GONE,
             &feed::Gone {
                 to,
@@ -266,7 +273,13 @@ pub async fn respond<B>(state: &Arc<State>, request: &Request<B>, client: IpAddr
             }
             json(
                 StatusCode::OK,
-                &Coverage::page(from, &steps, &issuers, offset, config.snapshots.changes_max_records),
+                &Coverage::page(
+                    from,
+                    &steps,
+                    &issuers,
+                    offset,
+                    config.snapshots.changes_max_records,
+                ),
             )
         }
     }

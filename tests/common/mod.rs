@@ -1219,9 +1219,11 @@ fn intercept_one(mut stream: TcpStream, upstream: SocketAddr, rewrite: &Rewrite)
     };
     let mut words = head.split_whitespace();
     let (method, path) = (words.next().unwrap_or("GET"), words.next().unwrap_or("/"));
-    let content_type = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()));
+    let content_type = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-type:")
+            .map(|v| v.trim().to_string())
+    });
     let mut headers = Vec::new();
     if let Some(content_type) = &content_type {
         headers.push(("Content-Type", content_type.as_str()));
@@ -1235,7 +1237,10 @@ fn intercept_one(mut stream: TcpStream, upstream: SocketAddr, rewrite: &Rewrite)
             out.push_str(&format!("{name}: {value}\r\n"));
         }
     }
-    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", answer.body.len()));
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.body.len()
+    ));
     stream.write_all(out.as_bytes())?;
     stream.write_all(&answer.body)?;
     stream.flush()
