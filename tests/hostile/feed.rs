@@ -114,7 +114,10 @@ fn on_feed(edit: impl Fn(u16, &mut Value) -> bool + Send + Sync + 'static) -> Ar
 #[test]
 fn an_emptied_change_list_is_refused_and_the_cache_answers_revoked() {
     let _one = one_at_a_time();
-    if !have("openssl") {
+    if skip_without(
+        "an_emptied_change_list_is_refused_and_the_cache_answers_revoked",
+        not_on_path("openssl"),
+    ) {
         return;
     }
     let hub = Hub::start(vec![]);
@@ -229,7 +232,10 @@ fn a_replayed_older_410_does_not_move_the_acknowledged_sequence_back() {
         "{}",
         metrics(cache.admin_addr)
     );
-    if have("openssl") {
+    if !skip_without(
+        "a_replayed_older_410_does_not_move_the_acknowledged_sequence_back",
+        not_on_path("openssl"),
+    ) {
         assert_eq!(status(cache.ocsp_addr, &victim), "revoked");
     }
 }
@@ -292,6 +298,12 @@ fn issuer_names_from_the_feed_never_become_metric_labels() {
 #[test]
 fn the_hub_pages_its_feed_and_bounds_long_polls_per_client() {
     let _one = one_at_a_time();
+    if skip_without(
+        "the_hub_pages_its_feed_and_bounds_long_polls_per_client",
+        not_on_path("openssl"),
+    ) {
+        return;
+    }
     let hub = Hub::start(vec![
         ("snapshots.changes_max_records", 1.into()),
         ("snapshots.changes_long_polls_per_client", 2.into()),
@@ -300,10 +312,8 @@ fn the_hub_pages_its_feed_and_bounds_long_polls_per_client() {
     let cache = cache_with(&[(hub.server.ocsp_addr, admin)], "1s");
     wait_acknowledged(&cache, hub.first, "start-up");
     let victims = [valid_ec(0), valid_ec(1)];
-    if have("openssl") {
-        for victim in &victims {
-            assert_eq!(status(cache.ocsp_addr, victim), "good");
-        }
+    for victim in &victims {
+        assert_eq!(status(cache.ocsp_addr, victim), "good");
     }
     let second = hub.revoke(&[&victims[0].serial, &victims[1].serial]);
 
@@ -329,10 +339,8 @@ fn the_hub_pages_its_feed_and_bounds_long_polls_per_client() {
     assert_eq!(rest["to"], json!(second));
     // The cache follows the pages and applies the whole step.
     wait_acknowledged(&cache, second, "after two revocations in one step");
-    if have("openssl") {
-        for victim in &victims {
-            assert_eq!(status(cache.ocsp_addr, victim), "revoked");
-        }
+    for victim in &victims {
+        assert_eq!(status(cache.ocsp_addr, victim), "revoked");
     }
 
     // Two long-polls from this address are held; a third is refused at once. (The cache,
