@@ -36,6 +36,7 @@ download_deadline = "30s"
 min_download_rate = 262144
 changes_long_polls_per_client = 4
 changes_max_records = 10000
+max_sequence_skew = "1d"
 sources = []
 
 [ocsp]
@@ -177,6 +178,11 @@ pub struct SnapshotConfig {
     pub changes_long_polls_per_client: usize,
     /// Most change records in one `/changes` answer; a longer history is sent in pages.
     pub changes_max_records: usize,
+    /// How far beyond now a snapshot's sequence (unix seconds at publish) and creation
+    /// time may be: a manifest claiming more is refused (`future_sequence`), so that not
+    /// even a signed one can lift the anti-rollback floor beyond every genuine publish.
+    #[serde(deserialize_with = "duration")]
+    pub max_sequence_skew: Duration,
     /// Where snapshots come from, in order of preference. Empty: `dir` itself is written by
     /// the publisher (or a replica of it) and only polled.
     pub sources: Vec<SourceConfig>,
@@ -347,6 +353,12 @@ impl Config {
                 _ => {}
             }
         }
+        if self.snapshots.max_sequence_skew < Duration::from_secs(60) {
+            return invalid(
+                "snapshots.max_sequence_skew",
+                "must be at least 1m (publisher and responder clocks differ a little)",
+            );
+        }
         if self.snapshots.keep == 0 {
             return invalid("snapshots.keep", "must be at least 1");
         }
@@ -435,7 +447,7 @@ impl Config {
         for path in &self.snapshots.trust {
             anchors.extend(read_certificates(path)?);
         }
-        Ok(TrustAnchors::new(anchors))
+        Ok(TrustAnchors::new(anchors).with_max_sequence_skew(self.snapshots.max_sequence_skew))
     }
 }
 
@@ -490,6 +502,10 @@ mod tests {
         assert_eq!(config.ocsp.cache_max_age, Duration::from_secs(3600));
         assert_eq!(config.ocsp.nonce, NoncePolicy::Ignore);
         assert_eq!(config.trust_anchors().unwrap().issuers().len(), 1);
+        assert_eq!(
+            config.trust_anchors().unwrap().max_sequence_skew(),
+            Duration::from_secs(86_400)
+        );
     }
 
     #[test]
@@ -526,6 +542,11 @@ mod tests {
             ("ocsp.nonce", "maybe".into(), "maybe"),
             ("snapshots.trust", Vec::<String>::new().into(), "snapshots.trust"),
             ("snapshots.dir", "/nonexistent/ocsp-edge".into(), "snapshots.dir"),
+            (
+                "snapshots.max_sequence_skew",
+                "10s".into(),
+                "snapshots.max_sequence_skew",
+            ),
         ];
         for (key, value, expected) in cases {
             let mut sources = with_required(dir.path());

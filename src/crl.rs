@@ -193,6 +193,11 @@ pub struct CrlSummary {
     pub next_update: Option<UnixTime>,
     pub number: Option<u64>,
     pub revoked: Vec<Serial>,
+    /// The URIs of an issuingDistributionPoint's fullName (a partition's scope); empty
+    /// when the CRL has none.
+    pub distribution_points: Vec<String>,
+    /// For a delta CRL: the cRLNumber of its base (deltaCRLIndicator).
+    pub delta_base: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -252,13 +257,15 @@ fn summarise(tbs: &[u8], issuer: &Certificate) -> Result<CrlSummary, CrlReadErro
         next_update: None,
         number: None,
         revoked: Vec::new(),
+        distribution_points: Vec::new(),
+        delta_base: None,
     };
     while !fields.is_empty() {
         let element = fields.next_element()?;
         match element.tag {
             0x17 | 0x18 => summary.next_update = Some(time(element)?),
             SEQUENCE => summary.revoked = revoked_serials(element.content)?,
-            0xa0 => summary.number = crl_number(element.content)?,
+            0xa0 => read_extensions(element.content, &mut summary)?,
             _ => {}
         }
     }
@@ -278,7 +285,9 @@ fn revoked_serials(list: &[u8]) -> Result<Vec<Serial>, CrlReadError> {
     Ok(serials)
 }
 
-fn crl_number(wrapper: &[u8]) -> Result<Option<u64>, CrlReadError> {
+/// Reads the CRL extensions ocsp-edge relies on: cRLNumber, deltaCRLIndicator and the
+/// URIs of an issuingDistributionPoint. Others are skipped.
+fn read_extensions(wrapper: &[u8], summary: &mut CrlSummary) -> Result<(), CrlReadError> {
     let mut extensions = der::enter(wrapper, SEQUENCE)?;
     while !extensions.is_empty() {
         let mut extension = der::Reader::new(extensions.expect(SEQUENCE)?.content);
@@ -286,17 +295,53 @@ fn crl_number(wrapper: &[u8]) -> Result<Option<u64>, CrlReadError> {
         extension.optional(0x01)?;
         let value = extension.expect(OCTET_STRING)?.content;
         if oid == oids::EXT_CRL_NUMBER {
-            let content = der::enter(value, der::INTEGER)?.remaining();
-            let magnitude = content.strip_prefix(&[0]).unwrap_or(content);
-            if magnitude.len() > 8 {
-                return Ok(None);
-            }
-            return Ok(Some(
-                magnitude.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
-            ));
+            summary.number = small_integer(value)?;
+        } else if oid == oids::EXT_DELTA_CRL_INDICATOR {
+            summary.delta_base = Some(
+                small_integer(value)?
+                    .ok_or_else(|| CrlReadError::Malformed("deltaCRLIndicator beyond 2^64".into()))?,
+            );
+        } else if oid == oids::EXT_ISSUING_DISTRIBUTION_POINT {
+            summary.distribution_points = distribution_point_uris(value)?;
         }
     }
-    Ok(None)
+    Ok(())
+}
+
+/// A DER INTEGER's value when it fits in a u64 (`None` when larger).
+fn small_integer(value: &[u8]) -> Result<Option<u64>, CrlReadError> {
+    let content = der::enter(value, der::INTEGER)?.remaining();
+    let magnitude = content.strip_prefix(&[0]).unwrap_or(content);
+    if magnitude.len() > 8 {
+        return Ok(None);
+    }
+    Ok(Some(
+        magnitude.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+    ))
+}
+
+/// The uniformResourceIdentifier names of an IssuingDistributionPoint's
+/// `distributionPoint [0] { fullName [0] GeneralNames }` (the reverse of
+/// [`distribution_point_name`]); other name forms are skipped.
+fn distribution_point_uris(value: &[u8]) -> Result<Vec<String>, CrlReadError> {
+    let mut point = der::enter(value, SEQUENCE)?;
+    let Some(name) = point.optional(0xa0)? else {
+        return Ok(Vec::new());
+    };
+    let Some(full_name) = der::Reader::new(name.content).optional(0xa0)? else {
+        return Ok(Vec::new());
+    };
+    let mut names = der::Reader::new(full_name.content);
+    let mut uris = Vec::new();
+    while !names.is_empty() {
+        let general_name = names.next_element()?;
+        if general_name.tag == 0x86 {
+            let uri = std::str::from_utf8(general_name.content)
+                .map_err(|_| CrlReadError::Malformed("a distribution point URI is not text".into()))?;
+            uris.push(uri.to_string());
+        }
+    }
+    Ok(uris)
 }
 
 #[cfg(test)]
@@ -342,6 +387,40 @@ mod tests {
         assert_eq!(x509_time(UnixTime(2_524_607_999))[0], 0x17); // 2049-12-31T23:59:59Z
         assert_eq!(x509_time(UnixTime(2_524_608_000))[0], 0x18); // 2050-01-01
         assert_eq!(&x509_time(UnixTime(0))[2..], b"700101000000Z");
+    }
+
+    #[test]
+    fn scope_extensions_are_read_back() {
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/ec/ca.pem");
+        let issuer = Certificate::from_pem(&std::fs::read_to_string(demo).unwrap()).unwrap();
+        let facts = |scope| CrlFacts {
+            issuer: &issuer,
+            signature_algorithm_der: &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
+            this_update: UnixTime(1_790_000_000),
+            next_update: UnixTime(1_790_086_400),
+            number: 77,
+            scope,
+        };
+        let read = |scope| {
+            let tbs = tbs_cert_list(&facts(scope), &[]).unwrap();
+            summarise(der::enter(&tbs, SEQUENCE).unwrap().remaining(), &issuer).unwrap()
+        };
+        let uri = "http://crl.example/ec/3.crl".to_string();
+        let partition = read(CrlScope::Partition { uri: uri.clone() });
+        assert_eq!(
+            (partition.distribution_points, partition.delta_base),
+            (vec![uri], None)
+        );
+        assert_eq!(partition.number, Some(77));
+        let delta = read(CrlScope::Delta { base: 70 });
+        assert_eq!((delta.distribution_points.len(), delta.delta_base), (0, Some(70)));
+        let full = read(CrlScope::Full {
+            freshest: Some("http://crl.example/d.crl".into()),
+        });
+        assert_eq!((full.distribution_points.len(), full.delta_base), (0, None));
+        assert_eq!(full.next_update, Some(UnixTime(1_790_086_400)));
     }
 
     #[test]

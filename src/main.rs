@@ -272,7 +272,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
     };
     if let Some(upload) = &upload {
         match upload.store_sequence() {
-            Ok(floor) => plan.sequence_floor = floor + 1,
+            Ok(floor) => plan.sequence_floor = floor.saturating_add(1),
             Err(e) => {
                 eprintln!("ocsp-edge publish: {e}");
                 return ExitCode::from(EX_IOERR);
@@ -352,6 +352,7 @@ fn publish_exit_code(error: &PublishError) -> u8 {
         PublishError::File { .. } | PublishError::Input(_) => EX_DATAERR,
         PublishError::Io(_) => EX_IOERR,
         PublishError::Hsm(hsm) => hsm.exit_code(),
+        PublishError::Sequence(_) => EX_DATAERR,
     }
 }
 

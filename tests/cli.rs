@@ -918,11 +918,12 @@ fn publishes_never_overwrite_and_a_crash_leaves_the_previous_snapshot_usable() {
     );
 
     // A crash mid-publish: a partial temporary file, and a snapshot whose manifest was
-    // never written, at a sequence above anything the clock would choose today.
+    // never written, at a sequence above what the clock would choose now (but within the
+    // responders' `max_sequence_skew`: a store beyond it is refused as poisoned).
     let stray = out.join(format!(".tmp-123-{:020}.snapshot", second + 1));
     let partial = std::fs::read(snapshot_file(&out, second)).unwrap();
     std::fs::write(&stray, &partial[..partial.len() / 2]).unwrap();
-    let orphan = second + 1_000_000;
+    let orphan = second + 3_600;
     std::fs::write(snapshot_file(&out, orphan), b"garbage, not a snapshot \x00\xff").unwrap();
 
     let ec = demo().join("ec");

@@ -265,6 +265,25 @@ impl CrlConfig {
                 Some(_) => {}
             }
             let path = Url::parse(&item.url).map_err(PublishError::Config)?.path;
+            // Responders refuse a CRL document that is a delta or whose
+            // issuingDistributionPoint names other URLs (crate::snapshot::documents).
+            if summary.delta_base.is_some() {
+                return Err(file_error(
+                    "this is a delta CRL (deltaCRLIndicator); only complete or partitioned CRLs can be imported"
+                        .into(),
+                ));
+            }
+            let points = &summary.distribution_points;
+            if !points.is_empty()
+                && !points
+                    .iter()
+                    .any(|uri| Url::parse(uri).is_ok_and(|u| u.path == path))
+            {
+                return Err(file_error(format!(
+                    "its issuingDistributionPoint names {points:?}, but it is configured to be served at {}",
+                    item.url
+                )));
+            }
             imported.push(ImportedCrl { path, der, summary });
         }
         Ok(CrlPlan::Import(imported))

@@ -156,6 +156,8 @@ pub enum PublishError {
     /// A key in a PKCS#11 token could not be used; each case has its own exit code.
     #[error(transparent)]
     Hsm(#[from] super::hsm::HsmError),
+    #[error(transparent)]
+    Sequence(#[from] super::sign::SequenceError),
 }
 
 impl PublishError {

@@ -74,11 +74,7 @@ pub fn publish(
     let started = Instant::now();
     std::fs::create_dir_all(out_dir)?;
     store::remove_stale_temporaries(out_dir)?;
-    // Strictly increasing, and derived from the clock so that a publisher restarted on an
-    // empty directory (or a standby taking over) cannot go backwards.
-    let sequence = (store::highest_sequence(out_dir)? + 1)
-        .max(now.seconds().max(0) as u64)
-        .max(plan.sequence_floor);
+    let sequence = next_sequence(store::highest_sequence(out_dir)?, now, plan.sequence_floor)?;
     let next_update = now.plus_seconds(plan.validity.as_secs() as i64);
     let total: u64 = plan.issuers.iter().map(|i| i.records.len() as u64).sum();
 
@@ -186,6 +182,60 @@ pub fn publish(
         base: delta.map(|d| d.base.sequence()),
         removed_old,
     })
+}
+
+/// Why no sequence can be given to a new snapshot.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SequenceError {
+    #[error(
+        "the snapshot store holds sequence {highest}, beyond now + {skew_seconds}s ({limit}): sequences \
+         are unix seconds at publish time, so it did not come from an honest publisher with a \
+         correct clock, and responders refuse anything numbered that high (future_sequence). \
+         Check this host's clock; then remove the manifests numbered above {limit} (and their \
+         snapshots) from the output directory and any upload store, and publish again"
+    )]
+    Poisoned {
+        highest: u64,
+        limit: u64,
+        skew_seconds: u64,
+    },
+    #[error(
+        "the sequence floor {floor} (one above the upload store's) is beyond now + \
+         {skew_seconds}s ({limit}); responders would refuse it. Check this host's clock and \
+         the upload store's newest manifest"
+    )]
+    FloorInTheFuture {
+        floor: u64,
+        limit: u64,
+        skew_seconds: u64,
+    },
+}
+
+/// The sequence of the next snapshot: strictly increasing, and derived from the clock so
+/// that a publisher restarted on an empty directory (or a standby taking over) cannot go
+/// backwards: max(highest + 1, now, floor). Responders refuse sequences beyond now + the
+/// skew, so a store already beyond that (poisoned, or written with a clock far ahead) is
+/// refused here with an explanation rather than carried forward, and no addition wraps.
+pub fn next_sequence(highest: u64, now: UnixTime, floor: u64) -> Result<u64, SequenceError> {
+    let skew_seconds = crate::snapshot::verify::DEFAULT_MAX_SEQUENCE_SKEW.as_secs();
+    let clock = u64::try_from(now.seconds()).unwrap_or(0);
+    let limit = clock.saturating_add(skew_seconds);
+    // `highest < limit <= u64::MAX`, so the addition below cannot overflow.
+    if highest >= limit {
+        return Err(SequenceError::Poisoned {
+            highest,
+            limit,
+            skew_seconds,
+        });
+    }
+    if floor > limit {
+        return Err(SequenceError::FloorInTheFuture {
+            floor,
+            limit,
+            skew_seconds,
+        });
+    }
+    Ok((highest + 1).max(clock).max(floor))
 }
 
 /// Where a delta starts from: the full snapshot it applies to, and the previous delta on
@@ -588,9 +638,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
         let second = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
-        let earlier_clock = publish(&plan, dir.path(), NOW.plus_seconds(-86_400), &mut |_| {}).unwrap();
+        let earlier_clock = publish(&plan, dir.path(), NOW.plus_seconds(-3600), &mut |_| {}).unwrap();
         assert!(first.sequence < second.sequence && second.sequence < earlier_clock.sequence);
         assert!(first.manifest.exists() && second.manifest.exists());
+        // A clock more than the responders' skew behind what the directory holds would
+        // number snapshots that responders refuse: refused here instead, nothing written.
+        let far_behind = publish(&plan, dir.path(), NOW.plus_seconds(-2 * 86_400), &mut |_| {});
+        assert!(matches!(far_behind, Err(PublishError::Sequence(_))));
+        assert_eq!(
+            store::highest_sequence(dir.path()).unwrap(),
+            earlier_clock.sequence
+        );
     }
 
     fn delta_plan() -> PublishPlan {
@@ -774,6 +832,44 @@ mod tests {
         assert!(!reports[0].manifest.exists() && !reports[0].snapshot.exists());
         assert!(reports[1].manifest.exists() && reports[2].manifest.exists());
         assert_eq!(reports[2].removed_old, 1);
+    }
+
+    #[test]
+    fn sequences_are_checked_against_overflow_and_a_poisoned_store() {
+        let clock = NOW.seconds() as u64;
+        assert_eq!(next_sequence(0, NOW, 0), Ok(clock));
+        assert_eq!(next_sequence(clock + 5, NOW, 0), Ok(clock + 6));
+        assert_eq!(next_sequence(0, NOW, clock + 9), Ok(clock + 9));
+        // A store holding u64::MAX (finding 1 persisted it) must not wrap to 0 or 1.
+        for poisoned in [u64::MAX, clock + 86_400] {
+            let refused = next_sequence(poisoned, NOW, 0);
+            assert!(matches!(refused, Err(SequenceError::Poisoned { highest, .. }) if highest == poisoned));
+        }
+        assert!(matches!(
+            next_sequence(0, NOW, u64::MAX),
+            Err(SequenceError::FloorInTheFuture { .. })
+        ));
+        // Before the epoch (a broken clock) the sequence still only comes from the store.
+        assert_eq!(next_sequence(7, UnixTime(-5), 0), Ok(8));
+    }
+
+    #[test]
+    fn a_poisoned_snapshot_directory_is_refused_with_an_explanation() {
+        let plan = demo_plan();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(store::manifest_name(u64::MAX)), b"{}").unwrap();
+        let refused = publish(&plan, dir.path(), NOW, &mut |_| {}).err().unwrap();
+        let message = refused.to_string();
+        assert!(matches!(refused, PublishError::Sequence(_)), "{message}");
+        assert!(
+            message.contains("18446744073709551615") && message.contains("clock"),
+            "{message}"
+        );
+        assert_eq!(
+            store::manifest_sequences(dir.path()).unwrap(),
+            vec![u64::MAX],
+            "nothing written"
+        );
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! - [`verify`]: turns a manifest and mapped snapshot bytes into a [`verify::Snapshot`]
 //!   that is safe to serve: signatures, trust, hash, structure. Nothing is served before
 //!   this passes.
+//! - [`documents`]: which documents (CRLs, the CCADB index) a snapshot may serve, and
+//!   the issuer signature or binding each needs (no I/O).
 //! - [`store`]: the directory: atomic, never-overwriting writes and finding the newest.
 
 pub mod changes;
+pub mod documents;
 pub mod format;
 pub mod manifest;
 pub mod store;

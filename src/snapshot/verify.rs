@@ -1,12 +1,22 @@
 //! Verification: the only way to obtain a servable [`Snapshot`].
 //!
-//! A snapshot is accepted only if, in this order: its manifest parses; for every issuer
-//! it covers, the manifest carries a signature that verifies and whose certificate may
-//! sign OCSP for one of the operator's trust anchors (the issuer itself, or a delegated
-//! signer it issued with id-kp-OCSPSigning); the file's size and SHA-256 match the
-//! manifest; and the file's structure and metadata agree with the manifest. Signatures
-//! come first because they are cheap and a forged manifest should not make us hash
-//! gigabytes.
+//! The trust model (docs/architecture.md, "Trust model"): the operator's trust anchors
+//! are issuer CA certificates. A manifest is vouched for only by the OCSP signers of
+//! those issuers (the issuer itself, or a delegated signer it certified with
+//! id-kp-OCSPSigning, valid now), and one snapshot covers every trusted issuer and
+//! nothing else: exactly one section per trust anchor, each signed for by that issuer's
+//! signer. So no signer can remove, replace or alter another issuer, and a manifest that
+//! lists no issuers (and so carries no signatures) is never accepted.
+//!
+//! A snapshot is accepted only if, in this order: its manifest parses; every issuer it
+//! lists carries a signature that verifies and whose certificate may sign OCSP for a
+//! trust anchor; the issuers are exactly the trust anchors; its sequence and creation
+//! time are not beyond now + the configured skew (sequences are clock-derived, so a
+//! signed but absurd sequence must not disable anti-rollback forever); the file's size
+//! and hash match the manifest; the file's structure and metadata agree with the
+//! manifest; and every document is bound to its issuer (see [`super::documents`]).
+//! Signatures come first because they are cheap and a forged manifest should not make us
+//! hash gigabytes.
 
 use super::format::{self, Document, Found, LoadedSection, Metadata, SnapshotView};
 use super::manifest::{ContentHash, Manifest, ManifestBody, ManifestError};
@@ -15,20 +25,47 @@ use crate::ocsp::{CertIdRef, Refusal, RequestedCertId};
 use crate::pki::cert::{CertIdHash, Certificate};
 use crate::time::UnixTime;
 use std::ops::Deref;
+use std::time::Duration;
 
-/// The issuer certificates a responder answers for (`--trust`).
-#[derive(Clone, Debug, Default)]
+/// How far beyond now a manifest's sequence (unix seconds, see the publisher) and
+/// creation time may be, unless configured (`snapshots.max_sequence_skew`): generous
+/// for clocks that disagree, small against a sequence meant to outlast every publish.
+pub const DEFAULT_MAX_SEQUENCE_SKEW: Duration = Duration::from_secs(86_400);
+
+/// The issuer certificates a responder answers for (`--trust`), and how far in the
+/// future a snapshot may claim to be.
+#[derive(Clone, Debug)]
 pub struct TrustAnchors {
     issuers: Vec<Certificate>,
+    max_sequence_skew: Duration,
+}
+
+impl Default for TrustAnchors {
+    fn default() -> Self {
+        TrustAnchors::new(Vec::new())
+    }
 }
 
 impl TrustAnchors {
     pub fn new(issuers: Vec<Certificate>) -> Self {
-        TrustAnchors { issuers }
+        TrustAnchors {
+            issuers,
+            max_sequence_skew: DEFAULT_MAX_SEQUENCE_SKEW,
+        }
+    }
+
+    /// The same anchors, refusing sequences and creation times beyond now + `skew`.
+    pub fn with_max_sequence_skew(mut self, skew: Duration) -> Self {
+        self.max_sequence_skew = skew;
+        self
     }
 
     pub fn issuers(&self) -> &[Certificate] {
         &self.issuers
+    }
+
+    pub fn max_sequence_skew(&self) -> Duration {
+        self.max_sequence_skew
     }
 
     /// The anchor `signer` may sign OCSP for at `now`, if any.
@@ -36,6 +73,25 @@ impl TrustAnchors {
         self.issuers
             .iter()
             .find(|anchor| signer.verify_ocsp_signer_for(anchor, now).is_ok())
+    }
+
+    /// One certificate per issuer entity: a re-issued CA certificate (same subject and
+    /// key) is the same issuer as the one it replaces.
+    fn entities(&self) -> Vec<&Certificate> {
+        let mut entities: Vec<&Certificate> = Vec::with_capacity(self.issuers.len());
+        for anchor in &self.issuers {
+            if !entities.iter().any(|known| known.same_entity(anchor)) {
+                entities.push(anchor);
+            }
+        }
+        entities
+    }
+
+    /// The largest sequence (and creation time, in unix seconds) accepted at `now`.
+    fn future_limit(&self, now: UnixTime) -> u64 {
+        u64::try_from(now.seconds())
+            .unwrap_or(0)
+            .saturating_add(self.max_sequence_skew.as_secs())
     }
 }
 
@@ -61,13 +117,23 @@ pub enum VerifyError {
     Io(String),
     #[error("delta needs base snapshot {0}, which is not held")]
     MissingBase(u64),
+    /// The issuers listed are not exactly the trust anchors, once each.
+    #[error("the manifest's issuers are not exactly the trusted issuers: {0}")]
+    IssuerSet(String),
+    #[error("sequence {sequence} is beyond now + the allowed skew ({limit})")]
+    FutureSequence { sequence: u64, limit: u64 },
+    #[error("created_at {created_at} is beyond now + the allowed skew ({limit})")]
+    FutureCreation { created_at: String, limit: u64 },
+    /// A document its issuer did not vouch for, or at a path it may not take.
+    #[error("document {path}: {reason}")]
+    Document { path: String, reason: String },
 }
 
 impl VerifyError {
     /// Every label a refusal is counted under: what [`VerifyError::label`] returns, plus
     /// replication's download refusals (`incomplete`: a short download; `deadline`: a
     /// download slower than `snapshots.min_download_rate`). Metrics pre-create the series.
-    pub const LABELS: [&'static str; 12] = [
+    pub const LABELS: [&'static str; 16] = [
         "bad_signature",
         "unsigned",
         "bad_manifest",
@@ -80,6 +146,10 @@ impl VerifyError {
         "missing_base",
         "incomplete",
         "deadline",
+        "issuer_set",
+        "future_sequence",
+        "future_created_at",
+        "bad_document",
     ];
 
     /// Whether the refusal may go away by itself (a file still being copied, a base not yet
@@ -104,6 +174,10 @@ impl VerifyError {
             VerifyError::NotNewer { .. } => "rollback",
             VerifyError::Io(_) => "io",
             VerifyError::MissingBase(_) => "missing_base",
+            VerifyError::IssuerSet(_) => "issuer_set",
+            VerifyError::FutureSequence { .. } => "future_sequence",
+            VerifyError::FutureCreation { .. } => "future_created_at",
+            VerifyError::Document { .. } => "bad_document",
         }
     }
 }
@@ -264,16 +338,8 @@ impl Snapshot {
                 ));
             }
         }
-        let documents = index_documents(&metadata)?;
-        let earliest_next_update = UnixTime(
-            metadata
-                .issuers
-                .iter()
-                .map(|s| s.earliest_next_update)
-                .chain(metadata.documents.iter().map(|d| d.next_update))
-                .min()
-                .unwrap_or(i64::MAX),
-        );
+        let documents = super::documents::check(&metadata, &bytes, &anchors)?;
+        let earliest_next_update = earliest_next_update(&metadata)?;
         let longest_document_path = documents.keys().map(String::len).max().unwrap_or(0);
         Ok(Snapshot {
             manifest,
@@ -572,9 +638,11 @@ pub fn merge_by_serial<A, B>(
     })
 }
 
-/// Checks a manifest on its own: it parses, and every issuer's signature verifies and
-/// comes from a key certified for OCSP by a trust anchor. Cheap, so replication runs it
-/// before downloading the snapshot a manifest names (whose size it then trusts).
+/// Checks a manifest on its own: it parses; every issuer's signature verifies and comes
+/// from a key certified for OCSP by a trust anchor; the issuers are exactly the trust
+/// anchors; its sequence and creation time are not in the future beyond the allowed
+/// skew. Cheap, so replication runs it before downloading the snapshot a manifest names
+/// (whose size it then trusts): nothing of a manifest that fails here may be believed.
 /// Returns the manifest and, per issuer, (trust anchor, signer certificate).
 pub fn verify_manifest(
     manifest_bytes: &[u8],
@@ -593,6 +661,8 @@ pub fn verify_manifest(
             .ok_or_else(|| VerifyError::Untrusted(issuer.name.clone()))?;
         anchors.push((anchor.clone(), signer));
     }
+    check_issuer_set(&manifest, &anchors, trust)?;
+    check_not_from_the_future(&manifest.body, trust, now)?;
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&manifest.body.chunk_size) {
         return Err(VerifyError::Inconsistent(format!(
             "hash chunk size {} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}",
@@ -608,6 +678,120 @@ pub fn verify_manifest(
     Ok((manifest, anchors))
 }
 
+/// One snapshot covers every trusted issuer and nothing else: each trust anchor entity is
+/// listed exactly once (every listed issuer already maps to an anchor, through the signer
+/// that signed for it), and the manifest carries exactly one signature per listed issuer.
+/// Without this, a signer could publish a snapshot that drops every other issuer, and a
+/// manifest listing no issuers would need no signature at all.
+fn check_issuer_set(
+    manifest: &Manifest,
+    anchors: &[(Certificate, Certificate)],
+    trust: &TrustAnchors,
+) -> Result<(), VerifyError> {
+    let listed = &manifest.body.issuers;
+    if listed.is_empty() {
+        return Err(VerifyError::IssuerSet("it lists no issuers".into()));
+    }
+    for (position, issuer) in listed.iter().enumerate() {
+        if listed[..position]
+            .iter()
+            .any(|earlier| earlier.name == issuer.name)
+        {
+            return Err(VerifyError::IssuerSet(format!(
+                "it lists issuer {:?} twice",
+                issuer.name
+            )));
+        }
+    }
+    for entity in trust.entities() {
+        match anchors
+            .iter()
+            .filter(|(anchor, _)| anchor.same_entity(entity))
+            .count()
+        {
+            1 => {}
+            0 => {
+                return Err(VerifyError::IssuerSet(format!(
+                    "it does not cover trusted issuer {}",
+                    entity.display_name()
+                )))
+            }
+            _ => {
+                return Err(VerifyError::IssuerSet(format!(
+                    "it lists trusted issuer {} more than once",
+                    entity.display_name()
+                )))
+            }
+        }
+    }
+    let signatures = &manifest.signatures;
+    for (position, signature) in signatures.iter().enumerate() {
+        let unlisted = !listed.iter().any(|issuer| issuer.name == signature.issuer);
+        let repeated = signatures[..position]
+            .iter()
+            .any(|s| s.issuer == signature.issuer);
+        if unlisted || repeated {
+            return Err(VerifyError::IssuerSet(format!(
+                "it carries a signature for {:?} that no listed issuer accounts for",
+                signature.issuer
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Sequences are unix seconds at publish time (or one above the previous), so one far
+/// beyond now is not from an honest publisher; accepted, it would be persisted as the
+/// highest sequence and every genuine publish after it refused as a rollback.
+fn check_not_from_the_future(
+    body: &ManifestBody,
+    trust: &TrustAnchors,
+    now: UnixTime,
+) -> Result<(), VerifyError> {
+    let limit = trust.future_limit(now);
+    if body.sequence > limit {
+        return Err(VerifyError::FutureSequence {
+            sequence: body.sequence,
+            limit,
+        });
+    }
+    let created_at = UnixTime::parse_rfc3339(&body.created_at).ok_or_else(|| {
+        VerifyError::Inconsistent(format!("created_at {:?} is not RFC 3339", body.created_at))
+    })?;
+    if u64::try_from(created_at.seconds()).is_ok_and(|created| created > limit) {
+        return Err(VerifyError::FutureCreation {
+            created_at: body.created_at.clone(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// When the snapshot starts going stale: the earliest nextUpdate of any response or
+/// document it serves. A section's stated value is capped by the times its records use,
+/// so a section cannot claim to last longer than its own responses. A snapshot with
+/// nothing that expires could never turn `/readyz` false, so it is refused.
+fn earliest_next_update(metadata: &Metadata) -> Result<UnixTime, VerifyError> {
+    let sections = metadata
+        .issuers
+        .iter()
+        .filter(|section| section.live_entries > 0)
+        .map(|section| {
+            section
+                .times
+                .iter()
+                .map(|t| t.next_update)
+                .fold(section.earliest_next_update, i64::min)
+        });
+    let documents = metadata.documents.iter().map(|d| d.next_update);
+    match sections.chain(documents).min() {
+        Some(earliest) if earliest < i64::MAX => Ok(UnixTime(earliest)),
+        _ => Err(VerifyError::Inconsistent(
+            "nothing in the snapshot has a nextUpdate, so it could never be seen to go stale".into(),
+        )),
+    }
+}
+
 /// Bounds on a manifest's hash piece size: a signed but absurd value must not make a
 /// responder allocate a digest per byte, or hash gigabytes on one core.
 const MIN_CHUNK_SIZE: u64 = 64 << 10;
@@ -616,28 +800,6 @@ const MAX_CHUNK_SIZE: u64 = 1 << 30;
 /// A file name that cannot leave the directory it is joined to.
 pub fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
-}
-
-/// Maps each document path to its index; paths must be unique absolute URL paths, and
-/// every document must belong to an issuer of the snapshot.
-fn index_documents(metadata: &Metadata) -> Result<std::collections::HashMap<String, usize>, VerifyError> {
-    let mut index = std::collections::HashMap::with_capacity(metadata.documents.len());
-    for (position, document) in metadata.documents.iter().enumerate() {
-        let known_issuer = metadata.issuers.iter().any(|i| i.name == document.issuer);
-        if !document.path.starts_with('/') || !known_issuer {
-            return Err(VerifyError::Inconsistent(format!(
-                "document {} is malformed",
-                document.path
-            )));
-        }
-        if index.insert(document.path.clone(), position).is_some() {
-            return Err(VerifyError::Inconsistent(format!(
-                "document path {} appears twice",
-                document.path
-            )));
-        }
-    }
-    Ok(index)
 }
 
 fn check_integrity(body: &ManifestBody, bytes: &SnapshotBytes) -> Result<(), VerifyError> {
@@ -666,9 +828,10 @@ fn match_sections(
     if metadata.sequence != body.sequence
         || metadata.issuers.len() != body.issuers.len()
         || metadata.base != body.base
+        || Some(UnixTime(metadata.created_at)) != UnixTime::parse_rfc3339(&body.created_at)
     {
         return Err(VerifyError::Inconsistent(
-            "sequence, base or issuer count differs".into(),
+            "sequence, creation time, base or issuer count differs".into(),
         ));
     }
     let mut served = Vec::with_capacity(anchors.len());
@@ -836,6 +999,468 @@ mod tests {
             status: None,
         }));
         assert!(before.status_changes_since(&before).is_empty());
+    }
+
+    // ---- Forging, as an attacker holding some keys would ------------------------------
+
+    fn demo_plan() -> crate::publish::PublishPlan {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/publish.toml");
+        PublishConfig::from_file(&path).unwrap().load(NOW).unwrap()
+    }
+
+    type Signer<'a> = (&'a str, &'a Certificate, &'a crate::pki::keys::SigningKey);
+
+    fn signers_of(plan: &crate::publish::PublishPlan) -> Vec<Signer<'_>> {
+        plan.issuers
+            .iter()
+            .map(|i| (i.name.as_str(), &i.signer, &i.key))
+            .collect()
+    }
+
+    /// `snapshot` with its metadata edited by `edit`, which may append bytes (documents)
+    /// after the existing records, tables and documents.
+    fn rewrite(snapshot: &[u8], edit: impl FnOnce(&mut Metadata, &mut Vec<u8>)) -> Vec<u8> {
+        let mut metadata = format::read_metadata(snapshot).unwrap();
+        let footer = &snapshot[snapshot.len() - format::FOOTER_LEN..];
+        let metadata_offset = u64::from_le_bytes(footer[16..24].try_into().unwrap()) as usize;
+        let mut out = snapshot[..metadata_offset].to_vec();
+        edit(&mut metadata, &mut out);
+        let json = serde_json::to_vec(&metadata).unwrap();
+        let mut footer = [0u8; format::FOOTER_LEN];
+        footer[..8].copy_from_slice(format::FOOTER_MAGIC);
+        footer[8..12].copy_from_slice(&format::FORMAT_VERSION.to_le_bytes());
+        footer[16..24].copy_from_slice(&(out.len() as u64).to_le_bytes());
+        footer[24..32].copy_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend(json);
+        out.extend(footer);
+        out
+    }
+
+    /// Appends `bytes` to the file and serves them at `like.path` (replacing any document
+    /// there), described as `like` says.
+    fn plant(metadata: &mut Metadata, out: &mut Vec<u8>, like: Document, bytes: &[u8]) {
+        metadata.documents.retain(|d| d.path != like.path);
+        metadata.documents.push(Document {
+            offset: out.len() as u64,
+            length: bytes.len() as u64,
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
+            ..like
+        });
+        out.extend_from_slice(bytes);
+    }
+
+    /// A manifest for `snapshot` based on `template` (size and hash recomputed), edited by
+    /// `edit` and signed by `signers` only.
+    fn sign_for(
+        template: &[u8],
+        snapshot: &[u8],
+        signers: &[Signer<'_>],
+        edit: impl FnOnce(&mut ManifestBody),
+    ) -> Vec<u8> {
+        let mut body = Manifest::parse(template).unwrap().body;
+        body.size = snapshot.len() as u64;
+        let mut hash = ContentHash::new(body.chunk_size);
+        hash.update(snapshot);
+        body.sha256_tree = hex::encode(hash.finish().0);
+        edit(&mut body);
+        Manifest::sign(body, signers).unwrap().to_json()
+    }
+
+    fn document<'a>(metadata: &'a Metadata, path: &str) -> &'a Document {
+        metadata.documents.iter().find(|d| d.path == path).unwrap()
+    }
+
+    /// Refusal label and message of a forged snapshot, signed by every demo signer.
+    fn forged_documents(edit: impl FnOnce(&mut Metadata, &mut Vec<u8>, &[u8])) -> (&'static str, String) {
+        let plan = demo_plan();
+        let (manifest, snapshot, trust) = published();
+        let forged = rewrite(&snapshot, |metadata, out| edit(metadata, out, &snapshot));
+        let signed = sign_for(&manifest, &forged, &signers_of(&plan), |_| {});
+        match Snapshot::verify(&signed, SnapshotBytes::Owned(forged), &trust, NOW) {
+            Ok(_) => ("accepted", String::new()),
+            Err(e) => (e.label(), e.to_string()),
+        }
+    }
+
+    #[test]
+    fn forging_helpers_alone_change_nothing() {
+        // The attacks below are refused for what they change, not for how they are built.
+        let (label, message) = forged_documents(|_, _, _| {});
+        assert_eq!(label, "accepted", "{message}");
+        let (label, message) = forged_documents(|metadata, out, original| {
+            let crl = document(metadata, "/crl/ec.crl").clone();
+            let bytes = format::document_bytes(original, &crl).unwrap().to_vec();
+            plant(metadata, out, crl, &bytes);
+        });
+        assert_eq!(label, "accepted", "{message}");
+    }
+
+    #[test]
+    fn finding_1_an_unsigned_manifest_listing_no_issuers_is_refused() {
+        let (manifest, _, trust) = published();
+        // The reproduction: sequence u64::MAX, no issuers, no signatures, a ~150-byte file.
+        for sequence in [u64::MAX, NOW.seconds() as u64 + 60] {
+            let (empty, _) = format::SnapshotWriter::new(Vec::new(), sequence, NOW)
+                .unwrap()
+                .finish()
+                .unwrap();
+            let forged = sign_for(&manifest, &empty, &[], |body| {
+                body.sequence = sequence;
+                body.issuers.clear();
+            });
+            let parsed = Manifest::parse(&forged).unwrap();
+            assert!(parsed.signatures.is_empty() && parsed.body.issuers.is_empty());
+            assert!(empty.len() < 200, "a snapshot of nothing: {} bytes", empty.len());
+            // The gate replication runs before believing a size or deleting anything.
+            let refused = verify_manifest(&forged, &trust, NOW).err();
+            assert_eq!(
+                refused.as_ref().map(|e| e.label()),
+                Some("issuer_set"),
+                "{refused:?}"
+            );
+            assert_eq!(refusal(&forged, &empty, &trust), "issuer_set");
+        }
+    }
+
+    #[test]
+    fn finding_2a_one_issuers_signer_cannot_publish_a_snapshot_without_the_others() {
+        // Properly signed by the RSA signer alone, listing only rsa: the EC issuer's
+        // answers and CRLs would vanish.
+        let mut plan = demo_plan();
+        let (_, _, trust) = published();
+        plan.issuers.retain(|i| i.name == "rsa");
+        let dir = tempfile::tempdir().unwrap();
+        let report = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let manifest = std::fs::read(report.manifest).unwrap();
+        let snapshot = std::fs::read(report.snapshot).unwrap();
+        let refused = verify_manifest(&manifest, &trust, NOW).err();
+        assert_eq!(
+            refused.as_ref().map(|e| e.label()),
+            Some("issuer_set"),
+            "{refused:?}"
+        );
+        assert!(refused.unwrap().to_string().contains("does not cover"));
+        assert_eq!(refusal(&manifest, &snapshot, &trust), "issuer_set");
+        // It is exactly right for a responder that trusts only rsa.
+        let only_rsa = TrustAnchors::new(vec![trust.issuers()[1].clone()]);
+        assert_eq!(refusal(&manifest, &snapshot, &only_rsa), "accepted");
+    }
+
+    #[test]
+    fn an_issuer_listed_twice_is_refused() {
+        // The RSA signer lists its issuer under a second name: two sections that answer
+        // for the same CertIDs (the first would win, the second could shadow it later).
+        let mut plan = demo_plan();
+        plan.issuers.retain(|i| i.name == "rsa");
+        let mut twin = demo_plan().issuers.remove(1);
+        twin.name = "rsa-again".into();
+        twin.crl = None;
+        plan.issuers.push(twin);
+        let dir = tempfile::tempdir().unwrap();
+        let report = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let manifest = std::fs::read(report.manifest).unwrap();
+        let snapshot = std::fs::read(report.snapshot).unwrap();
+        let only_rsa = TrustAnchors::new(vec![plan.issuers[0].certificate.clone()]);
+        assert_eq!(refusal(&manifest, &snapshot, &only_rsa), "issuer_set");
+
+        // The same issuer name twice in a manifest is refused too.
+        let (manifest, _, trust) = published();
+        let plan = demo_plan();
+        let mut body = Manifest::parse(&manifest).unwrap().body;
+        let copy = body.issuers[1].clone();
+        body.issuers.push(copy);
+        let signed = Manifest::sign(body, &signers_of(&plan)).unwrap().to_json();
+        let refused = verify_manifest(&signed, &trust, NOW).err();
+        assert_eq!(refused.map(|e| e.label()), Some("issuer_set"));
+    }
+
+    #[test]
+    fn a_signature_no_listed_issuer_accounts_for_is_refused() {
+        let (manifest, snapshot, trust) = published();
+        let mut parsed = Manifest::parse(&manifest).unwrap();
+        let extra = parsed.signatures[0].clone();
+        parsed.signatures.push(extra);
+        assert_eq!(refusal(&parsed.to_json(), &snapshot, &trust), "issuer_set");
+    }
+
+    #[test]
+    fn a_reissued_anchor_counts_as_the_same_issuer() {
+        // Trusting the same CA certificate twice (as a re-issued certificate would be)
+        // must not demand a second section for it.
+        let (manifest, snapshot, trust) = published();
+        let mut anchors = trust.issuers().to_vec();
+        anchors.push(anchors[0].clone());
+        assert_eq!(
+            refusal(&manifest, &snapshot, &TrustAnchors::new(anchors)),
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn a_sequence_or_creation_time_beyond_the_skew_is_refused_even_when_properly_signed() {
+        let plan = demo_plan();
+        let (manifest, snapshot, trust) = published();
+        let skew = trust.max_sequence_skew().as_secs();
+        for (sequence, label) in [
+            (u64::MAX, "future_sequence"),
+            (NOW.seconds() as u64 + skew + 1, "future_sequence"),
+        ] {
+            let signed = sign_for(&manifest, &snapshot, &signers_of(&plan), |b| {
+                b.sequence = sequence
+            });
+            assert_eq!(
+                verify_manifest(&signed, &trust, NOW).err().map(|e| e.label()),
+                Some(label),
+                "{sequence}"
+            );
+            assert_eq!(refusal(&signed, &snapshot, &trust), label);
+        }
+        // Exactly at the limit is still accepted by the manifest check.
+        let at_limit = sign_for(&manifest, &snapshot, &signers_of(&plan), |b| {
+            b.sequence = NOW.seconds() as u64 + skew
+        });
+        assert!(verify_manifest(&at_limit, &trust, NOW).is_ok());
+        let tighter = trust
+            .clone()
+            .with_max_sequence_skew(std::time::Duration::from_secs(60));
+        assert_eq!(
+            verify_manifest(&at_limit, &tighter, NOW).err().map(|e| e.label()),
+            Some("future_sequence")
+        );
+
+        let late = sign_for(&manifest, &snapshot, &signers_of(&plan), |b| {
+            b.created_at = NOW.plus_seconds(skew as i64 + 1).to_rfc3339()
+        });
+        assert_eq!(
+            verify_manifest(&late, &trust, NOW).err().map(|e| e.label()),
+            Some("future_created_at")
+        );
+    }
+
+    #[test]
+    fn a_crl_document_must_be_a_crl_its_issuer_signed_as_described() {
+        // Bytes that are an OCSP response (say a replayed `good` one) at a CRL's path.
+        let response = ocsp_response();
+        let (label, message) = forged_documents(|metadata, out, _| {
+            let crl = document(metadata, "/crl/ec.crl").clone();
+            plant(metadata, out, crl, &response);
+        });
+        assert_eq!(label, "bad_document", "{message}");
+        assert!(
+            message.contains("/crl/ec.crl") && message.contains("not a DER CRL"),
+            "{message}"
+        );
+
+        // The RSA issuer's genuine CRL, served as the EC issuer's.
+        let (label, message) = forged_documents(|metadata, out, original| {
+            let rsa = format::document_bytes(original, document(metadata, "/crl/rsa.crl"))
+                .unwrap()
+                .to_vec();
+            let mut ec = document(metadata, "/crl/ec.crl").clone();
+            let rsa_facts = document(metadata, "/crl/rsa.crl").clone();
+            (ec.this_update, ec.next_update, ec.crl_number) =
+                (rsa_facts.this_update, rsa_facts.next_update, rsa_facts.crl_number);
+            plant(metadata, out, ec, &rsa);
+        });
+        assert_eq!(label, "bad_document", "{message}");
+        assert!(message.contains("issuer"), "{message}");
+
+        // A genuine CRL whose metadata claims a later nextUpdate (caching headers).
+        let (label, message) = forged_documents(|metadata, _, _| {
+            let crl = metadata
+                .documents
+                .iter_mut()
+                .find(|d| d.path == "/crl/ec.crl")
+                .unwrap();
+            crl.next_update += 86_400;
+        });
+        assert_eq!(label, "bad_document", "{message}");
+        assert!(message.contains("differ from the CRL's own"), "{message}");
+
+        // ... or another cRLNumber.
+        let (label, _) = forged_documents(|metadata, _, _| {
+            let crl = metadata
+                .documents
+                .iter_mut()
+                .find(|d| d.path == "/crl/rsa.crl")
+                .unwrap();
+            crl.crl_number = crl.crl_number.map(|n| n + 1);
+        });
+        assert_eq!(label, "bad_document");
+
+        // A CRL served with another content type.
+        let (label, _) = forged_documents(|metadata, _, _| {
+            let crl = metadata
+                .documents
+                .iter_mut()
+                .find(|d| d.path == "/crl/rsa.crl")
+                .unwrap();
+            crl.content_type = "application/ocsp-response".into();
+        });
+        assert_eq!(label, "bad_document");
+    }
+
+    #[test]
+    fn a_crl_is_served_only_at_a_path_and_as_a_kind_it_names() {
+        // Partitions 0 and 1 swapped: each names its own URL in its issuingDistributionPoint.
+        let (label, message) = forged_documents(|metadata, _, _| {
+            let paths: Vec<_> = metadata.documents.iter().map(|d| d.path.clone()).collect();
+            for document in &mut metadata.documents {
+                document.path = match document.path.as_str() {
+                    "/crl/ec/0.crl" => "/crl/ec/1.crl".into(),
+                    "/crl/ec/1.crl" => "/crl/ec/0.crl".into(),
+                    other => other.into(),
+                };
+            }
+            assert!(paths.contains(&"/crl/ec/0.crl".to_string()));
+        });
+        assert_eq!(label, "bad_document", "{message}");
+        assert!(message.contains("issuingDistributionPoint"), "{message}");
+
+        // The delta CRL described as the full CRL (and served at its path).
+        let (label, message) = forged_documents(|metadata, out, original| {
+            let delta = document(metadata, "/crl/ec-delta.crl").clone();
+            let bytes = format::document_bytes(original, &delta).unwrap().to_vec();
+            let full = document(metadata, "/crl/ec.crl").clone();
+            let described = Document {
+                kind: format::DocumentKind::CrlFull,
+                this_update: delta.this_update,
+                next_update: delta.next_update,
+                crl_number: delta.crl_number,
+                ..full
+            };
+            plant(metadata, out, described, &bytes);
+        });
+        assert_eq!(label, "bad_document", "{message}");
+        assert!(message.contains("CrlFull"), "{message}");
+
+        // The full CRL described as a partition.
+        let (label, _) = forged_documents(|metadata, _, _| {
+            let crl = metadata
+                .documents
+                .iter_mut()
+                .find(|d| d.path == "/crl/ec.crl")
+                .unwrap();
+            crl.kind = format::DocumentKind::CrlPartition;
+        });
+        assert_eq!(label, "bad_document");
+    }
+
+    #[test]
+    fn the_crl_index_lists_only_its_issuers_partitions_with_their_freshness() {
+        let (label, message) = forged_documents(|metadata, out, _| {
+            let index = document(metadata, "/crl/ec.json").clone();
+            let urls = serde_json::to_vec(&["http://127.0.0.1:8080/crl/rsa/0.crl"]).unwrap();
+            plant(metadata, out, index, &urls);
+        });
+        assert_eq!(label, "bad_document", "{message}");
+        assert!(message.contains("not a partition of issuer"), "{message}");
+
+        let (label, _) = forged_documents(|metadata, _, _| {
+            let index = metadata
+                .documents
+                .iter_mut()
+                .find(|d| d.path == "/crl/ec.json")
+                .unwrap();
+            index.next_update += 86_400;
+        });
+        assert_eq!(label, "bad_document");
+    }
+
+    #[test]
+    fn finding_2b_nothing_but_the_responder_answers_at_an_ocsp_get_path() {
+        use base64::Engine;
+        // A genuine, issuer-signed CRL planted where an EC certificate's OCSP GET lands:
+        // everything about it verifies except where it sits.
+        let leaf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/ec/certs");
+        let first = std::fs::read_dir(&leaf).unwrap().flatten().next().unwrap().path();
+        let cert = Certificate::from_pem(&std::fs::read_to_string(first).unwrap()).unwrap();
+        let ec = &demo_plan().issuers[0].certificate;
+        let id = RequestedCertId {
+            hash: CertIdHash::Sha1,
+            issuer_name_hash: ec.name_hash(CertIdHash::Sha1),
+            issuer_key_hash: ec.key_hash(CertIdHash::Sha1),
+            serial: cert.serial().clone(),
+        };
+        let request = crate::ocsp::request::encode_request(&id, None);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&request);
+        let escaped = b64.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
+        for path in [
+            format!("/{escaped}"),
+            format!("/ocsp/{escaped}"),
+            format!("/{b64}"),
+        ] {
+            assert!(super::super::documents::is_ocsp_request_path(&path), "{path}");
+            let (label, message) = forged_documents(|metadata, out, original| {
+                let crl = document(metadata, "/crl/ec.crl").clone();
+                let bytes = format::document_bytes(original, &crl).unwrap().to_vec();
+                plant(
+                    metadata,
+                    out,
+                    Document {
+                        path: path.clone(),
+                        ..crl
+                    },
+                    &bytes,
+                );
+            });
+            assert_eq!(label, "bad_document", "{path}: {message}");
+            assert!(message.contains("OCSP GET request"), "{message}");
+        }
+        for path in ["/crl/ec.crl", "/crl/ec/0.crl", "/crl/ec.json", "/", "/ocsp/"] {
+            assert!(!super::super::documents::is_ocsp_request_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_with_nothing_that_expires_is_refused() {
+        // Readiness compares now with the earliest nextUpdate: i64::MAX would keep a
+        // responder ready forever. Sections with no live entries and no documents.
+        let (label, message) = forged_documents(|metadata, _, _| {
+            metadata.documents.clear();
+            for section in &mut metadata.issuers {
+                section.live_entries = 0;
+            }
+        });
+        assert_eq!(label, "corrupt", "{message}");
+        assert!(message.contains("nextUpdate"), "{message}");
+        // A section cannot claim to outlast the responses it holds.
+        let plan = demo_plan();
+        let (manifest, snapshot, trust) = published();
+        let honest = Snapshot::verify(&manifest, SnapshotBytes::Owned(snapshot.clone()), &trust, NOW)
+            .unwrap()
+            .earliest_next_update();
+        let forged = rewrite(&snapshot, |metadata, _| {
+            metadata.documents.clear();
+            for section in &mut metadata.issuers {
+                section.earliest_next_update = i64::MAX;
+            }
+        });
+        let signed = sign_for(&manifest, &forged, &signers_of(&plan), |_| {});
+        let claimed = Snapshot::verify(&signed, SnapshotBytes::Owned(forged), &trust, NOW)
+            .unwrap()
+            .earliest_next_update();
+        assert!(
+            claimed < UnixTime(i64::MAX) && claimed >= honest,
+            "{claimed} vs {honest}"
+        );
+    }
+
+    /// A genuine OCSP response of the demo snapshot (the first EC record's).
+    fn ocsp_response() -> Vec<u8> {
+        let plan = demo_plan();
+        let (manifest, snapshot, trust) = published();
+        let snapshot = Snapshot::verify(&manifest, SnapshotBytes::Owned(snapshot), &trust, NOW).unwrap();
+        let ec = &plan.issuers[0].certificate;
+        let id = RequestedCertId {
+            hash: CertIdHash::Sha1,
+            issuer_name_hash: ec.name_hash(CertIdHash::Sha1),
+            issuer_key_hash: ec.key_hash(CertIdHash::Sha1),
+            serial: plan.issuers[0].records[0].serial.clone(),
+        };
+        let mut out = Vec::new();
+        snapshot.lookup(&id).unwrap().write_response(&mut out);
+        out
     }
 
     #[test]
