@@ -919,10 +919,14 @@ mod tests {
         let stranger = TrustAnchors::new(vec![trust.issuers()[1].clone()]);
         assert_eq!(refusal(&manifest, &snapshot, &stranger), "untrusted_signer");
 
+        // Shorter than stated: most likely still being copied (retried); longer: altered.
         assert_eq!(
             refusal(&manifest, &snapshot[..snapshot.len() - 1], &trust),
-            "hash_mismatch"
+            "incomplete"
         );
+        let mut longer = snapshot.clone();
+        longer.push(0);
+        assert_eq!(refusal(&manifest, &longer, &trust), "hash_mismatch");
         let mut flipped = snapshot.clone();
         flipped[snapshot.len() / 3] ^= 0x01;
         assert_eq!(refusal(&manifest, &flipped, &trust), "hash_mismatch");
