@@ -393,7 +393,9 @@ pub enum Plan {
     /// Nothing changed within the wait.
     Nothing,
     Invalidate {
-        keys: Vec<CacheKey>,
+        /// Each key with the signed time (its step's manifest `created_at`) its
+        /// certificate changed at: no response produced before it may be served again.
+        keys: Vec<(CacheKey, UnixTime)>,
         acknowledge: u64,
         names: SignedNames,
     },
@@ -608,6 +610,7 @@ pub fn plan(
                 claimed: step.to,
             });
         }
+        let changed_at = UnixTime::parse_rfc3339(&body.created_at).ok_or(FeedError::Malformed)?;
         let signed = match &body.changes {
             Some(signed) if signed.since == step.from => signed,
             _ => return Err(FeedError::Unproven(step.from)),
@@ -627,7 +630,7 @@ pub fn plan(
             // cached under its own CertID. A serial too long to be cached cannot be in
             // the cache either.
             for (hash, name_hash, key_hash) in &trust.variants[anchor] {
-                keys.extend(CacheKey::new(*hash, name_hash, key_hash, &serial));
+                keys.extend(CacheKey::new(*hash, name_hash, key_hash, &serial).map(|key| (key, changed_at)));
             }
             list.push((change.issuer.as_str(), serial));
         }
@@ -957,7 +960,8 @@ mod tests {
             let serial = Serial::from_hex(serial).unwrap();
             for hash in [CertIdHash::Sha1, CertIdHash::Sha256] {
                 let key = CacheKey::new(hash, &ec.name_hash(hash), &ec.key_hash(hash), &serial).unwrap();
-                assert!(keys.contains(&key), "{serial:?} {hash:?}");
+                let signed_time = UnixTime::parse_rfc3339(&published.newer.manifest().body.created_at);
+                assert!(keys.contains(&(key, signed_time.unwrap())), "{serial:?} {hash:?}");
             }
         }
         assert_eq!(keys.len(), 4);

@@ -38,6 +38,9 @@ const MAX_FEED_BYTES: usize = 64 << 20;
 /// this many records (a hub's whole history holds 200,000 by default) and pages.
 const MAX_STEP_RECORDS: usize = 1_000_000;
 const MAX_PAGES: usize = 1_000;
+/// Cache keys whose signed change time is remembered (about 120 bytes each): the
+/// changes of the last 50,000 certificates (two keys each).
+const REMEMBERED_CHANGES: usize = 100_000;
 
 /// Why one fill attempt got nothing servable from one hub.
 #[derive(Debug, thiserror::Error)]
@@ -57,17 +60,20 @@ pub enum FillFailure {
         filled: Option<u64>,
         acknowledged: Option<u64>,
     },
+    #[error("the response was produced at {produced}, before its certificate's signed change at {changed}")]
+    Stale { produced: i64, changed: i64 },
 }
 
 impl FillFailure {
     /// The labels of its own variants; refusals of the hub's answer add
     /// [`ResponseError::LABELS`] (see [`FillFailure::labels`]).
-    const OWN_LABELS: [&'static str; 5] = [
+    const OWN_LABELS: [&'static str; 6] = [
         "unreachable",
         "http_status",
         "too_large",
         "hub_unavailable",
         "lagging",
+        "stale",
     ];
 
     /// Every label [`FillFailure::label`] can return (metrics pre-create their series).
@@ -82,6 +88,7 @@ impl FillFailure {
             FillFailure::TooLarge => "too_large",
             FillFailure::HubUnavailable(_) => "hub_unavailable",
             FillFailure::Lagging { .. } => "lagging",
+            FillFailure::Stale { .. } => "stale",
             FillFailure::Invalid(e) => e.label(),
         }
     }
@@ -155,6 +162,37 @@ impl Anchor {
     }
 }
 
+/// For recently changed certificates, when their change was signed (their step's manifest
+/// `created_at`, keyed by each CertID form). The `OCSP-Edge-Sequence` header that decides
+/// whether a fill is cached is not signed: on the path from a hub, a response signed
+/// before a revocation could be relabelled with the current sequence. A response's
+/// producedAt is signed, and the publisher signs a certificate's new status at the
+/// publish that changes it, so a response for a certificate the feed reported changed,
+/// produced before that change, is a replay or a lagging hub's: never served nor cached.
+/// Bounded: the oldest are forgotten first (then only the header decides, as before).
+#[derive(Default)]
+struct ChangedAt {
+    at: std::collections::HashMap<CacheKey, UnixTime>,
+    order: std::collections::VecDeque<CacheKey>,
+}
+
+impl ChangedAt {
+    fn record(&mut self, key: CacheKey, at: UnixTime) {
+        if self.at.insert(key, at).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > REMEMBERED_CHANGES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.at.remove(&oldest);
+            }
+        }
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<UnixTime> {
+        self.at.get(key).copied()
+    }
+}
+
 /// Entries expire at their nextUpdate (moka's per-entry expiry), measured on the wall
 /// clock when inserted.
 struct UntilNextUpdate;
@@ -178,6 +216,9 @@ impl moka::Expiry<CacheKey, Arc<Entry>> for UntilNextUpdate {
 pub struct CacheTier {
     cache: Cache<CacheKey, Arc<Entry>>,
     gate: Gate,
+    /// Written only under the gate's write lock (with the invalidations), read by fills
+    /// under its read lock: a fill checked after an acknowledgement sees its changes.
+    changed_at: Mutex<ChangedAt>,
     hubs: Vec<Hub>,
     client: reqwest::Client,
     anchors: Vec<Anchor>,
@@ -232,6 +273,7 @@ impl CacheTier {
                 .expire_after(UntilNextUpdate)
                 .build(),
             gate: Gate::new(),
+            changed_at: Mutex::default(),
             hubs: config
                 .hubs
                 .iter()
@@ -389,7 +431,16 @@ impl CacheTier {
             UnixTime::now(),
         )?;
         let entry = Arc::new(Entry::new(body, &verified, sequence.unwrap_or(0), anchor.name()));
-        match self.gate.admit(sequence).await {
+        let (admission, guard) = self.gate.admit(sequence).await;
+        let changed = CacheKey::of(id).and_then(|key| self.lock_changed_at().get(&key));
+        if let Some(changed) = changed.filter(|&changed| verified.produced_at < changed) {
+            drop(guard);
+            return Err(FillFailure::Stale {
+                produced: verified.produced_at.seconds(),
+                changed: changed.seconds(),
+            });
+        }
+        match (admission, guard) {
             (Admission::Cache, Some(guard)) => {
                 self.metrics.fills.with_label_values(&["cached"]).inc();
                 Ok(Fetched::Cache(entry, guard))
@@ -404,6 +455,10 @@ impl CacheTier {
             }
             (Admission::Cache, None) => Ok(Fetched::Serve(entry)),
         }
+    }
+
+    fn lock_changed_at(&self) -> std::sync::MutexGuard<'_, ChangedAt> {
+        self.changed_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn refused(&self, refusal: Refusal) -> Fetched {
@@ -618,8 +673,9 @@ impl CacheTier {
                 let acknowledged = self
                     .gate
                     .advance(acknowledge, async {
-                        for key in &keys {
+                        for (key, changed_at) in &keys {
                             removed += u64::from(self.cache.remove(key).await.is_some());
+                            self.lock_changed_at().record(*key, *changed_at);
                         }
                     })
                     .await;

@@ -1217,17 +1217,16 @@ fn intercept_one(mut stream: TcpStream, upstream: SocketAddr, rewrite: &Rewrite)
     let Some((head, body)) = read_request(&mut stream)? else {
         return Ok(());
     };
-    let mut words = head.split_whitespace();
+    let mut lines = head.lines();
+    let mut words = lines.next().unwrap_or_default().split_whitespace();
     let (method, path) = (words.next().unwrap_or("GET"), words.next().unwrap_or("/"));
-    let content_type = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("content-type:")
-            .map(|v| v.trim().to_string())
-    });
-    let mut headers = Vec::new();
-    if let Some(content_type) = &content_type {
-        headers.push(("Content-Type", content_type.as_str()));
-    }
+    // Every request header but those that describe this hop.
+    let hop = ["host", "content-length", "connection", "transfer-encoding"];
+    let headers: Vec<(&str, &str)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim(), value.trim()))
+        .filter(|(name, _)| !hop.contains(&name.to_ascii_lowercase().as_str()))
+        .collect();
     let body = (method == "POST").then_some(body.as_slice());
     let answer = Conn::try_connect(upstream)?.request(method, path, &headers, body)?;
     let answer = rewrite(path, answer);

@@ -371,3 +371,69 @@ fn the_hub_pages_its_feed_and_bounds_long_polls_per_client() {
     // Released: a new long-poll is held again.
     assert_eq!(get(admin, &format!("/changes?since={second}&wait=1")).status, 200);
 }
+
+#[test]
+fn a_pre_revocation_answer_relabelled_with_the_current_sequence_is_refused() {
+    let _one = one_at_a_time();
+    if skip_without(
+        "a_pre_revocation_answer_relabelled_with_the_current_sequence_is_refused",
+        not_on_path("openssl"),
+    ) {
+        return;
+    }
+    let hub = Hub::start(vec![]);
+    // On the fill path: records the hub's answers, then (once `relabel` is set) replays
+    // the last one recorded, a genuine signed `good`, under the unsigned header
+    // `OCSP-Edge-Sequence: <relabel>`.
+    let recorded: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let relabel = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let replayed = Arc::new(AtomicUsize::new(0));
+    let (recording, relabelling, counting) = (recorded.clone(), relabel.clone(), replayed.clone());
+    let proxy = Interceptor::start(
+        hub.server.ocsp_addr,
+        Arc::new(move |_: &str, mut answer: HttpResponse| {
+            let sequence = relabelling.load(Ordering::SeqCst);
+            let mut recorded = recording.lock().unwrap_or_else(|p| p.into_inner());
+            if sequence == 0 {
+                if is_successful(&answer.body) {
+                    *recorded = Some(answer.body.clone());
+                }
+                return answer;
+            }
+            if let Some(old) = recorded.clone() {
+                answer.body = old;
+                answer.headers.retain(|(name, _)| name != "ocsp-edge-sequence");
+                answer
+                    .headers
+                    .push(("ocsp-edge-sequence".into(), sequence.to_string()));
+                counting.fetch_add(1, Ordering::SeqCst);
+            }
+            answer
+        }),
+    );
+    let cache = cache_with(&[(proxy.addr, hub.server.admin_addr)], "1s");
+    wait_acknowledged(&cache, hub.first, "start-up");
+    let victim = valid_ec(0);
+    assert_eq!(status(cache.ocsp_addr, &victim), "good");
+    let second = hub.revoke(&[&victim.serial]);
+    wait_acknowledged(&cache, second, "after the revocation");
+
+    relabel.store(second, Ordering::SeqCst);
+    let request = openssl_request(&issuer_ca("ec"), &victim.cert("ec"), false, false);
+    for round in 1..=2 {
+        let response = post(cache.ocsp_addr, &request);
+        assert_eq!(
+            response.body, TRY_LATER,
+            "round {round}: the pre-revocation answer was served"
+        );
+    }
+    assert!(replayed.load(Ordering::SeqCst) >= 2, "the proxy was not used");
+    let text = metrics(cache.admin_addr);
+    assert!(
+        metric(&text, r#"ocsp_edge_cache_fill_failures_total{reason="stale"}"#).unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    // An honest path again: the revocation is served.
+    relabel.store(0, Ordering::SeqCst);
+    assert_eq!(status(cache.ocsp_addr, &victim), "revoked");
+}
