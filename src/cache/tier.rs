@@ -170,6 +170,8 @@ impl Anchor {
 /// publish that changes it, so a response for a certificate the feed reported changed,
 /// produced before that change, is a replay or a lagging hub's: never served nor cached.
 /// Bounded: the oldest are forgotten first (then only the header decides, as before).
+/// Times have one-second resolution, so a response from a publish within the same second
+/// as the change passes this check (and only the header decides).
 #[derive(Default)]
 struct ChangedAt {
     at: std::collections::HashMap<CacheKey, UnixTime>,
