@@ -434,7 +434,10 @@ impl CacheTier {
         )?;
         let entry = Arc::new(Entry::new(body, &verified, sequence.unwrap_or(0), anchor.name()));
         let (admission, guard) = self.gate.admit(sequence).await;
-        let changed = CacheKey::of(id).and_then(|key| self.lock_changed_at().get(&key));
+        // A fill the header already says is older is refused as `lagging` below.
+        let changed = CacheKey::of(id)
+            .filter(|_| admission != Admission::Retry)
+            .and_then(|key| self.lock_changed_at().get(&key));
         if let Some(changed) = changed.filter(|&changed| verified.produced_at < changed) {
             drop(guard);
             return Err(FillFailure::Stale {
