@@ -405,3 +405,94 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
     assert!(wait_for_sequence(server.admin_addr, next.sequence, REFUSAL_WAIT));
     assert_eq!(victim_answer(&server), "revoked");
 }
+
+/// The same forgeries offered by an HTTP mirror (a CDN or bucket the attacker controls):
+/// replication refuses each from its manifest alone, before it downloads anything, so the
+/// snapshot the manifest names is never even requested, and the cache stays as it was.
+#[test]
+fn a_mirror_offering_a_forged_manifest_is_refused_before_any_download() {
+    if skip_without(
+        "a_mirror_offering_a_forged_manifest_is_refused_before_any_download",
+        not_on_path("openssl"),
+    ) {
+        return;
+    }
+    let now = UnixTime::now();
+    let publisher = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let genuine_report = publish_demo(publisher.path());
+    let genuine = Genuine::read(&genuine_report);
+    let mirror = Mirror::start(publisher.path());
+    let edge = Background::start(config_with_sources(
+        cache.path(),
+        &http_source(&mirror.url()),
+        vec![],
+    ))
+    .expect("edge start");
+    assert!(wait_for_sequence(
+        edge.admin_addr,
+        genuine_report.sequence,
+        REFUSAL_WAIT
+    ));
+    let revoked = first_with_status("ec", 'R');
+    // highest-sequence is written just after the swap.
+    let highest = cache.path().join("highest-sequence");
+    assert!(wait_until(REFUSAL_WAIT, || highest.exists()));
+    let before = dir_contents(cache.path());
+    let names = |contents: &[(String, Vec<u8>)]| contents.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+
+    // Finding 2a: the RSA signer alone, listing only rsa.
+    let rsa_only = {
+        let mut plan = demo_plan(now);
+        plan.issuers.retain(|i| i.name == "rsa");
+        plan.issuers[0].crl = None;
+        plan.sequence_floor = genuine_report.sequence + 1;
+        let out = tempfile::tempdir().unwrap();
+        Genuine::read(&ocsp_edge::publish::publish(&plan, out.path(), now, &mut |_| {}).unwrap())
+    };
+    // Properly signed by both OCSP signers, two days ahead.
+    let future = genuine_report.sequence + 2 * 86_400;
+    let (future_manifest, future_snapshot) = resigned(&genuine, future, &["ec", "rsa"], |_, _| {});
+    for (what, manifest, snapshot, reason) in [
+        ("RSA-only", rsa_only.manifest, rsa_only.snapshot, "issuer_set"),
+        (
+            "two days ahead",
+            future_manifest,
+            future_snapshot,
+            "future_sequence",
+        ),
+    ] {
+        let name = ocsp_edge::snapshot::manifest::Manifest::parse(&manifest)
+            .unwrap()
+            .body
+            .snapshot;
+        mirror.serve_bytes(&name, snapshot);
+        let counted = refused(edge.admin_addr, reason);
+        mirror.serve_bytes("latest.manifest.json", manifest);
+        assert!(
+            wait_until(REFUSAL_WAIT, || refused(edge.admin_addr, reason) > counted),
+            "{what}: not refused as {reason}; manifest requests {}\n{}",
+            mirror.requests("latest.manifest.json"),
+            metrics(edge.admin_addr)
+                .lines()
+                .filter(|l| l.contains("refused") || l.contains("sync_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert_eq!(mirror.requests(&name), 0, "{what}: the snapshot was downloaded");
+        let after = dir_contents(cache.path());
+        assert!(
+            after == before,
+            "{what}: the cache changed: {:?} -> {:?}",
+            names(&before),
+            names(&after)
+        );
+        assert_eq!(
+            edge.state.current_sequence(),
+            Some(genuine_report.sequence),
+            "{what}"
+        );
+        let (status, out) = openssl_status(edge.ocsp_addr, &issuer_ca("ec"), &revoked.cert("ec"), false);
+        assert_eq!(status, "revoked", "{what}: {out}");
+    }
+}
