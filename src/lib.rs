@@ -21,6 +21,8 @@ pub mod config;
 pub mod crl;
 pub mod demo;
 pub mod der;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod model;
 pub mod ocsp;

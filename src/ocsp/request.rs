@@ -118,7 +118,7 @@ pub fn with_request<T>(
 /// Walks OCSPRequest with the crate's bounds-checked DER reader. Parts a pre-signed answer
 /// ignores (requestorName, the request signature, per-request extensions) are skipped, not
 /// validated. Any structural surprise is `Malformed`, which sends the request to rasn.
-fn decode_in_place(der: &[u8]) -> Result<BorrowedRequest<'_>, Refusal> {
+pub(crate) fn decode_in_place(der: &[u8]) -> Result<BorrowedRequest<'_>, Refusal> {
     use crate::der::{enter, Reader, INTEGER, OCTET_STRING, OID, SEQUENCE};
     let malformed = |_| Refusal::Malformed("not a DER OCSPRequest");
     let mut request = enter(der, SEQUENCE).map_err(malformed)?;
@@ -183,7 +183,7 @@ fn carries_nonce(wrapper: &[u8]) -> Result<bool, crate::der::DerError> {
 }
 
 /// The same decision through rasn's typed decoder.
-fn decode_with_rasn(der: &[u8]) -> Result<OcspRequest, Refusal> {
+pub(crate) fn decode_with_rasn(der: &[u8]) -> Result<OcspRequest, Refusal> {
     let request: rasn_ocsp::OcspRequest =
         rasn::der::decode(der).map_err(|_| Refusal::Malformed("not a DER OCSPRequest"))?;
     let tbs = request.tbs_request;
