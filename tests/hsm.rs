@@ -137,20 +137,34 @@ impl SoftHsm {
     fn public_pem(&self, id: &str) -> PathBuf {
         let der = self.path(&format!("pub-{id}.der"));
         let pem = self.path(&format!("pub-{id}.pem"));
-        run_ok(self.tool(&[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            id,
-            "-o",
-            path_str(&der),
-        ]));
+        let read = self
+            .tool(&[
+                "--read-object",
+                "--type",
+                "pubkey",
+                "--id",
+                id,
+                "-o",
+                path_str(&der),
+            ])
+            .output()
+            .unwrap();
+        if !read.status.success() {
+            // This pkcs11-tool cannot export P-384 public keys ("cannot create EVP_PKEY"):
+            // wrap the CKA_EC_POINT it lists in a SubjectPublicKeyInfo ourselves.
+            std::fs::write(&der, self.p384_spki(id)).unwrap();
+        }
+        // pkcs11-tool writes DER, except for Ed25519 keys, which it writes as PEM already.
+        let form = if std::fs::read(&der).unwrap().starts_with(b"-----BEGIN") {
+            "PEM"
+        } else {
+            "DER"
+        };
         let out = common::openssl(&[
             "pkey",
             "-pubin",
             "-inform",
-            "DER",
+            form,
             "-in",
             path_str(&der),
             "-out",
@@ -158,6 +172,23 @@ impl SoftHsm {
         ]);
         assert!(out.success, "{out}");
         pem
+    }
+
+    /// SubjectPublicKeyInfo of P-384 key `id`, from the EC_POINT `--list-objects` shows.
+    fn p384_spki(&self, id: &str) -> Vec<u8> {
+        let listing = run_ok(self.tool(&["--list-objects", "--type", "pubkey", "--id", id]));
+        let hex = listing
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("EC_POINT:"))
+            .unwrap_or_else(|| panic!("no EC_POINT in {listing}"))
+            .trim();
+        let wrapped = hex::decode(hex).unwrap();
+        // OCTET STRING (0x04, 0x61) around the 97-byte uncompressed point.
+        assert_eq!(&wrapped[..3], &[0x04, 0x61, 0x04], "{listing}");
+        // SEQUENCE { SEQUENCE { id-ecPublicKey, secp384r1 }, BIT STRING { 0, point } }
+        let mut spki = hex::decode("3076301006072a8648ce3d020106052b81040022036200").unwrap();
+        spki.extend_from_slice(&wrapped[2..]);
+        spki
     }
 
     /// A key reference for `selector` (e.g. `object=ocsp-signer` or `id=%02`).
@@ -223,39 +254,14 @@ impl Setup {
         let hsm = SoftHsm::new();
         hsm.keypair("EC:prime256v1", "ocsp-signer", SIGNER_ID);
         hsm.keypair("rsa:2048", "ca-key", CA_ID);
-        let extensions = hsm.path("ext.cnf");
-        std::fs::write(&extensions, EXTENSIONS).unwrap();
-        let certify = |public: &Path,
-                       subject: &str,
-                       ca: &Path,
-                       ca_key: &Path,
-                       profile: &str,
-                       serial: &str,
-                       out: &Path| {
-            let result = common::openssl(&[
-                "x509",
-                "-new",
-                "-subj",
-                subject,
-                "-force_pubkey",
-                path_str(public),
-                "-CA",
-                path_str(ca),
-                "-CAkey",
-                path_str(ca_key),
-                "-extfile",
-                path_str(&extensions),
-                "-extensions",
-                profile,
-                "-days",
-                "30",
-                "-set_serial",
-                serial,
-                "-out",
-                path_str(out),
-            ]);
-            assert!(result.success, "{result}");
-        };
+        let certify =
+            |public: &Path,
+             subject: &str,
+             ca: &Path,
+             ca_key: &Path,
+             profile: &str,
+             serial: &str,
+             out: &Path| { certify(&hsm, public, subject, ca, ca_key, profile, serial, out) };
         let demo = common::demo();
         let signer_cert = hsm.path("signer.pem");
         certify(
@@ -351,6 +357,46 @@ impl Setup {
         names.sort();
         names
     }
+}
+
+/// Has `ca` certify a public key from the token (openssl -force_pubkey: no private key
+/// leaves the token; the parent CA signs with its own file key).
+#[allow(clippy::too_many_arguments)]
+fn certify(
+    hsm: &SoftHsm,
+    public: &Path,
+    subject: &str,
+    ca: &Path,
+    ca_key: &Path,
+    profile: &str,
+    serial: &str,
+    out: &Path,
+) {
+    let extensions = hsm.path("ext.cnf");
+    std::fs::write(&extensions, EXTENSIONS).unwrap();
+    let result = common::openssl(&[
+        "x509",
+        "-new",
+        "-subj",
+        subject,
+        "-force_pubkey",
+        path_str(public),
+        "-CA",
+        path_str(ca),
+        "-CAkey",
+        path_str(ca_key),
+        "-extfile",
+        path_str(&extensions),
+        "-extensions",
+        profile,
+        "-days",
+        "30",
+        "-set_serial",
+        serial,
+        "-out",
+        path_str(out),
+    ]);
+    assert!(result.success, "{result}");
 }
 
 struct Published {
@@ -887,4 +933,51 @@ fn a_token_gone_mid_publish_fails_cleanly_and_a_rerun_succeeds() {
         setup.snapshot_files()
     );
     println!("token pulled mid-publish → exit 75: {message}");
+}
+
+// =======================================================================================
+// The other key types
+
+#[test]
+fn p384_and_ed25519_signers_sign_through_the_token() {
+    if skip_without("p384_and_ed25519_signers_sign_through_the_token", missing_tools()) {
+        return;
+    }
+    let setup = Setup::new();
+    let demo = common::demo();
+    for (key_type, id, label) in [
+        ("EC:secp384r1", "0A", "p384"),
+        ("EC:edwards25519", "0B", "ed25519"),
+    ] {
+        setup.hsm.keypair(key_type, label, id);
+        let certificate = setup.hsm.path(&format!("{label}.pem"));
+        certify(
+            &setup.hsm,
+            &setup.hsm.public_pem(id),
+            &format!("/CN=ocsp-edge HSM Test {label} OCSP Signer"),
+            &demo.join("ec/ca.pem"),
+            &demo.join("ec/ca.key"),
+            "v3_ocsp_signer",
+            &format!("0x40{id}"),
+            &certificate,
+        );
+        std::fs::copy(&certificate, &setup.signer_cert).unwrap();
+        setup.configure(
+            &setup.hsm.uri(&format!("object={label}")),
+            &setup.hsm.uri("id=%02"),
+        );
+        let published = setup.publish();
+        assert_eq!(published.code, Some(0), "{label}: {published}");
+        let trust = vec![common::issuer_ca("ec"), setup.hsm_ca.clone()];
+        let server = Background::start(common::config_for(setup.out.path(), &trust, vec![])).expect("serve");
+        let row = common::first_with_status("ec", 'R');
+        let (answer, out) = common::openssl_status(
+            server.ocsp_addr,
+            &common::issuer_ca("ec"),
+            &common::cert_path("ec", &row.serial),
+            true,
+        );
+        assert_eq!(answer, "revoked", "{label}: {out}");
+        assert!(out.stderr.contains("Response verify OK"), "{label}: {out}");
+    }
 }
