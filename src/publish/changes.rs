@@ -28,6 +28,7 @@ pub(super) fn digest_since_previous(
     now: UnixTime,
     base: Option<Arc<Snapshot>>,
 ) -> Option<ChangeDigest> {
+    let started = std::time::Instant::now();
     let previous = store::manifest_sequences(out_dir)
         .ok()?
         .into_iter()
@@ -67,5 +68,12 @@ pub(super) fn digest_since_previous(
         );
         return None;
     };
-    Some(changes::digest_of(previous, &list))
+    let digest = changes::digest_of(previous, &list);
+    tracing::info!(
+        since = previous,
+        changes = digest.count,
+        seconds = started.elapsed().as_secs_f64(),
+        "change list committed to in the manifest"
+    );
+    Some(digest)
 }
