@@ -131,13 +131,7 @@ fn describe_manifest(manifest: &Manifest, path: &Path) -> String {
 }
 
 fn describe_snapshot(out: &mut String, snapshot: &Snapshot, now: UnixTime) {
-    let expires_in = snapshot.earliest_next_update().seconds() - now.seconds();
-    let _ = writeln!(
-        out,
-        "expires in    {}h{:02}m",
-        expires_in / 3600,
-        (expires_in % 3600).abs() / 60
-    );
+    let _ = writeln!(out, "{}", expiry(snapshot.earliest_next_update(), now));
     for document in snapshot.documents() {
         let number = document
             .crl_number
@@ -148,6 +142,22 @@ fn describe_snapshot(out: &mut String, snapshot: &Snapshot, now: UnixTime) {
             "document      {} ({:?}, {} bytes{number})",
             document.path, document.kind, document.length
         );
+    }
+}
+
+/// When the snapshot's first response or document expires, from `now`. A snapshot with
+/// neither (no certificates, no CRLs) has no expiry: verification leaves its earliest
+/// nextUpdate at the end of time, which is not a duration anyone should read.
+fn expiry(earliest_next_update: UnixTime, now: UnixTime) -> String {
+    if earliest_next_update.seconds() == i64::MAX {
+        return "expires       never: the snapshot holds no responses and no documents".into();
+    }
+    let expires_in = earliest_next_update.seconds().saturating_sub(now.seconds());
+    let (hours, minutes) = (expires_in / 3600, (expires_in % 3600).abs() / 60);
+    if expires_in < 0 {
+        format!("expired       {}h{minutes:02}m ago", -hours)
+    } else {
+        format!("expires in    {hours}h{minutes:02}m")
     }
 }
 
@@ -252,6 +262,47 @@ mod tests {
         assert!(
             untrusted.contains("NOT VALID") && untrusted.contains("untrusted_signer"),
             "{untrusted}"
+        );
+    }
+
+    #[test]
+    fn an_empty_snapshot_has_no_expiry() {
+        let now = UnixTime::now();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/publish.toml");
+        let mut plan = crate::publish::PublishConfig::from_file(&path)
+            .unwrap()
+            .load(now)
+            .unwrap();
+        for issuer in &mut plan.issuers {
+            issuer.records.clear();
+            issuer.crl = None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // The rails refuse an empty first publish; earlier versions wrote such snapshots.
+        crate::publish::sign::write_snapshot(&plan, dir.path(), now, None, Vec::new(), &mut |_| {}).unwrap();
+        let report = inspect(dir.path(), None, None, now).unwrap();
+        assert!(
+            report.contains("expires       never: the snapshot holds no responses and no documents"),
+            "{report}"
+        );
+        assert!(!report.contains("expires in"), "{report}");
+        assert!(!report.contains("1970"), "{report}");
+        assert!(
+            report.contains("verified against the issuers it names"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn expiry_reads_as_hours_and_minutes_either_side_of_now() {
+        let now = UnixTime(1_790_000_000);
+        assert_eq!(
+            expiry(now.plus_seconds(3 * 3600 + 5 * 60), now),
+            "expires in    3h05m"
+        );
+        assert_eq!(
+            expiry(now.plus_seconds(-(2 * 3600 + 59)), now),
+            "expired       2h00m ago"
         );
     }
 

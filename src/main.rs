@@ -1,5 +1,6 @@
 //! The `ocsp-edge` command: publish, serve, demo, check-config. Parses flags, sets up
-//! logging, and hands over to the library; exit code 64 (EX_USAGE) on bad configuration.
+//! logging, and hands over to the library; exit code 64 (EX_USAGE) on bad configuration,
+//! 65 (EX_DATAERR) on bad input data or a publish the safety rails refuse.
 
 use clap::{Args, Parser, Subcommand};
 use ocsp_edge::config::{Config, ConfigError, LogFormat, Sources};
@@ -104,6 +105,20 @@ struct PublishArgs {
     /// With --delta: re-sign responses this old (default: half the validity).
     #[arg(long, requires = "delta")]
     refresh_after: Option<String>,
+    /// Let this publish undo the revocation of these serials (hex), which the newest
+    /// snapshot publishes: the one way past that safety rail, for a documented mistake.
+    /// Logged, and recorded in the signed manifest (edges refuse un-revocations it lacks).
+    #[arg(long, value_name = "SERIAL", num_args = 1..)]
+    allow_unrevoke: Vec<String>,
+    /// Publish even though an issuer's certificate count falls by more than
+    /// max_shrink_percent (default 10%) against the newest snapshot. An empty input is
+    /// refused all the same.
+    #[arg(long)]
+    allow_shrink: bool,
+    /// Admit serial 0 and serials longer than 20 octets, which RFC 5280 forbids, for a
+    /// legacy CA that issued them (same as allow_legacy_serials = true).
+    #[arg(long)]
+    allow_legacy_serials: bool,
 }
 
 #[derive(Args)]
@@ -238,7 +253,10 @@ fn run_publish(args: PublishArgs) -> ExitCode {
     };
     let now = UnixTime::now();
     let plan = match config.load(now) {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            plan.rails.allow_shrink = args.allow_shrink;
+            plan
+        }
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
             return ExitCode::from(publish_exit_code(&e));
@@ -349,7 +367,7 @@ impl Uploader {
 fn publish_exit_code(error: &PublishError) -> u8 {
     match error {
         PublishError::Config(_) => EX_USAGE,
-        PublishError::File { .. } | PublishError::Input(_) => EX_DATAERR,
+        PublishError::File { .. } | PublishError::Input(_) | PublishError::Refused(_) => EX_DATAERR,
         PublishError::Io(_) => EX_IOERR,
         PublishError::Hsm(hsm) => hsm.exit_code(),
         PublishError::Sequence(_) => EX_DATAERR,
@@ -366,6 +384,9 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
                 revocation_reasons: Default::default(),
                 upload: None,
                 delta: None,
+                allow_unrevoke: Vec::new(),
+                max_shrink_percent: ocsp_edge::publish::plan::DEFAULT_MAX_SHRINK_PERCENT,
+                allow_legacy_serials: false,
                 issuers: vec![IssuerConfig {
                     name: args.name.clone(),
                     certificate: issuer.clone(),
@@ -387,6 +408,8 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
     if let Some(keep) = args.keep {
         config.keep = keep;
     }
+    config.allow_unrevoke.extend(args.allow_unrevoke.iter().cloned());
+    config.allow_legacy_serials |= args.allow_legacy_serials;
     if args.delta {
         let delta = config
             .delta

@@ -22,7 +22,28 @@ pub struct ParsedInput {
     /// Entries left out on purpose (OpenSSL `E` lines, JSON `"status":"expired"`): the CA
     /// marked them expired, so they are purged records (RFC 6960: `unauthorized`).
     pub skipped_expired: usize,
+    /// Those entries, with the notAfter the input gives (`E` lines always do): the
+    /// publisher's rails let a revoked certificate leave only once it has expired.
+    pub expired: Vec<ExpiredEntry>,
 }
+
+/// A certificate the input marks expired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiredEntry {
+    pub serial: Serial,
+    pub not_after: Option<UnixTime>,
+}
+
+/// How strictly serials are checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputRules {
+    /// Admit serial 0 and serials longer than 20 octets (RFC 5280 §4.1.2.2 forbids both)
+    /// for a legacy CA that issued them. Off by default.
+    pub allow_legacy_serials: bool,
+}
+
+/// RFC 5280 §4.1.2.2: at most 20 octets (of DER INTEGER content, sign octet included).
+pub const RFC5280_MAX_SERIAL_OCTETS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -34,30 +55,44 @@ pub enum InputError {
     },
 }
 
-/// Parses an OpenSSL CA database (`index.txt`).
+/// Parses an OpenSSL CA database (`index.txt`), serials as RFC 5280 requires.
 pub fn parse_openssl_index(path: &Path, text: &str) -> Result<ParsedInput, InputError> {
-    parse_lines(path, text, parse_index_line)
+    parse_openssl_index_with(path, text, InputRules::default())
+}
+
+/// [`parse_openssl_index`] under `rules`.
+pub fn parse_openssl_index_with(
+    path: &Path,
+    text: &str,
+    rules: InputRules,
+) -> Result<ParsedInput, InputError> {
+    parse_lines(path, text, parse_index_line, rules)
 }
 
 /// Parses JSON Lines: one object per non-blank line with `serial` (hex), `status`
 /// (`good`/`valid`/`revoked`/`expired`), and optionally `not_after`; revoked entries need
 /// `revoked_at` and may add `reason` and `invalidity_date`. Times are RFC 3339.
 pub fn parse_json_lines(path: &Path, text: &str) -> Result<ParsedInput, InputError> {
-    parse_lines(path, text, parse_json_line)
+    parse_json_lines_with(path, text, InputRules::default())
+}
+
+/// [`parse_json_lines`] under `rules`.
+pub fn parse_json_lines_with(path: &Path, text: &str, rules: InputRules) -> Result<ParsedInput, InputError> {
+    parse_lines(path, text, parse_json_line, rules)
 }
 
 /// One non-blank line, understood.
 enum Entry {
     Current(CertRecord),
-    /// Kept only as its serial, so that duplicates are still caught.
-    Expired(Serial),
+    /// Not published; kept so that duplicates are still caught and the rails know it expired.
+    Expired(ExpiredEntry),
 }
 
 impl Entry {
     fn serial(&self) -> &Serial {
         match self {
             Entry::Current(record) => &record.serial,
-            Entry::Expired(serial) => serial,
+            Entry::Expired(entry) => &entry.serial,
         }
     }
 }
@@ -67,10 +102,12 @@ fn parse_lines(
     path: &Path,
     text: &str,
     parse_line: fn(&str) -> Result<Entry, String>,
+    rules: InputRules,
 ) -> Result<ParsedInput, InputError> {
     let mut parsed = ParsedInput {
         records: Vec::new(),
         skipped_expired: 0,
+        expired: Vec::new(),
     };
     // (serial key, line) of every entry: duplicates are found by sorting these inline
     // keys once at the end, not by hashing a heap-allocated serial per line (which at
@@ -84,7 +121,13 @@ fn parse_lines(
         if line.trim().is_empty() {
             continue;
         }
-        let entry = match parse_line(line) {
+        let checked = parse_line(line).and_then(|entry| match &entry {
+            Entry::Current(record) if !rules.allow_legacy_serials => {
+                check_rfc5280_serial(&record.serial).map(|()| entry)
+            }
+            _ => Ok(entry),
+        });
+        let entry = match checked {
             Ok(entry) => entry,
             Err(problem) => {
                 // A duplicate on an earlier line is the first problem in the file.
@@ -98,7 +141,10 @@ fn parse_lines(
         seen.push((serial_key(entry.serial().as_der_content()), line_number));
         match entry {
             Entry::Current(record) => parsed.records.push(record),
-            Entry::Expired(_) => parsed.skipped_expired += 1,
+            Entry::Expired(entry) => {
+                parsed.skipped_expired += 1;
+                parsed.expired.push(entry);
+            }
         }
     }
     match first_duplicate(path, &mut seen) {
@@ -124,6 +170,27 @@ fn first_duplicate(path: &Path, seen: &mut [(SerialKey, usize)]) -> Option<Input
         line: again,
         problem: format!("serial {serial} appears again (first on line {first})"),
     })
+}
+
+/// RFC 5280 §4.1.2.2: a positive integer of at most 20 octets. Expired entries are not
+/// checked: they are never published.
+fn check_rfc5280_serial(serial: &Serial) -> Result<(), String> {
+    let octets = serial.as_der_content().len();
+    if serial.as_der_content() == [0] {
+        Err(
+            "serial 00 is zero; RFC 5280 §4.1.2.2 requires a positive serial number (for a legacy \
+             CA that issued it, set allow_legacy_serials = true or pass --allow-legacy-serials)"
+                .into(),
+        )
+    } else if octets > RFC5280_MAX_SERIAL_OCTETS {
+        Err(format!(
+            "serial {serial} is {octets} octets long as a DER INTEGER; RFC 5280 §4.1.2.2 allows at most \
+             {RFC5280_MAX_SERIAL_OCTETS} (for a legacy CA that issued it, set allow_legacy_serials = true or \
+             pass --allow-legacy-serials)"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn parse_serial(text: &str) -> Result<Serial, String> {
@@ -159,7 +226,7 @@ fn parse_index_line(line: &str) -> Result<Entry, String> {
         "R" => parse_revocation(revocation)?,
         "E" => {
             require_no_revocation("E", revocation)?;
-            return Ok(Entry::Expired(serial));
+            return Ok(Entry::Expired(ExpiredEntry { serial, not_after }));
         }
         other => return Err(format!("unknown status {other:?} (expected V, R or E)")),
     };
@@ -324,7 +391,7 @@ fn parse_json_line(line: &str) -> Result<Entry, String> {
         JsonStatus::Revoked => json_revocation(&entry)?,
         JsonStatus::Expired => {
             require_no_json_revocation(&entry)?;
-            return Ok(Entry::Expired(serial));
+            return Ok(Entry::Expired(ExpiredEntry { serial, not_after }));
         }
     };
     Ok(Entry::Current(CertRecord {
@@ -719,6 +786,64 @@ mod tests {
             index(&text),
             &format!(":1: serial \"{too_long}\" is not hexadecimal or longer"),
         );
+    }
+
+    #[test]
+    fn serial_zero_and_serials_over_twenty_octets_are_refused_with_file_and_line() {
+        let legacy = InputRules {
+            allow_legacy_serials: true,
+        };
+        // 20 octets of content is the most RFC 5280 allows; 7F.. keeps the sign octet out.
+        let longest = format!("7F{}", "11".repeat(19));
+        let over = [
+            ("00", "serial 00 is zero"),
+            ("0", "serial 00 is zero"),
+            // 20 octets of magnitude with the top bit set: 21 with the sign octet.
+            (&*format!("80{}", "11".repeat(19)), "is 21 octets long"),
+            (&*"11".repeat(21), "is 21 octets long"),
+            (&*"11".repeat(22), "is 22 octets long"),
+        ];
+        for (serial, problem) in over {
+            let text = line("V", "360101000000Z", "", "01") + &line("V", "360101000000Z", "", serial);
+            let message = error_message(index(&text));
+            assert!(
+                message.starts_with(&format!("{PATH}:2: ")) && message.contains(problem),
+                "{serial}: {message}"
+            );
+            assert!(message.contains("allow_legacy_serials"), "{message}");
+            assert_eq!(
+                parse_openssl_index_with(Path::new(PATH), &text, legacy)
+                    .unwrap()
+                    .records
+                    .len(),
+                2,
+                "{serial} under allow_legacy_serials"
+            );
+            let json_text = format!("{{\"serial\":\"{serial}\",\"status\":\"good\"}}\n");
+            let message = error_message(json(&json_text));
+            assert!(
+                message.contains("certs.jsonl:1: serial") && message.contains(problem),
+                "{message}"
+            );
+            assert!(parse_json_lines_with(Path::new("x.jsonl"), &json_text, legacy).is_ok());
+        }
+        assert!(index(&line("V", "360101000000Z", "", &longest)).is_ok());
+        // An expired entry is never published, so an old out-of-rule serial there is fine.
+        assert!(index(&line("E", "200101000000Z", "", "00")).is_ok());
+    }
+
+    #[test]
+    fn expired_entries_keep_their_not_after_for_the_rails() {
+        let parsed = index(&line("E", "260301000000Z", "", "0A")).unwrap();
+        assert_eq!(
+            parsed.expired,
+            [ExpiredEntry {
+                serial: Serial::from_hex("0A").unwrap(),
+                not_after: Some(UnixTime(T_2026_03_01)),
+            }]
+        );
+        let parsed = json("{\"serial\":\"0b\",\"status\":\"expired\"}").unwrap();
+        assert_eq!(parsed.expired[0].not_after, None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`changes`]: the change list a manifest commits to, for caches' change feed.
 //! - [`delta`]: what an incremental snapshot carries (no I/O).
 //! - [`hsm`]: signing keys held in a PKCS#11 token.
+//! - [`rails`]: what a publish may not do to the newest snapshot (no I/O): lose a
+//!   revocation, shrink sharply, or go empty.
 //!
 //! The publisher never deletes or rewrites a snapshot a responder might be serving,
 //! except old ones beyond the retention count, and only after a newer one is complete.
@@ -17,6 +19,7 @@ pub mod delta;
 pub mod hsm;
 pub mod input;
 pub mod plan;
+pub mod rails;
 pub mod sign;
 
 pub use plan::{IssuerConfig, IssuerPlan, PublishConfig, PublishError, PublishPlan};

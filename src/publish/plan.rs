@@ -37,6 +37,18 @@ pub struct PublishConfig {
     /// Publish incremental snapshots (see [`DeltaConfig`]); without it every publish is full.
     #[serde(default)]
     pub delta: Option<DeltaConfig>,
+    /// Serials (hex) whose revocation this publish may undo (see [`super::rails`]); the
+    /// one deliberate way past that rail, logged and recorded in the signed manifest.
+    #[serde(default)]
+    pub allow_unrevoke: Vec<String>,
+    /// How far (percent) an issuer's certificate count may fall against the newest
+    /// snapshot, other than by expiry, before a publish is refused. Default 10.
+    #[serde(default = "default_max_shrink_percent")]
+    pub max_shrink_percent: u8,
+    /// Admit serial 0 and serials over 20 octets (RFC 5280 §4.1.2.2 forbids both) for a
+    /// legacy CA that issued them.
+    #[serde(default)]
+    pub allow_legacy_serials: bool,
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
 }
@@ -56,6 +68,12 @@ pub struct DeltaConfig {
     /// refresh rule when publishing at least every few hours.
     #[serde(default)]
     pub refresh_after: Option<String>,
+}
+
+pub const DEFAULT_MAX_SHRINK_PERCENT: u8 = 10;
+
+fn default_max_shrink_percent() -> u8 {
+    DEFAULT_MAX_SHRINK_PERCENT
 }
 
 fn default_full_every() -> String {
@@ -158,6 +176,9 @@ pub enum PublishError {
     Hsm(#[from] super::hsm::HsmError),
     #[error(transparent)]
     Sequence(#[from] super::sign::SequenceError),
+    /// A safety rail stopped the publish (see [`super::rails`]); nothing was written.
+    #[error(transparent)]
+    Refused(#[from] super::rails::RailError),
 }
 
 impl PublishError {
@@ -189,6 +210,8 @@ pub struct PublishPlan {
     pub sequence_floor: u64,
     /// Incremental publishing; `None`: every publish is full.
     pub delta: Option<DeltaPolicy>,
+    /// What the newest snapshot in the store must not lose (see [`super::rails`]).
+    pub rails: super::rails::Rails,
 }
 
 impl DeltaConfig {
@@ -228,6 +251,10 @@ pub struct IssuerPlan {
     pub key: SigningKey,
     pub records: Vec<CertRecord>,
     pub skipped_expired: usize,
+    /// The entries the input marks expired, for the rails.
+    pub expired: Vec<input::ExpiredEntry>,
+    /// The input file the records came from (for messages).
+    pub source: PathBuf,
     pub crl: Option<super::crls::CrlPlan>,
 }
 
@@ -263,7 +290,7 @@ impl PublishConfig {
                     issuer.name
                 )));
             }
-            issuers.push(issuer.load(now, validity, self.revocation_reasons)?);
+            issuers.push(issuer.load(now, validity, self.revocation_reasons, self.input_rules())?);
         }
         let delta = self.delta.as_ref().map(|d| d.policy(validity)).transpose()?;
         Ok(PublishPlan {
@@ -272,6 +299,37 @@ impl PublishConfig {
             keep: self.keep,
             sequence_floor: 0,
             delta,
+            rails: self.rails()?,
+        })
+    }
+
+    fn input_rules(&self) -> input::InputRules {
+        input::InputRules {
+            allow_legacy_serials: self.allow_legacy_serials,
+        }
+    }
+
+    /// The rails as configured; `--allow-shrink` is a one-off flag the caller sets after.
+    fn rails(&self) -> Result<super::rails::Rails, PublishError> {
+        if self.max_shrink_percent > 100 {
+            return Err(PublishError::Config(format!(
+                "max_shrink_percent = {} must be 0 to 100",
+                self.max_shrink_percent
+            )));
+        }
+        let allow_unrevoke = self
+            .allow_unrevoke
+            .iter()
+            .map(|hex| {
+                crate::model::Serial::from_hex(hex).ok_or_else(|| {
+                    PublishError::Config(format!("allow_unrevoke: {hex:?} is not a hexadecimal serial"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(super::rails::Rails {
+            allow_unrevoke,
+            allow_shrink: false,
+            max_shrink_percent: self.max_shrink_percent,
         })
     }
 }
@@ -335,6 +393,7 @@ impl IssuerConfig {
         now: UnixTime,
         validity: Duration,
         reasons: ReasonPolicy,
+        rules: input::InputRules,
     ) -> Result<IssuerPlan, PublishError> {
         let valid_name = !self.name.is_empty()
             && self
@@ -364,7 +423,7 @@ impl IssuerConfig {
             ));
         }
         let key = read_key_for(&self.signer_key, &signer, &self.signer_certificate)?;
-        let mut parsed = self.read_records()?;
+        let mut parsed = self.read_records(rules)?;
         let source = self
             .index
             .as_ref()
@@ -384,14 +443,16 @@ impl IssuerConfig {
             key,
             records: parsed.records,
             skipped_expired: parsed.skipped_expired,
+            expired: parsed.expired,
+            source,
             crl,
         })
     }
 
-    fn read_records(&self) -> Result<input::ParsedInput, PublishError> {
+    fn read_records(&self, rules: input::InputRules) -> Result<input::ParsedInput, PublishError> {
         match (&self.index, &self.json_lines) {
-            (Some(path), None) => Ok(input::parse_openssl_index(path, &read_text(path)?)?),
-            (None, Some(path)) => Ok(input::parse_json_lines(path, &read_text(path)?)?),
+            (Some(path), None) => Ok(input::parse_openssl_index_with(path, &read_text(path)?, rules)?),
+            (None, Some(path)) => Ok(input::parse_json_lines_with(path, &read_text(path)?, rules)?),
             _ => Err(PublishError::Config(format!(
                 "issuer {:?}: give exactly one of `index` (OpenSSL index.txt) and `json_lines`",
                 self.name

@@ -71,6 +71,23 @@ pub fn publish(
     now: UnixTime,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<PublishReport, PublishError> {
+    // The rails come first: a refused publish writes nothing, not even a temporary file.
+    let newest = newest_snapshot(plan, out_dir, now);
+    let unrevoked = super::rails::check(plan, newest.as_deref(), now)?;
+    write_snapshot(plan, out_dir, now, newest, unrevoked, progress)
+}
+
+/// [`publish`] past the rails: `newest` is the store's newest snapshot and `unrevoked` what
+/// the rails let through. Public to the crate only for tests that need a snapshot the
+/// rails refuse to make (an empty one, as earlier versions published).
+pub(crate) fn write_snapshot(
+    plan: &PublishPlan,
+    out_dir: &Path,
+    now: UnixTime,
+    newest: Option<Arc<Snapshot>>,
+    unrevoked: Vec<crate::snapshot::manifest::ManifestUnrevocation>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     std::fs::create_dir_all(out_dir)?;
     store::remove_stale_temporaries(out_dir)?;
@@ -79,7 +96,7 @@ pub fn publish(
     let total: u64 = plan.issuers.iter().map(|i| i.records.len() as u64).sum();
 
     let delta = match plan.delta {
-        Some(policy) => delta_start(plan, out_dir, now, policy),
+        Some(policy) => newest.and_then(|newest| delta_start(plan, newest, now, policy)),
         None => None,
     };
     let base_reference = delta.as_ref().map(|d| BaseReference {
@@ -129,6 +146,8 @@ pub fn publish(
         .iter()
         .map(|s| s.earliest_next_update)
         .chain(metadata.documents.iter().map(|d| d.next_update))
+        // An empty section has no nextUpdate (i64::MAX), which RFC 3339 cannot spell.
+        .filter(|seconds| *seconds != i64::MAX)
         .min()
         .map(UnixTime)
         .unwrap_or(next_update);
@@ -157,6 +176,7 @@ pub fn publish(
             })
             .collect(),
         changes: None,
+        unrevoked,
     };
     let signers: Vec<_> = plan
         .issuers
@@ -246,20 +266,33 @@ struct DeltaStart {
     refresh_after: Duration,
 }
 
-/// Whether this publish can be a delta, and against what: the newest snapshot in
-/// `out_dir` (or its base) must verify, be younger than `full_every`, and have been
-/// signed for exactly these issuers with these signers. Anything else means a full
-/// snapshot, which is always correct, so problems here are logged, not fatal.
-fn delta_start(plan: &PublishPlan, out_dir: &Path, now: UnixTime, policy: DeltaPolicy) -> Option<DeltaStart> {
+/// The newest snapshot in `out_dir`, verified against this plan's issuers: what the rails
+/// compare with and a delta starts from. `None` for an empty store, or when it does not
+/// verify (a new CA certificate, say), which is logged: then the rails have nothing to
+/// compare with and the publish is full.
+fn newest_snapshot(plan: &PublishPlan, out_dir: &Path, now: UnixTime) -> Option<Arc<Snapshot>> {
     let newest = *store::manifest_sequences(out_dir).ok()?.first()?;
     let trust = TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect());
-    let previous = match store::load_snapshot(out_dir, newest, &trust, now) {
-        Ok(snapshot) => Arc::new(snapshot),
+    match store::load_snapshot(out_dir, newest, &trust, now) {
+        Ok(snapshot) => Some(Arc::new(snapshot)),
         Err(e) => {
-            tracing::warn!(sequence = newest, error = %e, "previous snapshot unusable as a delta base; publishing a full snapshot");
-            return None;
+            tracing::warn!(sequence = newest, error = %e, "the newest snapshot does not verify against these issuers: \
+                the safety rails cannot compare with it, and the publish is full");
+            None
         }
-    };
+    }
+}
+
+/// Whether this publish can be a delta, and against what: the newest snapshot (or its
+/// base) must be younger than `full_every`, and have been signed for exactly these
+/// issuers with these signers. Anything else means a full snapshot, which is always
+/// correct, so problems here are logged, not fatal.
+fn delta_start(
+    plan: &PublishPlan,
+    previous: Arc<Snapshot>,
+    now: UnixTime,
+    policy: DeltaPolicy,
+) -> Option<DeltaStart> {
     let (base, previous_delta) = match previous.base() {
         Some(base) => (base.clone(), Some(previous.clone())),
         None => (previous, None),

@@ -244,6 +244,11 @@ impl State {
         let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
         self.admissible(&snapshot)?;
         let offered = snapshot.sequence();
+        // Under the swap lock, so the snapshot compared with is the one replaced. Callers
+        // log and count a refusal (reason "unrevoke").
+        if let Some(served) = self.current().as_ref() {
+            crate::snapshot::unrevoke::check(served, &snapshot, now)?;
+        }
         let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
         let snapshot = Arc::new(snapshot);
         let previous = self.snapshot.swap(Some(snapshot.clone()));

@@ -57,6 +57,23 @@ pub struct ManifestBody {
     /// absent, it is not serialised, so the signed message is unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::snapshot::changes::ChangeDigest>,
+    /// Revocations the publisher's operator explicitly undid (`--allow-unrevoke`), within
+    /// the last 10 days. Edges refuse a snapshot that un-revokes a serial not listed here.
+    /// Absent when empty, so manifests from before it verify unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrevoked: Vec<ManifestUnrevocation>,
+}
+
+/// One revocation undone on purpose, as the signed manifest records it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestUnrevocation {
+    /// Issuer section name.
+    pub issuer: String,
+    /// Uppercase hex, as index.txt spells it.
+    pub serial: String,
+    /// RFC 3339: when the publish that undid it ran.
+    pub at: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,12 +11,15 @@
 //! - [`documents`]: which documents (CRLs, the CCADB index) a snapshot may serve, and
 //!   the issuer signature or binding each needs (no I/O).
 //! - [`store`]: the directory: atomic, never-overwriting writes and finding the newest.
+//! - [`unrevoke`]: the edge's refusal of a snapshot that un-revokes without the
+//!   publisher's recorded override (no I/O).
 
 pub mod changes;
 pub mod documents;
 pub mod format;
 pub mod manifest;
 pub mod store;
+pub mod unrevoke;
 pub mod verify;
 
 pub use verify::{verify_manifest, Snapshot, TrustAnchors, VerifyError};

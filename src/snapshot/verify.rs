@@ -127,13 +127,18 @@ pub enum VerifyError {
     /// A document its issuer did not vouch for, or at a path it may not take.
     #[error("document {path}: {reason}")]
     Document { path: String, reason: String },
+    #[error(
+        "it un-revokes {count} certificate(s) this responder answers revoked for ({serials}), and its \
+         manifest records no --allow-unrevoke override for them"
+    )]
+    Unrevoked { count: usize, serials: String },
 }
 
 impl VerifyError {
     /// Every label a refusal is counted under: what [`VerifyError::label`] returns, plus
     /// replication's download refusals (`incomplete`: a short download; `deadline`: a
     /// download slower than `snapshots.min_download_rate`). Metrics pre-create the series.
-    pub const LABELS: [&'static str; 16] = [
+    pub const LABELS: [&'static str; 17] = [
         "bad_signature",
         "unsigned",
         "bad_manifest",
@@ -150,6 +155,7 @@ impl VerifyError {
         "future_sequence",
         "future_created_at",
         "bad_document",
+        "unrevoke",
     ];
 
     /// Whether the refusal may go away by itself (a file still being copied, a base not yet
@@ -178,6 +184,7 @@ impl VerifyError {
             VerifyError::FutureSequence { .. } => "future_sequence",
             VerifyError::FutureCreation { .. } => "future_created_at",
             VerifyError::Document { .. } => "bad_document",
+            VerifyError::Unrevoked { .. } => "unrevoke",
         }
     }
 }
@@ -594,6 +601,15 @@ impl Snapshot {
             }
         }
         Some(changes)
+    }
+
+    /// The status served for `serial` by the section named `issuer`, a delta over its base.
+    pub fn status_of(&self, issuer: &str, serial: &Serial) -> Option<format::StoredStatus> {
+        let position = self
+            .issuers
+            .iter()
+            .position(|i| i.loaded.section.name == issuer)?;
+        self.status_at(position, serial)
     }
 
     /// The status served for `serial` in issuer section `position`, a delta over its base.
