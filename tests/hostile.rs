@@ -13,3 +13,5 @@ mod http;
 mod manifests;
 #[path = "hostile/replication.rs"]
 mod replication;
+#[path = "hostile/unrevoke.rs"]
+mod unrevoke;

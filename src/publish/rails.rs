@@ -222,7 +222,7 @@ pub fn check(
     now: UnixTime,
 ) -> Result<Vec<ManifestUnrevocation>, RailError> {
     let mut problems = Vec::new();
-    let mut unrevoked = Vec::new();
+    let mut overridden: Vec<(&str, LostRevocation)> = Vec::new();
     for issuer in &plan.issuers {
         let previous = newest.and_then(|snapshot| {
             let position = snapshot.issuer_names().position(|name| name == issuer.name)?;
@@ -244,15 +244,7 @@ pub fn check(
             .lost
             .into_iter()
             .partition(|l| plan.rails.allow_unrevoke.contains(&l.serial));
-        for one in allowed {
-            tracing::warn!(issuer = %issuer.name, serial = %one.serial, revoked_at = %one.revoked_at,
-                loss = ?one.loss, "allow_unrevoke: publishing the loss of a revocation, as the operator asked; recorded in the manifest");
-            unrevoked.push(ManifestUnrevocation {
-                issuer: issuer.name.clone(),
-                serial: one.serial.to_hex(),
-                at: now.to_rfc3339(),
-            });
-        }
+        overridden.extend(allowed.into_iter().map(|one| (issuer.name.as_str(), one)));
         if !lost.is_empty() {
             problems.push(Problem::LostRevocations {
                 file: issuer.source.clone(),
@@ -290,13 +282,23 @@ pub fn check(
             tracing::warn!(issuer = %issuer.name, before = comparison.before, after, "allow_shrink: publishing a smaller certificate count");
         }
     }
+    if !problems.is_empty() {
+        return Err(RailError { problems });
+    }
     for serial in &plan.rails.allow_unrevoke {
-        if !unrevoked.iter().any(|u| u.serial == serial.to_hex()) {
+        if !overridden.iter().any(|(_, one)| &one.serial == serial) {
             tracing::warn!(%serial, "allow_unrevoke names a serial this publish does not un-revoke; it has no effect");
         }
     }
-    if !problems.is_empty() {
-        return Err(RailError { problems });
+    let mut unrevoked = Vec::with_capacity(overridden.len());
+    for (issuer, one) in overridden {
+        tracing::warn!(issuer, serial = %one.serial, revoked_at = %one.revoked_at, loss = ?one.loss,
+            "allow_unrevoke: publishing the loss of a revocation, as the operator asked; recorded in the manifest");
+        unrevoked.push(ManifestUnrevocation {
+            issuer: issuer.to_string(),
+            serial: one.serial.to_hex(),
+            at: now.to_rfc3339(),
+        });
     }
     if let Some(newest) = newest {
         carry_forward(&mut unrevoked, &newest.manifest().body.unrevoked, plan, now);

@@ -272,6 +272,42 @@ impl Pki {
         std::fs::write(self.toml(), replaced).unwrap();
     }
 
+    /// `<issuer>/index.txt` of this copy.
+    pub fn index(&self, issuer: &str) -> PathBuf {
+        self.dir.path().join(issuer).join("index.txt")
+    }
+
+    /// Rewrites `<issuer>/index.txt`: `edit` sees each line's tab-separated fields and
+    /// returns whether to keep the line.
+    pub fn edit_index(&self, issuer: &str, mut edit: impl FnMut(&mut Vec<String>) -> bool) {
+        let path = self.index(issuer);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        for line in text.lines() {
+            let mut fields: Vec<String> = line.split('\t').map(str::to_string).collect();
+            if edit(&mut fields) {
+                out.push_str(&fields.join("\t"));
+                out.push('\n');
+            }
+        }
+        std::fs::write(&path, out).unwrap();
+    }
+
+    /// Switches `issuer` from its index.txt to a JSON Lines feed with the same content
+    /// (`E` lines as `expired`, with their notAfter), and returns the feed's path.
+    pub fn use_json_lines(&self, issuer: &str) -> PathBuf {
+        let feed = self.dir.path().join(issuer).join("certs.jsonl");
+        let text = std::fs::read_to_string(self.index(issuer)).unwrap();
+        let lines: Vec<String> = text.lines().map(json_line_of_index_line).collect();
+        std::fs::write(&feed, lines.join("\n") + "\n").unwrap();
+        let toml = std::fs::read_to_string(self.toml()).unwrap();
+        let from = format!("index = \"{issuer}/index.txt\"");
+        let to = format!("json_lines = \"{issuer}/certs.jsonl\"");
+        assert!(toml.contains(&from), "{from} not in publish.toml");
+        std::fs::write(self.toml(), toml.replace(&from, &to)).unwrap();
+        feed
+    }
+
     /// Turns the `V` line of `serial` in ec/index.txt into a keyCompromise revocation.
     pub fn revoke_ec(&self, serial: &str) {
         let path = self.dir.path().join("ec/index.txt");
@@ -291,6 +327,41 @@ impl Pki {
             .collect();
         assert_eq!(changed, 1, "serial {serial} not found as a V line");
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+}
+
+/// One index.txt line (as the demo writes them) as the equivalent JSON Lines entry.
+pub fn json_line_of_index_line(line: &str) -> String {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let rfc3339 = |t: &str| {
+        let (y, mo, d, h, mi, s) = parse_utc_time(t).unwrap_or_else(|| panic!("time {t:?}"));
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    };
+    let (serial, not_after) = (fields[3], rfc3339(fields[1]));
+    match fields[0] {
+        "V" => format!(r#"{{"serial":"{serial}","status":"good","not_after":"{not_after}"}}"#),
+        "E" => format!(r#"{{"serial":"{serial}","status":"expired","not_after":"{not_after}"}}"#),
+        _ => {
+            let mut parts = fields[2].split(',');
+            let at = rfc3339(parts.next().unwrap_or_default());
+            let reason = match (parts.next(), parts.next()) {
+                (None, _) => String::new(),
+                // openssl's `keyTime,YYYYMMDDHHMMSSZ`: keyCompromise with an invalidity date.
+                (Some("keyTime"), Some(t)) => format!(
+                    r#","reason":"keyCompromise","invalidity_date":"{}-{}-{}T{}:{}:{}Z""#,
+                    &t[0..4],
+                    &t[4..6],
+                    &t[6..8],
+                    &t[8..10],
+                    &t[10..12],
+                    &t[12..14]
+                ),
+                (Some(reason), _) => format!(r#","reason":"{reason}""#),
+            };
+            format!(
+                r#"{{"serial":"{serial}","status":"revoked","revoked_at":"{at}"{reason},"not_after":"{not_after}"}}"#
+            )
+        }
     }
 }
 
@@ -417,6 +488,8 @@ pub fn strip_ansi(text: &str) -> String {
 
 pub struct Output {
     pub success: bool,
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -441,13 +514,20 @@ impl std::fmt::Display for Output {
 pub fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)
         .args(args)
+        .env("NO_COLOR", "1")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     Output {
         success: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr: strip_ansi(&String::from_utf8_lossy(&out.stderr)),
     }
+}
+
+/// The `ocsp-edge` binary under test, with `args`.
+pub fn ocsp_edge(args: &[&str]) -> Output {
+    run(env!("CARGO_BIN_EXE_ocsp-edge"), args)
 }
 
 pub fn openssl(args: &[&str]) -> Output {
