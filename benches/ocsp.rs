@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Groups: `decode_request` (SHA-1 and SHA-256 CertIDs), `decode_get` (the GET path's
-//! percent/base64 decoding), `snapshot_lookup` (random serials of the set, and a miss),
+//! percent/base64 decoding, and what a CRL path costs to rule out as an OCSP request), `snapshot_lookup` (random serials of the set, and a miss),
 //! `answer` (the whole `responder::answer`), `snapshot_verify_load` (hash + manifest
 //! signatures + index of the 10k snapshot, from a Vec and from an mmap),
 //! `assembly` (rebuilding a response around its stored signature), `delta` (verifying a
@@ -199,6 +199,13 @@ fn bench_decode_get(c: &mut Criterion, f: &Fixture) {
     c.bench_function("decode_get/sha256", |b| {
         // As the server uses it: the request handed on, not copied out.
         b.iter(|| ocsp_edge::server::http::decode_get(black_box(&path), 16384, |der| Ok(der.len())))
+    });
+    // What a CRL GET pays, with `ocsp.path = "/"`, to learn that its path holds no OCSP
+    // request before the document lookup (every attempt fails at the '.').
+    c.bench_function("decode_get/document_path", |b| {
+        b.iter(|| {
+            ocsp_edge::server::http::from_get_path(black_box("crl/ec/3.crl"), 16384, |der| Ok(der.len()))
+        })
     });
 }
 

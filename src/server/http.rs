@@ -189,9 +189,9 @@ pub fn from_get_path<T>(
     use_request: impl Fn(&[u8]) -> Result<T, Refusal>,
 ) -> InPath<T> {
     let attempts =
-        std::iter::once(rest).chain(rest.match_indices('/').take(4).map(|(at, _)| &rest[at + 1..]));
+        || std::iter::once(rest).chain(rest.match_indices('/').take(4).map(|(at, _)| &rest[at + 1..]));
     let mut best = InPath::NotBase64;
-    for attempt in attempts {
+    for (number, attempt) in attempts().enumerate() {
         match decode_get(attempt, limit, &use_request) {
             InPath::Request(Err(Refusal::Malformed(why))) => {
                 if !matches!(best, InPath::Request(_)) {
@@ -202,6 +202,15 @@ pub fn from_get_path<T>(
             InPath::NotARequest(refusal) => {
                 if matches!(best, InPath::NotBase64) {
                     best = InPath::NotARequest(refusal);
+                }
+            }
+            // Every attempt is a suffix of the first, so a byte that is never in a GET
+            // path's base64 in the shortest fails them all: a document path such as
+            // `crl/ec/3.crl` is ruled out without decoding it once per '/'.
+            InPath::NotBase64 if number == 0 => {
+                let shortest = attempts().last().unwrap_or(rest);
+                if !shortest.bytes().all(in_base64_path) {
+                    return best;
                 }
             }
             InPath::NotBase64 => {}
@@ -284,6 +293,12 @@ fn decode_get_in<T>(
 pub fn is_ocsp_request_path(path: &str, prefix: &str, limit: usize) -> bool {
     ocsp_remainder(path, prefix)
         .is_some_and(|rest| matches!(from_get_path(rest, limit, |_| Ok(())), InPath::Request(_)))
+}
+
+/// Whether a byte may appear in a GET path's base64 as clients and proxies send it:
+/// the standard or URL-safe alphabet, padding, an escape, or a space.
+fn in_base64_path(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'=' | b'%' | b'-' | b'_' | b' ')
 }
 
 /// Whether a path byte is one that clients and proxies put in place of base64: an escape,
@@ -664,6 +679,9 @@ mod tests {
             url_safe.clone(),
             format!("ocsp/{encoded}"),
             format!("a/b/{url_safe}"),
+            // Not base64 as a whole, but the text after a '/' is.
+            format!("ocsp.v1/{encoded}"),
+            format!("a.b/c!/{url_safe}"),
             encoded.replace('/', "%2F"),
         ] {
             assert_eq!(holds(&path), InPath::Request(Ok(request.len())), "{path}");
