@@ -70,20 +70,12 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
     let now = UnixTime::now();
     let snapshot = guard.as_deref();
     let answer = if is_get {
-        // The responder first: a path that holds an OCSP request is answered by it and
-        // never by a document, whatever a snapshot put at that path.
         let in_path = rest.map(|rest| answer_get(&config, snapshot, rest, now));
-        match in_path {
-            Some(InPath::Request(answer)) => answer,
-            in_path => {
-                if let Some(answer) = serve_document(state, &config, guard.as_ref(), &parts, head_only, now) {
-                    return answer;
-                }
-                match in_path {
-                    Some(InPath::NotARequest(refusal)) => Err(refusal),
-                    _ => return (not_found(), Outcome::HttpError),
-                }
-            }
+        let document = || serve_document(state, &config, guard.as_ref(), &parts, head_only, now);
+        match who_answers_get(in_path, document) {
+            GetAnswer::Responder(answer) => answer,
+            GetAnswer::Document(response) => return response,
+            GetAnswer::NotFound => return (not_found(), Outcome::HttpError),
         }
     } else {
         if rest.is_none() {
@@ -107,6 +99,33 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
             answered
         }
         Err(refusal) => (refused(refusal, head_only), Outcome::Refused(refusal)),
+    }
+}
+
+/// Who answers a GET, given what its path holds below the OCSP prefix (`None`: it is
+/// not below it) and the document at the path, which is looked for only when needed.
+#[derive(Debug, PartialEq, Eq)]
+enum GetAnswer<T, D> {
+    Responder(Result<T, Refusal>),
+    Document(D),
+    NotFound,
+}
+
+/// The responder first: a path that holds an OCSP request is answered by it and never by
+/// a document, whatever a snapshot put at that path (see [`InPath`]).
+fn who_answers_get<T, D>(
+    in_path: Option<InPath<T>>,
+    document: impl FnOnce() -> Option<D>,
+) -> GetAnswer<T, D> {
+    if let Some(InPath::Request(answer)) = in_path {
+        return GetAnswer::Responder(answer);
+    }
+    if let Some(document) = document() {
+        return GetAnswer::Document(document);
+    }
+    match in_path {
+        Some(InPath::NotARequest(refusal)) => GetAnswer::Responder(Err(refusal)),
+        _ => GetAnswer::NotFound,
     }
 }
 
@@ -168,7 +187,7 @@ fn answer_get<'a>(
 /// - any other path is a document's if a snapshot has one there;
 /// - else base64 (or a path too long to try) is a malformed OCSP request (RFC 6960 A.1:
 ///   the client meant OCSP), and anything else is not found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InPath<T> {
     /// An OCSP request: what using it gave.
     Request(Result<T, Refusal>),
@@ -722,6 +741,48 @@ mod tests {
         assert!(is_ocsp_request_path(&format!("/{url_safe}"), "/", 1024));
         assert!(!is_ocsp_request_path(&format!("/crl/{encoded}"), "/ocsp/", 1024));
         assert!(!is_ocsp_request_path("/crl/ec.crl", "/", 1024));
+    }
+
+    /// Finding 2(b) at the routing level (the verifier now refuses such snapshots, so no
+    /// running responder can hold one): a document at a path that holds an OCSP request
+    /// is neither served nor even looked up.
+    #[test]
+    fn a_document_never_answers_at_an_ocsp_request_path() {
+        use base64::Engine;
+        let request = crate::der::element(crate::der::SEQUENCE, &[&[0x02, 0x01, 0x07]]);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&request);
+        for refusal in [
+            None,
+            Some(Refusal::Malformed("two requests")),
+            Some(Refusal::UnknownIssuer),
+        ] {
+            let answer = || refusal.map_or(Ok("signed answer"), Err);
+            let in_path = from_get_path(&encoded, 1024, |_| answer());
+            let looked_up = std::cell::Cell::new(false);
+            let document = || {
+                looked_up.set(true);
+                Some("planted document")
+            };
+            assert_eq!(
+                who_answers_get(Some(in_path), document),
+                GetAnswer::Responder(answer())
+            );
+            assert!(!looked_up.get(), "{refusal:?}: the document was looked up");
+        }
+        // Elsewhere the document is served, and only without one do refusals and 404s come.
+        let cases: [(Option<InPath<()>>, _); 3] = [
+            (Some(InPath::NotBase64), GetAnswer::NotFound),
+            (None, GetAnswer::NotFound),
+            (
+                Some(InPath::NotARequest(Refusal::TooLarge)),
+                GetAnswer::Responder(Err(Refusal::TooLarge)),
+            ),
+        ];
+        for (in_path, without_document) in cases {
+            let with = who_answers_get(in_path.clone(), || Some("crl"));
+            assert_eq!(with, GetAnswer::Document("crl"), "{in_path:?}");
+            assert_eq!(who_answers_get(in_path, || None::<&str>), without_document);
+        }
     }
 
     #[test]

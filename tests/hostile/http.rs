@@ -140,8 +140,10 @@ fn a_missing_crl_is_404_and_not_an_ocsp_answer() {
 /// answer (holding one issuer's signer, an attacker planted a replayed `good` response
 /// for a revoked certificate there). The publisher here puts the EC full CRL at the GET
 /// path of a revoked EC certificate's request; that path must still get exactly the
-/// answer a POST of the same request gets, never the document. (The verifier may refuse
-/// such a snapshot outright; the answer is the responder's either way.)
+/// answer a POST of the same request gets, never the document. The verifier now refuses
+/// such a snapshot too (snapshot::documents::is_ocsp_request_path), so this checks the
+/// two defences together end to end; the routing order alone is pinned by
+/// `server::http::tests::a_document_never_answers_at_an_ocsp_request_path`.
 #[test]
 fn a_document_at_an_ocsp_get_path_never_answers_for_the_responder() {
     use base64::Engine;
