@@ -72,7 +72,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let (response, _) = respond(snapshot, document, &headers, head_only, NOW, 3600);
+    let start = document.offset as usize;
+    let place = start..start + bytes.len();
+    let (response, _) = respond(snapshot, document, place, &headers, head_only, NOW, 3600);
     let status = response.status();
     let content_length = header_text(&response, header::CONTENT_LENGTH);
     let content_range = header_text(&response, header::CONTENT_RANGE);

@@ -5,14 +5,13 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(
-    init: {
-        let root = std::env::var_os("FUZZ_SEEDS_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds"));
-        let written = ocsp_edge_fuzz_common::seeds::write_all(&root);
-        println!("wrote {written} seeds under {}", root.display());
-        std::process::exit(0);
-    },
-    |_data: &[u8]| {}
-);
+fn write_seeds_and_exit() {
+    let root = std::env::var_os("FUZZ_SEEDS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds"));
+    let written = ocsp_edge_fuzz_common::seeds::write_all(&root);
+    println!("wrote {written} seeds under {}", root.display());
+    std::process::exit(0)
+}
+
+fuzz_target!(init: write_seeds_and_exit(), |_data: &[u8]| {});

@@ -32,26 +32,29 @@ fn manifest_for(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut hash = ContentHash::new(CHUNK_SIZE);
     hash.update(bytes);
     let (root, size) = hash.finish();
-    let body = ManifestBody {
-        format_version: FORMAT_VERSION,
-        sequence: metadata.sequence,
-        created_at: UnixTime(metadata.created_at).to_rfc3339(),
-        snapshot: "snapshot.bin".into(),
-        size,
-        chunk_size: CHUNK_SIZE,
-        sha256_tree: hex_lower(&root),
-        base: metadata.base.clone(),
-        earliest_next_update: NOW.to_rfc3339(),
-        issuers: metadata
-            .issuers
-            .iter()
-            .map(|section| ManifestIssuer {
-                name: section.name.clone(),
-                subject: String::new(),
-                entries: section.entry_count,
-            })
-            .collect(),
-    };
+    let issuers: Vec<ManifestIssuer> = metadata
+        .issuers
+        .iter()
+        .map(|section| ManifestIssuer {
+            name: section.name.clone(),
+            subject: String::new(),
+            entries: section.entry_count,
+        })
+        .collect();
+    // Built from JSON so that optional fields the manifest gains keep their defaults.
+    let body: ManifestBody = serde_json::from_value(serde_json::json!({
+        "format_version": FORMAT_VERSION,
+        "sequence": metadata.sequence,
+        "created_at": UnixTime(metadata.created_at).to_rfc3339(),
+        "snapshot": "snapshot.bin",
+        "size": size,
+        "chunk_size": CHUNK_SIZE,
+        "sha256_tree": hex_lower(&root),
+        "base": metadata.base,
+        "earliest_next_update": NOW.to_rfc3339(),
+        "issuers": issuers,
+    }))
+    .ok()?;
     let (certificate, key) = ec_signer();
     let names: Vec<&str> = metadata.issuers.iter().map(|s| s.name.as_str()).collect();
     let signers: Vec<_> = names.iter().map(|name| (*name, certificate, key)).collect();

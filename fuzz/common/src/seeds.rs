@@ -7,7 +7,7 @@
 
 use crate::{fixtures, issuers, published, published_ec};
 use base64::Engine;
-use ocsp_edge::cache::feed::{issuers_of, ChangeFeed, FeedChange, Gone};
+use ocsp_edge::cache::feed::{issuers_of, ChangeFeed, FeedChange, FeedStep, Gone};
 use ocsp_edge::ocsp::request::encode_request;
 use ocsp_edge::ocsp::RequestedCertId;
 use ocsp_edge::pki::cert::{CertIdHash, Certificate};
@@ -144,12 +144,23 @@ fn snapshots(corpus: &mut Corpus) {
             });
         }
     }
+    // Evidence is the signed manifest of the snapshot a step leads to (the demo one).
+    let manifest = String::from_utf8_lossy(&full.manifest).into_owned();
+    let sequence = snapshot.sequence();
     let issuers = issuers_of(snapshot);
+    let count = changes.len() as u64;
     let feed = ChangeFeed {
-        from: 7,
-        to: 9,
+        from: sequence - 1,
+        to: sequence,
         issuers: issuers.clone(),
         changes,
+        steps: vec![FeedStep {
+            from: sequence - 1,
+            to: sequence,
+            manifest: manifest.clone(),
+            first: 0,
+            count,
+        }],
     };
     corpus.add_with(
         "change_feed",
@@ -157,7 +168,11 @@ fn snapshots(corpus: &mut Corpus) {
         2,
         &serde_json::to_vec(&feed).expect("json"),
     );
-    let gone = Gone { to: 9, issuers };
+    let gone = Gone {
+        to: sequence,
+        issuers,
+        manifest: Some(manifest),
+    };
     corpus.add_with(
         "change_feed",
         "gone",
