@@ -250,12 +250,15 @@ impl State {
             crate::snapshot::unrevoke::check(served, &snapshot, now)?;
         }
         let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
+        // Persisted before it is served: once anyone can see the new sequence, a restart
+        // cannot go back below it (a crash between the two can only leave the floor
+        // ahead of what was served, never behind).
+        self.highest.store(offered, Ordering::SeqCst);
+        self.persist_highest(offered);
         let snapshot = Arc::new(snapshot);
         let previous = self.snapshot.swap(Some(snapshot.clone()));
         // Still under the swap lock, so the change history sees swaps in order.
         self.changes.record(previous, snapshot);
-        self.highest.store(offered, Ordering::SeqCst);
-        self.persist_highest(offered);
         self.sequence.send_replace(offered);
         self.metrics.snapshot_loads.inc();
         self.metrics
