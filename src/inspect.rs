@@ -279,7 +279,8 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         // The rails refuse an empty publish; earlier versions wrote such snapshots.
-        crate::publish::sign::write_snapshot(&plan, dir.path(), now, None, Vec::new(), &mut |_| {}).unwrap();
+        crate::publish::sign::write_snapshot(&plan, dir.path(), now, None, Default::default(), &mut |_| {})
+            .unwrap();
         let report = inspect(dir.path(), None, None, now).unwrap();
         // It printed "expires in 2562047787516152h37m", and its manifest said 1970.
         assert!(!report.contains("2562047787516152h"), "{report}");

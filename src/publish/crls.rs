@@ -326,6 +326,9 @@ pub struct CrlContext<'a> {
     pub issuer_name: &'a str,
     pub issuer: &'a Certificate,
     pub records: &'a [CertRecord],
+    /// Revoked certificates that left `records` on expiring, listed once more (RFC 5280
+    /// §3.3: until one CRL issued after the validity period has listed them).
+    pub expired_revoked: &'a [CertRecord],
     pub now: UnixTime,
     pub number: u64,
     /// The snapshot directory, to find the base of a delta CRL.
@@ -388,7 +391,12 @@ const CRL_TYPE: &str = "application/pkix-crl";
 
 impl SignedCrls {
     fn generate<'a>(&self, context: &CrlContext<'a>) -> Result<Documents<'a>, PublishError> {
-        let mut entries: Vec<CrlEntry> = context.records.iter().filter_map(revoked_entry).collect();
+        let mut entries: Vec<CrlEntry> = context
+            .records
+            .iter()
+            .chain(context.expired_revoked)
+            .filter_map(revoked_entry)
+            .collect();
         entries.sort_by(|a, b| a.serial.cmp(&b.serial));
         let next_update = context.now.plus_seconds(self.validity.as_secs() as i64);
         let mut documents = Documents::new();

@@ -14,6 +14,10 @@
 //!   than by entries the input marks expired) unless `--allow-shrink`;
 //! - an empty input is never published, unless the snapshot's issuer was empty too.
 //!
+//! A revoked certificate that has just expired leaves the OCSP tables but stays in the
+//! CRLs once more when no earlier snapshot's CRL was issued after its notAfter: RFC 5280
+//! §3.3 keeps an entry until it appears on one CRL issued beyond the validity period.
+//!
 //! Owns the comparison and its messages. Never writes, never signs, never reads files.
 
 use super::plan::{IssuerPlan, PublishPlan, MAX_VALIDITY};
@@ -211,17 +215,25 @@ fn percent(part: u64, whole: u64) -> u64 {
     (u128::from(part) * 100 / u128::from(whole.max(1))) as u64
 }
 
+/// What a publish that passed the rails must carry besides its input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The un-revocations the manifest records (see [`check`]).
+    pub unrevoked: Vec<ManifestUnrevocation>,
+    /// By issuer name: revoked certificates that expired since the newest snapshot was
+    /// made, for this publish's CRLs only (RFC 5280 §3.3: listed on one CRL issued after
+    /// the certificate's validity). Their invalidity date is not known any more.
+    pub expired_revoked: std::collections::HashMap<String, Vec<CertRecord>>,
+}
+
 /// Checks `plan` against `newest` (the newest snapshot of the store, verified) at `now`.
-/// Returns the un-revocations the manifest must record: those this publish makes under
+/// Returns, besides what [`Checked`] says, the un-revocations the manifest must record: those this publish makes under
 /// `allow_unrevoke`, and those the newest manifest recorded within the last
 /// [`MAX_VALIDITY`] (an edge that skipped that snapshot still needs to see them; after
 /// that, whatever it served then has expired).
-pub fn check(
-    plan: &PublishPlan,
-    newest: Option<&Snapshot>,
-    now: UnixTime,
-) -> Result<Vec<ManifestUnrevocation>, RailError> {
+pub fn check(plan: &PublishPlan, newest: Option<&Snapshot>, now: UnixTime) -> Result<Checked, RailError> {
     let mut problems = Vec::new();
+    let mut expired_revoked = std::collections::HashMap::new();
     let mut overridden: Vec<(&str, LostRevocation)> = Vec::new();
     for issuer in &plan.issuers {
         let previous = newest.and_then(|snapshot| {
@@ -238,8 +250,16 @@ pub fn check(
             }
             continue;
         };
-        let comparison = compare(issuer, snapshot.live_statuses(position), now);
+        let comparison = compare(
+            issuer,
+            snapshot.live_statuses(position),
+            snapshot.created_at(),
+            now,
+        );
         let sequence = snapshot.sequence();
+        if !comparison.expired_revoked.is_empty() {
+            expired_revoked.insert(issuer.name.clone(), comparison.expired_revoked);
+        }
         let (allowed, lost): (Vec<_>, Vec<_>) = comparison
             .lost
             .into_iter()
@@ -303,7 +323,10 @@ pub fn check(
     if let Some(newest) = newest {
         carry_forward(&mut unrevoked, &newest.manifest().body.unrevoked, plan, now);
     }
-    Ok(unrevoked)
+    Ok(Checked {
+        unrevoked,
+        expired_revoked,
+    })
 }
 
 /// Appends the recent un-revocations of the previous manifest that are not already listed.
@@ -334,12 +357,15 @@ struct Comparison {
     before: u64,
     /// Of those, how many the input lists as expired (and so may leave).
     expired: u64,
+    /// Revoked ones that expired after the snapshot was made (its CRLs predate that).
+    expired_revoked: Vec<CertRecord>,
 }
 
 /// One merge walk over the snapshot's records and the input's, both in serial order.
 fn compare(
     issuer: &IssuerPlan,
     previous: impl Iterator<Item = (Serial, StoredStatus)>,
+    previous_created: UnixTime,
     now: UnixTime,
 ) -> Comparison {
     // The snapshot's table order (see `sign::begin_section`), which merge_by_serial follows.
@@ -358,6 +384,7 @@ fn compare(
         lost: Vec::new(),
         before: 0,
         expired: 0,
+        expired_revoked: Vec::new(),
     };
     let wanted = records.iter().map(|r| (r.serial.clone(), &r.status));
     for (serial, was, wanted) in merge_by_serial(previous, wanted) {
@@ -374,9 +401,20 @@ fn compare(
             (StoredStatus::Revoked { at, .. }, Some(CertStatus::Revoked { at: to, .. })) => {
                 (at != *to).then_some(Loss::RevocationTimeChanged { to: *to })
             }
-            (StoredStatus::Revoked { .. }, None) => match marked_expired() {
+            (StoredStatus::Revoked { at, reason }, None) => match marked_expired() {
                 Some(Some(not_after)) if not_after <= now => {
                     comparison.expired += 1;
+                    if not_after > previous_created {
+                        comparison.expired_revoked.push(CertRecord {
+                            serial: serial.clone(),
+                            status: CertStatus::Revoked {
+                                at,
+                                reason,
+                                invalidity: None,
+                            },
+                            not_after: Some(not_after),
+                        });
+                    }
                     None
                 }
                 not_after => Some(Loss::Removed {
@@ -550,6 +588,55 @@ mod tests {
             }
             plan.issuers[0].expired = vec![expired(Some(LATER.plus_seconds(-1)))];
             publish(&plan, dir.path(), LATER, &mut |_| {}).unwrap();
+        }
+    }
+
+    /// Whether the full CRL of `report`'s snapshot lists `serial` (verified first).
+    fn full_crl_lists(plan: &PublishPlan, report: &PublishReport, serial: &Serial) -> bool {
+        let bytes = std::fs::read(&report.snapshot).unwrap();
+        let metadata = crate::snapshot::format::read_metadata(&bytes).unwrap();
+        let document = metadata
+            .documents
+            .iter()
+            .find(|d| d.path == "/crl/ec.crl")
+            .unwrap();
+        let der = crate::snapshot::format::document_bytes(&bytes, document).unwrap();
+        crate::crl::read_verified(der, &plan.issuers[0].certificate)
+            .unwrap()
+            .revoked
+            .contains(serial)
+    }
+
+    #[test]
+    fn a_revoked_certificate_that_just_expired_is_on_one_more_crl_then_leaves() {
+        for (kind, mut plan) in both_kinds() {
+            let dir = published(&plan);
+            let at = first_revoked(&plan);
+            let record = plan.issuers[0].records.remove(at);
+            // Expired after the newest snapshot (and its CRL) was made, before this publish.
+            plan.issuers[0].expired = vec![ExpiredEntry {
+                serial: record.serial.clone(),
+                not_after: Some(NOW.plus_seconds(60)),
+            }];
+            let first_after = publish(&plan, dir.path(), LATER, &mut |_| {}).unwrap();
+            assert!(
+                full_crl_lists(&plan, &first_after, &record.serial),
+                "{kind}: the first CRL issued after its notAfter must list it (RFC 5280 §3.3)"
+            );
+            let trust = crate::snapshot::TrustAnchors::new(vec![
+                plan.issuers[0].certificate.clone(),
+                plan.issuers[1].certificate.clone(),
+            ]);
+            let served =
+                crate::snapshot::store::load_snapshot(dir.path(), first_after.sequence, &trust, LATER)
+                    .unwrap();
+            assert_eq!(
+                served.status_of("ec", &record.serial),
+                None,
+                "{kind}: OCSP drops it"
+            );
+            let second_after = publish(&plan, dir.path(), LATER.plus_seconds(60), &mut |_| {}).unwrap();
+            assert!(!full_crl_lists(&plan, &second_after, &record.serial), "{kind}");
         }
     }
 

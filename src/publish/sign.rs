@@ -73,11 +73,11 @@ pub fn publish(
 ) -> Result<PublishReport, PublishError> {
     // The rails come first: a refused publish writes nothing, not even a temporary file.
     let newest = newest_snapshot(plan, out_dir, now);
-    let unrevoked = super::rails::check(plan, newest.as_deref(), now)?;
-    write_snapshot(plan, out_dir, now, newest, unrevoked, progress)
+    let checked = super::rails::check(plan, newest.as_deref(), now)?;
+    write_snapshot(plan, out_dir, now, newest, checked, progress)
 }
 
-/// [`publish`] past the rails: `newest` is the store's newest snapshot and `unrevoked` what
+/// [`publish`] past the rails: `newest` is the store's newest snapshot and `checked` what
 /// the rails let through. Public to the crate only for tests that need a snapshot the
 /// rails refuse to make (an empty one, as earlier versions published).
 pub(crate) fn write_snapshot(
@@ -85,7 +85,7 @@ pub(crate) fn write_snapshot(
     out_dir: &Path,
     now: UnixTime,
     newest: Option<Arc<Snapshot>>,
-    unrevoked: Vec<crate::snapshot::manifest::ManifestUnrevocation>,
+    checked: super::rails::Checked,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
@@ -131,6 +131,10 @@ pub(crate) fn write_snapshot(
                 issuer_name: &issuer.name,
                 issuer: &issuer.certificate,
                 records: &issuer.records,
+                expired_revoked: checked
+                    .expired_revoked
+                    .get(&issuer.name)
+                    .map_or(&[][..], Vec::as_slice),
                 now,
                 number: sequence,
                 out_dir,
@@ -176,7 +180,7 @@ pub(crate) fn write_snapshot(
             })
             .collect(),
         changes: None,
-        unrevoked,
+        unrevoked: checked.unrevoked,
     };
     let signers: Vec<_> = plan
         .issuers
