@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use ocsp_edge::config::{Config, Sources};
+use ocsp_edge::config::Config;
 use ocsp_edge::server::Background;
 use ocsp_edge::snapshot::store;
 use ocsp_edge::time::UnixTime;
@@ -62,25 +62,7 @@ fn sources_toml(sources: &[Src]) -> String {
 /// A responder configuration: `cache` as `snapshots.dir`, both demo issuers trusted,
 /// ephemeral loopback ports, quick polling and backoff, `sources`, then `extra`.
 fn responder_config(cache: &Path, sources: &[Src], extra: Vec<(&'static str, config::Value)>) -> Config {
-    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::fs::write(file.path(), sources_toml(sources)).unwrap();
-    let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
-    let mut overrides: Vec<(&'static str, config::Value)> = vec![
-        ("snapshots.dir", cache.display().to_string().into()),
-        ("snapshots.trust", trust.into()),
-        ("server.listen", "127.0.0.1:0".into()),
-        ("server.admin_listen", "127.0.0.1:0".into()),
-        ("snapshots.poll_interval", "100ms".into()),
-        ("snapshots.max_backoff", "1s".into()),
-        ("snapshots.long_poll", "5s".into()),
-    ];
-    overrides.extend(extra);
-    Config::load(Sources {
-        file: Some(file.path().to_path_buf()),
-        overrides,
-        ..Default::default()
-    })
-    .expect("test configuration")
+    config_with_sources(cache, &sources_toml(sources), extra)
 }
 
 fn responder(cache: &Path, sources: &[Src], extra: Vec<(&'static str, config::Value)>) -> Background {
