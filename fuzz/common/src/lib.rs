@@ -61,12 +61,12 @@ pub struct Published {
 
 pub fn published() -> &'static Published {
     static PUBLISHED: OnceLock<Published> = OnceLock::new();
-    PUBLISHED.get_or_init(|| publish_demo(&fixtures().join("publish.toml")))
+    PUBLISHED.get_or_init(|| publish_demo(&fixtures().join("publish.toml"), &trust()))
 }
 
 /// Publishes the configuration at `config` (the demo's, or one derived from it) into a
-/// temporary directory and verifies the result.
-pub fn publish_demo(config: &Path) -> Published {
+/// temporary directory and verifies the result against `trust`.
+pub fn publish_demo(config: &Path, trust: &TrustAnchors) -> Published {
     let plan = PublishConfig::from_file(config)
         .and_then(|c| c.load(NOW))
         .expect("demo publish configuration");
@@ -74,7 +74,7 @@ pub fn publish_demo(config: &Path) -> Published {
     let report = publish(&plan, dir.path(), NOW, &mut |_| {}).expect("demo publish");
     let manifest = std::fs::read(&report.manifest).expect("published manifest");
     let bytes = std::fs::read(&report.snapshot).expect("published snapshot");
-    let snapshot = Snapshot::verify(&manifest, SnapshotBytes::Owned(bytes.clone()), &trust(), NOW)
+    let snapshot = Snapshot::verify(&manifest, SnapshotBytes::Owned(bytes.clone()), trust, NOW)
         .expect("the demo snapshot verifies");
     Published {
         manifest,
@@ -121,7 +121,7 @@ pub fn published_ec() -> &'static Published {
     static PUBLISHED: OnceLock<Published> = OnceLock::new();
     PUBLISHED.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temporary directory");
-        publish_demo(&derived_config(dir.path(), &["ec"], Some(12)))
+        publish_demo(&derived_config(dir.path(), &["ec"], Some(12)), &trust_ec())
     })
 }
 
