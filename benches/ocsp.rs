@@ -198,14 +198,12 @@ fn bench_decode_get(c: &mut Criterion, f: &Fixture) {
         .replace('=', "%3D");
     c.bench_function("decode_get/sha256", |b| {
         // As the server uses it: the request handed on, not copied out.
-        b.iter(|| ocsp_edge::server::http::decode_get(black_box(&path), 16384, |der| Ok(der.len())))
+        b.iter(|| ocsp_edge::ocsp::get::decode_get(black_box(&path), 16384, |der| Ok(der.len())))
     });
     // What a CRL GET pays, with `ocsp.path = "/"`, to learn that its path holds no OCSP
     // request before the document lookup (every attempt fails at the '.').
     c.bench_function("decode_get/document_path", |b| {
-        b.iter(|| {
-            ocsp_edge::server::http::from_get_path(black_box("crl/ec/3.crl"), 16384, |der| Ok(der.len()))
-        })
+        b.iter(|| ocsp_edge::ocsp::get::from_get_path(black_box("crl/ec/3.crl"), 16384, |der| Ok(der.len())))
     });
 }
 

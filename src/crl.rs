@@ -21,6 +21,32 @@ pub struct CrlEntry {
     pub invalidity: Option<UnixTime>,
 }
 
+/// A URL a CRL is published at (distribution point, freshestCRL, the CCADB list) and
+/// the path part a responder serves it at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub full: String,
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(text: &str) -> Result<Url, String> {
+        let rest = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+            .ok_or_else(|| format!("{text:?} is not an http:// or https:// URL"))?;
+        let slash = rest.find('/').ok_or_else(|| format!("{text:?} has no path"))?;
+        let path = &rest[slash..];
+        if slash == 0 || path.contains(['?', '#', ' ']) {
+            return Err(format!("{text:?} needs a host and a plain path"));
+        }
+        Ok(Url {
+            full: text.to_string(),
+            path: path.to_string(),
+        })
+    }
+}
+
 /// What kind of CRL, and so which scope extensions it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CrlScope {

@@ -56,6 +56,21 @@ pub fn max_age(found: &Found<'_>, now: UnixTime, cap_seconds: u64) -> u64 {
     until_next_update.min(cap_seconds)
 }
 
+/// When the CA/Browser Forum wants responses refreshed (BR §4.9.10): within 4 days of
+/// thisUpdate (half the validity when that is under 16 hours), and at least 8 hours before
+/// nextUpdate — whichever comes first.
+pub fn refresh_deadline(this_update: UnixTime, next_update: UnixTime) -> UnixTime {
+    let validity = next_update.seconds() - this_update.seconds();
+    let after_this_update = if validity < 16 * 3600 {
+        validity / 2
+    } else {
+        4 * 86_400
+    };
+    this_update
+        .plus_seconds(after_this_update)
+        .min(next_update.plus_seconds(-8 * 3600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

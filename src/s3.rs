@@ -14,7 +14,7 @@
 //! are unsigned (a public bucket).
 
 use crate::snapshot::manifest::Manifest;
-use crate::sync::source::LATEST_MANIFEST;
+use crate::snapshot::store::LATEST_MANIFEST;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde::Deserialize;
 use std::path::Path;

@@ -98,7 +98,7 @@ impl Entry {
             sequence,
             issuer,
             refresh_after: AtomicI64::new(
-                crate::server::state::refresh_deadline(verified.this_update, verified.next_update).seconds(),
+                crate::responder::refresh_deadline(verified.this_update, verified.next_update).seconds(),
             ),
         }
     }
@@ -124,7 +124,7 @@ impl Entry {
     /// The publisher re-signs every response on each publish, but a status that did not
     /// change is not in the change feed, so without this an entry would be served with
     /// its original thisUpdate until nextUpdate, past the CA/Browser Forum's refresh
-    /// deadline (BR §4.9.10, see [`crate::server::state::refresh_deadline`]). With every
+    /// deadline (BR §4.9.10, see [`crate::responder::refresh_deadline`]). With every
     /// hub down the entry keeps serving until nextUpdate; only the refresh fails.
     pub fn claim_refresh(&self, now: UnixTime) -> bool {
         let due = self.refresh_after.load(Ordering::Relaxed);

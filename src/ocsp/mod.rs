@@ -4,6 +4,7 @@
 //! Sans-I/O: bytes and `now` in, bytes or typed outcomes out. Never touches sockets,
 //! files or the clock, and never holds a private key (signing is the publisher's).
 
+pub mod get;
 pub mod request;
 pub mod response;
 pub mod verify;

@@ -10,8 +10,8 @@
 //! successive publishers (it is derived from the clock and from what the directory holds,
 //! and cannot go backwards).
 
-use super::plan::PublishError;
-use crate::crl::{self, CrlEntry, CrlFacts, CrlScope};
+use super::error::PublishError;
+use crate::crl::{self, CrlEntry, CrlFacts, CrlScope, Url};
 use crate::model::{CertRecord, CertStatus, RevocationReason};
 use crate::pki::cert::Certificate;
 use crate::pki::keys::SigningKey;
@@ -83,37 +83,12 @@ pub struct ImportedCrl {
     summary: crl::CrlSummary,
 }
 
-/// A URL and the path part a responder serves it at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Url {
-    pub full: String,
-    pub path: String,
-}
-
-impl Url {
-    pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = text
-            .strip_prefix("http://")
-            .or_else(|| text.strip_prefix("https://"))
-            .ok_or_else(|| format!("{text:?} is not an http:// or https:// URL"))?;
-        let slash = rest.find('/').ok_or_else(|| format!("{text:?} has no path"))?;
-        let path = &rest[slash..];
-        if slash == 0 || path.contains(['?', '#', ' ']) {
-            return Err(format!("{text:?} needs a host and a plain path"));
-        }
-        Ok(Url {
-            full: text.to_string(),
-            path: path.to_string(),
-        })
-    }
-}
-
 impl CrlConfig {
     pub fn rebase(&mut self, base: &Path) {
         let paths = self
             .signing_key
             .iter_mut()
-            .filter(|key| !super::plan::is_token_key(key))
+            .filter(|key| !super::keys::is_token_key(key))
             .chain(self.import.iter_mut().map(|i| &mut i.file));
         for path in paths {
             if path.is_relative() {
@@ -170,10 +145,10 @@ impl CrlConfig {
 
     /// The issuer's own key: a token key, or a PEM file checked against the issuer.
     fn load_key(&self, key_path: &Path, issuer: &Certificate) -> Result<SigningKey, PublishError> {
-        if super::plan::is_token_key(key_path) {
+        if super::keys::is_token_key(key_path) {
             let described =
                 std::path::PathBuf::from(format!("the issuer certificate {}", issuer.display_name()));
-            return super::plan::read_key_for(key_path, issuer, &described);
+            return super::keys::read_key_for(key_path, issuer, &described);
         }
         let file_error = |m: String| PublishError::File {
             path: key_path.to_path_buf(),

@@ -1,6 +1,8 @@
 //! The publisher: reads the CA's revocation state and writes a signed snapshot.
 //!
 //! - [`input`]: index.txt and JSON Lines parsing (no I/O).
+//! - [`error`]: [`PublishError`], naming the file (and line) at fault.
+//! - [`keys`]: loading a signing key from a PEM file or a PKCS#11 token.
 //! - [`plan`]: the publish configuration and loading every input file, with errors that
 //!   name the file (and line) at fault. Everything is checked before anything is signed.
 //! - [`sign`]: pre-signing on all cores and streaming the snapshot to disk.
@@ -16,11 +18,14 @@
 pub mod changes;
 pub mod crls;
 pub mod delta;
+pub mod error;
 pub mod hsm;
 pub mod input;
+pub mod keys;
 pub mod plan;
 pub mod rails;
 pub mod sign;
 
-pub use plan::{IssuerConfig, IssuerPlan, PublishConfig, PublishError, PublishPlan};
+pub use error::PublishError;
+pub use plan::{IssuerConfig, IssuerPlan, PublishConfig, PublishPlan};
 pub use sign::{publish, PublishReport};

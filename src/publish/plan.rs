@@ -4,10 +4,12 @@
 //! into a [`PublishPlan`]: certificates parsed, the signer checked against its issuer,
 //! its key checked against its certificate, every record parsed. Nothing is signed here.
 
-use super::input::{self, InputError};
+use super::error::{file_error, PublishError};
+use super::input;
+use super::keys::{is_token_key, read_key_for, read_text};
 use crate::model::CertRecord;
 use crate::pki::cert::{CertError, Certificate};
-use crate::pki::keys::{KeyError, SigningKey};
+use crate::pki::keys::SigningKey;
 use crate::time::{parse_duration, UnixTime};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -159,46 +161,6 @@ pub struct IssuerConfig {
     /// CRLs for this issuer (none when absent).
     #[serde(default)]
     pub crl: Option<super::crls::CrlConfig>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("{path}: {message}")]
-    File { path: PathBuf, message: String },
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// A key in a PKCS#11 token could not be used; each case has its own exit code.
-    #[error(transparent)]
-    Hsm(#[from] super::hsm::HsmError),
-    #[error(transparent)]
-    Sequence(#[from] super::sign::SequenceError),
-    /// A safety rail stopped the publish (see [`super::rails`]); nothing was written.
-    #[error(transparent)]
-    Refused(#[from] super::rails::RailError),
-}
-
-impl PublishError {
-    /// A signing failure: a token's own error keeps its kind (and exit code).
-    pub fn signing(error: KeyError) -> PublishError {
-        match error {
-            KeyError::External(inner) => match inner.downcast::<super::hsm::HsmError>() {
-                Ok(hsm) => PublishError::Hsm(*hsm),
-                Err(other) => PublishError::Config(other.to_string()),
-            },
-            other => PublishError::Config(other.to_string()),
-        }
-    }
-}
-
-fn file_error(path: &Path, message: impl ToString) -> PublishError {
-    PublishError::File {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
 }
 
 /// Everything needed to sign, checked.
@@ -475,36 +437,8 @@ fn signer_problem(error: &CertError, issuer_path: &Path) -> String {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, PublishError> {
-    std::fs::read_to_string(path).map_err(|e| file_error(path, e))
-}
-
 fn read_certificate(path: &Path) -> Result<Certificate, PublishError> {
     Certificate::from_pem(&read_text(path)?).map_err(|e| file_error(path, e))
-}
-
-/// Whether a configured key is a `pkcs11:` URI (a token key) rather than a PEM file.
-pub fn is_token_key(reference: &Path) -> bool {
-    reference.to_str().is_some_and(super::hsm::Pkcs11Uri::is_uri)
-}
-
-/// Loads the key a reference names: a PEM file, or a token key through [`super::hsm`].
-/// `certificate_path` is the certificate the key must belong to (for messages).
-pub fn read_key_for(
-    reference: &Path,
-    certificate: &Certificate,
-    certificate_path: &Path,
-) -> Result<SigningKey, PublishError> {
-    match reference.to_str().filter(|r| super::hsm::Pkcs11Uri::is_uri(r)) {
-        Some(uri) => Ok(super::hsm::open_signing_key(uri, certificate, certificate_path)?),
-        None => read_key(reference, certificate),
-    }
-}
-
-fn read_key(path: &Path, signer: &Certificate) -> Result<SigningKey, PublishError> {
-    let kind = signer.key_kind().map_err(|e| file_error(path, e))?;
-    SigningKey::from_pem(&read_text(path)?, signer.public_key(), kind)
-        .map_err(|e: KeyError| file_error(path, e))
 }
 
 #[cfg(test)]

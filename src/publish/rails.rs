@@ -437,7 +437,8 @@ fn compare(
 mod tests {
     use super::*;
     use crate::publish::input::ExpiredEntry;
-    use crate::publish::plan::{DeltaPolicy, PublishConfig, PublishError};
+    use crate::publish::plan::{DeltaPolicy, PublishConfig};
+    use crate::publish::PublishError;
     use crate::publish::{publish, PublishReport};
     use crate::snapshot::manifest::Manifest;
     use std::path::Path;

@@ -5,7 +5,8 @@
 //! file is hashed while it is written; the manifest (with that hash) is written last.
 
 use super::delta::{self, DeltaItem, Layer};
-use super::plan::{DeltaPolicy, IssuerPlan, PublishError, PublishPlan};
+use super::error::PublishError;
+use super::plan::{DeltaPolicy, IssuerPlan, PublishPlan};
 use crate::model::{CertRecord, Serial};
 use crate::ocsp::response::{ResponseTemplate, SingleFacts};
 use crate::pki::cert::CertIdHash;
@@ -518,7 +519,7 @@ use super::delta::stored_status;
 /// the newest snapshot with one conditional GET). The only file a publish replaces, and
 /// atomically: write, fsync, rename. Written after the snapshot and its manifest.
 fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
-    let latest = dir.join(crate::sync::source::LATEST_MANIFEST);
+    let latest = dir.join(store::LATEST_MANIFEST);
     // Static servers derive validators from the modification time in whole seconds: keep
     // it strictly increasing, so two publishes in one second still look different.
     let previous = std::fs::metadata(&latest).and_then(|m| m.modified()).ok();
@@ -532,7 +533,7 @@ fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
     file.write_all(&manifest.to_json())?;
     file.set_modified(modified)?;
     file.sync_all()?;
-    std::fs::rename(&temp, dir.join(crate::sync::source::LATEST_MANIFEST))?;
+    std::fs::rename(&temp, dir.join(store::LATEST_MANIFEST))?;
     store::sync_dir(dir)
 }
 

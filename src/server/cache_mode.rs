@@ -7,11 +7,12 @@
 //! turns the tier's outcome into a response. It must never serve bytes the tier did not
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
-use super::http::{self, InPath};
+use super::http;
 use super::metrics::Outcome;
 use super::state::State;
 use crate::cache::{CacheTier, Entry};
 use crate::config::Config;
+use crate::ocsp::get::InPath;
 use crate::ocsp::{decode_request, OcspRequest, Refusal};
 use crate::responder::NoncePolicy;
 use crate::time::UnixTime;
@@ -32,7 +33,7 @@ pub async fn route(
     let config = state.request_config();
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
-    let Some(rest) = http::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
+    let Some(rest) = crate::ocsp::get::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
         return (http::not_found(), Outcome::HttpError);
     };
     let decoded = match parts.method {
@@ -70,9 +71,9 @@ pub async fn route(
     }
 }
 
-/// The request in a GET path, found as in snapshot mode ([`http::from_get_path`]).
+/// The request in a GET path, found as in snapshot mode ([`crate::ocsp::get::from_get_path`]).
 fn request_in_path(rest: &str, limit: usize) -> InPath<OcspRequest> {
-    http::from_get_path(rest, limit, decode_request)
+    crate::ocsp::get::from_get_path(rest, limit, decode_request)
 }
 
 fn success(

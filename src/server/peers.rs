@@ -13,7 +13,7 @@
 use super::documents::DocumentBytes;
 use super::http::{etag_matches, plain};
 use super::state::State;
-use crate::sync::source::LATEST_MANIFEST;
+use crate::snapshot::store::LATEST_MANIFEST;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};

@@ -438,7 +438,8 @@ impl State {
             now.seconds() - last_sync
         });
         if let Some(snapshot) = self.current().as_ref() {
-            let deadline = refresh_deadline(snapshot.created_at(), snapshot.earliest_next_update());
+            let deadline =
+                crate::responder::refresh_deadline(snapshot.created_at(), snapshot.earliest_next_update());
             m.refresh_deadline.set(deadline.seconds() - now.seconds());
             m.refresh_at_risk
                 .set(i64::from(now.plus_seconds(3600) >= deadline));
@@ -546,21 +547,6 @@ impl State {
         };
         refused.insert(sequence, entry);
     }
-}
-
-/// When the CA/Browser Forum wants responses refreshed (BR §4.9.10): within 4 days of
-/// thisUpdate (half the validity when that is under 16 hours), and at least 8 hours before
-/// nextUpdate — whichever comes first.
-pub fn refresh_deadline(this_update: UnixTime, next_update: UnixTime) -> UnixTime {
-    let validity = next_update.seconds() - this_update.seconds();
-    let after_this_update = if validity < 16 * 3600 {
-        validity / 2
-    } else {
-        4 * 86_400
-    };
-    this_update
-        .plus_seconds(after_this_update)
-        .min(next_update.plus_seconds(-8 * 3600))
 }
 
 /// `interval` doubled per failed `attempts` (the first retry waits `interval`), capped by

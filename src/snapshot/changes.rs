@@ -14,8 +14,8 @@
 //! uses them (it drops the entries and asks again), so signing them would protect nothing
 //! and make every feed record carry them.
 //!
-//! No I/O; the publisher ([`crate::publish`]), the hub ([`crate::server::changes`]) and the
-//! cache ([`crate::cache::feed`]) all compute the list or its digest through this module,
+//! No I/O; the publisher (`publish::changes`), the hub (`server::changes`) and the
+//! cache (`cache::feed`) all compute the list or its digest through this module,
 //! so the three cannot drift apart. Must never trust a digest it did not compute: callers
 //! compare against a signed one.
 

@@ -19,9 +19,8 @@
 
 use super::format::{self, Document, DocumentKind, Metadata};
 use super::verify::VerifyError;
-use crate::crl::{self, CrlSummary};
+use crate::crl::{self, CrlSummary, Url};
 use crate::pki::cert::Certificate;
-use crate::publish::crls::Url;
 use crate::time::UnixTime;
 use std::collections::HashMap;
 
@@ -162,11 +161,11 @@ fn check_index(document: &Document, content: &[u8], metadata: &Metadata) -> Resu
 }
 
 /// Whether the server would read `path` as an OCSP GET request under some OCSP path
-/// prefix ([`crate::server::http::is_ocsp_request_path`], the server's own routing rule:
+/// prefix ([`crate::ocsp::get::is_ocsp_request_path`], the server's own routing rule:
 /// lenient base64 and percent-decoding, a DER SEQUENCE inside). Every prefix ending in
 /// '/' is tried, since the verifier does not know a responder's `ocsp.path`, and base64
 /// itself may contain '/'.
 pub fn is_ocsp_request_path(path: &str) -> bool {
     path.match_indices('/')
-        .any(|(at, _)| crate::server::http::is_ocsp_request_path(path, &path[..=at], path.len()))
+        .any(|(at, _)| crate::ocsp::get::is_ocsp_request_path(path, &path[..=at], path.len()))
 }

@@ -153,6 +153,8 @@ const MANIFEST_SUFFIX: &str = ".manifest.json";
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// Every temporary file in a snapshot directory starts with this.
 pub const TEMP_PREFIX: &str = ".tmp-";
+/// The newest manifest a publisher or responder offers, under this name.
+pub const LATEST_MANIFEST: &str = "latest.manifest.json";
 
 pub fn manifest_name(sequence: u64) -> String {
     format!("{sequence:020}{MANIFEST_SUFFIX}")

@@ -11,14 +11,12 @@
 //! `<base>latest.manifest.json` (the newest manifest) and `<base><NNN>.snapshot`.
 
 use crate::config::SourceConfig;
-use crate::snapshot::store;
+use crate::snapshot::store::{self, LATEST_MANIFEST};
 use futures_util::StreamExt;
 use reqwest::header;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The newest manifest a publisher or responder offers, under this name.
-pub const LATEST_MANIFEST: &str = "latest.manifest.json";
 /// Manifests are small; anything larger is not one.
 const MAX_MANIFEST_BYTES: usize = 1 << 20;
 
