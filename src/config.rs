@@ -60,8 +60,8 @@ pub struct Config {
     pub ocsp: OcspConfig,
     pub crl: CrlServeConfig,
     pub log: LogConfig,
-    /// Present: this responder is a cache in front of hub responders (see
-    /// [`crate::cache`]) and serves no snapshot of its own.
+    /// Present: this responder is a cache in front of hub responders (see the `cache`
+    /// module) and serves no snapshot of its own.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
 }

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod der;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http_client;
 pub mod inspect;
 pub mod model;
 pub mod ocsp;

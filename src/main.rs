@@ -341,7 +341,7 @@ impl Uploader {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?,
-            client: ocsp_edge::sync::source::client_builder()
+            client: ocsp_edge::http_client::client_builder()
                 .build()
                 .map_err(|e| e.to_string())?,
             location: ocsp_edge::s3::S3Location::new(config).map_err(|e| e.to_string())?,
@@ -651,7 +651,7 @@ fn run_status(args: StatusArgs) -> ExitCode {
         }
     };
     let fetched = runtime.block_on(async {
-        let client = ocsp_edge::sync::source::client_builder()
+        let client = ocsp_edge::http_client::client_builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
         let ready = client.get(format!("{base}readyz")).send().await?.text().await?;

@@ -255,7 +255,7 @@ fn an_upload_older_than_the_store_and_wrong_credentials_are_refused() {
     let s3_config: ocsp_edge::s3::S3Config =
         toml::from_str(&format!("endpoint = \"{}\"\nbucket = \"ocsp\"\n", s3.endpoint)).unwrap();
     let location = ocsp_edge::s3::S3Location::new(&s3_config).unwrap();
-    let client = ocsp_edge::sync::source::client_builder().build().unwrap();
+    let client = ocsp_edge::http_client::client_builder().build().unwrap();
     let refused = runtime.block_on(ocsp_edge::s3::upload(
         &client,
         &location,

@@ -23,7 +23,9 @@
 pub mod entry;
 pub mod feed;
 pub mod gate;
+pub mod metrics;
 pub mod tier;
 
 pub use entry::{CacheKey, Entry};
+pub use metrics::CacheMetrics;
 pub use tier::CacheTier;

@@ -9,13 +9,12 @@
 use super::entry::{self, Admission, CacheKey, Entry};
 use super::feed::{self, Answer, ChangeFeed, FeedError, FeedTrust, Gone, Plan, SignedNames};
 use super::gate::{AdmissionGuard, Gate};
+use super::metrics::CacheMetrics;
 use crate::config::CacheConfig;
 use crate::ocsp::request::encode_request;
 use crate::ocsp::verify::{self as response, ResponseError};
 use crate::ocsp::{Refusal, RequestedCertId, ResponseStatus};
 use crate::pki::cert::{CertIdHash, Certificate};
-use crate::server::metrics::CacheMetrics;
-use crate::server::state::State;
 use crate::time::UnixTime;
 use bytes::Bytes;
 use moka::future::Cache;
@@ -244,7 +243,7 @@ impl CacheTier {
         if config.hubs.is_empty() {
             return Err("at least one hub is required".into());
         }
-        let mut builder = crate::sync::source::client_builder();
+        let mut builder = crate::http_client::client_builder();
         for path in config.hubs.iter().filter_map(|hub| hub.ca_file.as_ref()) {
             let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
             for certificate in
@@ -509,11 +508,17 @@ impl CacheTier {
 
     /// Follows the hubs' change feed until `stop` flips: one long-poll at a time to one hub
     /// (the next one after a failure), applying each answer before asking again.
-    pub async fn run_feed(self: Arc<Self>, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    /// `current_config` is asked before every round, so a reload takes effect; `None`
+    /// (cache mode switched off) ends the task.
+    pub async fn run_feed(
+        self: Arc<Self>,
+        current_config: impl Fn() -> Option<CacheConfig> + Send + 'static,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut hub = 0usize;
         let mut failures = 0u32;
         loop {
-            let Some(config) = state.config().cache.clone() else {
+            let Some(config) = current_config() else {
                 return;
             };
             let started = Instant::now();

@@ -6,6 +6,7 @@
 //! (snapshot, replication, CRL and cache state) are ordinary `prometheus` metrics.
 
 use super::request_metrics::RequestMetrics;
+use crate::cache::CacheMetrics;
 use crate::ocsp::Refusal;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -126,31 +127,6 @@ pub struct Metrics {
     pub change_history_start: IntGauge,
     pub change_history_records: IntGauge,
 }
-
-/// The cache tier's metrics, registered only on a cache-mode responder
-/// ([`Metrics::register_cache`]).
-pub struct CacheMetrics {
-    pub hits: IntCounter,
-    pub misses: IntCounter,
-    pub fills: IntCounterVec,
-    pub fill_failures: IntCounterVec,
-    pub invalidations: IntCounter,
-    pub invalidate_all: IntCounter,
-    pub entries: IntGauge,
-    pub acknowledged: IntGauge,
-    pub feed_failures: IntCounterVec,
-    pub feed_refused: IntCounterVec,
-    pub last_hub_contact: IntGauge,
-}
-
-/// Every `result` of `ocsp_edge_cache_fills_total`.
-pub const CACHE_FILL_RESULTS: [&str; 5] = [
-    "cached",
-    "ahead_of_feed",
-    "not_synchronized",
-    "no_sequence",
-    "hub_refused",
-];
 
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
@@ -297,84 +273,7 @@ impl Metrics {
 
     /// Creates and registers the cache tier's metrics (once, on a cache-mode responder).
     pub fn register_cache(&self) -> Result<CacheMetrics, prometheus::Error> {
-        let counter = |name: &str, help: &str| IntCounter::new(name, help);
-        let metrics = CacheMetrics {
-            hits: counter("ocsp_edge_cache_hits_total", "OCSP requests answered from the cache.")?,
-            misses: counter(
-                "ocsp_edge_cache_misses_total",
-                "OCSP requests for a CertID not in the cache (concurrent misses for one CertID share one fill).",
-            )?,
-            fills: IntCounterVec::new(
-                Opts::new(
-                    "ocsp_edge_cache_fills_total",
-                    "Hub answers to fills, by result: cached, served uncached (ahead_of_feed, \
-                     not_synchronized, no_sequence) or passed on as a refusal (hub_refused).",
-                ),
-                &["result"],
-            )?,
-            fill_failures: IntCounterVec::new(
-                Opts::new(
-                    "ocsp_edge_cache_fill_failures_total",
-                    "Fill attempts that got nothing servable from a hub, by reason.",
-                ),
-                &["reason"],
-            )?,
-            invalidations: counter(
-                "ocsp_edge_cache_invalidations_total",
-                "Cache keys invalidated by the change feed (two per changed certificate).",
-            )?,
-            invalidate_all: counter(
-                "ocsp_edge_cache_invalidate_all_total",
-                "Times the whole cache was dropped because the feed could not describe the changes.",
-            )?,
-            entries: IntGauge::new("ocsp_edge_cache_entries", "Responses held in the cache.")?,
-            acknowledged: IntGauge::new(
-                "ocsp_edge_cache_acknowledged_sequence",
-                "Hub sequence whose changes the cache has applied (0: none yet).",
-            )?,
-            feed_failures: IntCounterVec::new(
-                Opts::new(
-                    "ocsp_edge_cache_feed_failures_total",
-                    "Change-feed requests that failed, by hub admin URL.",
-                ),
-                &["hub"],
-            )?,
-            feed_refused: IntCounterVec::new(
-                Opts::new(
-                    "ocsp_edge_cache_feed_refused_total",
-                    "Change-feed answers refused because the publisher's signatures do not prove \
-                     them, by reason; nothing of them is acknowledged.",
-                ),
-                &["reason"],
-            )?,
-            last_hub_contact: IntGauge::new(
-                "ocsp_edge_cache_last_hub_contact_timestamp_seconds",
-                "When a hub last answered a fill or the change feed (unix time; 0: never).",
-            )?,
-        };
-        let r = &self.registry;
-        r.register(Box::new(metrics.hits.clone()))?;
-        r.register(Box::new(metrics.misses.clone()))?;
-        r.register(Box::new(metrics.fills.clone()))?;
-        r.register(Box::new(metrics.fill_failures.clone()))?;
-        r.register(Box::new(metrics.invalidations.clone()))?;
-        r.register(Box::new(metrics.invalidate_all.clone()))?;
-        r.register(Box::new(metrics.entries.clone()))?;
-        r.register(Box::new(metrics.acknowledged.clone()))?;
-        r.register(Box::new(metrics.feed_failures.clone()))?;
-        r.register(Box::new(metrics.feed_refused.clone()))?;
-        r.register(Box::new(metrics.last_hub_contact.clone()))?;
-        // Series that exist from the start, at 0, so that increase() sees the first event.
-        for result in CACHE_FILL_RESULTS {
-            metrics.fills.with_label_values(&[result]);
-        }
-        for reason in crate::cache::tier::FillFailure::labels() {
-            metrics.fill_failures.with_label_values(&[reason]);
-        }
-        for reason in crate::cache::feed::FeedError::LABELS {
-            metrics.feed_refused.with_label_values(&[reason]);
-        }
-        Ok(metrics)
+        CacheMetrics::register(&self.registry)
     }
 
     /// Counts one request: its outcome, its latency and the body bytes it sent.

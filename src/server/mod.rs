@@ -74,9 +74,13 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = tokio::spawn(poll_snapshots(state.clone(), stop_rx.clone()));
     let replication = tokio::spawn(crate::sync::supervise(state.clone(), stop_rx.clone()));
-    let feed = state
-        .cache()
-        .map(|tier| tokio::spawn(tier.clone().run_feed(state.clone(), stop_rx.clone())));
+    let feed = state.cache().map(|tier| {
+        let feeding = state.clone();
+        tokio::spawn(
+            tier.clone()
+                .run_feed(move || feeding.config().cache.clone(), stop_rx.clone()),
+        )
+    });
     let graceful = GracefulShutdown::new();
     {
         let ocsp = accept_loop(

@@ -394,20 +394,10 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u
     Ok(body)
 }
 
-/// The starting point of every HTTP client ocsp-edge builds: rustls on the ring provider
-/// (installed here, once; reqwest panics without one), platform roots, a user agent.
-pub fn client_builder() -> reqwest::ClientBuilder {
-    // Installing twice is harmless; the first call wins.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("ocsp-edge/", env!("CARGO_PKG_VERSION")))
-}
-
 /// An HTTP client over rustls with the ring provider, verifying certificates against the
 /// platform's roots plus `ca_file`.
 fn http_client(ca_file: Option<&PathBuf>, long_poll: Duration) -> Result<reqwest::Client, String> {
-    let mut builder = client_builder().read_timeout(long_poll + Duration::from_secs(15));
+    let mut builder = crate::http_client::client_builder().read_timeout(long_poll + Duration::from_secs(15));
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         for certificate in
