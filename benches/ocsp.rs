@@ -328,7 +328,8 @@ fn bench_verify_load(c: &mut Criterion, f: &Fixture) {
     });
     group.bench_function("mmap_10k", |b| {
         b.iter(|| {
-            ocsp_edge::server::state::load_snapshot(&f.snapshots, f.report.sequence, &f.trust, f.now).unwrap()
+            ocsp_edge::snapshot::store::load_snapshot(&f.snapshots, f.report.sequence, &f.trust, f.now)
+                .unwrap()
         })
     });
     group.finish();

@@ -484,7 +484,7 @@ fn run_serve(
 /// change on a running process; says what it could not. A configuration that does not
 /// validate changes nothing.
 async fn reload_on_hangup(
-    state: std::sync::Arc<server::state::State>,
+    state: std::sync::Arc<ocsp_edge::served::State>,
     reload: impl Fn() -> Result<Config, ConfigError>,
     log_handle: Option<LogLevelHandle>,
 ) {

@@ -5,7 +5,7 @@
 //! Keep it off the public network: it reveals operational detail.
 
 use super::http::plain;
-use super::state::State;
+use crate::served::State;
 use crate::time::UnixTime;
 use bytes::Bytes;
 use http_body_util::Full;

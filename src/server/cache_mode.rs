@@ -8,13 +8,13 @@
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
 use super::http;
-use super::metrics::Outcome;
-use super::state::State;
 use crate::cache::{CacheTier, Entry};
 use crate::config::Config;
+use crate::metrics::Outcome;
 use crate::ocsp::get::InPath;
 use crate::ocsp::{decode_request, OcspRequest, Refusal};
 use crate::responder::NoncePolicy;
+use crate::served::State;
 use crate::time::UnixTime;
 use bytes::Bytes;
 use http_body_util::Full;

@@ -13,7 +13,7 @@
 //! but this origin never vouches for stale revocation data, and `/readyz` has already
 //! turned false so load balancers prefer a fresher responder.
 
-use super::metrics::Outcome;
+use crate::metrics::Outcome;
 use crate::snapshot::format::Document;
 use crate::snapshot::Snapshot;
 use crate::time::UnixTime;

@@ -9,13 +9,13 @@
 //! It also decides who answers a GET ([`InPath`]): a path holding an OCSP request is the
 //! responder's alone and must never be answered by a snapshot document.
 
-use super::metrics::{Method, Outcome};
-use super::state::State;
 use crate::config::Config;
+use crate::metrics::{Method, Outcome};
 use crate::ocsp::get::{from_get_path, ocsp_remainder, InPath};
 use crate::ocsp::response::ETAG_LEN;
 use crate::ocsp::{encode_error_response, Refusal};
 use crate::responder::{self, max_age};
+use crate::served::State;
 use crate::snapshot::format::{Found, StoredStatus};
 use crate::time::UnixTime;
 use bytes::Bytes;

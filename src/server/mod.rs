@@ -1,10 +1,11 @@
 //! The edge server: hyper/tokio adapters around the sans-I/O core.
 //!
-//! - [`state`]: the served snapshot (arc-swap), readiness, and the directory poller.
 //! - [`http`]: the OCSP endpoint. [`admin`]: health, readiness, metrics.
-//! - [`metrics`]: Prometheus metrics.
 //! - [`cache_mode`]: the OCSP endpoint of a cache-mode responder ([`crate::cache`]);
 //!   [`changes`]: the change feed a hub offers caches.
+//!
+//! The served snapshot, readiness and the directory poller are [`crate::served`]'s; the
+//! metrics [`crate::metrics`]'s; replication [`crate::sync`]'s, which `serve` starts.
 //!
 //! This module owns sockets, timeouts and connection limits, and must never make a
 //! protocol decision (that is [`crate::responder`]'s).
@@ -14,18 +15,14 @@ pub mod cache_mode;
 pub mod changes;
 pub mod documents;
 pub mod http;
-pub mod metrics;
 pub mod peers;
-mod request_metrics;
-pub mod rollback;
-pub mod state;
 
+use crate::served::State;
 use crate::time::UnixTime;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use state::State;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -247,7 +244,8 @@ async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
 /// Everything `serve` needs, built from a validated [`crate::config::Config`].
 pub fn build_state(config: crate::config::Config) -> Result<Arc<State>, crate::config::ConfigError> {
     let trust = config.trust_anchors()?;
-    let metrics = metrics::Metrics::new().map_err(|e| crate::config::ConfigError::Load(e.to_string()))?;
+    let metrics =
+        crate::metrics::Metrics::new().map_err(|e| crate::config::ConfigError::Load(e.to_string()))?;
     let tier = match &config.cache {
         Some(cache) => {
             let cache_metrics = metrics

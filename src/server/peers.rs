@@ -12,7 +12,7 @@
 
 use super::documents::DocumentBytes;
 use super::http::{etag_matches, plain};
-use super::state::State;
+use crate::served::State;
 use crate::snapshot::store::LATEST_MANIFEST;
 use bytes::Bytes;
 use http_body_util::Full;

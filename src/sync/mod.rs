@@ -20,7 +20,7 @@
 
 pub mod source;
 
-use crate::server::state::State;
+use crate::served::State;
 use crate::snapshot::manifest::Manifest;
 use crate::snapshot::store::{held_base, load_snapshot_file_on};
 use crate::snapshot::Snapshot;
@@ -175,7 +175,7 @@ fn next_delay(poll_interval: Duration, max_backoff: Duration, long_polls: bool, 
     let base = match (failures, long_polls) {
         (0, true) => Duration::from_millis(100),
         (0, false) => poll_interval,
-        (n, _) => crate::server::state::backoff(poll_interval, max_backoff, n.saturating_add(1)),
+        (n, _) => crate::served::backoff(poll_interval, max_backoff, n.saturating_add(1)),
     };
     base.mul_f64(rand::random_range(0.8..1.2))
 }
@@ -463,7 +463,7 @@ mod tests {
         })
         .unwrap();
         let trust = config.trust_anchors().unwrap();
-        let metrics = crate::server::metrics::Metrics::new().unwrap();
+        let metrics = crate::metrics::Metrics::new().unwrap();
         Arc::new(State::new(config, trust, metrics))
     }
 
@@ -610,7 +610,7 @@ mod tests {
         assert_eq!(state.current_sequence(), Some(sequence));
         assert_eq!(refused(&state, "incomplete"), 2);
         assert_eq!(
-            crate::server::rollback::read(cache.path()).unwrap(),
+            crate::served::rollback::read(cache.path()).unwrap(),
             Some(sequence)
         );
         assert_no_temporaries(cache.path());
@@ -633,7 +633,7 @@ mod tests {
         );
         assert_eq!(liar.downloads(), 1);
         assert_eq!(state.current_sequence(), None);
-        assert_eq!(crate::server::rollback::read(cache.path()).unwrap(), None);
+        assert_eq!(crate::served::rollback::read(cache.path()).unwrap(), None);
 
         let mut honest = Fake::new("honest", publisher.path(), Behaviour::Honest);
         let round = sync_once(&state, &mut honest, &mut RefusedHere::default())
@@ -715,7 +715,7 @@ mod tests {
             [
                 store::manifest_name(sequence),
                 store::snapshot_name(sequence),
-                crate::server::rollback::HIGHEST_SEQUENCE_FILE.to_string()
+                crate::served::rollback::HIGHEST_SEQUENCE_FILE.to_string()
             ]
         );
         assert_eq!(

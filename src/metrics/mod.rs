@@ -2,16 +2,18 @@
 //!
 //! Uses the `prometheus` crate without default features (no protobuf): text exposition is
 //! all Prometheus needs, and protobuf was the slowest part of a cold build. The counters
-//! every request touches live in [`super::request_metrics`], sharded per thread; the rest
+//! every request touches live in `request_metrics`, sharded per thread; the rest
 //! (snapshot, replication, CRL and cache state) are ordinary `prometheus` metrics.
 
-use super::request_metrics::RequestMetrics;
+mod request_metrics;
+
 use crate::cache::CacheMetrics;
 use crate::ocsp::Refusal;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use request_metrics::RequestMetrics;
 
 /// HTTP methods we label separately; everything else is `other`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +120,7 @@ pub struct Metrics {
     pub refresh_deadline: IntGauge,
     pub refresh_at_risk: IntGauge,
     pub highest_sequence: IntGauge,
-    /// 1 when `highest-sequence` could not be read at start (see super::rollback).
+    /// 1 when `highest-sequence` could not be read at start (see `served::rollback`).
     pub rollback_state_unreadable: IntGauge,
     /// 1 while the highest sequence accepted is not on disk (a write failed).
     pub highest_sequence_unpersisted: IntGauge,

@@ -12,7 +12,7 @@
 //! answer for an issuer on a thread registers it once), or change a series' name or
 //! labels, which dashboards and the alert rules in `deploy/` depend on.
 
-use super::metrics::{Method, Outcome};
+use super::{Method, Outcome};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::cell::RefCell;

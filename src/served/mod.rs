@@ -1,6 +1,8 @@
 //! What a running responder holds: the served snapshot behind `arc-swap` (readers never
 //! lock; a swap is one atomic pointer store), the metrics, and readiness. Also the
-//! directory poller that finds, verifies and swaps in newer snapshots.
+//! directory poller that finds, verifies and swaps in newer snapshots, the anti-rollback
+//! floor ([`rollback`]) and the hub's change history ([`changes`]). Below `server` and
+//! `sync`, which both drive it; must never import either.
 //!
 //! A snapshot is swapped in only after [`Snapshot::verify`] has passed completely; a
 //! refused one is logged, counted and the current one keeps serving. A refusal about the
@@ -9,12 +11,11 @@
 //! retried with backoff.
 //!
 //! Anti-rollback fails closed: an unreadable `highest-sequence` file (see
-//! [`super::rollback`]) makes the newest snapshot that verifies locally the floor, and is
+//! [`rollback`]) makes the newest snapshot that verifies locally the floor, and is
 //! left for an operator; a failed write of it is an error, counted and retried.
 
-use super::metrics::Metrics;
-use super::rollback;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::snapshot::store;
 use crate::snapshot::{Snapshot, TrustAnchors, VerifyError};
 use crate::time::UnixTime;
@@ -24,6 +25,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+
+pub mod changes;
+pub mod rollback;
 
 pub use rollback::HIGHEST_SEQUENCE_FILE;
 
@@ -54,8 +58,8 @@ pub struct State {
     /// (milliseconds, never during a download), so two sources that fetched the same
     /// sequence cannot both link it.
     installing: Mutex<()>,
-    /// The status changes of recent swaps, for caches' change feed (see super::changes).
-    changes: super::changes::ChangeLog,
+    /// The status changes of recent swaps, for caches' change feed (see [`changes`]).
+    changes: changes::ChangeLog,
     /// Set on a cache-mode responder, which then serves no snapshot.
     cache: std::sync::OnceLock<Arc<crate::cache::CacheTier>>,
 }
@@ -126,7 +130,7 @@ impl State {
             swapping: Mutex::new(()),
             sources_generation: watch::channel(0).0,
             installing: Mutex::new(()),
-            changes: super::changes::ChangeLog::default(),
+            changes: changes::ChangeLog::default(),
             cache: std::sync::OnceLock::new(),
         }
     }
@@ -142,7 +146,7 @@ impl State {
     }
 
     /// The status changes of recent swaps (the change feed's source).
-    pub fn changes(&self) -> &super::changes::ChangeLog {
+    pub fn changes(&self) -> &changes::ChangeLog {
         &self.changes
     }
 
@@ -560,5 +564,3 @@ pub fn backoff(
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
         .min(cap)
 }
-
-pub use crate::snapshot::store::load_snapshot;
