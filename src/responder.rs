@@ -24,6 +24,18 @@ pub enum NoncePolicy {
     Refuse,
 }
 
+impl NoncePolicy {
+    /// Whether a request may be answered at all under this policy: one that carries a
+    /// nonce is refused under [`NoncePolicy::Refuse`]. The one place this is decided, for
+    /// snapshot mode ([`answer`]) and cache mode alike.
+    pub fn admit(self, has_nonce: bool) -> Result<(), Refusal> {
+        if has_nonce && self == NoncePolicy::Refuse {
+            return Err(Refusal::NonceRefused);
+        }
+        Ok(())
+    }
+}
+
 /// Answers `request` (DER) from `snapshot` at `now`.
 ///
 /// A serial the issuer never issued (absent from the snapshot) gets `unauthorized`, never
@@ -37,9 +49,7 @@ pub fn answer<'a>(
     nonce_policy: NoncePolicy,
 ) -> Result<Found<'a>, Refusal> {
     with_request(request, |request| {
-        if request.has_nonce && nonce_policy == NoncePolicy::Refuse {
-            return Err(Refusal::NonceRefused);
-        }
+        nonce_policy.admit(request.has_nonce)?;
         let snapshot = snapshot.ok_or(Refusal::NotReady)?;
         let found = snapshot.lookup(request.cert_id)?;
         if now >= found.next_update {
@@ -138,6 +148,14 @@ mod tests {
             answer(Some(&demo.snapshot), b"junk", NOW, NoncePolicy::Ignore),
             Err(Refusal::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn only_the_refuse_policy_refuses_and_only_requests_with_a_nonce() {
+        assert_eq!(NoncePolicy::Refuse.admit(true), Err(Refusal::NonceRefused));
+        assert_eq!(NoncePolicy::Refuse.admit(false), Ok(()));
+        assert_eq!(NoncePolicy::Ignore.admit(true), Ok(()));
+        assert_eq!(NoncePolicy::Ignore.admit(false), Ok(()));
     }
 
     #[test]

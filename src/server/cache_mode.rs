@@ -12,8 +12,7 @@ use crate::cache::{CacheTier, Entry};
 use crate::config::Config;
 use crate::metrics::Outcome;
 use crate::ocsp::get::InPath;
-use crate::ocsp::{decode_request, OcspRequest, Refusal};
-use crate::responder::NoncePolicy;
+use crate::ocsp::{decode_request, OcspRequest};
 use crate::served::State;
 use crate::time::UnixTime;
 use bytes::Bytes;
@@ -54,10 +53,10 @@ pub async fn route(
         .cache
         .as_ref()
         .map_or(Duration::from_secs(2), |cache| cache.request_timeout);
-    let answer = match decoded {
-        Ok(request) if request.has_nonce && config.ocsp.nonce == NoncePolicy::Refuse => {
-            Err(Refusal::NonceRefused)
-        }
+    // The responder's nonce policy, applied before the tier so a refused request never
+    // reaches a hub.
+    let admitted = decoded.and_then(|request| config.ocsp.nonce.admit(request.has_nonce).map(|()| request));
+    let answer = match admitted {
         Ok(request) => tier.answer(&request.cert_id, timeout, now).await,
         Err(refusal) => Err(refusal),
     };
@@ -101,6 +100,7 @@ fn success(
 mod tests {
     use super::*;
     use crate::ocsp::request::{encode_request, RequestedCertId};
+    use crate::ocsp::Refusal;
     use crate::pki::cert::CertIdHash;
 
     #[test]
