@@ -61,7 +61,7 @@ pub struct State {
     /// The status changes of recent swaps, for caches' change feed (see [`changes`]).
     changes: changes::ChangeLog,
     /// Set on a cache-mode responder, which then serves no snapshot.
-    cache: std::sync::OnceLock<Arc<crate::cache::CacheTier>>,
+    cache: Option<Arc<crate::cache::CacheTier>>,
 }
 
 /// What one poll of the snapshot directory did.
@@ -89,7 +89,13 @@ enum Refused {
 }
 
 impl State {
-    pub fn new(config: Config, trust: TrustAnchors, metrics: Metrics) -> State {
+    /// `cache`: the tier of a cache-mode responder, which then serves no snapshot.
+    pub fn new(
+        config: Config,
+        trust: TrustAnchors,
+        metrics: Metrics,
+        cache: Option<Arc<crate::cache::CacheTier>>,
+    ) -> State {
         let mut highest_unreadable = false;
         let highest = if config.snapshots.dir.as_os_str().is_empty() {
             // A cache-mode responder has no snapshot directory.
@@ -131,18 +137,13 @@ impl State {
             sources_generation: watch::channel(0).0,
             installing: Mutex::new(()),
             changes: changes::ChangeLog::default(),
-            cache: std::sync::OnceLock::new(),
+            cache,
         }
-    }
-
-    /// Makes this a cache-mode responder (once, before serving).
-    pub fn attach_cache(&self, tier: Arc<crate::cache::CacheTier>) {
-        let _ = self.cache.set(tier);
     }
 
     /// The cache tier, on a cache-mode responder.
     pub fn cache(&self) -> Option<&Arc<crate::cache::CacheTier>> {
-        self.cache.get()
+        self.cache.as_ref()
     }
 
     /// The status changes of recent swaps (the change feed's source).

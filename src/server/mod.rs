@@ -262,11 +262,7 @@ pub fn build_state(config: crate::config::Config) -> Result<Arc<State>, crate::c
         }
         None => None,
     };
-    let state = Arc::new(State::new(config, trust, metrics));
-    if let Some(tier) = tier {
-        state.attach_cache(tier);
-    }
-    Ok(state)
+    Ok(Arc::new(State::new(config, trust, metrics, tier)))
 }
 
 /// A server running on its own runtime thread, for tests, benchmarks and the demo.

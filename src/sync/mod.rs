@@ -464,7 +464,7 @@ mod tests {
         .unwrap();
         let trust = config.trust_anchors().unwrap();
         let metrics = crate::metrics::Metrics::new().unwrap();
-        Arc::new(State::new(config, trust, metrics))
+        Arc::new(State::new(config, trust, metrics, None))
     }
 
     /// Publishes the demo PKI into `dir`; returns the sequence.
