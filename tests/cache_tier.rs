@@ -391,6 +391,12 @@ fn the_hub_change_feed_lists_changes_since_a_served_sequence_and_says_gone_other
     let admin = hub.admin_addr;
 
     assert_eq!(get(admin, "/changes").status, 400, "since is required");
+    // The history takes in each swap on its own thread, off the swap path: until it has
+    // the first snapshot, /changes says 503 (no snapshot yet).
+    assert!(
+        wait_until(CONVERGE, || changes(admin, "?since=0").0 != 503),
+        "the change history never took in the first snapshot"
+    );
     let (status, body) = changes(admin, "?since=0");
     assert_eq!((status, body["to"].as_u64()), (410, Some(first)), "{body}");
     assert!(body["issuers"]["rsa"]["sha256"].is_array(), "{body}");
@@ -514,6 +520,43 @@ fn concurrent_misses_share_one_fill_and_hits_answer_get_and_conditional_get() {
     assert_eq!(fills(cache.admin_addr, "hub_refused"), 2.0);
     // Malformed requests never reach a hub either.
     assert_eq!(post(cache.ocsp_addr, b"junk").body, MALFORMED);
+}
+
+/// The nonce policy in cache mode is the responder's (`NoncePolicy::admit`): with
+/// `ocsp.nonce = "refuse"` a request carrying a nonce is refused before the tier, so a
+/// client cannot make the cache ask a hub for it; the same certificate without a nonce is
+/// answered. Fails if cache mode skips the policy (the nonced request would be filled).
+#[test]
+fn with_the_refuse_nonce_policy_a_cache_refuses_nonced_requests_without_asking_a_hub() {
+    let _serial = serial();
+    let hub = start_demo_server(vec![]);
+    let cache = cache_configured(
+        &[(hub.addr(), hub.admin())],
+        "1s",
+        vec![("ocsp.nonce", "refuse".into())],
+    );
+    wait_acknowledged(cache.admin_addr, hub.initial.sequence, "start-up");
+    let row = nth_with_status('V', 4);
+    let nonced = openssl_request(&issuer_ca("ec"), &row.cert("ec"), false, true);
+    for _ in 0..2 {
+        assert_eq!(post(cache.ocsp_addr, &nonced).body, UNAUTHORIZED);
+    }
+    let text = metrics(cache.admin_addr);
+    assert_eq!(metric(&text, "ocsp_edge_cache_misses_total"), Some(0.0), "{text}");
+    let hub_text = metrics(hub.admin());
+    assert_eq!(
+        metric(
+            &hub_text,
+            r#"ocsp_edge_requests_total{method="POST",outcome="good"}"#
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "{hub_text}"
+    );
+
+    let plain = request_for(&row, false);
+    assert!(is_successful(&post(cache.ocsp_addr, &plain).body));
+    assert_eq!(fills(cache.admin_addr, "cached"), 1.0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1345,6 +1345,15 @@ pub fn cache_toml_with(hubs: &[HubAddrs], request_timeout: &str) -> String {
 
 /// An in-process cache-mode responder in front of `hubs`, trusting both demo issuers.
 pub fn cache_with(hubs: &[HubAddrs], request_timeout: &str) -> Background {
+    cache_configured(hubs, request_timeout, vec![])
+}
+
+/// [`cache_with`], plus `extra` overrides (later ones win).
+pub fn cache_configured(
+    hubs: &[HubAddrs],
+    request_timeout: &str,
+    extra: Vec<(&'static str, config::Value)>,
+) -> Background {
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::fs::write(file.path(), cache_toml_with(hubs, request_timeout)).unwrap();
     let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
@@ -1354,7 +1363,10 @@ pub fn cache_with(hubs: &[HubAddrs], request_timeout: &str) -> Background {
             ("snapshots.trust", trust.into()),
             ("server.listen", "127.0.0.1:0".into()),
             ("server.admin_listen", "127.0.0.1:0".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra)
+        .collect(),
         ..Default::default()
     })
     .expect("cache configuration");
