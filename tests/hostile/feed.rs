@@ -51,6 +51,19 @@ impl Hub {
         }
         let sequence = self.pki.publish(self.dir.path()).sequence;
         assert!(wait_for_sequence(self.server.admin_addr, sequence, CONVERGE));
+        // The change history takes in each swap on its own thread, off the swap path, so
+        // serving the sequence does not mean /changes has it yet: wait until its head
+        // (the `to` of a Gone answer to since=0) is the new sequence.
+        let head = || {
+            let response = get(self.server.admin_addr, "/changes?since=0");
+            serde_json::from_slice::<Value>(&response.body)
+                .ok()
+                .and_then(|body| body["to"].as_u64())
+        };
+        assert!(
+            wait_until(CONVERGE, || head() == Some(sequence)),
+            "the hub's change history never reached {sequence}"
+        );
         sequence
     }
 }
