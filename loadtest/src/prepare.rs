@@ -236,7 +236,7 @@ pub fn sample_records(feed: &Path, size: usize, seed: u64) -> Result<Vec<CertRec
     Ok(reservoir.into_iter().map(|(_, record)| record).collect())
 }
 
-/// Serials (as [`Serial::to_hex`] spells them) of `records` whose status in any of
+/// Serials (as [`Serial::to_hex`](ocsp_edge::model::Serial::to_hex) spells them) of `records` whose status in any of
 /// `others` (later feeds of the same CA) differs from theirs.
 pub fn changing_serials(records: &[CertRecord], others: &[PathBuf]) -> Result<HashSet<String>, Error> {
     let base: HashMap<String, bool> = records

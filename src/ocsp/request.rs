@@ -43,7 +43,7 @@ pub struct CertIdRef<'a> {
 
 impl CertIdRef<'_> {
     /// An owned copy. A serial no certificate can have (which a decoded request never
-    /// carries) is refused as [`normalised`] refuses it.
+    /// carries) is refused as `normalised` refuses it.
     pub fn owned(&self) -> Result<RequestedCertId, Refusal> {
         Ok(RequestedCertId {
             hash: self.hash,

@@ -237,7 +237,7 @@ impl State {
         self.last_sync.store(now.seconds(), Ordering::SeqCst);
     }
 
-    /// Swaps `snapshot` (fully verified) in if [`State::admissible`] allows it; persists
+    /// Swaps `snapshot` (fully verified) in if `State::admissible` allows it; persists
     /// the new highest, wakes long-polling peers and prunes the local cache. The one place
     /// a snapshot becomes the served one. Blocking (fsyncs): off the async threads.
     pub fn swap_in(

@@ -3,7 +3,7 @@
 //!
 //! - [`changes`]: the change list between two snapshots and the digest of it a manifest
 //!   signs (no I/O).
-//! - [`format`]: the binary layout and in-place lookups (no I/O).
+//! - [`format`](mod@format): the binary layout and in-place lookups (no I/O).
 //! - [`manifest`]: the signed manifest that names a snapshot and vouches for it (no I/O).
 //! - [`verify`]: turns a manifest and mapped snapshot bytes into a [`verify::Snapshot`]
 //!   that is safe to serve: signatures, trust, hash, structure. Nothing is served before
