@@ -177,10 +177,19 @@ impl SoftHsm {
     /// SubjectPublicKeyInfo of P-384 key `id`, from the EC_POINT `--list-objects` shows.
     fn p384_spki(&self, id: &str) -> Vec<u8> {
         let listing = run_ok(self.tool(&["--list-objects", "--type", "pubkey", "--id", id]));
+        // pkcs11-tool may list every public key whatever `--id` says, in any order: take
+        // the EC_POINT of the object whose own `ID:` line is `id`.
         let hex = listing
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("EC_POINT:"))
-            .unwrap_or_else(|| panic!("no EC_POINT in {listing}"))
+            .split("Public Key Object")
+            .find(|object| {
+                object.lines().any(|l| {
+                    l.trim()
+                        .strip_prefix("ID:")
+                        .is_some_and(|own| own.trim().eq_ignore_ascii_case(id))
+                })
+            })
+            .and_then(|object| object.lines().find_map(|l| l.trim().strip_prefix("EC_POINT:")))
+            .unwrap_or_else(|| panic!("no EC_POINT for ID {id} in {listing}"))
             .trim();
         let wrapped = hex::decode(hex).unwrap();
         // OCTET STRING (0x04, 0x61) around the 97-byte uncompressed point.
