@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{ocsp_edge, Output, Pki};
-use std::path::{Path, PathBuf};
+use common::{file_names, ocsp_edge, Output, Pki};
+use std::path::PathBuf;
 
 const EX_DATAERR: i32 = 65;
 /// Revoked 2026-02-01 (keyCompromise) in the demo's ec/index.txt; notAfter 2036.
@@ -93,11 +93,11 @@ impl Case {
 
     /// Publishes with `extra`, expecting a refusal that wrote nothing; returns stderr.
     fn refused(&self, extra: &[&str]) -> String {
-        let before = listing(self.out.path());
+        let before = file_names(self.out.path());
         let ran = self.publish(extra);
         assert_eq!(ran.code, Some(EX_DATAERR), "{}: {ran}", self.name);
         assert_eq!(
-            listing(self.out.path()),
+            file_names(self.out.path()),
             before,
             "{}: a refused publish wrote something",
             self.name
@@ -121,16 +121,6 @@ impl Case {
         manifests.sort();
         std::fs::read_to_string(manifests.last().unwrap()).unwrap()
     }
-}
-
-/// Every file in `dir`, temporary ones included.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn assert_contains(haystack: &str, needles: &[&str], case: &str) {

@@ -113,22 +113,12 @@ fn sync_attempts(admin: SocketAddr, label: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// The file names in `dir`, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Only committed snapshot/manifest pairs and `highest-sequence`: no temporary, partial
 /// or orphaned file. Retried for a moment, since a swap may be writing `highest-sequence`
 /// (through a temporary file) just then.
 fn assert_clean_cache(dir: &Path) {
     let check = || -> Result<(), String> {
-        let names = files(dir);
+        let names = file_names(dir);
         for name in &names {
             let stem = name
                 .strip_suffix(".manifest.json")
@@ -154,7 +144,7 @@ fn assert_clean_cache(dir: &Path) {
 
 fn sequences_in(dir: &Path) -> (Vec<u64>, Vec<u64>) {
     let manifests = store::manifest_sequences(dir).unwrap();
-    let mut snapshots: Vec<u64> = files(dir)
+    let mut snapshots: Vec<u64> = file_names(dir)
         .iter()
         .filter_map(|n| n.strip_suffix(".snapshot")?.parse().ok())
         .collect();
@@ -730,7 +720,7 @@ fn truncated_then_oversized_then_right(validators: bool) {
         assert_eq!(readyz(edge.admin_addr), 503);
         assert_clean_cache(cache.path());
         assert_eq!(
-            files(cache.path()),
+            file_names(cache.path()),
             Vec::<String>::new(),
             "{what}: cache not empty"
         );
@@ -925,10 +915,15 @@ fn the_cache_keeps_the_newest_k_snapshots() {
     assert!(
         wait_until(Duration::from_secs(2), expect),
         "cache {:?}, expected the pairs {newest:?}",
-        files(cache.path())
+        file_names(cache.path())
     );
     assert_clean_cache(cache.path());
-    assert_eq!(files(cache.path()).len(), 5, "{:?}", files(cache.path()));
+    assert_eq!(
+        file_names(cache.path()).len(),
+        5,
+        "{:?}",
+        file_names(cache.path())
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1188,7 +1183,7 @@ fn a_peer_round_that_failed_after_the_manifest_is_retried() {
         "never served {sequence}: {} more rounds in 5 s, {} failures\n{}",
         sync_attempts(edge.admin_addr, &label) - attempts,
         sync_failures(edge.admin_addr, &label),
-        files(cache.path()).join(" ")
+        file_names(cache.path()).join(" ")
     );
 }
 

@@ -749,7 +749,7 @@ mod tests {
         let tampered = text.replacen("\"value\": \"", "\"value\": \"AAAA", 1);
         assert_ne!(text, tampered);
         std::fs::write(&manifest, tampered).unwrap();
-        let before: Vec<(PathBuf, Vec<u8>)> = {
+        let contents = || -> Vec<(PathBuf, Vec<u8>)> {
             let mut files: Vec<_> = std::fs::read_dir(cache.path())
                 .unwrap()
                 .map(|e| {
@@ -761,24 +761,14 @@ mod tests {
             files.sort();
             files
         };
+        let before = contents();
         let mut source = Fake::new("forger", publisher.path(), Behaviour::Honest);
         let error = sync_once(&state, &mut source, &mut RefusedHere::default())
             .await
             .unwrap_err();
         assert!(matches!(error, SyncError::Refused(_)), "{error}");
         assert_eq!(source.downloads(), 0, "downloaded before the manifest verified");
-        let after: Vec<(PathBuf, Vec<u8>)> = {
-            let mut files: Vec<_> = std::fs::read_dir(cache.path())
-                .unwrap()
-                .map(|e| {
-                    let path = e.unwrap().path();
-                    let bytes = std::fs::read(&path).unwrap();
-                    (path, bytes)
-                })
-                .collect();
-            files.sort();
-            files
-        };
+        let after = contents();
         assert_eq!(before, after);
         assert_eq!(state.highest_sequence(), older);
         assert_eq!(state.current_sequence(), Some(older));

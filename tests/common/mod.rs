@@ -1465,3 +1465,13 @@ pub fn drop_into(dir: &Path, sequence: u64, manifest: &[u8], snapshot: &[u8]) {
         std::fs::rename(&temporary, dir.join(name)).unwrap();
     }
 }
+
+/// Every file name in `dir` (temporary ones included), sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
