@@ -11,6 +11,7 @@
 //! - [`hsm`]: signing keys held in a PKCS#11 token.
 //! - [`rails`]: what a publish may not do to the newest snapshot (no I/O): lose a
 //!   revocation, shrink sharply, or go empty.
+//! - [`signal`]: how an input tells the live publisher that it may have changed.
 //!
 //! The publisher never deletes or rewrites a snapshot a responder might be serving,
 //! except old ones beyond the retention count, and only after a newer one is complete.
@@ -25,6 +26,7 @@ pub mod keys;
 pub mod plan;
 pub mod rails;
 pub mod sign;
+pub mod signal;
 
 pub use error::PublishError;
 pub use plan::{IssuerConfig, IssuerPlan, PublishConfig, PublishPlan};
