@@ -5,7 +5,7 @@
 use crate::pki::cert::Certificate;
 use crate::responder::NoncePolicy;
 use crate::snapshot::TrustAnchors;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,11 +77,17 @@ pub struct CacheConfig {
     #[serde(default = "default_cache_capacity")]
     pub capacity: u64,
     /// Deadline for one fill from one hub (then the next hub is tried).
-    #[serde(default = "default_cache_request_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_cache_request_timeout",
+        deserialize_with = "crate::units::serde::duration"
+    )]
     pub request_timeout: Duration,
     /// How long one change-feed request may wait at the hub for a newer sequence (the
     /// hub caps it at its own `snapshots.long_poll`).
-    #[serde(default = "default_cache_change_wait", deserialize_with = "duration")]
+    #[serde(
+        default = "default_cache_change_wait",
+        deserialize_with = "crate::units::serde::duration"
+    )]
     pub change_wait: Duration,
 }
 
@@ -114,7 +120,7 @@ fn default_cache_change_wait() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct CrlServeConfig {
     /// Upper bound for a CRL's `Cache-Control: max-age` (never past its nextUpdate either).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub cache_max_age: Duration,
 }
 
@@ -126,18 +132,19 @@ pub struct ServerConfig {
     /// Connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Also closes idle keep-alive connections (hyper applies it between requests).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub header_read_timeout: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub body_read_timeout: Duration,
     /// Larger POST bodies get `malformedRequest` without being read.
+    #[serde(deserialize_with = "crate::units::serde::size_usize")]
     pub max_request_bytes: usize,
     /// After SIGTERM: readiness is false at once, but connections are still accepted this
     /// long, so load balancers see the failing probe before the listener goes away.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub drain_grace: Duration,
     /// Then in-flight and keep-alive requests get this long to finish.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub drain_deadline: Duration,
 }
 
@@ -148,11 +155,11 @@ pub struct SnapshotConfig {
     pub dir: PathBuf,
     /// PEM files of the issuer certificates this responder answers for.
     pub trust: Vec<PathBuf>,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub poll_interval: Duration,
     /// Readiness turns false this long before the earliest nextUpdate, so a load balancer
     /// drains the responder before anything could go stale.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub not_ready_before_expiry: Duration,
     /// Snapshots kept in `dir` when it is fed by `sources` (a restart serves the newest
     /// with every source down).
@@ -161,17 +168,18 @@ pub struct SnapshotConfig {
     /// newer snapshots from `dir`, start with this set, then unset it). Never leave it on.
     pub danger_allow_rollback: bool,
     /// Longest wait between attempts on a failing source (exponential backoff, jittered).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub max_backoff: Duration,
     /// How long a peer may hold a manifest request open waiting for a newer snapshot.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub long_poll: Duration,
     /// A snapshot download from a source must finish within this plus its size at
     /// `min_download_rate`; a slower source is abandoned for the round (and retried with
     /// backoff), so a dripping mirror holds nothing up for long.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub download_deadline: Duration,
     /// Bytes per second a source must at least sustain (see `download_deadline`).
+    #[serde(deserialize_with = "crate::units::serde::size")]
     pub min_download_rate: u64,
     /// Change-feed (`/changes`) requests one client address may hold waiting at once; more
     /// are answered `429` with `Retry-After`. A cache holds one.
@@ -181,7 +189,7 @@ pub struct SnapshotConfig {
     /// How far beyond now a snapshot's sequence (unix seconds at publish) and creation
     /// time may be: a manifest claiming more is refused (`future_sequence`), so that not
     /// even a signed one can lift the anti-rollback floor beyond every genuine publish.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub max_sequence_skew: Duration,
     /// Where snapshots come from, in order of preference. Empty: `dir` itself is written by
     /// the publisher (or a replica of it) and only polled.
@@ -221,7 +229,7 @@ pub struct OcspConfig {
     pub nonce: NoncePolicy,
     /// Upper bound for `Cache-Control: max-age` (it never reaches past nextUpdate either):
     /// how long a CDN may keep a `good` answer after a revocation is published.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::units::serde::duration")]
     pub cache_max_age: Duration,
 }
 
@@ -460,19 +468,6 @@ fn read_certificates(path: &Path) -> Result<Vec<Certificate>, ConfigError> {
     Certificate::all_from_pem(&text).map_err(|e| problem(e.to_string()))
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a duration")));
-    }
-    crate::time::parse_duration(&text).ok_or_else(|| {
-        serde::de::Error::custom(format!("{text:?} is not a duration such as 500ms, 10s, 5m, 1h"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,6 +548,52 @@ mod tests {
             sources.overrides.push((key, value));
             let err = Config::load(sources).err().unwrap().to_string();
             assert!(err.contains(expected), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_use_the_one_grammar_of_every_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = with_required(dir.path());
+        sources.environment = HashMap::from([
+            (
+                "OCSP_EDGE__SERVER__MAX_REQUEST_BYTES".to_string(),
+                "64KiB".to_string(),
+            ),
+            (
+                "OCSP_EDGE__SNAPSHOTS__MIN_DOWNLOAD_RATE".to_string(),
+                "1MB".to_string(),
+            ),
+            (
+                "OCSP_EDGE__SNAPSHOTS__POLL_INTERVAL".to_string(),
+                "1s500ms".to_string(),
+            ),
+            ("OCSP_EDGE__SERVER__DRAIN_GRACE".to_string(), "500ms".to_string()),
+            (
+                "OCSP_EDGE__SNAPSHOTS__MAX_SEQUENCE_SKEW".to_string(),
+                "1h30m".to_string(),
+            ),
+        ]);
+        let config = Config::load(sources).unwrap();
+        assert_eq!(config.server.max_request_bytes, 65_536);
+        assert_eq!(config.snapshots.min_download_rate, 1_000_000);
+        assert_eq!(config.snapshots.poll_interval, Duration::from_millis(1_500));
+        assert_eq!(config.server.drain_grace, Duration::from_millis(500));
+        assert_eq!(config.snapshots.max_sequence_skew, Duration::from_secs(5_400));
+
+        for (key, value) in [
+            ("server.drain_grace", "5 minutes"),
+            ("snapshots.long_poll", "30m1h"),
+            ("server.max_request_bytes", "16kb"),
+            ("snapshots.min_download_rate", "fast"),
+        ] {
+            let mut sources = with_required(dir.path());
+            sources.overrides.push((key, value.into()));
+            let err = Config::load(sources).err().unwrap().to_string();
+            assert!(
+                err.contains(key) && err.contains(&format!("{value:?}")),
+                "{key}: {err}"
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 //! ocsp-edge: pre-signed OCSP (and, later, CRLs) served from verified snapshots.
 //!
 //! The crate is split so that the architecture shows in the layout:
-//! - [`model`], [`time`], [`der`]: vocabulary shared by everything; no I/O.
+//! - [`model`], [`time`], [`der`], [`units`]: vocabulary shared by everything; no I/O.
 //! - [`pki`]: certificates and signing keys; no I/O.
 //! - [`ocsp`]: decoding requests and encoding responses; bytes and `now` in, bytes out.
 //! - [`snapshot`]: the snapshot file format, its manifest and the directory store.
@@ -47,6 +47,7 @@ pub mod server;
 pub mod snapshot;
 pub mod sync;
 pub mod time;
+pub mod units;
 
 #[cfg(test)]
 mod testing;

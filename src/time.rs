@@ -74,24 +74,6 @@ impl fmt::Display for UnixTime {
     }
 }
 
-/// Parses a duration such as `96h`, `90m`, `10d`, `3600s` or `3600` (seconds).
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number.parse().ok()?;
-    let factor = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(factor).map(std::time::Duration::from_secs)
-}
-
 /// Parses an ASN.1 time: UTCTime `YYMMDDHHMMSSZ` (years 50–99 are 19xx, RFC 5280
 /// §4.1.2.5.1) when `utc` is true, GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise.
 pub fn parse_asn1_time(text: &str, utc: bool) -> Option<UnixTime> {
@@ -114,15 +96,6 @@ pub fn parse_asn1_time(text: &str, utc: bool) -> Option<UnixTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("96h").unwrap().as_secs(), 96 * 3600);
-        assert_eq!(parse_duration("10d").unwrap().as_secs(), 864_000);
-        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
-        assert!(parse_duration("4x").is_none());
-        assert!(parse_duration("").is_none());
-    }
 
     #[test]
     fn generalized_time_has_no_fraction() {

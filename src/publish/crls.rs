@@ -16,7 +16,8 @@ use crate::model::{CertRecord, CertStatus, RevocationReason};
 use crate::pki::cert::Certificate;
 use crate::pki::keys::SigningKey;
 use crate::snapshot::format::{DocumentInput, DocumentKind};
-use crate::time::{parse_duration, UnixTime};
+use crate::time::UnixTime;
+use crate::units::parse_duration;
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -163,10 +164,11 @@ impl CrlConfig {
 
     fn plan_signed(&self, key: SigningKey) -> Result<CrlPlan, PublishError> {
         let validity = parse_duration(&self.validity)
+            .ok()
             .filter(|v| (MIN_CRL_VALIDITY..=MAX_CRL_VALIDITY).contains(v))
             .ok_or_else(|| {
                 PublishError::Config(format!(
-                    "validity {:?} must be a duration from 1h to 10d (CA/Browser Forum BR §4.9.7)",
+                    "crl.validity = {:?} must be a duration from 1h to 10d (CA/Browser Forum BR §4.9.7)",
                     self.validity
                 ))
             })?;

@@ -10,7 +10,8 @@ use super::keys::{is_token_key, read_key_for, read_text};
 use crate::model::CertRecord;
 use crate::pki::cert::{CertError, Certificate};
 use crate::pki::keys::SigningKey;
-use crate::time::{parse_duration, UnixTime};
+use crate::time::UnixTime;
+use crate::units::parse_duration;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -179,11 +180,7 @@ pub struct PublishPlan {
 impl DeltaConfig {
     fn policy(&self, validity: Duration) -> Result<DeltaPolicy, PublishError> {
         let parse = |key: &str, text: &str| {
-            crate::time::parse_duration(text).ok_or_else(|| {
-                PublishError::Config(format!(
-                    "delta.{key} = {text:?} is not a duration like 24h or 90m"
-                ))
-            })
+            parse_duration(text).map_err(|e| PublishError::Config(format!("delta.{key}: {e}")))
         };
         let full_every = parse("full_every", &self.full_every)?;
         let refresh_after = match &self.refresh_after {
@@ -316,11 +313,7 @@ fn check_document_paths(issuers: &[IssuerConfig]) -> Result<(), PublishError> {
 
 /// Parses and range-checks a validity such as `96h`.
 pub fn parse_validity(text: &str) -> Result<Duration, PublishError> {
-    let validity = parse_duration(text).ok_or_else(|| {
-        PublishError::Config(format!(
-            "validity {text:?} is not a duration such as 96h, 5760m or 4d"
-        ))
-    })?;
+    let validity = parse_duration(text).map_err(|e| PublishError::Config(format!("validity: {e}")))?;
     if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&validity) {
         return Err(PublishError::Config(format!(
             "validity {text} is outside the CA/Browser Forum window of 8h to 10d (Baseline Requirements §4.9.10)"
@@ -471,6 +464,29 @@ mod tests {
         }
         assert_eq!(parse_validity("8h").unwrap().as_secs(), 8 * 3600);
         assert_eq!(parse_validity("10d").unwrap().as_secs(), 10 * 86_400);
+    }
+
+    #[test]
+    fn publisher_durations_take_the_responders_grammar_and_name_the_key() {
+        assert_eq!(parse_validity("4d12h").unwrap().as_secs(), 108 * 3600);
+        let delta = |full_every: &str, refresh_after: &str| DeltaConfig {
+            full_every: full_every.into(),
+            refresh_after: Some(refresh_after.into()),
+        };
+        let policy = delta("12h30m", "90m")
+            .policy(Duration::from_secs(96 * 3600))
+            .unwrap();
+        assert_eq!(policy.full_every, Duration::from_secs(45_000));
+        assert_eq!(policy.refresh_after, Duration::from_secs(5_400));
+        for (config, key, value) in [
+            (delta("1 day", "1h"), "delta.full_every", "1 day"),
+            (delta("24h", "30m1h"), "delta.refresh_after", "30m1h"),
+        ] {
+            let err = config.policy(Duration::from_secs(96 * 3600)).unwrap_err();
+            assert!(matches!(err, PublishError::Config(_)), "{err}");
+            let err = err.to_string();
+            assert!(err.contains(key) && err.contains(&format!("{value:?}")), "{err}");
+        }
     }
 
     #[test]
