@@ -1,0 +1,269 @@
+//! Responders under test: in-process ([`TestServer`], cache mode) and the real binary
+//! ([`ServeProcess`]), their configuration, and their admin endpoint.
+
+use super::*;
+
+/// A responder configuration for tests: `dir`, the given trust anchors, ephemeral ports on
+/// 127.0.0.1, a 100 ms poll interval, plus `extra` overrides (later ones win).
+pub fn config_for(dir: &Path, trust: &[PathBuf], extra: Vec<(&'static str, config::Value)>) -> Config {
+    let trust: Vec<String> = trust.iter().map(|p| p.display().to_string()).collect();
+    let mut overrides: Vec<(&'static str, config::Value)> = vec![
+        ("snapshots.dir", dir.display().to_string().into()),
+        ("snapshots.trust", trust.into()),
+        ("server.listen", "127.0.0.1:0".into()),
+        ("server.admin_listen", "127.0.0.1:0".into()),
+        ("snapshots.poll_interval", "100ms".into()),
+    ];
+    overrides.extend(extra);
+    Config::load(Sources {
+        overrides,
+        ..Default::default()
+    })
+    .expect("test configuration")
+}
+
+/// Both demo issuers.
+pub fn demo_trust() -> Vec<PathBuf> {
+    vec![issuer_ca("ec"), issuer_ca("rsa")]
+}
+
+/// A running server plus the directory it serves from (kept alive as long as the server).
+pub struct TestServer {
+    pub server: Background,
+    pub dir: tempfile::TempDir,
+    /// The snapshot published before start.
+    pub initial: PublishReport,
+}
+
+impl TestServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.server.ocsp_addr
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.server.admin_addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.server.ocsp_addr)
+    }
+}
+
+/// Publishes the demo PKI into a fresh directory and serves it with `extra` overrides.
+pub fn start_demo_server(extra: Vec<(&'static str, config::Value)>) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let initial = publish_demo(dir.path());
+    let server = Background::start(config_for(dir.path(), &demo_trust(), extra)).expect("server start");
+    assert_eq!(server.state.current_sequence(), Some(initial.sequence));
+    TestServer { server, dir, initial }
+}
+
+/// A running `ocsp-edge serve`; killed (and reaped) when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub ocsp: SocketAddr,
+    pub admin: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServeProcess {
+    /// `ocsp-edge serve --config <toml> <args>` on kernel-chosen loopback ports, both demo
+    /// issuers trusted; returns once it logs its addresses.
+    pub fn start(toml: &str, args: &[&str]) -> (ServeProcess, tempfile::NamedTempFile) {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(file.path())
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        for trust in demo_trust() {
+            command.arg("--trust").arg(trust);
+        }
+        let mut child = command
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ocsp-edge serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, addresses) = std::sync::mpsc::channel();
+        let writer = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                writer.lock().unwrap().push_str(&format!("{line}\n"));
+                if line.contains("listening") {
+                    if let (Some(ocsp), Some(admin)) =
+                        (log_address(&line, "ocsp="), log_address(&line, "admin="))
+                    {
+                        let _ = found.send((ocsp, admin));
+                    }
+                }
+            }
+        });
+        let (ocsp, admin) = match addresses.recv_timeout(IO_TIMEOUT) {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("serve never logged its addresses ({e})\n{}", log.lock().unwrap());
+            }
+        };
+        (
+            ServeProcess {
+                child,
+                ocsp,
+                admin,
+                log,
+            },
+            file,
+        )
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: the hub vanishes without closing anything politely.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A valid POST on a new connection still gets a successful OCSP response.
+pub fn assert_still_serves(addr: SocketAddr) {
+    let response = post(addr, &good_request());
+    assert_eq!(response.status, 200, "{response:?}");
+    assert!(
+        is_successful(&response.body),
+        "not a successful OCSP response: {:02x?}",
+        &response.body[..response.body.len().min(16)]
+    );
+}
+
+pub fn metrics(admin: SocketAddr) -> String {
+    let response = get(admin, "/metrics");
+    assert_eq!(response.status, 200);
+    String::from_utf8(response.body).unwrap()
+}
+
+/// The value of the sample `series` (name plus labels exactly as exposed), if present.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Waits until the admin endpoint reports `sequence` as the served snapshot.
+pub fn wait_for_sequence(admin: SocketAddr, sequence: u64, limit: Duration) -> bool {
+    wait_until(limit, || {
+        metric(&metrics(admin), "ocsp_edge_snapshot_sequence") == Some(sequence as f64)
+    })
+}
+
+/// A responder configuration like [`config_for`] (both demo issuers trusted) whose
+/// `[[snapshots.sources]]` are `sources_toml`, e.g. from [`http_source`] and
+/// [`directory_source`].
+pub fn config_with_sources(
+    dir: &Path,
+    sources_toml: &str,
+    extra: Vec<(&'static str, config::Value)>,
+) -> Config {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), sources_toml).unwrap();
+    let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
+    let mut overrides: Vec<(&'static str, config::Value)> = vec![
+        ("snapshots.dir", dir.display().to_string().into()),
+        ("snapshots.trust", trust.into()),
+        ("server.listen", "127.0.0.1:0".into()),
+        ("server.admin_listen", "127.0.0.1:0".into()),
+        ("snapshots.poll_interval", "100ms".into()),
+        ("snapshots.max_backoff", "1s".into()),
+        ("snapshots.long_poll", "5s".into()),
+    ];
+    overrides.extend(extra);
+    Config::load(Sources {
+        file: Some(file.path().to_path_buf()),
+        overrides,
+        ..Default::default()
+    })
+    .expect("test configuration")
+}
+
+pub fn http_source(url: &str) -> String {
+    format!("[[snapshots.sources]]\nkind = \"http\"\nurl = {url:?}\n")
+}
+
+pub fn directory_source(path: &Path) -> String {
+    format!(
+        "[[snapshots.sources]]\nkind = \"directory\"\npath = {:?}\n",
+        path.display().to_string()
+    )
+}
+
+/// Copies one published snapshot (snapshot first, manifest last) from `from` to `to`.
+pub fn copy_sequence(from: &Path, to: &Path, sequence: u64) {
+    use ocsp_edge::snapshot::store;
+    for name in [store::snapshot_name(sequence), store::manifest_name(sequence)] {
+        std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+    }
+}
+
+/// One hub as `[[cache.hubs]]` names it: (OCSP address, admin address).
+pub type HubAddrs = (SocketAddr, SocketAddr);
+
+/// The `[cache]` section for a cache in front of `hubs` (2 s change-feed wait).
+pub fn cache_toml_with(hubs: &[HubAddrs], request_timeout: &str) -> String {
+    let mut text =
+        format!("[cache]\ncapacity = 1000\nrequest_timeout = \"{request_timeout}\"\nchange_wait = \"2s\"\n");
+    for (ocsp, admin) in hubs {
+        text.push_str(&format!(
+            "[[cache.hubs]]\nocsp = \"http://{ocsp}/\"\nadmin = \"http://{admin}/\"\n"
+        ));
+    }
+    text
+}
+
+/// An in-process cache-mode responder in front of `hubs`, trusting both demo issuers.
+pub fn cache_with(hubs: &[HubAddrs], request_timeout: &str) -> Background {
+    cache_configured(hubs, request_timeout, vec![])
+}
+
+/// [`cache_with`], plus `extra` overrides (later ones win).
+pub fn cache_configured(
+    hubs: &[HubAddrs],
+    request_timeout: &str,
+    extra: Vec<(&'static str, config::Value)>,
+) -> Background {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), cache_toml_with(hubs, request_timeout)).unwrap();
+    let trust: Vec<String> = demo_trust().iter().map(|p| p.display().to_string()).collect();
+    let config = Config::load(Sources {
+        file: Some(file.path().to_path_buf()),
+        overrides: vec![
+            ("snapshots.trust", trust.into()),
+            ("server.listen", "127.0.0.1:0".into()),
+            ("server.admin_listen", "127.0.0.1:0".into()),
+        ]
+        .into_iter()
+        .chain(extra)
+        .collect(),
+        ..Default::default()
+    })
+    .expect("cache configuration");
+    Background::start(config).expect("cache start")
+}

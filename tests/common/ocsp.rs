@@ -1,0 +1,53 @@
+//! OCSP bytes as the server sends them, and encodings a client uses.
+
+use super::*;
+
+/// The malformedRequest error response, as the server sends it.
+pub const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
+
+pub const UNAUTHORIZED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x06];
+
+pub const TRY_LATER: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x03];
+
+/// The OCSPResponseStatus of a DER OCSPResponse (0 = successful), parsing only the outer
+/// SEQUENCE header and the ENUMERATED that follows it.
+pub fn ocsp_response_status(body: &[u8]) -> Option<u8> {
+    if body.first() != Some(&0x30) {
+        return None;
+    }
+    let first = *body.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = body.get(2..2 + n)?;
+        (bytes.iter().fold(0usize, |acc, b| acc << 8 | *b as usize), 2 + n)
+    };
+    if body.len() != header + len {
+        return None;
+    }
+    match body.get(header..header + 3)? {
+        [0x0a, 0x01, status] => Some(*status),
+        _ => None,
+    }
+}
+
+pub fn is_successful(body: &[u8]) -> bool {
+    ocsp_response_status(body) == Some(0)
+}
+
+/// Hex SHA-256 (lower case).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// Base64 of `der`, percent-encoded for a URL path (`/`, `+`, `=` escaped).
+pub fn get_path(prefix: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let encoded = percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC);
+    format!("{prefix}{encoded}")
+}
