@@ -2,132 +2,71 @@
 //! once (here the CRL cache policy and the log level), an invalid file changes nothing and
 //! the process keeps serving, and settings that need a restart are named in the log.
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::*;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-/// The Cache-Control header of GET `path`, via a raw HTTP/1.1 request.
-fn cache_control(port: u16, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    String::from_utf8_lossy(&response)
-        .lines()
-        .find_map(|l| l.strip_prefix("cache-control: ").map(String::from))
-}
-
-fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
+/// The Cache-Control header of GET `path`, if the responder answers.
+fn cache_control(addr: SocketAddr, path: &str) -> Option<String> {
+    try_get(addr, path)
+        .ok()?
+        .header("cache-control")
+        .map(str::to_string)
 }
 
 #[test]
 fn sighup_applies_what_can_change_and_names_what_cannot() {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    let work = tempfile::tempdir().unwrap();
-    let now = ocsp_edge::time::UnixTime::now();
-    let plan = ocsp_edge::publish::PublishConfig::from_file(&demo.join("publish.toml"))
-        .unwrap()
-        .load(now)
-        .unwrap();
-    let snapshots = work.path().join("snapshots");
-    ocsp_edge::publish::publish(&plan, &snapshots, now, &mut |_| {}).unwrap();
-    let config = work.path().join("edge.toml");
-    std::fs::write(&config, "[crl]\ncache_max_age = \"1h\"\n").unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let log = work.path().join("edge.log");
-    let mut edge = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .arg("--snapshots")
-        .arg(&snapshots)
-        .arg("--trust")
-        .arg(demo.join("ec/ca.pem"))
-        .arg("--trust")
-        .arg(demo.join("rsa/ca.pem"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let hangup = |pid: u32| {
-        Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap()
-    };
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let snapshots = tempfile::tempdir().unwrap();
+    publish_demo(snapshots.path());
+    let (mut edge, config) = ServeProcess::start(
+        "[crl]\ncache_max_age = \"1h\"\n",
+        &["--snapshots", &snapshots.path().display().to_string()],
+    );
+    let config = config.path();
+    let limit = Duration::from_secs(10);
+    let ocsp = edge.ocsp;
+    let crl_policy = || cache_control(ocsp, "/crl/ec.crl");
 
-    let ready = wait_for(|| cache_control(port, "/crl/ec.crl").is_some());
-    let before = cache_control(port, "/crl/ec.crl");
-    std::fs::write(&config, "[crl]\ncache_max_age = \"2m\"\n[snapshots]\nkeep = 5\n").unwrap();
-    hangup(edge.id());
-    let applied =
-        wait_for(|| cache_control(port, "/crl/ec.crl").is_some_and(|c| c.starts_with("max-age=120,")));
+    let ready = wait_until(limit, || crl_policy().is_some());
+    let before = crl_policy();
+    std::fs::write(config, "[crl]\ncache_max_age = \"2m\"\n[snapshots]\nkeep = 5\n").unwrap();
+    edge.signal("-HUP");
+    let applied = wait_until(limit, || {
+        crl_policy().is_some_and(|c| c.starts_with("max-age=120,"))
+    });
 
-    std::fs::write(&config, "[crl]\ncache_max_agee = \"5m\"\n").unwrap();
-    hangup(edge.id());
-    let refused = wait_for(|| log_text().contains("configuration invalid; nothing changed"));
-    let unchanged = cache_control(port, "/crl/ec.crl");
+    std::fs::write(config, "[crl]\ncache_max_agee = \"5m\"\n").unwrap();
+    edge.signal("-HUP");
+    let refused = wait_until(limit, || {
+        edge.log().contains("configuration invalid; nothing changed")
+    });
+    let unchanged = crl_policy();
 
     std::fs::write(
-        &config,
+        config,
         "[crl]\ncache_max_age = \"2m\"\n[log]\nformat = \"json\"\n",
     )
     .unwrap();
-    hangup(edge.id());
-    let named = wait_for(|| log_text().contains("log.format"));
-    let alive = edge.try_wait().unwrap().is_none();
-    let _ = edge.kill();
-    let _ = edge.wait();
+    edge.signal("-HUP");
+    let named = wait_until(limit, || edge.log().contains("log.format"));
+    let alive = edge.alive();
+    let log = edge.log();
 
-    assert!(ready, "the responder never served: {}", log_text());
+    assert!(ready, "the responder never served: {log}");
     assert!(
         before.as_deref().is_some_and(|c| c.starts_with("max-age=3600,")),
         "{before:?}"
     );
-    assert!(
-        applied,
-        "the reloaded cache policy was not applied: {}",
-        log_text()
-    );
-    assert!(
-        refused,
-        "an invalid configuration was not reported: {}",
-        log_text()
-    );
+    assert!(applied, "the reloaded cache policy was not applied: {log}");
+    assert!(refused, "an invalid configuration was not reported: {log}");
     assert!(
         unchanged
             .as_deref()
             .is_some_and(|c| c.starts_with("max-age=120,")),
         "{unchanged:?}"
     );
-    assert!(named, "a restart-only change was not named: {}", log_text());
+    assert!(named, "a restart-only change was not named: {log}");
     assert!(alive, "the process must survive every reload");
 }

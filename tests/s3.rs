@@ -7,64 +7,60 @@
 
 mod common;
 
-use std::net::TcpListener;
+use common::*;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const ACCESS_KEY: &str = "OCSPEDGETESTKEY";
 const SECRET_KEY: &str = "ocsp-edge-test-secret";
 
-fn demo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The s3s-fs binary: `$S3S_FS`, or `s3s-fs` on PATH.
+fn s3_binary() -> Option<String> {
+    std::env::var("S3S_FS")
+        .ok()
+        .or_else(|| have("s3s-fs").then(|| "s3s-fs".to_string()))
 }
 
 /// An S3 server on 127.0.0.1, killed (by PID) on drop.
 struct S3Server {
-    child: Child,
+    _process: ChildGuard,
     endpoint: String,
     _data: tempfile::TempDir,
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn start_s3(binary: &str) -> S3Server {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("ocsp")).unwrap(); // the bucket
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut process = ChildGuard::spawn(
+        "s3s-fs",
+        Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    process.wait_listening(addr);
+    S3Server {
+        _process: process,
+        endpoint: format!("http://{addr}"),
+        _data: data,
     }
 }
 
-fn start_s3() -> Option<S3Server> {
-    let binary = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".to_string());
-    let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir(data.path().join("ocsp")).unwrap(); // the bucket
-    let port = free_port();
-    let child = Command::new(&binary)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-        .arg(data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "s3s-fs did not start");
-        std::thread::sleep(Duration::from_millis(50));
+/// The S3 server, or `None` (after [`skip_without`] said why) when a tool is missing.
+fn s3_for(test: &str) -> Option<S3Server> {
+    let missing = match s3_binary() {
+        None => Some("s3s-fs is not installed (cargo install s3s-fs --features binary)".to_string()),
+        Some(_) => not_on_path("openssl"),
+    };
+    if skip_without(test, missing) {
+        return None;
     }
-    Some(S3Server {
-        child,
-        endpoint,
-        _data: data,
-    })
+    s3_binary().map(|binary| start_s3(&binary))
 }
 
 /// The demo publish.toml with absolute paths and an [upload] section.
@@ -80,26 +76,22 @@ fn publish_config(dir: &Path, endpoint: &str, prefix: &str) -> PathBuf {
     path
 }
 
-fn publish(config: &Path, out: &Path, credentials: (&str, &str)) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
-        .args(["publish", "--config"])
-        .arg(config)
-        .arg("--out")
-        .arg(out)
-        .env("AWS_ACCESS_KEY_ID", credentials.0)
-        .env("AWS_SECRET_ACCESS_KEY", credentials.1)
-        .env_remove("AWS_SESSION_TOKEN")
-        .output()
-        .unwrap()
+fn publish(config: &Path, out: &Path, credentials: (&str, &str)) -> Output {
+    run_command(
+        ocsp_edge_command()
+            .args(["publish", "--config"])
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .env("AWS_ACCESS_KEY_ID", credentials.0)
+            .env("AWS_SECRET_ACCESS_KEY", credentials.1)
+            .env_remove("AWS_SESSION_TOKEN"),
+    )
 }
 
-fn published_sequence(output: &std::process::Output) -> u64 {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "publish failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+fn published_sequence(output: &Output) -> u64 {
+    let stdout = &output.stdout;
+    assert!(output.success, "publish failed:\n{output}");
     assert!(stdout.contains("uploaded to s3://ocsp/"), "{stdout}");
     stdout
         .split_whitespace()
@@ -109,23 +101,11 @@ fn published_sequence(output: &std::process::Output) -> u64 {
         .unwrap_or_else(|| panic!("no sequence in {stdout}"))
 }
 
-/// Why the S3 tests cannot run, for [`common::skip_without`].
-fn s3_missing<T>(server: &Option<T>) -> Option<String> {
-    server
-        .is_none()
-        .then(|| "s3s-fs is not installed (cargo install s3s-fs --features binary)".to_string())
-}
-
 #[test]
 fn publishers_upload_and_a_responder_replicates_from_s3() {
-    let s3 = start_s3();
-    if common::skip_without(
-        "publishers_upload_and_a_responder_replicates_from_s3",
-        s3_missing(&s3),
-    ) {
+    let Some(s3) = s3_for("publishers_upload_and_a_responder_replicates_from_s3") else {
         return;
-    }
-    let Some(s3) = s3 else { return };
+    };
     let work = tempfile::tempdir().unwrap();
     let config = publish_config(work.path(), &s3.endpoint, "snapshots/");
     let credentials = (ACCESS_KEY, SECRET_KEY);
@@ -137,92 +117,41 @@ fn publishers_upload_and_a_responder_replicates_from_s3() {
     assert!(first < second && second < third, "{first} {second} {third}");
 
     // A responder whose only source is the bucket.
-    let cache = work.path().join("cache");
-    std::fs::create_dir(&cache).unwrap();
-    let edge_config = work.path().join("edge.toml");
-    std::fs::write(
+    let cache = tempfile::tempdir().unwrap();
+    let edge_config = format!(
+        "[snapshots]\npoll_interval = \"200ms\"\n[[snapshots.sources]]\nkind = \"s3\"\n\
+         endpoint = \"{}\"\nbucket = \"ocsp\"\nprefix = \"snapshots/\"\n",
+        s3.endpoint
+    );
+    let (edge, _config) = ServeProcess::start_with_env(
         &edge_config,
-        format!(
-            "[snapshots]\npoll_interval = \"200ms\"\n[[snapshots.sources]]\nkind = \"s3\"\n\
-             endpoint = \"{}\"\nbucket = \"ocsp\"\nprefix = \"snapshots/\"\n",
-            s3.endpoint
-        ),
-    )
-    .unwrap();
-    let (ocsp_port, admin_port) = (free_port(), free_port());
-    let mut edge = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
-        .args(["serve", "--config"])
-        .arg(&edge_config)
-        .arg("--snapshots")
-        .arg(&cache)
-        .arg("--trust")
-        .arg(demo().join("ec/ca.pem"))
-        .arg("--trust")
-        .arg(demo().join("rsa/ca.pem"))
-        .args(["--listen", &format!("127.0.0.1:{ocsp_port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = |port: u16| {
-        Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
-            .args(["status", &format!("http://127.0.0.1:{port}/")])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
+        &["--snapshots", &cache.path().display().to_string()],
+        &[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ],
+    );
+    let status_url = format!("http://{}/", edge.admin);
     let mut last = String::new();
-    while Instant::now() < deadline {
-        last = status(admin_port);
-        if last.contains(&format!("serving sequence                         {third}")) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(Duration::from_secs(15), || {
+        last = ocsp_edge(&["status", &status_url]).stdout;
+        last.contains(&format!("serving sequence                         {third}"))
+    });
     let served = last.contains(&format!("{third}"));
     // A revoked demo certificate, answered from what came out of the bucket.
-    let revoked = std::fs::read_to_string(demo().join("ec/index.txt"))
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with('R'))
-        .and_then(|l| l.split('\t').nth(3))
-        .unwrap()
-        .to_string();
-    let answer = Command::new("openssl")
-        .args(["ocsp", "-no_nonce", "-issuer"])
-        .arg(demo().join("ec/ca.pem"))
-        .arg("-cert")
-        .arg(demo().join(format!("ec/certs/{revoked}.pem")))
-        .args(["-url", &format!("http://127.0.0.1:{ocsp_port}/"), "-CAfile"])
-        .arg(demo().join("root/ca.pem"))
-        .output()
-        .unwrap();
-    let _ = edge.kill();
-    let _ = edge.wait();
+    let revoked = first_with_status("ec", 'R');
+    let (status, answer) = openssl_status(edge.ocsp, &issuer_ca("ec"), &revoked.cert("ec"), false);
+    drop(edge);
     assert!(served, "the responder never served {third} from S3:\n{last}");
-    let text = String::from_utf8_lossy(&answer.stdout);
-    assert!(
-        text.contains(": revoked"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&answer.stderr)
-    );
-    assert!(String::from_utf8_lossy(&answer.stderr).contains("Response verify OK"));
+    assert_eq!(status, "revoked", "{answer}");
+    assert!(answer.stderr.contains("Response verify OK"), "{answer}");
 }
 
 #[test]
 fn an_upload_older_than_the_store_and_wrong_credentials_are_refused() {
-    let s3 = start_s3();
-    if common::skip_without(
-        "an_upload_older_than_the_store_and_wrong_credentials_are_refused",
-        s3_missing(&s3),
-    ) {
+    let Some(s3) = s3_for("an_upload_older_than_the_store_and_wrong_credentials_are_refused") else {
         return;
-    }
-    let Some(s3) = s3 else { return };
+    };
     let work = tempfile::tempdir().unwrap();
     let config = publish_config(work.path(), &s3.endpoint, "");
     let newest = published_sequence(&publish(
@@ -271,12 +200,7 @@ fn an_upload_older_than_the_store_and_wrong_credentials_are_refused() {
     assert_eq!(latest.0, newest, "latest.manifest.json still names the newest");
 
     let wrong = publish(&config, &work.path().join("b"), (ACCESS_KEY, "not-the-secret"));
-    assert_eq!(
-        wrong.status.code(),
-        Some(74),
-        "{}",
-        String::from_utf8_lossy(&wrong.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    wrong.assert_code(74);
+    let stderr = &wrong.stderr;
     assert!(stderr.contains("HTTP 403") || stderr.contains("403"), "{stderr}");
 }

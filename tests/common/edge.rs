@@ -77,10 +77,20 @@ impl ServeProcess {
     /// `ocsp-edge serve --config <toml> <args>` on kernel-chosen loopback ports, both demo
     /// issuers trusted; returns once it logs its addresses.
     pub fn start(toml: &str, args: &[&str]) -> (ServeProcess, tempfile::NamedTempFile) {
+        ServeProcess::start_with_env(toml, args, &[])
+    }
+
+    /// [`ServeProcess::start`] with `env` variables set (e.g. S3 credentials).
+    pub fn start_with_env(
+        toml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (ServeProcess, tempfile::NamedTempFile) {
         let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
         std::fs::write(file.path(), toml).unwrap();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+        let mut command = ocsp_edge_command();
         command
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(file.path())
@@ -135,6 +145,20 @@ impl ServeProcess {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. `-HUP`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal}: {status}");
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: the hub vanishes without closing anything politely.

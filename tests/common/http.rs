@@ -252,3 +252,8 @@ pub fn post(addr: SocketAddr, body: &[u8]) -> HttpResponse {
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     http(addr, "GET", path, &[], None)
 }
+
+/// A GET on a fresh connection that may fail (a server that is not up yet, or gone).
+pub fn try_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
+    Conn::try_connect(addr)?.request("GET", path, &[], None)
+}

@@ -6,6 +6,14 @@ pub fn openssl(args: &[&str]) -> Output {
     run("openssl", args)
 }
 
+/// `openssl args...` run in `dir` (relative file names resolve there); it must succeed.
+#[track_caller]
+pub fn openssl_in(dir: &Path, args: &[&str]) -> Output {
+    let out = run_command(Command::new("openssl").current_dir(dir).args(args));
+    assert!(out.success, "{out}");
+    out
+}
+
 /// `openssl ocsp` as a client against `ocsp` (POST, no nonce, SHA-256 CertID when asked,
 /// verified against the demo root): the status it prints for `cert` (`good`, `revoked`,
 /// ...) and its whole output.

@@ -32,12 +32,15 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// What a finished program did.
 pub struct Output {
     pub success: bool,
     /// The exit code (`None` when killed by a signal).
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// The command line, for failure messages.
+    pub what: String,
 }
 
 impl Output {
@@ -45,35 +48,119 @@ impl Output {
     pub fn text(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+
+    #[track_caller]
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(self.code, Some(expected), "{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(self.success, "{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self}");
+        self
+    }
 }
 
 impl std::fmt::Display for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exit ok: {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.success, self.stdout, self.stderr
+            "{}\nexit code: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
         )
     }
 }
 
+/// Bound for one short command (openssl, publish, check-config): past it the command is
+/// killed and the test fails, rather than hanging the suite.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// `program args...` to completion (see [`run_command`]).
 pub fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
+    run_command(Command::new(program).args(args))
+}
+
+/// Runs `command` to completion with no stdin, killing it if it outlives
+/// [`COMMAND_LIMIT`]; stderr has ANSI colours removed.
+pub fn run_command(command: &mut Command) -> Output {
+    run_with_input(command, &[])
+}
+
+/// [`run_command`], with `stdin` written to the program's standard input.
+pub fn run_with_input(command: &mut Command, stdin: &[u8]) -> Output {
+    let what = format!("{command:?}");
+    let mut child = command
         .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    Output {
-        success: out.status.success(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+        .stdin(if stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        let bytes = stdin.to_vec();
+        // A thread, so a program that writes before it reads cannot deadlock the test.
+        std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+        });
     }
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {COMMAND_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        success: status.success(),
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout.join().expect("stdout reader")).into_owned(),
+        stderr: strip_ansi(&String::from_utf8_lossy(&stderr.join().expect("stderr reader"))),
+        what,
+    }
+}
+
+fn drain<R: Read + Send + 'static>(mut stream: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// The `ocsp-edge` binary under test with a clean, predictable environment: no inherited
+/// `OCSP_EDGE*` overrides, uncoloured logs at info level.
+pub fn ocsp_edge_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OCSP_EDGE") {
+            command.env_remove(key);
+        }
+    }
+    command.env("NO_COLOR", "1").env("RUST_LOG", "info");
+    command
 }
 
 /// The `ocsp-edge` binary under test, with `args`.
 pub fn ocsp_edge(args: &[&str]) -> Output {
-    run(env!("CARGO_BIN_EXE_ocsp-edge"), args)
+    run_command(ocsp_edge_command().args(args))
 }
 
 /// Whether a test must stop because something it needs is missing (`missing` names it, or
@@ -88,7 +175,9 @@ pub fn skip_without(test: &str, missing: Option<String>) -> bool {
         std::env::var_os("CI").is_none(),
         "{test}: {missing}, and CI must run every test (.ci/run installs the tools)"
     );
-    eprintln!("SKIPPED {test}: {missing}");
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and
+    // a skip must be seen in a local run's output.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {missing}");
     true
 }
 
@@ -155,4 +244,77 @@ pub fn file_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// A loopback port that was free a moment ago, for programs that cannot be told to pick
+/// their own and report it (prefer `127.0.0.1:0` wherever the program logs its address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// A child process that is killed (by its PID) and reaped when dropped, so a failing
+/// assertion does not leak it.
+pub struct ChildGuard {
+    pub child: std::process::Child,
+    /// Named in failure messages.
+    pub what: String,
+}
+
+impl ChildGuard {
+    /// Spawns `command` (stdin closed; stdout and stderr as the command sets them).
+    pub fn spawn(what: &str, command: &mut Command) -> ChildGuard {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        ChildGuard {
+            child,
+            what: what.to_string(),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until something accepts connections on `addr`; fails the test if the child
+    /// exits first or nothing listens within [`IO_TIMEOUT`].
+    pub fn wait_listening(&mut self, addr: SocketAddr) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before listening on {addr}", self.what);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen on {addr}",
+                self.what
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the child is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (e.g. `-HUP`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {}: {status}", self.what);
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
