@@ -9,57 +9,29 @@
 
 mod common;
 
-use common::{not_on_path, skip_without};
+use common::*;
 use ocsp_edge::config::{Config, Sources};
-use ocsp_edge::publish::{publish, PublishConfig, PublishReport};
+use ocsp_edge::publish::PublishReport;
 use ocsp_edge::server::Background;
 use ocsp_edge::time::UnixTime;
+use rasn_pkix::CrlReason;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 const ISSUERS: [&str; 2] = ["ec", "rsa"];
 const SHARDS: u32 = 4;
 /// The host part of every URL in the demo configuration and certificates.
 const URL_BASE: &str = "http://127.0.0.1:8080";
 const DAY: i64 = 86_400;
-const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 // =======================================================================================
 // The demo PKI
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn demo() -> PathBuf {
-    repo().join("fixtures/demo")
-}
-
 fn demo_config() -> PathBuf {
     demo().join("publish.toml")
-}
-
-fn issuer_ca(issuer: &str) -> PathBuf {
-    demo().join(issuer).join("ca.pem")
-}
-
-fn cert_path(issuer: &str, serial: &str) -> PathBuf {
-    demo().join(issuer).join("certs").join(format!("{serial}.pem"))
-}
-
-/// One line of an OpenSSL `index.txt`.
-#[derive(Clone, Debug)]
-struct IndexRow {
-    status: char,
-    /// Upper-case hex as in the file.
-    serial: String,
-    /// `date[,reason[,arg]]`; empty unless revoked.
-    revocation: String,
-    line: String,
 }
 
 /// What a CRL entry for a revoked row must say (under the default Baseline Requirements
@@ -67,64 +39,43 @@ struct IndexRow {
 #[derive(Debug, PartialEq, Eq)]
 struct ExpectedEntry {
     revoked_at: i64,
-    /// As `openssl crl -text` prints it; `None`: no reasonCode entry extension.
-    reason: Option<&'static str>,
+    /// `None`: no reasonCode entry extension.
+    reason: Option<CrlReason>,
     invalidity: Option<i64>,
 }
 
-impl IndexRow {
-    fn expected_entry(&self) -> ExpectedEntry {
-        let parts: Vec<&str> = self.revocation.split(',').collect();
-        let revoked_at = parse_asn1_time(parts[0]).unwrap_or_else(|| panic!("{:?}", self.line));
-        let mut reason = parts.get(1).copied();
-        let mut invalidity = None;
-        for (i, part) in parts.iter().enumerate() {
-            if *part == "keyTime" || *part == "CAkeyTime" {
-                reason = Some(if *part == "keyTime" {
-                    "keyCompromise"
-                } else {
-                    "CACompromise"
-                });
-                invalidity = Some(parse_asn1_time(parts[i + 1]).unwrap());
-            }
-        }
-        let reason = reason.and_then(|name| match name {
-            // The Baseline Requirements policy omits `unspecified`.
-            "unspecified" => None,
-            "keyCompromise" => Some("Key Compromise"),
-            "CACompromise" => Some("CA Compromise"),
-            "affiliationChanged" => Some("Affiliation Changed"),
-            "superseded" => Some("Superseded"),
-            "cessationOfOperation" => Some("Cessation Of Operation"),
-            "privilegeWithdrawn" => Some("Privilege Withdrawn"),
-            other => panic!("index reason {other:?} not known to this test"),
-        });
-        ExpectedEntry {
-            revoked_at,
-            reason,
-            invalidity,
+/// What the CRL entry for the revoked `row` must say.
+fn expected_entry(row: &IndexRow) -> ExpectedEntry {
+    let parts: Vec<&str> = row.revocation.split(',').collect();
+    let revoked_at = parse_asn1_time(parts[0]).unwrap_or_else(|| panic!("{:?}", row.line));
+    let mut reason = parts.get(1).copied();
+    let mut invalidity = None;
+    for (i, part) in parts.iter().enumerate() {
+        if *part == "keyTime" || *part == "CAkeyTime" {
+            reason = Some(if *part == "keyTime" {
+                "keyCompromise"
+            } else {
+                "CACompromise"
+            });
+            invalidity = Some(parse_asn1_time(parts[i + 1]).unwrap());
         }
     }
-}
-
-fn parse_index(text: &str) -> Vec<IndexRow> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            assert!(fields.len() >= 4, "index line {line:?}");
-            IndexRow {
-                status: fields[0].chars().next().unwrap(),
-                serial: fields[3].to_ascii_uppercase(),
-                revocation: fields[2].to_string(),
-                line: line.to_string(),
-            }
-        })
-        .collect()
-}
-
-fn index_rows(issuer: &str) -> Vec<IndexRow> {
-    parse_index(&read_text(&demo().join(issuer).join("index.txt")))
+    let reason = reason.and_then(|name| match name {
+        // The Baseline Requirements policy omits `unspecified`.
+        "unspecified" => None,
+        "keyCompromise" => Some(CrlReason::KeyCompromise),
+        "CACompromise" => Some(CrlReason::CaCompromise),
+        "affiliationChanged" => Some(CrlReason::AffiliationChanged),
+        "superseded" => Some(CrlReason::Superseded),
+        "cessationOfOperation" => Some(CrlReason::CessationOfOperation),
+        "privilegeWithdrawn" => Some(CrlReason::PrivilegeWithdrawn),
+        other => panic!("index reason {other:?} not known to this test"),
+    });
+    ExpectedEntry {
+        revoked_at,
+        reason,
+        invalidity,
+    }
 }
 
 /// The serial (hex) as an unsigned integer modulo `n`, computed independently of the crate.
@@ -132,17 +83,6 @@ fn serial_mod(hex: &str, n: u32) -> u32 {
     hex.chars().fold(0u64, |acc, c| {
         (acc * 16 + u64::from(c.to_digit(16).unwrap())) % u64::from(n)
     }) as u32
-}
-
-/// Upper-case hex without leading zero bytes, so index.txt and openssl output compare.
-fn normalise_serial(hex: &str) -> String {
-    let upper = hex.trim().to_ascii_uppercase();
-    let trimmed = upper.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".into()
-    } else {
-        trimmed.into()
-    }
 }
 
 fn full_path(issuer: &str) -> String {
@@ -175,22 +115,19 @@ fn toml_string(path: &Path) -> String {
     )
 }
 
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
 // =======================================================================================
 // Publishing and serving
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    now_seconds()
 }
 
 fn publish_at(config: &Path, dir: &Path, now: i64) -> Result<PublishReport, String> {
-    let now = UnixTime(now);
-    let plan = PublishConfig::from_file(config)
-        .and_then(|c| c.load(now))
-        .map_err(|e| e.to_string())?;
-    publish(&plan, dir, now, &mut |_| {}).map_err(|e| e.to_string())
+    try_publish_at(config, dir, UnixTime(now))
 }
 
 fn start_server(dir: &Path, expected_sequence: u64) -> Background {
@@ -199,31 +136,16 @@ fn start_server(dir: &Path, expected_sequence: u64) -> Background {
 
 /// A responder that trusts exactly `issuers`: a snapshot must cover every trusted issuer.
 fn start_server_trusting(dir: &Path, expected_sequence: u64, issuers: &[&str]) -> Background {
-    let trust: Vec<String> = issuers
-        .iter()
-        .map(|i| issuer_ca(i).display().to_string())
-        .collect();
-    let config = Config::load(Sources {
-        overrides: vec![
-            ("snapshots.dir", dir.display().to_string().into()),
-            ("snapshots.trust", trust.into()),
-            ("server.listen", "127.0.0.1:0".into()),
-            ("server.admin_listen", "127.0.0.1:0".into()),
-            ("snapshots.poll_interval", "100ms".into()),
-        ],
-        ..Default::default()
-    })
-    .expect("test configuration");
-    let server = Background::start(config).expect("server start");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.state.current_sequence() != Some(expected_sequence) {
-        assert!(
-            Instant::now() < deadline,
-            "server did not load snapshot {expected_sequence} (has {:?})",
-            server.state.current_sequence()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let trust: Vec<PathBuf> = issuers.iter().map(|i| issuer_ca(i)).collect();
+    let server = Background::start(config_for(dir, &trust, vec![])).expect("server start");
+    let loaded = wait_until(Duration::from_secs(10), || {
+        server.state.current_sequence() == Some(expected_sequence)
+    });
+    assert!(
+        loaded,
+        "server did not load snapshot {expected_sequence} (has {:?})",
+        server.state.current_sequence()
+    );
     server
 }
 
@@ -261,7 +183,7 @@ fn crl_paths(issuer: &str) -> Vec<String> {
 
 /// GETs `path` (expecting a 200 CRL) and saves it as `<dir>/<name>.der`.
 fn fetch_crl(addr: SocketAddr, path: &str, dir: &Path) -> (PathBuf, Vec<u8>) {
-    let response = http(addr, "GET", path, &[], b"");
+    let response = http_close(addr, "GET", path, &[], None);
     assert_eq!(response.status, 200, "GET {path}: {response:?}");
     assert_eq!(
         response.header("content-type"),
@@ -273,768 +195,66 @@ fn fetch_crl(addr: SocketAddr, path: &str, dir: &Path) -> (PathBuf, Vec<u8>) {
     (file, response.body)
 }
 
-// =======================================================================================
-// A tiny HTTP/1.1 client
-
-struct HttpResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl std::fmt::Debug for HttpResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpResponse")
-            .field("status", &self.status)
-            .field("headers", &self.headers)
-            .field("body_len", &self.body.len())
-            .field(
-                "body_head",
-                &String::from_utf8_lossy(&self.body[..self.body.len().min(120)]),
-            )
-            .finish()
-    }
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn count(&self, name: &str) -> usize {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .count()
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`); reads to EOF, so every byte
-/// the server sends after the header block is in `body` (HEAD and 304 must send none).
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() {
-        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    stream.write_all(&bytes).expect("send request");
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 16 * 1024];
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "{method} {path}: response not complete in time"
-        );
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(e) => panic!("{method} {path}: reading the response: {e}"),
-        }
-    }
-    let end = received
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{method} {path}: no header block in {received:?}"));
-    let head = String::from_utf8(received[..end].to_vec()).expect("ASCII headers");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let mut parts = status_line.splitn(3, ' ');
-    assert_eq!(parts.next(), Some("HTTP/1.1"), "{status_line}");
-    let status = parts.next().and_then(|s| s.parse().ok()).expect("status code");
-    let headers = lines
-        .map(|line| {
-            let (name, value) = line.split_once(':').expect("header line");
-            (name.trim().to_string(), value.trim().to_string())
-        })
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: received[end + 4..].to_vec(),
-    }
-}
-
-// =======================================================================================
-// Running tools
-
-#[derive(Debug)]
-struct Output {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn both(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `command` with `stdin`, killing it after `timeout`.
-fn exec(mut command: Command, stdin: &[u8], timeout: Duration) -> Output {
-    let description = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{description}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{description} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = writer.join();
-    Output {
-        success: status.success(),
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
-    }
-}
-
-fn openssl(args: &[&str]) -> Output {
-    let mut command = Command::new("openssl");
-    command.args(args);
-    exec(command, b"", PROCESS_TIMEOUT)
-}
-
 /// `openssl` that must succeed; its stdout.
 fn openssl_ok(args: &[&str]) -> String {
-    let out = openssl(args);
-    assert!(out.success, "openssl {args:?} failed: {}", out.both());
-    out.stdout
-}
-
-/// Runs the commands a few at a time; outputs in the same order.
-fn exec_parallel(commands: Vec<Command>) -> Vec<Output> {
-    let mut outputs = Vec::with_capacity(commands.len());
-    let mut pending = commands.into_iter().peekable();
-    while pending.peek().is_some() {
-        let batch: Vec<Command> = pending.by_ref().take(4).collect();
-        let results = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .into_iter()
-                .map(|command| scope.spawn(move || exec(command, b"", PROCESS_TIMEOUT)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
-        });
-        outputs.extend(results);
-    }
-    outputs
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    let out = exec(Command::new("sha256sum"), bytes, PROCESS_TIMEOUT);
-    assert!(out.success, "sha256sum: {}", out.both());
-    out.stdout.split_whitespace().next().unwrap().to_string()
+    openssl(args).assert_success().stdout.clone()
 }
 
 // =======================================================================================
 // Times
 
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-
-fn unix(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64) -> i64 {
-    days_from_civil(year, month, day) * DAY + h * 3600 + m * 60 + s
-}
-
-fn month_number(name: &str) -> Option<i64> {
-    MONTHS.iter().position(|m| *m == name).map(|i| i as i64 + 1)
-}
-
-fn hms(text: &str) -> Option<(i64, i64, i64)> {
-    let v: Vec<i64> = text.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    (v.len() == 3).then(|| (v[0], v[1], v[2]))
-}
-
-/// openssl's `Nov 26 06:01:17 2026 GMT`.
-fn parse_openssl_time(text: &str) -> Option<i64> {
-    let p: Vec<&str> = text.split_whitespace().collect();
-    if p.len() != 5 || p[4] != "GMT" {
-        return None;
-    }
-    let (h, m, s) = hms(p[2])?;
-    Some(unix(
-        p[3].parse().ok()?,
-        month_number(p[0])?,
-        p[1].parse().ok()?,
-        h,
-        m,
-        s,
-    ))
-}
-
-/// IMF-fixdate, `Thu, 26 Nov 2026 06:01:17 GMT`.
 fn parse_http_date(text: &str) -> Option<i64> {
-    let p: Vec<&str> = text.split_whitespace().collect();
-    if p.len() != 6 || p[5] != "GMT" || !WEEKDAYS.contains(&p[0].trim_end_matches(',')) {
-        return None;
-    }
-    let (h, m, s) = hms(p[4])?;
-    Some(unix(
-        p[3].parse().ok()?,
-        month_number(p[2])?,
-        p[1].parse().ok()?,
-        h,
-        m,
-        s,
-    ))
+    let time = httpdate::parse_http_date(text).ok()?;
+    Some(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
 fn http_date(t: i64) -> String {
-    let days = t.div_euclid(DAY);
-    let secs = t.rem_euclid(DAY);
-    let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(mo - 1) as usize],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(t as u64))
 }
 
-/// `YYMMDDHHMMSSZ` or `YYYYMMDDHHMMSSZ`.
+/// `YYMMDDHHMMSSZ` (UTCTime) or `YYYYMMDDHHMMSSZ` (GeneralizedTime), as index.txt has them.
 fn parse_asn1_time(text: &str) -> Option<i64> {
     let digits = text.strip_suffix('Z')?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (year, rest) = match digits.len() {
-        12 => {
-            let yy: i64 = digits[..2].parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
-        }
-        14 => (digits[..4].parse().ok()?, &digits[4..]),
+    let format = match digits.len() {
+        12 => "%y%m%d%H%M%S",
+        14 => "%Y%m%d%H%M%S",
         _ => return None,
     };
-    let n = |i: usize| rest[i..i + 2].parse::<i64>().unwrap();
-    Some(unix(year, n(0), n(2), n(4), n(6), n(8)))
+    let time = chrono::NaiveDateTime::parse_from_str(digits, format).ok()?;
+    Some(time.and_utc().timestamp())
 }
 
 // =======================================================================================
-// Reading CRLs: `openssl crl -text` and a minimal DER walk
-
-#[derive(Debug, Default)]
-struct Extension {
-    critical: bool,
-    values: Vec<String>,
-}
-
-#[derive(Debug, Default)]
-struct CrlEntryText {
-    revoked_at: Option<i64>,
-    extensions: BTreeMap<String, Extension>,
-}
-
-#[derive(Debug, Default)]
-struct CrlText {
-    version: Option<String>,
-    last_update: Option<i64>,
-    next_update: Option<i64>,
-    extensions: BTreeMap<String, Extension>,
-    /// By normalised serial.
-    entries: BTreeMap<String, CrlEntryText>,
-    no_revoked: bool,
-    has_revoked_section: bool,
-}
-
-impl CrlText {
-    fn extension(&self, name: &str) -> Option<&Extension> {
-        self.extensions.get(name)
-    }
-
-    fn number(&self) -> u64 {
-        let ext = self.extension("X509v3 CRL Number").expect("CRL Number extension");
-        ext.values[0].parse().expect("decimal CRL number")
-    }
-
-    fn uris(&self, name: &str) -> Option<(bool, Vec<String>)> {
-        self.extension(name).map(|e| {
-            let uris = e
-                .values
-                .iter()
-                .filter_map(|v| v.strip_prefix("URI:"))
-                .map(String::from)
-                .collect();
-            (e.critical, uris)
-        })
-    }
-}
-
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
-/// Parses `openssl crl -text -noout` (OpenSSL 3 layout).
-fn parse_crl_text(text: &str) -> CrlText {
-    enum Section {
-        Header,
-        Extensions,
-        Entries,
-        Done,
-    }
-    let mut crl = CrlText::default();
-    let mut section = Section::Header;
-    let mut current_extension: Option<String> = None;
-    let mut current_serial: Option<String> = None;
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        if indent(line) == 4 && trimmed.starts_with("Signature Algorithm:") {
-            section = Section::Done;
-        }
-        if trimmed == "Revoked Certificates:" && indent(line) == 0 {
-            crl.has_revoked_section = true;
-            section = Section::Entries;
-            continue;
-        }
-        if trimmed == "No Revoked Certificates." && indent(line) == 0 {
-            crl.no_revoked = true;
-            section = Section::Entries;
-            continue;
-        }
-        match section {
-            Section::Header => {
-                if let Some(v) = trimmed.strip_prefix("Version ") {
-                    crl.version = Some(v.to_string());
-                } else if let Some(v) = trimmed.strip_prefix("Last Update: ") {
-                    crl.last_update = parse_openssl_time(v);
-                } else if let Some(v) = trimmed.strip_prefix("Next Update: ") {
-                    crl.next_update = parse_openssl_time(v);
-                } else if trimmed == "CRL extensions:" {
-                    section = Section::Extensions;
-                }
-            }
-            Section::Extensions => {
-                if indent(line) == 12 {
-                    let (name, rest) = trimmed.split_once(':').expect("extension header");
-                    crl.extensions.insert(
-                        name.trim().to_string(),
-                        Extension {
-                            critical: rest.trim() == "critical",
-                            values: Vec::new(),
-                        },
-                    );
-                    current_extension = Some(name.trim().to_string());
-                } else if indent(line) > 12 {
-                    let name = current_extension.as_ref().expect("value without extension");
-                    crl.extensions
-                        .get_mut(name)
-                        .unwrap()
-                        .values
-                        .push(trimmed.to_string());
-                }
-            }
-            Section::Entries => {
-                if let Some(serial) = trimmed.strip_prefix("Serial Number: ") {
-                    let serial = normalise_serial(serial);
-                    assert!(!crl.entries.contains_key(&serial), "serial {serial} listed twice");
-                    crl.entries.insert(serial.clone(), CrlEntryText::default());
-                    current_serial = Some(serial);
-                    continue;
-                }
-                let serial = current_serial.as_ref().expect("entry line without serial");
-                let entry = crl.entries.get_mut(serial).unwrap();
-                if let Some(v) = trimmed.strip_prefix("Revocation Date: ") {
-                    entry.revoked_at = parse_openssl_time(v);
-                } else if indent(line) == 12 {
-                    let (name, rest) = trimmed.split_once(':').expect("entry extension header");
-                    entry.extensions.insert(
-                        name.trim().to_string(),
-                        Extension {
-                            critical: rest.trim() == "critical",
-                            values: Vec::new(),
-                        },
-                    );
-                    current_extension = Some(name.trim().to_string());
-                } else if indent(line) > 12 {
-                    let name = current_extension.as_ref().unwrap();
-                    entry
-                        .extensions
-                        .get_mut(name)
-                        .unwrap()
-                        .values
-                        .push(trimmed.to_string());
-                }
-            }
-            Section::Done => {}
-        }
-    }
-    crl
-}
-
-fn crl_text(der_file: &Path) -> CrlText {
-    let text = openssl_ok(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        path_str(der_file),
-        "-noout",
-        "-text",
-    ]);
-    parse_crl_text(&text)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
-
-/// `(tag, content)` of each element of a DER SEQUENCE's content.
-fn der_children(content: &[u8]) -> Vec<(u8, &[u8])> {
-    let mut out = Vec::new();
-    let mut rest = content;
-    while !rest.is_empty() {
-        let (tag, body, after) = der_element(rest);
-        out.push((tag, body));
-        rest = after;
-    }
-    out
-}
-
-/// One TLV: (tag, content, what follows). Low tag numbers only (all that CRLs use).
-fn der_element(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
-    let tag = bytes[0];
-    let (length, header) = match bytes[1] {
-        short if short < 0x80 => (short as usize, 2),
-        long => {
-            let n = (long & 0x7f) as usize;
-            assert!((1..=4).contains(&n), "DER length form");
-            let length = bytes[2..2 + n]
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | b as usize);
-            (length, 2 + n)
-        }
-    };
-    (tag, &bytes[header..header + length], &bytes[header + length..])
-}
-
-/// The tags of the TBSCertList fields.
-fn tbs_field_tags(crl: &[u8]) -> Vec<u8> {
-    let (tag, outer, trailing) = der_element(crl);
-    assert_eq!(tag, 0x30);
-    assert!(trailing.is_empty(), "bytes after the CRL");
-    let (tbs_tag, tbs) = der_children(outer)[0];
-    assert_eq!(tbs_tag, 0x30);
-    der_children(tbs).iter().map(|(t, _)| *t).collect()
-}
-
-fn assert_no_revoked_certificates_field(der: &[u8], what: &str) {
-    let tags = tbs_field_tags(der);
-    // version, signature, issuer, thisUpdate, nextUpdate, [0] crlExtensions.
-    assert_eq!(tags.len(), 6, "{what}: TBSCertList fields {tags:02x?}");
-    assert_eq!(
-        tags[5], 0xa0,
-        "{what}: no revokedCertificates before the extensions: {tags:02x?}"
-    );
-}
-
-fn subject_key_identifier(cert: &Path) -> String {
-    let text = openssl_ok(&[
-        "x509",
-        "-noout",
-        "-ext",
-        "subjectKeyIdentifier",
-        "-in",
-        path_str(cert),
-    ]);
-    text.lines().nth(1).expect("SKI value").trim().to_string()
-}
-
-fn crl_number_of(der_file: &Path) -> u64 {
-    let text = openssl_ok(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        path_str(der_file),
-        "-noout",
-        "-crlnumber",
-    ]);
-    let hex = text
-        .trim()
-        .strip_prefix("crlNumber=0x")
-        .unwrap_or_else(|| panic!("{text:?}"));
-    u64::from_str_radix(hex, 16).unwrap()
-}
-
-fn openssl_field_time(der_file: &Path, flag: &str, label: &str) -> i64 {
-    let text = openssl_ok(&["crl", "-inform", "DER", "-in", path_str(der_file), "-noout", flag]);
-    let value = text
-        .trim()
-        .strip_prefix(label)
-        .unwrap_or_else(|| panic!("{text:?}"));
-    parse_openssl_time(value).unwrap_or_else(|| panic!("{value:?}"))
-}
-
-// =======================================================================================
-// A minimal JSON reader (snapshot metadata and the CCADB array)
-
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(String),
-    Text(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Json::Number(n) => n.parse().ok(),
-            _ => None,
-        }
-    }
-}
-
-fn parse_json(text: &[u8]) -> Result<Json, String> {
-    let mut parser = JsonParser { bytes: text, at: 0 };
-    let value = parser.value()?;
-    parser.skip_space();
-    if parser.at != text.len() {
-        return Err(format!("trailing bytes at {}", parser.at));
-    }
-    Ok(value)
-}
-
-struct JsonParser<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl JsonParser<'_> {
-    fn skip_space(&mut self) {
-        while self.at < self.bytes.len() && self.bytes[self.at].is_ascii_whitespace() {
-            self.at += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Result<u8, String> {
-        self.skip_space();
-        self.bytes
-            .get(self.at)
-            .copied()
-            .ok_or_else(|| "unexpected end".to_string())
-    }
-
-    fn eat(&mut self, literal: &str) -> Result<(), String> {
-        if self.bytes[self.at..].starts_with(literal.as_bytes()) {
-            self.at += literal.len();
-            Ok(())
-        } else {
-            Err(format!("expected {literal:?} at {}", self.at))
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        match self.peek()? {
-            b'n' => self.eat("null").map(|_| Json::Null),
-            b't' => self.eat("true").map(|_| Json::Bool(true)),
-            b'f' => self.eat("false").map(|_| Json::Bool(false)),
-            b'"' => self.string().map(Json::Text),
-            b'[' => {
-                self.at += 1;
-                let mut items = Vec::new();
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b']' => {
-                            self.at += 1;
-                            return Ok(Json::Array(items));
-                        }
-                        other => return Err(format!("unexpected {:?} in array", other as char)),
-                    }
-                }
-            }
-            b'{' => {
-                self.at += 1;
-                let mut fields = Vec::new();
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Ok(Json::Object(fields));
-                }
-                loop {
-                    if self.peek()? != b'"' {
-                        return Err(format!("expected a key at {}", self.at));
-                    }
-                    let key = self.string()?;
-                    if self.peek()? != b':' {
-                        return Err(format!("expected ':' at {}", self.at));
-                    }
-                    self.at += 1;
-                    fields.push((key, self.value()?));
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b'}' => {
-                            self.at += 1;
-                            return Ok(Json::Object(fields));
-                        }
-                        other => return Err(format!("unexpected {:?} in object", other as char)),
-                    }
-                }
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = self.at;
-                while self.at < self.bytes.len() && b"+-.eE0123456789".contains(&self.bytes[self.at]) {
-                    self.at += 1;
-                }
-                Ok(Json::Number(
-                    String::from_utf8_lossy(&self.bytes[start..self.at]).into_owned(),
-                ))
-            }
-            other => Err(format!("unexpected {:?} at {}", other as char, self.at)),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.at += 1; // opening quote
-        let mut out = Vec::new();
-        loop {
-            let b = *self.bytes.get(self.at).ok_or("unterminated string")?;
-            self.at += 1;
-            match b {
-                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
-                b'\\' => {
-                    let e = *self.bytes.get(self.at).ok_or("bad escape")?;
-                    self.at += 1;
-                    match e {
-                        b'"' | b'\\' | b'/' => out.push(e),
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let hex = std::str::from_utf8(&self.bytes[self.at..self.at + 4])
-                                .map_err(|e| e.to_string())?;
-                            let c = char::from_u32(u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?)
-                                .unwrap_or('\u{fffd}');
-                            self.at += 4;
-                            out.extend_from_slice(c.to_string().as_bytes());
-                        }
-                        _ => return Err("bad escape".into()),
-                    }
-                }
-                0x00..=0x1f => return Err("control character in string".into()),
-                _ => out.push(b),
-            }
-        }
-    }
-}
+// Snapshot documents, read from the file as a client of the format would
 
 /// The documents (path → DER bytes and the metadata's crl_number) of a snapshot file: the
 /// metadata JSON sits at the end, located by a 32-byte footer whose last 16 bytes are its
 /// offset and length (u64 little-endian).
 fn snapshot_documents(snapshot: &Path) -> BTreeMap<String, (Vec<u8>, Option<u64>)> {
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        documents: Vec<Document>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Document {
+        path: String,
+        offset: usize,
+        length: usize,
+        crl_number: Option<u64>,
+    }
     let bytes = std::fs::read(snapshot).unwrap();
     let len = bytes.len();
     assert!(len > 32, "{}: too short", snapshot.display());
     let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()) as usize;
     let (offset, length) = (u64_at(len - 16), u64_at(len - 8));
-    let metadata = parse_json(&bytes[offset..offset + length]).expect("metadata JSON");
-    let Some(Json::Array(documents)) = metadata.get("documents") else {
-        panic!("no documents in {metadata:?}");
-    };
-    documents
-        .iter()
+    let metadata: Metadata = serde_json::from_slice(&bytes[offset..offset + length])
+        .unwrap_or_else(|e| panic!("{}: metadata JSON: {e}", snapshot.display()));
+    metadata
+        .documents
+        .into_iter()
         .map(|d| {
-            let start = d.get("offset").and_then(Json::as_u64).unwrap() as usize;
-            let size = d.get("length").and_then(Json::as_u64).unwrap() as usize;
-            (
-                d.get("path").and_then(Json::as_str).unwrap().to_string(),
-                (
-                    bytes[start..start + size].to_vec(),
-                    d.get("crl_number").and_then(Json::as_u64),
-                ),
-            )
+            let der = bytes[d.offset..d.offset + d.length].to_vec();
+            (d.path, (der, d.crl_number))
         })
         .collect()
 }
@@ -1053,15 +273,13 @@ fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The cRLNumber (as openssl reads it) of the document at `path` in `snapshot`.
-fn snapshot_crl_number(snapshot: &Path, path: &str, scratch: &Path) -> u64 {
+/// The cRLNumber of the document at `path` in `snapshot`, which the metadata must repeat.
+fn snapshot_crl_number(snapshot: &Path, path: &str) -> u64 {
     let documents = snapshot_documents(snapshot);
     let (der, recorded) = documents
         .get(path)
         .unwrap_or_else(|| panic!("{path} not in {snapshot:?}"));
-    let file = scratch.join("number-check.der");
-    std::fs::write(&file, der).unwrap();
-    let number = crl_number_of(&file);
+    let number = CrlView::parse(der).number();
     assert_eq!(
         *recorded,
         Some(number),
@@ -1069,6 +287,17 @@ fn snapshot_crl_number(snapshot: &Path, path: &str, scratch: &Path) -> u64 {
         snapshot.display()
     );
     number
+}
+
+/// The CRL's revokedCertificates field is omitted, not encoded empty.
+fn assert_no_revoked_certificates_field(der: &[u8], what: &str) {
+    let tags = CrlView::parse(der).tbs_field_tags;
+    // version, signature, issuer, thisUpdate, nextUpdate, [0] crlExtensions.
+    assert_eq!(tags.len(), 6, "{what}: TBSCertList fields {tags:02x?}");
+    assert_eq!(
+        tags[5], 0xa0,
+        "{what}: no revokedCertificates before the extensions: {tags:02x?}"
+    );
 }
 
 // =======================================================================================
@@ -1110,40 +339,40 @@ fn openssl_verifies_every_crl_served_and_its_contents_match_the_index() {
                 "-noout",
             ]);
             assert!(
-                verified.success && verified.both().contains("verify OK"),
+                verified.success && verified.text().contains("verify OK"),
                 "{what}: openssl crl does not verify it: {}",
-                verified.both()
+                verified.text()
             );
-            let crl = crl_text(&file);
-            assert_eq!(crl.version.as_deref(), Some("2 (0x1)"), "{what}");
-            let aki = crl
-                .extension("X509v3 Authority Key Identifier")
-                .expect("AKI present");
-            assert!(!aki.critical, "{what}: AKI must not be critical");
-            assert!(
-                aki.values.iter().any(|v| v.trim_start_matches("keyid:") == ski),
-                "{what}: AKI {aki:?} vs SKI {ski}"
+            let crl = CrlView::parse(&der);
+            assert_eq!(crl.version, 1, "{what}: a v2 CRL");
+            let (aki_critical, aki) = crl.authority_key_id().expect("AKI present");
+            assert!(!aki_critical, "{what}: AKI must not be critical");
+            assert_eq!(
+                aki.as_ref(),
+                Some(&ski),
+                "{what}: AKI keyIdentifier is the issuer's SKI"
             );
-            assert!(!crl.extension("X509v3 CRL Number").unwrap().critical, "{what}");
+            assert!(!crl.extension(ext::CRL_NUMBER).unwrap().critical, "{what}");
             assert_eq!(
                 crl.number(),
                 served.second,
                 "{what}: cRLNumber is the second publish's sequence"
             );
-            let (last, next) = (crl.last_update.unwrap(), crl.next_update.unwrap());
+            let (last, next) = (crl.this_update, crl.next_update.unwrap());
             assert_eq!(next - last, 7 * DAY, "{what}: validity");
             assert!(
                 last <= unix_now() && last >= unix_now() - 120,
                 "{what}: thisUpdate {last}"
             );
 
-            let idp = crl.uris("X509v3 Issuing Distribution Point");
-            let delta = crl.extension("X509v3 Delta CRL Indicator");
-            let freshest = crl.uris("X509v3 Freshest CRL");
+            let idp = crl.issuing_distribution_point();
+            let delta = crl.delta_base();
+            let freshest = crl.freshest_crl();
             for (serial, entry) in &crl.entries {
                 listed_anywhere.insert(serial.clone());
-                for (name, ext) in &entry.extensions {
-                    assert!(!ext.critical, "{what}: entry {serial}: {name} is critical");
+                for extension in &entry.extensions {
+                    let name = &extension.extn_id;
+                    assert!(!extension.critical, "{what}: entry {serial}: {name} is critical");
                 }
             }
             if path == full_path(issuer) {
@@ -1161,26 +390,18 @@ fn openssl_verifies_every_crl_served_and_its_contents_match_the_index() {
                 assert_eq!(listed, expected, "{what}: exactly the R rows of index.txt");
                 for (serial, row) in &revoked {
                     let entry = &crl.entries[serial];
-                    let expected = row.expected_entry();
+                    let expected = expected_entry(row);
                     assert_eq!(
-                        entry.revoked_at,
-                        Some(expected.revoked_at),
+                        entry.revoked_at, expected.revoked_at,
                         "{what}: {serial} revocation date"
                     );
-                    let reason = entry
-                        .extensions
-                        .get("X509v3 CRL Reason Code")
-                        .map(|e| e.values.join(" "));
                     assert_eq!(
-                        reason.as_deref(),
+                        entry.reason(),
                         expected.reason,
                         "{what}: {serial} ({:?})",
                         row.revocation
                     );
-                    let invalidity = entry
-                        .extensions
-                        .get("Invalidity Date")
-                        .map(|e| parse_openssl_time(&e.values.join(" ")).expect("invalidity date"));
+                    let invalidity = entry.invalidity_date();
                     assert_eq!(
                         invalidity, expected.invalidity,
                         "{what}: {serial} invalidity date"
@@ -1195,16 +416,12 @@ fn openssl_verifies_every_crl_served_and_its_contents_match_the_index() {
                     "{issuer}: the demo has an unspecified entry"
                 );
             } else if path == delta_path(issuer) {
-                let delta = delta.expect("Delta CRL Indicator");
-                assert!(delta.critical, "{what}: Delta CRL Indicator must be critical");
-                assert_eq!(
-                    delta.values,
-                    vec![served.first.to_string()],
-                    "{what}: base is the first publish"
-                );
+                let (critical, base) = delta.expect("Delta CRL Indicator");
+                assert!(critical, "{what}: Delta CRL Indicator must be critical");
+                assert_eq!(base, served.first, "{what}: base is the first publish");
                 assert!(idp.is_none(), "{what}");
                 // Nothing changed between the two publishes.
-                assert!(crl.no_revoked && crl.entries.is_empty(), "{what}: {crl:?}");
+                assert!(crl.entries.is_empty(), "{what}: {crl:?}");
                 assert_no_revoked_certificates_field(&der, &what);
             } else {
                 let shard: u32 = path
@@ -1214,16 +431,17 @@ fn openssl_verifies_every_crl_served_and_its_contents_match_the_index() {
                     .trim_end_matches(".crl")
                     .parse()
                     .unwrap();
-                let (critical, uris) = idp.unwrap_or_else(|| panic!("{what}: no Issuing Distribution Point"));
+                let (critical, idp) = idp.unwrap_or_else(|| panic!("{what}: no Issuing Distribution Point"));
                 assert!(critical, "{what}: Issuing Distribution Point must be critical");
+                let uris = full_name_uris(idp.distribution_point.as_ref());
                 assert_eq!(uris, vec![format!("{URL_BASE}{path}")], "{what}: IDP URI");
-                assert_eq!(
-                    crl.extension("X509v3 Issuing Distribution Point")
-                        .unwrap()
-                        .values
-                        .len(),
-                    2,
-                    "{what}: only fullName (no onlySome*/indirectCRL flags)"
+                assert!(
+                    !idp.only_contains_user_certs
+                        && !idp.only_contains_ca_certs
+                        && idp.only_some_reasons.is_none()
+                        && !idp.indirect_crl
+                        && !idp.only_contains_attribute_certs,
+                    "{what}: only fullName (no onlySome*/indirectCRL flags): {idp:?}"
                 );
                 assert!(delta.is_none(), "{what}");
                 for serial in crl.entries.keys() {
@@ -1234,13 +452,10 @@ fn openssl_verifies_every_crl_served_and_its_contents_match_the_index() {
                     );
                 }
                 if crl.entries.is_empty() {
-                    assert!(crl.no_revoked, "{what}: prints No Revoked Certificates.");
                     assert_no_revoked_certificates_field(&der, &what);
                 } else {
-                    assert!(crl.has_revoked_section && !crl.no_revoked, "{what}");
-                    assert_eq!(
-                        tbs_field_tags(&der)[5],
-                        0x30,
+                    assert!(
+                        crl.has_revoked_certificates_field(),
                         "{what}: revokedCertificates present"
                     );
                 }
@@ -1321,10 +536,11 @@ fn empty_partitions_omit_the_list_and_deltas_list_new_revocations() {
         .get("/crl/ec-delta.crl")
         .expect("a first publish has an (empty) delta");
     assert_eq!(*first_delta_number, Some(first.sequence));
-    let first_delta_file = work.path().join("first-delta.der");
-    std::fs::write(&first_delta_file, first_delta).unwrap();
-    let first_delta_text = crl_text(&first_delta_file);
-    assert!(first_delta_text.no_revoked, "the first delta lists nothing");
+    assert!(
+        CrlView::parse(first_delta).entries.is_empty(),
+        "the first delta lists nothing"
+    );
+    assert_no_revoked_certificates_field(first_delta, "the first delta");
     let empty = work.path().join("empty-shard.der");
     std::fs::write(&empty, &documents[&shard_path("ec", shard)].0).unwrap();
     let text = openssl_ok(&[
@@ -1348,19 +564,15 @@ fn empty_partitions_omit_the_list_and_deltas_list_new_revocations() {
         path_str(&issuer_ca("ec")),
         "-noout",
     ]);
-    assert!(verified.both().contains("verify OK"), "{}", verified.both());
+    assert!(verified.text().contains("verify OK"), "{}", verified.text());
 
     std::fs::write(&index, &original).unwrap();
     let second = publish_at(&config, &out, now).expect("second publish");
     let documents = snapshot_documents(&second.snapshot);
-    let delta_file = work.path().join("delta.der");
-    std::fs::write(&delta_file, &documents["/crl/ec-delta.crl"].0).unwrap();
-    let delta = crl_text(&delta_file);
-    let indicator = delta
-        .extension("X509v3 Delta CRL Indicator")
-        .expect("delta indicator");
-    assert!(indicator.critical);
-    assert_eq!(indicator.values, vec![first.sequence.to_string()]);
+    let delta = CrlView::parse(&documents["/crl/ec-delta.crl"].0);
+    let (critical, base) = delta.delta_base().expect("delta indicator");
+    assert!(critical);
+    assert_eq!(base, first.sequence);
     assert_eq!(delta.number(), second.sequence);
     let listed: BTreeSet<&String> = delta.entries.keys().collect();
     let expected: Vec<String> = later.iter().map(|r| normalise_serial(&r.serial)).collect();
@@ -1371,13 +583,9 @@ fn empty_partitions_omit_the_list_and_deltas_list_new_revocations() {
     );
     for row in &later {
         let entry = &delta.entries[&normalise_serial(&row.serial)];
-        let want = row.expected_entry();
-        assert_eq!(entry.revoked_at, Some(want.revoked_at));
-        let reason = entry
-            .extensions
-            .get("X509v3 CRL Reason Code")
-            .map(|e| e.values.join(" "));
-        assert_eq!(reason.as_deref(), want.reason, "{}", row.line);
+        let want = expected_entry(row);
+        assert_eq!(entry.revoked_at, want.revoked_at);
+        assert_eq!(entry.reason(), want.reason, "{}", row.line);
     }
 }
 
@@ -1422,19 +630,8 @@ fn openssl_verify_crl_check_with_each_certificates_distribution_point() {
         assert!(revoked.len() >= 10 && good.len() >= 10);
         for row in revoked.iter().chain(&good) {
             let cert = cert_path(issuer, &row.serial);
-            let cdp = openssl_ok(&[
-                "x509",
-                "-noout",
-                "-ext",
-                "crlDistributionPoints",
-                "-in",
-                path_str(&cert),
-            ]);
-            let uris: Vec<&str> = cdp
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("URI:"))
-                .collect();
-            assert_eq!(uris.len(), 1, "{}: {cdp}", cert.display());
+            let uris = crl_distribution_point_uris(&cert);
+            assert_eq!(uris.len(), 1, "{}: {uris:?}", cert.display());
             let path = uris[0]
                 .strip_prefix(URL_BASE)
                 .unwrap_or_else(|| panic!("CDP {}", uris[0]));
@@ -1470,17 +667,17 @@ fn openssl_verify_crl_check_with_each_certificates_distribution_point() {
             .arg("-CRLfile")
             .arg(crl_pem(&shard_path(issuer, other)))
             .arg(cert_path(issuer, &row.serial));
-        let out = exec(command, b"", PROCESS_TIMEOUT);
+        let out = run_command(&mut command);
         assert!(
-            !out.success && !out.both().contains(": OK"),
+            !out.success && !out.text().contains(": OK"),
             "{issuer} {}: a foreign partition must not vouch for it: {}",
             row.serial,
-            out.both()
+            out.text()
         );
     }
-    let outputs = exec_parallel(commands);
+    let outputs = run_parallel(commands);
     for ((what, is_revoked), out) in expectations.iter().zip(&outputs) {
-        let text = out.both();
+        let text = out.text();
         if *is_revoked {
             assert!(
                 !out.success && text.contains("error 23") && text.contains("certificate revoked"),
@@ -1540,22 +737,18 @@ fn pkilint_finds_no_errors_in_crls_and_ocsp_responses() {
                     "-no_nonce",
                 ]);
                 let body = std::fs::read(&request).unwrap();
-                let response = http(
+                let response = http_close(
                     served.server.ocsp_addr,
                     "POST",
                     "/",
                     &[("Content-Type", "application/ocsp-request")],
-                    &body,
+                    Some(&body),
                 );
                 assert_eq!(response.status, 200, "{label}: {response:?}");
                 assert_eq!(response.header("content-type"), Some("application/ocsp-response"));
                 let file = scratch.path().join(format!("{label}.resp"));
                 std::fs::write(&file, &response.body).unwrap();
-                let text = openssl_ok(&["ocsp", "-respin", path_str(&file), "-resp_text", "-noverify"]);
-                assert!(
-                    text.contains(&format!("Cert Status: {status}")),
-                    "{label}: {text}"
-                );
+                assert_eq!(ocsp_cert_statuses(&response.body), [status], "{label}");
                 let mut command = Command::new("lint_ocsp_response");
                 command.args(["lint", "-s", "WARNING"]).arg(&file);
                 commands.push(command);
@@ -1563,10 +756,10 @@ fn pkilint_finds_no_errors_in_crls_and_ocsp_responses() {
             }
         }
     }
-    let outputs = exec_parallel(commands);
+    let outputs = run_parallel(commands);
     let mut failures = Vec::new();
     for (label, out) in labels.iter().zip(&outputs) {
-        let text = out.both();
+        let text = out.text();
         if out.code.is_none() || text.contains("Traceback") {
             failures.push(format!("{label}: the linter crashed: {text}"));
             continue;
@@ -1598,7 +791,7 @@ fn assert_document_headers(response: &HttpResponse, content_type: &str, body: &[
         "accept-ranges",
     ] {
         assert_eq!(
-            response.count(name),
+            response.header_count(name),
             1,
             "{what}: exactly one {name}: {response:?}"
         );
@@ -1628,7 +821,7 @@ fn assert_document_headers(response: &HttpResponse, content_type: &str, body: &[
         "{what}: max-age {max_age} reaches past nextUpdate"
     );
     for forbidden in ["pragma", "set-cookie", "vary"] {
-        assert_eq!(response.count(forbidden), 0, "{what}: {forbidden}");
+        assert_eq!(response.header_count(forbidden), 0, "{what}: {forbidden}");
     }
 }
 
@@ -1639,7 +832,7 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
     let scratch = tempfile::tempdir().unwrap();
     let full = full_path("ec");
     let (full_file, full_body) = fetch_crl(addr, &full, scratch.path());
-    let full_last_modified = openssl_field_time(&full_file, "-lastupdate", "lastUpdate=");
+    let full_last_modified = CrlView::read(&full_file).this_update;
 
     for (path, content_type) in [
         (full.clone(), "application/pkix-crl"),
@@ -1647,7 +840,7 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
         (json_path("ec"), "application/json"),
     ] {
         let what = format!("GET {path}");
-        let get = http(addr, "GET", &path, &[], b"");
+        let get = http_close(addr, "GET", &path, &[], None);
         assert_eq!(get.status, 200, "{what}: {get:?}");
         let body = get.body.clone();
         assert!(!body.is_empty());
@@ -1657,36 +850,28 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
         let lm = parse_http_date(&last_modified).expect("Last-Modified is an HTTP date");
         let expires = parse_http_date(get.header("expires").unwrap()).unwrap();
         if content_type == "application/pkix-crl" {
-            let file = scratch.path().join("doc.der");
-            std::fs::write(&file, &body).unwrap();
-            assert_eq!(
-                lm,
-                openssl_field_time(&file, "-lastupdate", "lastUpdate="),
-                "{what}: Last-Modified"
-            );
-            assert_eq!(
-                expires,
-                openssl_field_time(&file, "-nextupdate", "nextUpdate="),
-                "{what}: Expires"
-            );
+            let crl = CrlView::parse(&body);
+            assert_eq!(lm, crl.this_update, "{what}: Last-Modified");
+            assert_eq!(Some(expires), crl.next_update, "{what}: Expires");
         } else {
             assert_eq!(
                 lm, full_last_modified,
                 "{what}: Last-Modified is the snapshot's thisUpdate"
             );
-            let json = parse_json(&body).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
-            let expected: Vec<Json> = (0..SHARDS)
-                .map(|s| Json::Text(format!("{URL_BASE}{}", shard_path("ec", s))))
+            let json: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+            let expected: Vec<serde_json::Value> = (0..SHARDS)
+                .map(|s| format!("{URL_BASE}{}", shard_path("ec", s)).into())
                 .collect();
             assert_eq!(
                 json,
-                Json::Array(expected),
+                serde_json::Value::Array(expected),
                 "{what}: the CCADB array of partition URLs, in order"
             );
         }
 
         // HEAD: the same headers, the full length, no body bytes.
-        let head = http(addr, "HEAD", &path, &[], b"");
+        let head = http_close(addr, "HEAD", &path, &[], None);
         assert_eq!(head.status, 200, "HEAD {path}");
         assert!(
             head.body.is_empty(),
@@ -1705,7 +890,7 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
         }
 
         // Conditional requests.
-        let not_modified = http(addr, "GET", &path, &[("If-None-Match", &etag)], b"");
+        let not_modified = http_close(addr, "GET", &path, &[("If-None-Match", &etag)], None);
         assert_eq!(not_modified.status, 304, "{what} If-None-Match: {not_modified:?}");
         assert!(not_modified.body.is_empty(), "{what}: 304 with a body");
         assert_eq!(
@@ -1715,22 +900,22 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
         );
         let listed = format!("\"other\", {etag}");
         assert_eq!(
-            http(addr, "GET", &path, &[("If-None-Match", &listed)], b"").status,
+            http_close(addr, "GET", &path, &[("If-None-Match", &listed)], None).status,
             304,
             "{what}"
         );
-        let wrong = http(addr, "GET", &path, &[("If-None-Match", "\"0000\"")], b"");
+        let wrong = http_close(addr, "GET", &path, &[("If-None-Match", "\"0000\"")], None);
         assert_eq!(wrong.status, 200, "{what}: a wrong ETag");
         assert_eq!(wrong.body, body);
-        let since = http(addr, "GET", &path, &[("If-Modified-Since", &last_modified)], b"");
+        let since = http_close(addr, "GET", &path, &[("If-Modified-Since", &last_modified)], None);
         assert_eq!(since.status, 304, "{what} If-Modified-Since = Last-Modified");
         assert!(since.body.is_empty());
         let day_before = http_date(lm - DAY);
-        let older = http(addr, "GET", &path, &[("If-Modified-Since", &day_before)], b"");
+        let older = http_close(addr, "GET", &path, &[("If-Modified-Since", &day_before)], None);
         assert_eq!(older.status, 200, "{what} If-Modified-Since {day_before}");
         assert_eq!(older.body, body);
         // RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
-        let both = http(
+        let both = http_close(
             addr,
             "GET",
             &path,
@@ -1738,7 +923,7 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
                 ("If-None-Match", "\"0000\""),
                 ("If-Modified-Since", &last_modified),
             ],
-            b"",
+            None,
         );
         assert_eq!(
             both.status, 200,
@@ -1747,7 +932,7 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
 
         // Ranges.
         let len = body.len();
-        let first = http(addr, "GET", &path, &[("Range", "bytes=0-99")], b"");
+        let first = http_close(addr, "GET", &path, &[("Range", "bytes=0-99")], None);
         assert_eq!(first.status, 206, "{what} bytes=0-99: {first:?}");
         assert_eq!(
             first.header("content-range"),
@@ -1755,42 +940,42 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
         );
         assert_eq!(first.header("content-length"), Some("100"));
         assert_eq!(first.body, body[..100], "{what}: first 100 bytes");
-        let last = http(addr, "GET", &path, &[("Range", "bytes=-50")], b"");
+        let last = http_close(addr, "GET", &path, &[("Range", "bytes=-50")], None);
         assert_eq!(last.status, 206, "{what} bytes=-50");
         assert_eq!(
             last.header("content-range"),
             Some(format!("bytes {}-{}/{len}", len - 50, len - 1).as_str())
         );
         assert_eq!(last.body, body[len - 50..], "{what}: last 50 bytes");
-        let past = http(addr, "GET", &path, &[("Range", &format!("bytes={len}-"))], b"");
+        let past = http_close(addr, "GET", &path, &[("Range", &format!("bytes={len}-"))], None);
         assert_eq!(past.status, 416, "{what} bytes={len}-");
         assert_eq!(
             past.header("content-range"),
             Some(format!("bytes */{len}").as_str())
         );
-        let if_range = http(
+        let if_range = http_close(
             addr,
             "GET",
             &path,
             &[("Range", "bytes=0-99"), ("If-Range", &etag)],
-            b"",
+            None,
         );
         assert_eq!(if_range.status, 206, "{what}: If-Range with the current ETag");
         assert_eq!(if_range.body, body[..100]);
-        let changed = http(
+        let changed = http_close(
             addr,
             "GET",
             &path,
             &[("Range", "bytes=0-99"), ("If-Range", "\"other\"")],
-            b"",
+            None,
         );
         assert_eq!(changed.status, 200, "{what}: If-Range with another ETag");
         assert_eq!(changed.body, body, "{what}: the whole document");
-        assert_eq!(changed.count("content-range"), 0);
+        assert_eq!(changed.header_count("content-range"), 0);
     }
 
     // An unknown path is not a CRL.
-    let unknown = http(addr, "GET", "/crl/nope.crl", &[], b"");
+    let unknown = http_close(addr, "GET", "/crl/nope.crl", &[], None);
     assert!(
         !(unknown.status == 200 && unknown.header("content-type") == Some("application/pkix-crl")),
         "/crl/nope.crl served as a CRL: {unknown:?}"
@@ -1798,7 +983,7 @@ fn documents_are_served_with_cdn_friendly_http_semantics() {
     assert_ne!(unknown.body, full_body);
 
     // Metrics.
-    let metrics = http(served.server.admin_addr, "GET", "/metrics", &[], b"");
+    let metrics = http_close(served.server.admin_addr, "GET", "/metrics", &[], None);
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8(metrics.body).unwrap();
     let sample = |name: &str| -> Option<f64> {
@@ -1834,7 +1019,7 @@ fn a_crl_past_its_next_update_is_refused_not_served_stale() {
         json_path("ec"),
         delta_path("ec"),
     ] {
-        let response = http(server.ocsp_addr, "GET", &path, &[], b"");
+        let response = http_close(server.ocsp_addr, "GET", &path, &[], None);
         if path == delta_path("ec") {
             // One publish only: there is no delta; it must not be a CRL either.
             assert!(
@@ -1851,14 +1036,14 @@ fn a_crl_past_its_next_update_is_refused_not_served_stale() {
         assert!(retry > 0);
         assert_eq!(response.header("cache-control"), Some("no-store"), "GET {path}");
         assert_eq!(
-            response.count("etag") + response.count("last-modified"),
+            response.header_count("etag") + response.header_count("last-modified"),
             0,
             "GET {path}: {response:?}"
         );
-        let head = http(server.ocsp_addr, "HEAD", &path, &[], b"");
+        let head = http_close(server.ocsp_addr, "HEAD", &path, &[], None);
         assert_eq!(head.status, 503, "HEAD {path}");
     }
-    let ready = http(server.admin_addr, "GET", "/readyz", &[], b"");
+    let ready = http_close(server.admin_addr, "GET", "/readyz", &[], None);
     assert_eq!(ready.status, 503, "/readyz with an expired snapshot: {ready:?}");
 }
 
@@ -1867,7 +1052,6 @@ fn a_crl_past_its_next_update_is_refused_not_served_stale() {
 
 #[test]
 fn crl_numbers_strictly_increase_across_publishes_restarts_and_clock_steps() {
-    let scratch = tempfile::tempdir().unwrap();
     let now = unix_now();
 
     // (a) Two publishes in one directory.
@@ -1875,11 +1059,11 @@ fn crl_numbers_strictly_increase_across_publishes_restarts_and_clock_steps() {
     let first = publish_at(&demo_config(), dir.path(), now).unwrap();
     let second = publish_at(&demo_config(), dir.path(), now).unwrap();
     for issuer in ISSUERS {
-        let a = snapshot_crl_number(&first.snapshot, &full_path(issuer), scratch.path());
-        let b = snapshot_crl_number(&second.snapshot, &full_path(issuer), scratch.path());
+        let a = snapshot_crl_number(&first.snapshot, &full_path(issuer));
+        let b = snapshot_crl_number(&second.snapshot, &full_path(issuer));
         assert_eq!(a, first.sequence);
         assert!(b > a, "{issuer}: {b} after {a}");
-        let shard = snapshot_crl_number(&second.snapshot, &shard_path(issuer, 2), scratch.path());
+        let shard = snapshot_crl_number(&second.snapshot, &shard_path(issuer, 2));
         assert_eq!(shard, b, "{issuer}: partitions share the full CRL's number");
     }
 
@@ -1895,13 +1079,13 @@ fn crl_numbers_strictly_increase_across_publishes_restarts_and_clock_steps() {
             .arg("--out")
             .arg(cli_dir.path())
             .env_remove("RUST_LOG");
-        let out = exec(command, b"", PROCESS_TIMEOUT);
-        assert!(out.success, "publish run {run}: {}", out.both());
+        let out = run_command(&mut command);
+        assert!(out.success, "publish run {run}: {}", out.text());
         let snapshots = snapshot_files(cli_dir.path());
         assert_eq!(snapshots.len(), run + 1, "{snapshots:?}");
         let newest = snapshots.last().unwrap();
-        let ec = snapshot_crl_number(newest, &full_path("ec"), scratch.path());
-        let rsa = snapshot_crl_number(newest, &full_path("rsa"), scratch.path());
+        let ec = snapshot_crl_number(newest, &full_path("ec"));
+        let rsa = snapshot_crl_number(newest, &full_path("rsa"));
         assert_eq!(ec, rsa, "one number per snapshot");
         numbers.push(ec);
     }
@@ -1912,19 +1096,13 @@ fn crl_numbers_strictly_increase_across_publishes_restarts_and_clock_steps() {
     let clock_dir = tempfile::tempdir().unwrap();
     let before = publish_at(&demo_config(), clock_dir.path(), now).unwrap();
     let after = publish_at(&demo_config(), clock_dir.path(), now - 3600).unwrap();
-    let a = snapshot_crl_number(&before.snapshot, &full_path("ec"), scratch.path());
-    let b = snapshot_crl_number(&after.snapshot, &full_path("ec"), scratch.path());
+    let a = snapshot_crl_number(&before.snapshot, &full_path("ec"));
+    let b = snapshot_crl_number(&after.snapshot, &full_path("ec"));
     assert!(b > a, "clock went backwards: {b} after {a}");
     // The delta of the second names the first as its base, whatever the clock says.
     let delta = snapshot_documents(&after.snapshot);
-    let file = scratch.path().join("delta.der");
-    std::fs::write(&file, &delta[&delta_path("ec")].0).unwrap();
-    let text = crl_text(&file);
-    assert_eq!(
-        text.extension("X509v3 Delta CRL Indicator")
-            .map(|e| e.values.clone()),
-        Some(vec![a.to_string()])
-    );
+    let delta = CrlView::parse(&delta[&delta_path("ec")].0);
+    assert_eq!(delta.delta_base().map(|(_, base)| base), Some(a));
 }
 
 // =======================================================================================
@@ -2023,7 +1201,7 @@ fn imported_crls_are_served_byte_for_byte_and_foreign_ones_refused() {
         // import_config publishes the EC issuer only.
         let server = start_server_trusting(&out, report.sequence, &["ec"]);
         for path in ["/crl/imported.crl", "/crl/imported-der.crl"] {
-            let response = http(server.ocsp_addr, "GET", path, &[], b"");
+            let response = http_close(server.ocsp_addr, "GET", path, &[], None);
             assert_eq!(response.status, 200, "{path}: {response:?}");
             assert_eq!(response.header("content-type"), Some("application/pkix-crl"));
             assert!(
@@ -2031,20 +1209,13 @@ fn imported_crls_are_served_byte_for_byte_and_foreign_ones_refused() {
                 "{path}: not byte for byte the openssl CRL (DER)"
             );
             let lm = parse_http_date(response.header("last-modified").unwrap()).unwrap();
-            assert_eq!(
-                lm,
-                openssl_field_time(&der, "-lastupdate", "lastUpdate="),
-                "{path}: Last-Modified"
-            );
+            let crl = CrlView::read(&der);
+            assert_eq!(lm, crl.this_update, "{path}: Last-Modified");
             let expires = parse_http_date(response.header("expires").unwrap()).unwrap();
-            assert_eq!(
-                expires,
-                openssl_field_time(&der, "-nextupdate", "nextUpdate="),
-                "{path}: Expires"
-            );
+            assert_eq!(Some(expires), crl.next_update, "{path}: Expires");
         }
         // Nothing signed by the publisher for an importing issuer.
-        let own = http(server.ocsp_addr, "GET", &full_path("ec"), &[], b"");
+        let own = http_close(server.ocsp_addr, "GET", &full_path("ec"), &[], None);
         assert!(
             own.header("content-type") != Some("application/pkix-crl"),
             "{own:?}"
@@ -2227,7 +1398,7 @@ fn colliding_document_paths_are_refused_at_publish() {
             while server.state.current_sequence() != Some(report.sequence) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let metrics = http(server.admin_addr, "GET", "/metrics", &[], b"");
+            let metrics = http_close(server.admin_addr, "GET", "/metrics", &[], None);
             let refused: Vec<String> = String::from_utf8_lossy(&metrics.body)
                 .lines()
                 .filter(|l| l.starts_with("ocsp_edge_snapshots_refused_total"))

@@ -30,6 +30,7 @@ impl HttpResponse {
 /// One client connection that can carry several requests (keep-alive).
 pub struct Conn {
     pub stream: TcpStream,
+    /// Bytes read but not yet consumed.
     buf: Vec<u8>,
 }
 
@@ -256,4 +257,29 @@ pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
 /// A GET on a fresh connection that may fail (a server that is not up yet, or gone).
 pub fn try_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
     Conn::try_connect(addr)?.request("GET", path, &[], None)
+}
+
+/// One request with `Connection: close` on a fresh connection, read until the server
+/// closes it: every byte sent after the header block is in `body`, whatever the headers
+/// claim (so a test sees a HEAD or 304 that wrongly carries a body).
+pub fn http_close(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let what = format!("{method} {path}");
+    let mut conn = Conn::connect(addr);
+    let mut with_close = headers.to_vec();
+    with_close.push(("Connection", "close"));
+    conn.send(&request_bytes(method, path, &with_close, body))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut response = conn.read_response(true).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut rest = std::mem::take(&mut conn.buf);
+    conn.stream
+        .read_to_end(&mut rest)
+        .unwrap_or_else(|e| panic!("{what}: reading to the end: {e}"));
+    response.body = rest;
+    response
 }

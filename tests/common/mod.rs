@@ -1,7 +1,7 @@
 //! The one harness every integration test binary uses (`mod common;`): the demo PKI, the
 //! publisher, responders in-process and as a child process, origins, a raw HTTP/1.1
 //! client, external programs (`openssl`, and [`skip_without`] for tools that may be
-//! missing) and OCSP bytes. Each area is a submodule; everything is re-exported here, so
+//! missing), OCSP bytes, and certificates and CRLs decoded with rasn-pkix. Each area is a submodule; everything is re-exported here, so
 //! a test writes `use common::*;`.
 #![allow(dead_code, unused_imports)]
 
@@ -13,6 +13,7 @@ mod origin;
 mod pki;
 mod process;
 mod publisher;
+mod x509;
 
 pub use edge::*;
 pub use http::*;
@@ -22,6 +23,7 @@ pub use origin::*;
 pub use pki::*;
 pub use process::*;
 pub use publisher::*;
+pub use x509::*;
 
 use ocsp_edge::config::{Config, Sources};
 use ocsp_edge::publish::{PublishConfig, PublishReport};

@@ -51,3 +51,25 @@ pub fn get_path(prefix: &str, der: &[u8]) -> String {
     let encoded = percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC);
     format!("{prefix}{encoded}")
 }
+
+/// The certStatus (`good`, `revoked` or `unknown`) of each SingleResponse in a successful
+/// DER OCSPResponse, decoded with rasn-ocsp; a test failure when it is anything else.
+pub fn ocsp_cert_statuses(body: &[u8]) -> Vec<&'static str> {
+    let response: rasn_ocsp::OcspResponse =
+        rasn::der::decode(body).unwrap_or_else(|e| panic!("not a DER OCSPResponse: {e}"));
+    let bytes = response
+        .bytes
+        .expect("a successful response carries responseBytes");
+    let basic: rasn_ocsp::BasicOcspResponse =
+        rasn::der::decode(&bytes.response).unwrap_or_else(|e| panic!("not a BasicOCSPResponse: {e}"));
+    basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .map(|single| match single.cert_status {
+            rasn_ocsp::CertStatus::Good => "good",
+            rasn_ocsp::CertStatus::Revoked(_) => "revoked",
+            rasn_ocsp::CertStatus::Unknown(_) => "unknown",
+        })
+        .collect()
+}

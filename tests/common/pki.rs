@@ -38,6 +38,8 @@ pub struct IndexRow {
     pub serial: String,
     /// The revocation field: `date[,reason]` or `date,keyTime,T`; empty unless `R`.
     pub revocation: String,
+    /// The whole line, as in the file.
+    pub line: String,
 }
 
 impl IndexRow {
@@ -83,6 +85,7 @@ pub fn parse_index(text: &str) -> Vec<IndexRow> {
                 status: fields[0].chars().next().unwrap(),
                 serial: fields[3].to_string(),
                 revocation: fields[2].to_string(),
+                line: line.to_string(),
             }
         })
         .collect()

@@ -318,3 +318,21 @@ impl Drop for ChildGuard {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the commands (see [`run_command`]) a few at a time; outputs in the same order.
+pub fn run_parallel(commands: Vec<Command>) -> Vec<Output> {
+    let mut outputs = Vec::with_capacity(commands.len());
+    let mut pending = commands.into_iter().peekable();
+    while pending.peek().is_some() {
+        let batch: Vec<Command> = pending.by_ref().take(4).collect();
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .into_iter()
+                .map(|mut command| scope.spawn(move || run_command(&mut command)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        });
+        outputs.extend(results);
+    }
+    outputs
+}
