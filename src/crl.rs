@@ -29,16 +29,27 @@ pub struct Url {
     pub path: String,
 }
 
+/// Why a text is not a CRL [`Url`]; each names the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?} is not an http:// or https:// URL")]
+    Scheme(String),
+    #[error("{0:?} has no path")]
+    NoPath(String),
+    #[error("{0:?} needs a host and a plain path")]
+    NotPlain(String),
+}
+
 impl Url {
-    pub fn parse(text: &str) -> Result<Url, String> {
+    pub fn parse(text: &str) -> Result<Url, UrlError> {
         let rest = text
             .strip_prefix("http://")
             .or_else(|| text.strip_prefix("https://"))
-            .ok_or_else(|| format!("{text:?} is not an http:// or https:// URL"))?;
-        let slash = rest.find('/').ok_or_else(|| format!("{text:?} has no path"))?;
+            .ok_or_else(|| UrlError::Scheme(text.to_string()))?;
+        let slash = rest.find('/').ok_or_else(|| UrlError::NoPath(text.to_string()))?;
         let path = &rest[slash..];
         if slash == 0 || path.contains(['?', '#', ' ']) {
-            return Err(format!("{text:?} needs a host and a plain path"));
+            return Err(UrlError::NotPlain(text.to_string()));
         }
         Ok(Url {
             full: text.to_string(),

@@ -1,6 +1,7 @@
 //! The `ocsp-edge` command: publish, serve, demo, check-config. Parses flags, sets up
-//! logging, and hands over to the library; exit code 64 (EX_USAGE) on bad configuration,
-//! 65 (EX_DATAERR) on bad input data or a publish the safety rails refuse.
+//! logging, and hands over to the library. Every failure leaves with the exit code of its
+//! category, and the categories are mapped to numbers in one place: [`exit`] (the README's
+//! table is its documentation).
 
 use clap::{Args, Parser, Subcommand};
 use ocsp_edge::config::{Config, ConfigError, LogFormat, Sources};
@@ -11,10 +12,79 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const EX_USAGE: u8 = 64;
-const EX_DATAERR: u8 = 65;
-const EX_IOERR: u8 = 74;
-const EX_UNAVAILABLE: u8 = 69;
+use exit::{EX_DATAERR, EX_IOERR, EX_UNAVAILABLE, EX_USAGE};
+
+/// The one map from failures to exit codes: sysexits(3) categories (usage 64, bad data
+/// 65, unavailable 69, software 70, I/O 74, temporary 75) and one code for each HSM
+/// failure an operator must handle differently (80–84). The README's table documents it.
+mod exit {
+    use ocsp_edge::publish::hsm::HsmError;
+    use ocsp_edge::publish::PublishError;
+    use ocsp_edge::s3::S3Error;
+
+    /// Bad flags or configuration (also a bad PKCS#11 URI or an unreadable PIN source).
+    pub const EX_USAGE: u8 = 64;
+    /// Bad input data, a snapshot that does not verify, a publish the rails refuse, a
+    /// token key that is not the certificate's.
+    pub const EX_DATAERR: u8 = 65;
+    /// `status`: the responder is unreachable or not ready.
+    pub const EX_UNAVAILABLE: u8 = 69;
+    /// A key that loaded and matched its certificate failed to sign, or an encoder
+    /// failed: a fault in the publisher or its key, never in what the operator typed.
+    pub const EX_SOFTWARE: u8 = 70;
+    /// Reading or writing files, sockets or object storage failed.
+    pub const EX_IOERR: u8 = 74;
+    /// Try again later: the token went away while signing, another publisher was faster.
+    pub const EX_TEMPFAIL: u8 = 75;
+    /// The PKCS#11 module is missing or not a PKCS#11 library.
+    pub const HSM_MODULE: u8 = 80;
+    /// No token (or several) matches.
+    pub const HSM_TOKEN: u8 = 81;
+    /// The token refused the PIN, or the PIN is locked (never retried).
+    pub const HSM_PIN: u8 = 82;
+    /// No key (or several) matches.
+    pub const HSM_KEY: u8 = 83;
+    /// The token lacks the mechanism signing with this key needs.
+    pub const HSM_MECHANISM: u8 = 84;
+
+    pub fn publish(error: &PublishError) -> u8 {
+        match error {
+            PublishError::Config(_) => EX_USAGE,
+            PublishError::File { .. }
+            | PublishError::Input(_)
+            | PublishError::Refused(_)
+            | PublishError::Sequence(_)
+            | PublishError::Crl(_)
+            | PublishError::CertificateHold { .. }
+            | PublishError::Base(_) => EX_DATAERR,
+            PublishError::Signing(_) | PublishError::Encoding { .. } => EX_SOFTWARE,
+            PublishError::Io(_) => EX_IOERR,
+            PublishError::Hsm(hsm) => self::hsm(hsm),
+        }
+    }
+
+    pub fn hsm(error: &HsmError) -> u8 {
+        match error {
+            HsmError::Uri(_) | HsmError::PinSource { .. } => EX_USAGE,
+            HsmError::Module { .. } => HSM_MODULE,
+            HsmError::Token { .. } => HSM_TOKEN,
+            HsmError::PinIncorrect { .. } | HsmError::PinLocked { .. } => HSM_PIN,
+            HsmError::KeyNotFound { .. } | HsmError::KeyAmbiguous { .. } => HSM_KEY,
+            HsmError::MechanismUnsupported { .. } => HSM_MECHANISM,
+            HsmError::KeyMismatch { .. } => EX_DATAERR,
+            HsmError::TokenGone { .. } => EX_TEMPFAIL,
+            HsmError::Pkcs11 { .. } => EX_IOERR,
+        }
+    }
+
+    pub fn s3(error: &S3Error) -> u8 {
+        match error {
+            S3Error::Config(_) => EX_USAGE,
+            S3Error::Http(_) | S3Error::Io(_) => EX_IOERR,
+            S3Error::Newer { .. } => EX_TEMPFAIL,
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -248,7 +318,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            return ExitCode::from(EX_USAGE);
+            return ExitCode::from(exit::publish(&e));
         }
     };
     let now = UnixTime::now();
@@ -259,7 +329,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            return ExitCode::from(publish_exit_code(&e));
+            return ExitCode::from(exit::publish(&e));
         }
     };
     for issuer in &plan.issuers {
@@ -285,7 +355,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
         Ok(upload) => upload,
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            return ExitCode::from(EX_USAGE);
+            return ExitCode::from(exit::s3(&e));
         }
     };
     if let Some(upload) = &upload {
@@ -293,7 +363,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
             Ok(floor) => plan.sequence_floor = floor.saturating_add(1),
             Err(e) => {
                 eprintln!("ocsp-edge publish: {e}");
-                return ExitCode::from(EX_IOERR);
+                return ExitCode::from(exit::s3(&e));
             }
         }
     }
@@ -301,7 +371,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
         Ok(report) => report,
         Err(e) => {
             eprintln!("ocsp-edge publish: {e}");
-            return ExitCode::from(publish_exit_code(&e));
+            return ExitCode::from(exit::publish(&e));
         }
     };
     say(&format!(
@@ -320,7 +390,7 @@ fn run_publish(args: PublishArgs) -> ExitCode {
                 "ocsp-edge publish: upload to {} failed: {e}",
                 upload.location.label()
             );
-            return ExitCode::from(EX_IOERR);
+            return ExitCode::from(exit::s3(&e));
         }
         say(&format!("  uploaded to {}\n", upload.location.label()));
     }
@@ -335,16 +405,13 @@ struct Uploader {
 }
 
 impl Uploader {
-    fn new(config: &ocsp_edge::s3::S3Config) -> Result<Uploader, String> {
+    fn new(config: &ocsp_edge::s3::S3Config) -> Result<Uploader, ocsp_edge::s3::S3Error> {
         Ok(Uploader {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?,
-            client: ocsp_edge::http_client::client_builder()
-                .build()
-                .map_err(|e| e.to_string())?,
-            location: ocsp_edge::s3::S3Location::new(config).map_err(|e| e.to_string())?,
+                .build()?,
+            client: ocsp_edge::http_client::client_builder().build()?,
+            location: ocsp_edge::s3::S3Location::new(config)?,
         })
     }
 
@@ -359,18 +426,6 @@ impl Uploader {
     fn send(&self, dir: &std::path::Path, sequence: u64) -> Result<(), ocsp_edge::s3::S3Error> {
         self.runtime
             .block_on(ocsp_edge::s3::upload(&self.client, &self.location, dir, sequence))
-    }
-}
-
-/// 64 for configuration mistakes, 65 for bad input data, 74 for I/O failures; a key in a
-/// PKCS#11 token adds 75 and 80–84 (see `ocsp_edge::publish::hsm::exit_code` and README).
-fn publish_exit_code(error: &PublishError) -> u8 {
-    match error {
-        PublishError::Config(_) => EX_USAGE,
-        PublishError::File { .. } | PublishError::Input(_) | PublishError::Refused(_) => EX_DATAERR,
-        PublishError::Io(_) => EX_IOERR,
-        PublishError::Hsm(hsm) => hsm.exit_code(),
-        PublishError::Sequence(_) => EX_DATAERR,
     }
 }
 
@@ -443,7 +498,7 @@ fn run_serve(
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ocsp-edge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EX_IOERR);
         }
     };
     if let Some(cache) = &state.config().cache {
@@ -475,7 +530,7 @@ fn run_serve(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ocsp-edge: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EX_IOERR)
         }
     }
 }
@@ -535,7 +590,7 @@ fn run_demo(args: DemoArgs) -> ExitCode {
         Ok(demo) => demo,
         Err(e) => {
             eprintln!("ocsp-edge demo: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EX_IOERR);
         }
     };
     let serve_args = ServeArgs {
@@ -647,7 +702,7 @@ fn run_status(args: StatusArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ocsp-edge status: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EX_IOERR);
         }
     };
     let fetched = runtime.block_on(async {
@@ -684,5 +739,24 @@ fn run_status(args: StatusArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EX_UNAVAILABLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit;
+    use ocsp_edge::pki::keys::KeyError;
+    use ocsp_edge::publish::PublishError;
+
+    /// A key that fails to sign is a key fault: it must not exit 64 and send the operator
+    /// hunting for a typo in a configuration that is fine.
+    #[test]
+    fn a_signing_failure_is_a_key_fault_not_a_usage_error() {
+        let error = PublishError::signing(KeyError::Sign);
+        assert!(matches!(error, PublishError::Signing(_)), "{error:?}");
+        assert_eq!(exit::publish(&error), exit::EX_SOFTWARE);
+        let external = PublishError::signing(KeyError::External("a signer outside".into()));
+        assert_eq!(exit::publish(&external), exit::EX_SOFTWARE);
+        assert_eq!(exit::publish(&PublishError::Config("x".into())), exit::EX_USAGE);
     }
 }

@@ -1056,3 +1056,68 @@ fn check_config_accepts_valid_and_names_the_bad_key() {
         .assert_code(EX_USAGE)
         .assert_stderr_contains("snapshots.trust");
 }
+
+/// One failure of each category the binary can be driven into without a token or an S3
+/// server leaves with that category's code (README, "Exit codes"; tests/hsm.rs covers 75
+/// and 80–84). Each case would exit with another code if its error were misfiled.
+#[test]
+fn each_failure_category_has_its_exit_code() {
+    let work = tempfile::tempdir().unwrap();
+    let ec = common::issuer_ca("ec");
+    let ec_dir = ec.parent().unwrap();
+    let (ocsp_pem, ocsp_key) = (ec_dir.join("ocsp.pem"), ec_dir.join("ocsp.key"));
+    let bad_index = work.path().join("index.txt");
+    std::fs::write(&bad_index, "V\tnot-a-date\t\t01\tunknown\t/CN=x\n").unwrap();
+    let not_a_dir = work.path().join("file");
+    std::fs::write(&not_a_dir, "a file, not a directory").unwrap();
+    let out = work.path().join("out");
+    let path = |p: &Path| p.display().to_string();
+    let publish = |index: &Path, out: &Path, validity: &str| {
+        [
+            "publish",
+            "--issuer",
+            &path(&ec),
+            "--index",
+            &path(index),
+            "--signer-cert",
+            &path(&ocsp_pem),
+            "--signer-key",
+            &path(&ocsp_key),
+            "--out",
+            &path(out),
+            "--validity",
+            validity,
+        ]
+        .map(str::to_string)
+    };
+    let good_index = ec_dir.join("index.txt");
+    let cases: [(&str, Vec<String>, i32); 4] = [
+        (
+            "usage: a duration no grammar accepts",
+            publish(&good_index, &out, "4 days").to_vec(),
+            64,
+        ),
+        (
+            "bad data: an unparsable index line",
+            publish(&bad_index, &out, "96h").to_vec(),
+            65,
+        ),
+        (
+            "unavailable: no responder listens",
+            vec!["status".into(), "http://127.0.0.1:1/".into()],
+            69,
+        ),
+        (
+            "I/O: the output directory cannot be created",
+            publish(&good_index, &not_a_dir.join("out"), "96h").to_vec(),
+            74,
+        ),
+    ];
+    for (what, args, code) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ran = common::ocsp_edge(&args);
+        assert_eq!(ran.code, Some(code), "{what}\n{ran}");
+        assert!(!ran.stderr.trim().is_empty(), "{what}: says why\n{ran}");
+    }
+    assert!(!out.exists(), "no failed publish wrote anything");
+}

@@ -176,12 +176,12 @@ impl CrlConfig {
             u.as_deref()
                 .map(Url::parse)
                 .transpose()
-                .map_err(PublishError::Config)
+                .map_err(PublishError::from)
         };
         let partitions = match (self.shards, &self.shard_url) {
             (0, None) => None,
             (n, Some(template)) if n > 0 && template.contains("{shard}") => {
-                Url::parse(&template.replace("{shard}", "0")).map_err(PublishError::Config)?;
+                Url::parse(&template.replace("{shard}", "0"))?;
                 Some((n, template.clone()))
             }
             _ => {
@@ -241,7 +241,7 @@ impl CrlConfig {
                 }
                 Some(_) => {}
             }
-            let path = Url::parse(&item.url).map_err(PublishError::Config)?.path;
+            let path = Url::parse(&item.url)?.path;
             // Responders refuse a CRL document that is a delta or whose
             // issuingDistributionPoint names other URLs (crate::snapshot::documents).
             if summary.delta_base.is_some() {
@@ -289,11 +289,10 @@ fn refuse_certificate_hold(name: &str, records: &[CertRecord]) -> Result<(), Pub
         )
     });
     match held {
-        Some(record) => Err(PublishError::Config(format!(
-            "issuer {name:?}: serial {} is on certificateHold, which the CA/Browser Forum forbids in CRLs \
-             (BR §7.2.2); revoke it with a final reason or remove it",
-            record.serial
-        ))),
+        Some(record) => Err(PublishError::CertificateHold {
+            issuer: name.to_string(),
+            serial: record.serial.clone(),
+        }),
         None => Ok(()),
     }
 }
@@ -419,8 +418,7 @@ impl SignedCrls {
         if let Some((shards, template)) = &self.partitions {
             let mut urls = Vec::with_capacity(*shards as usize);
             for shard in 0..*shards {
-                let url = Url::parse(&template.replace("{shard}", &shard.to_string()))
-                    .map_err(PublishError::Config)?;
+                let url = Url::parse(&template.replace("{shard}", &shard.to_string()))?;
                 let members = entries
                     .iter()
                     .filter(|e| crl::shard_of(&e.serial, *shards) == shard)
@@ -436,8 +434,10 @@ impl SignedCrls {
                 urls.push(url.full);
             }
             if let Some(json) = &self.json {
-                let bytes =
-                    serde_json::to_vec_pretty(&urls).map_err(|e| PublishError::Config(e.to_string()))?;
+                let bytes = serde_json::to_vec_pretty(&urls).map_err(|source| PublishError::Encoding {
+                    what: "the CCADB partition list",
+                    source,
+                })?;
                 documents.push((
                     json.path.clone(),
                     DocumentKind::CrlIndex,
@@ -468,7 +468,7 @@ impl SignedCrls {
             number: context.number,
             scope,
         };
-        let tbs = crl::tbs_cert_list(&facts, entries).map_err(|e| PublishError::Config(e.to_string()))?;
+        let tbs = crl::tbs_cert_list(&facts, entries)?;
         let signature = self.key.sign(&tbs).map_err(PublishError::signing)?;
         Ok(crl::assemble(&tbs, algorithm, &signature))
     }

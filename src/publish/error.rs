@@ -3,6 +3,8 @@
 //! errors it wraps.
 
 use super::input::InputError;
+use crate::crl::{CrlError, UrlError};
+use crate::model::Serial;
 use crate::pki::keys::KeyError;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +14,31 @@ pub enum PublishError {
     File { path: PathBuf, message: String },
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The configuration or the flags are wrong (and only they: never a key or data fault).
     #[error("configuration: {0}")]
     Config(String),
+    /// A key that loaded and matched its certificate failed to sign (not a token key: those
+    /// are [`PublishError::Hsm`]). Nothing was published.
+    #[error("signing failed: {0}")]
+    Signing(#[source] KeyError),
+    /// A CRL could not be encoded from the records and sequence given.
+    #[error(transparent)]
+    Crl(#[from] CrlError),
+    /// A document could not be encoded.
+    #[error("encoding {what}: {source}")]
+    Encoding {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    /// A revoked entry is on hold, which no CRL may carry (BR §7.2.2).
+    #[error(
+        "issuer {issuer:?}: serial {serial} is on certificateHold, which the CA/Browser Forum forbids in CRLs \
+         (BR §7.2.2); revoke it with a final reason or remove it"
+    )]
+    CertificateHold { issuer: String, serial: Serial },
+    /// The snapshot a delta is built on does not hold what its manifest promised.
+    #[error("the delta base snapshot {0}")]
+    Base(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A key in a PKCS#11 token could not be used; each case has its own exit code.
@@ -26,15 +51,23 @@ pub enum PublishError {
     Refused(#[from] super::rails::RailError),
 }
 
+/// A CRL URL in the configuration is not one a responder can serve.
+impl From<UrlError> for PublishError {
+    fn from(error: UrlError) -> PublishError {
+        PublishError::Config(error.to_string())
+    }
+}
+
 impl PublishError {
-    /// A signing failure: a token's own error keeps its kind (and exit code).
+    /// A signing failure: a token's own error keeps its kind (and exit code); any other
+    /// is a key fault, never a configuration error.
     pub fn signing(error: KeyError) -> PublishError {
         match error {
             KeyError::External(inner) => match inner.downcast::<super::hsm::HsmError>() {
                 Ok(hsm) => PublishError::Hsm(*hsm),
-                Err(other) => PublishError::Config(other.to_string()),
+                Err(other) => PublishError::Signing(KeyError::External(other)),
             },
-            other => PublishError::Config(other.to_string()),
+            other => PublishError::Signing(other),
         }
     }
 }

@@ -340,8 +340,7 @@ fn sign_issuer_delta<W: Write + Send>(
             section,
         })
     }
-    let base = layer(&start.base, position)
-        .ok_or_else(|| PublishError::Config("delta base lost an issuer".into()))?;
+    let base = layer(&start.base, position).ok_or(PublishError::Base("lost an issuer"))?;
     let previous = start.previous_delta.as_deref().and_then(|d| layer(d, position));
     let plan = delta::plan_section(&records, base, previous, now, start.refresh_after);
     writer.set_merged_totals(plan.live, plan.base_earliest_next_update);
@@ -368,7 +367,7 @@ fn sign_issuer_delta<W: Write + Send>(
                     })?,
                     (DeltaItem::Keep { record, times }, _) => {
                         let serial = Serial::from_der_content(record.serial)
-                            .ok_or_else(|| PublishError::Config("bad serial in the previous delta".into()))?;
+                            .ok_or(PublishError::Base("has a bad serial in the previous delta"))?;
                         writer.push_record(&RecordInput {
                             serial: &serial,
                             status: record.status,

@@ -24,6 +24,60 @@ use crate::pki::cert::Certificate;
 use crate::time::UnixTime;
 use std::collections::HashMap;
 
+/// Why a document is refused; [`VerifyError::Document`] adds its path.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("the path is not an absolute URL path")]
+    RelativePath,
+    #[error("the path appears twice")]
+    DuplicatePath,
+    #[error("issuer {0:?} is not in the snapshot")]
+    UnknownIssuer(String),
+    #[error("the path is an OCSP GET request; only the OCSP responder answers there")]
+    OcspRequestPath,
+    #[error("its bytes lie outside the file")]
+    OutOfBounds,
+    #[error("its SHA-256 (the ETag) does not match its bytes")]
+    Digest,
+    #[error("{kind} must be served as {expected}")]
+    ContentType {
+        kind: &'static str,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Crl(#[from] crl::CrlReadError),
+    #[error("the CRL has no nextUpdate (RFC 5280 requires one)")]
+    NoNextUpdate,
+    #[error(
+        "thisUpdate/nextUpdate/cRLNumber {claimed_this}/{claimed_next}/{claimed_number:?} differ from the \
+         CRL's own {this_update}/{next_update}/{number:?}"
+    )]
+    FactsDiffer {
+        claimed_this: UnixTime,
+        claimed_next: UnixTime,
+        claimed_number: Option<u64>,
+        this_update: UnixTime,
+        next_update: UnixTime,
+        number: Option<u64>,
+    },
+    #[error("the CRL is not a {0:?} CRL")]
+    KindDiffers(DocumentKind),
+    #[error("the CRL's issuingDistributionPoint names {0:?}, not this path")]
+    DistributionPoint(Vec<String>),
+    #[error("the CRL index has no cRLNumber")]
+    IndexNumber,
+    #[error("not a JSON array of URLs: {0}")]
+    IndexJson(serde_json::Error),
+    #[error("the CRL index lists no CRLs")]
+    IndexEmpty,
+    #[error(transparent)]
+    IndexUrl(#[from] crl::UrlError),
+    #[error("{url} is not a partition of issuer {issuer:?} here")]
+    NotAPartition { url: String, issuer: String },
+    #[error("its thisUpdate/nextUpdate are not those of the partitions it lists")]
+    IndexFreshness,
+}
+
 pub const CRL_CONTENT_TYPE: &str = "application/pkix-crl";
 pub const INDEX_CONTENT_TYPE: &str = "application/json";
 
@@ -36,15 +90,15 @@ pub(super) fn check(
 ) -> Result<HashMap<String, usize>, VerifyError> {
     let mut index = HashMap::with_capacity(metadata.documents.len());
     for (position, document) in metadata.documents.iter().enumerate() {
-        let refuse = |reason: String| VerifyError::Document {
+        let refuse = |reason: DocumentError| VerifyError::Document {
             path: document.path.clone(),
             reason,
         };
         if !document.path.starts_with('/') {
-            return Err(refuse("the path is not an absolute URL path".into()));
+            return Err(refuse(DocumentError::RelativePath));
         }
         if index.insert(document.path.clone(), position).is_some() {
-            return Err(refuse("the path appears twice".into()));
+            return Err(refuse(DocumentError::DuplicatePath));
         }
         let issuer = metadata
             .issuers
@@ -52,17 +106,15 @@ pub(super) fn check(
             .position(|section| section.name == document.issuer)
             .and_then(|section| anchors.get(section))
             .map(|(anchor, _)| anchor)
-            .ok_or_else(|| refuse(format!("issuer {:?} is not in the snapshot", document.issuer)))?;
+            .ok_or_else(|| refuse(DocumentError::UnknownIssuer(document.issuer.clone())))?;
         if is_ocsp_request_path(&document.path) {
-            return Err(refuse(
-                "the path is an OCSP GET request; only the OCSP responder answers there".into(),
-            ));
+            return Err(refuse(DocumentError::OcspRequestPath));
         }
-        let content = format::document_bytes(bytes, document)
-            .ok_or_else(|| refuse("its bytes lie outside the file".into()))?;
+        let content =
+            format::document_bytes(bytes, document).ok_or_else(|| refuse(DocumentError::OutOfBounds))?;
         let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, content));
         if !digest.eq_ignore_ascii_case(&document.sha256) {
-            return Err(refuse("its SHA-256 (the ETag) does not match its bytes".into()));
+            return Err(refuse(DocumentError::Digest));
         }
         match document.kind {
             DocumentKind::CrlFull | DocumentKind::CrlPartition | DocumentKind::CrlDelta => {
@@ -76,11 +128,14 @@ pub(super) fn check(
 
 /// A CRL document: signed by its issuer, described by its own signed values, of the kind
 /// its metadata says, at a path it names (if it names any).
-fn check_crl(document: &Document, content: &[u8], issuer: &Certificate) -> Result<(), String> {
+fn check_crl(document: &Document, content: &[u8], issuer: &Certificate) -> Result<(), DocumentError> {
     if document.content_type != CRL_CONTENT_TYPE {
-        return Err(format!("a CRL must be served as {CRL_CONTENT_TYPE}"));
+        return Err(DocumentError::ContentType {
+            kind: "a CRL",
+            expected: CRL_CONTENT_TYPE,
+        });
     }
-    let summary = crl::read_verified(content, issuer).map_err(|e| e.to_string())?;
+    let summary = crl::read_verified(content, issuer)?;
     check_crl_facts(document, &summary)?;
     let kind_matches = match document.kind {
         DocumentKind::CrlFull => summary.delta_base.is_none(),
@@ -89,7 +144,7 @@ fn check_crl(document: &Document, content: &[u8], issuer: &Certificate) -> Resul
         DocumentKind::CrlIndex => false,
     };
     if !kind_matches {
-        return Err(format!("the CRL is not a {:?} CRL", document.kind));
+        return Err(DocumentError::KindDiffers(document.kind));
     }
     if !summary.distribution_points.is_empty()
         && !summary
@@ -97,9 +152,8 @@ fn check_crl(document: &Document, content: &[u8], issuer: &Certificate) -> Resul
             .iter()
             .any(|uri| Url::parse(uri).is_ok_and(|url| url.path == document.path))
     {
-        return Err(format!(
-            "the CRL's issuingDistributionPoint names {:?}, not this path",
-            summary.distribution_points
+        return Err(DocumentError::DistributionPoint(
+            summary.distribution_points.clone(),
         ));
     }
     Ok(())
@@ -107,40 +161,39 @@ fn check_crl(document: &Document, content: &[u8], issuer: &Certificate) -> Resul
 
 /// The server's caching headers (Last-Modified, Expires, max-age) and the CRL metrics
 /// come from the metadata, so it must say exactly what the CRL's signed fields say.
-fn check_crl_facts(document: &Document, summary: &CrlSummary) -> Result<(), String> {
-    let next_update = summary
-        .next_update
-        .ok_or("the CRL has no nextUpdate (RFC 5280 requires one)")?;
+fn check_crl_facts(document: &Document, summary: &CrlSummary) -> Result<(), DocumentError> {
+    let next_update = summary.next_update.ok_or(DocumentError::NoNextUpdate)?;
     if UnixTime(document.this_update) != summary.this_update
         || UnixTime(document.next_update) != next_update
         || document.crl_number != summary.number
     {
-        return Err(format!(
-            "thisUpdate/nextUpdate/cRLNumber {}/{}/{:?} differ from the CRL's own {}/{}/{:?}",
-            UnixTime(document.this_update),
-            UnixTime(document.next_update),
-            document.crl_number,
-            summary.this_update,
+        return Err(DocumentError::FactsDiffer {
+            claimed_this: UnixTime(document.this_update),
+            claimed_next: UnixTime(document.next_update),
+            claimed_number: document.crl_number,
+            this_update: summary.this_update,
             next_update,
-            summary.number
-        ));
+            number: summary.number,
+        });
     }
     Ok(())
 }
 
 /// The CCADB JSON array of partitioned CRLs: a non-empty list of URLs, each the path of a
 /// partition of the same issuer in this snapshot; fresh exactly as long as those are.
-fn check_index(document: &Document, content: &[u8], metadata: &Metadata) -> Result<(), String> {
+fn check_index(document: &Document, content: &[u8], metadata: &Metadata) -> Result<(), DocumentError> {
     if document.content_type != INDEX_CONTENT_TYPE {
-        return Err(format!("the CRL index must be served as {INDEX_CONTENT_TYPE}"));
+        return Err(DocumentError::ContentType {
+            kind: "the CRL index",
+            expected: INDEX_CONTENT_TYPE,
+        });
     }
     if document.crl_number.is_some() {
-        return Err("the CRL index has no cRLNumber".into());
+        return Err(DocumentError::IndexNumber);
     }
-    let urls: Vec<String> =
-        serde_json::from_slice(content).map_err(|e| format!("not a JSON array of URLs: {e}"))?;
+    let urls: Vec<String> = serde_json::from_slice(content).map_err(DocumentError::IndexJson)?;
     if urls.is_empty() {
-        return Err("the CRL index lists no CRLs".into());
+        return Err(DocumentError::IndexEmpty);
     }
     let mut partitions = Vec::with_capacity(urls.len());
     for url in &urls {
@@ -149,13 +202,16 @@ fn check_index(document: &Document, content: &[u8], metadata: &Metadata) -> Resu
             .documents
             .iter()
             .find(|d| d.path == path && d.issuer == document.issuer && d.kind == DocumentKind::CrlPartition)
-            .ok_or_else(|| format!("{url} is not a partition of issuer {:?} here", document.issuer))?;
+            .ok_or_else(|| DocumentError::NotAPartition {
+                url: url.clone(),
+                issuer: document.issuer.clone(),
+            })?;
         partitions.push(partition);
     }
     let this_update = partitions.iter().map(|p| p.this_update).max();
     let next_update = partitions.iter().map(|p| p.next_update).min();
     if Some(document.this_update) != this_update || Some(document.next_update) != next_update {
-        return Err("its thisUpdate/nextUpdate are not those of the partitions it lists".into());
+        return Err(DocumentError::IndexFreshness);
     }
     Ok(())
 }

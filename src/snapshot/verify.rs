@@ -126,7 +126,10 @@ pub enum VerifyError {
     FutureCreation { created_at: String, limit: u64 },
     /// A document its issuer did not vouch for, or at a path it may not take.
     #[error("document {path}: {reason}")]
-    Document { path: String, reason: String },
+    Document {
+        path: String,
+        reason: super::documents::DocumentError,
+    },
     #[error(
         "it un-revokes {count} certificate(s) this responder answers revoked for ({serials}), and its \
          manifest records no --allow-unrevoke override for them"

@@ -11,7 +11,8 @@
 //! edge never loads a PKCS#11 library. What it hands out is a [`SigningKey`] like any other,
 //! so every call site signs the same way whether the key is a PEM file or a token object.
 //!
-//! Every failure is an [`HsmError`] with its own exit code. No error, log line or `Debug`
+//! Every failure is an [`HsmError`] whose variant says what the operator must do (the
+//! binary maps each to its own exit code, in one table beside the others). No error, log line or `Debug`
 //! output contains a PIN: PINs live in [`pin::Pin`], which has no way to be printed.
 
 pub mod pin;
@@ -24,23 +25,6 @@ use crate::pki::keys::{KeyError, SigningKey};
 use std::path::{Path, PathBuf};
 
 pub use uri::{PinSource, Pkcs11Uri, UriError};
-
-/// Exit codes of HSM failures (beside sysexits' 64 usage, 65 data, 74 I/O). Each failure
-/// an operator must handle differently has its own.
-pub mod exit_code {
-    /// The module is missing, or is not a PKCS#11 library.
-    pub const MODULE: u8 = 80;
-    /// No token (or more than one) matches the URI.
-    pub const TOKEN: u8 = 81;
-    /// The token refused the PIN, or the PIN is locked.
-    pub const PIN: u8 = 82;
-    /// No key object (or more than one) matches the URI.
-    pub const KEY: u8 = 83;
-    /// The token cannot sign with the key's algorithm.
-    pub const MECHANISM: u8 = 84;
-    /// The token went away while publishing (EX_TEMPFAIL: run again).
-    pub const TOKEN_GONE: u8 = 75;
-}
 
 /// Why a token key could not be used. Messages name the key by its URI (PIN-free) and
 /// never contain the PIN.
@@ -110,21 +94,6 @@ fn listing(items: &[String]) -> String {
 }
 
 impl HsmError {
-    /// The process exit code for this failure (see [`exit_code`]).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            HsmError::Uri(_) | HsmError::PinSource { .. } => 64,
-            HsmError::Module { .. } => exit_code::MODULE,
-            HsmError::Token { .. } => exit_code::TOKEN,
-            HsmError::PinIncorrect { .. } | HsmError::PinLocked { .. } => exit_code::PIN,
-            HsmError::KeyNotFound { .. } | HsmError::KeyAmbiguous { .. } => exit_code::KEY,
-            HsmError::MechanismUnsupported { .. } => exit_code::MECHANISM,
-            HsmError::KeyMismatch { .. } => 65,
-            HsmError::TokenGone { .. } => exit_code::TOKEN_GONE,
-            HsmError::Pkcs11 { .. } => 74,
-        }
-    }
-
     /// The token error inside a signing failure, when the key is a token key.
     pub fn from_key_error(error: &KeyError) -> Option<&HsmError> {
         match error {
