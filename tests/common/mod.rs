@@ -7,6 +7,7 @@
 
 mod edge;
 mod http;
+pub mod netns;
 mod ocsp;
 mod openssl;
 mod origin;
