@@ -382,27 +382,20 @@ impl CacheTier {
     /// answered from a sequence just before the acknowledged one has moved on by then.
     async fn fetch(&self, id: &RequestedCertId, anchor: &Anchor, timeout: Duration) -> Fetched {
         let request = encode_request(id, None);
-        let first = self.preferred.load(Ordering::Relaxed);
-        for attempt in 0..=self.hubs.len() {
-            let index = (first + attempt) % self.hubs.len();
-            match self
-                .attempt(&self.hubs[index], &request, id, anchor, timeout)
-                .await
-            {
-                Ok(fetched) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return fetched;
-                }
-                Err(failure) => {
-                    self.metrics
-                        .fill_failures
-                        .with_label_values(&[failure.label()])
-                        .inc();
-                    tracing::debug!(hub = %self.hubs[index].ocsp, error = %failure, "fill attempt failed");
-                }
-            }
-        }
-        Fetched::Failed
+        first_answer(
+            self.hubs.len(),
+            &self.preferred,
+            |index| self.attempt(&self.hubs[index], &request, id, anchor, timeout),
+            |index, failure: FillFailure| {
+                self.metrics
+                    .fill_failures
+                    .with_label_values(&[failure.label()])
+                    .inc();
+                tracing::debug!(hub = %self.hubs[index].ocsp, error = %failure, "fill attempt failed");
+            },
+        )
+        .await
+        .unwrap_or(Fetched::Failed)
     }
 
     async fn attempt(
@@ -515,33 +508,24 @@ impl CacheTier {
         current_config: impl Fn() -> Option<CacheConfig> + Send + 'static,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut hub = 0usize;
-        let mut failures = 0u32;
+        let mut schedule = FeedSchedule::default();
         loop {
             let Some(config) = current_config() else {
                 return;
             };
             let started = Instant::now();
-            let admin = &self.hubs[hub % self.hubs.len()].admin;
+            let admin = &self.hubs[schedule.hub(self.hubs.len())].admin;
             let round = tokio::select! {
                 round = self.feed_once(admin, &config) => round,
                 _ = stop.changed() => return,
             };
             let pause = match round {
-                Ok(()) => {
-                    failures = 0;
-                    // A hub that answers at once every time (no long-poll) is not spun on.
-                    Duration::from_millis(100).saturating_sub(started.elapsed())
-                }
+                Ok(()) => schedule.answered(started.elapsed()),
                 Err(e) => {
-                    failures = failures.saturating_add(1);
+                    let pause = schedule.failed();
                     self.metrics.feed_failures.with_label_values(&[admin]).inc();
-                    tracing::warn!(hub = %admin, error = %e, failures, "change feed round failed");
-                    hub += 1;
-                    Duration::from_millis(100)
-                        .saturating_mul(1 << failures.min(6))
-                        .min(Duration::from_secs(5))
-                        .mul_f64(rand::random_range(0.8..1.2))
+                    tracing::warn!(hub = %admin, error = %e, failures = schedule.failures, "change feed round failed");
+                    pause
                 }
             };
             tokio::select! {
@@ -767,6 +751,71 @@ impl CacheTier {
 
 /// Reads a body of at most `limit` bytes. `Err(None)`: larger; `Err(Some(e))`: the
 /// transfer failed.
+/// Asks the hubs in turn, starting with `preferred`, until one answers: the failover of
+/// every fill. One extra attempt beyond the number of hubs (see [`CacheTier::fetch`]).
+/// The hub that answered becomes `preferred`, so the next fill starts there; each failure
+/// is handed to `failed` with its hub's index.
+async fn first_answer<T, E, Attempt>(
+    hubs: usize,
+    preferred: &AtomicUsize,
+    mut attempt: impl FnMut(usize) -> Attempt,
+    mut failed: impl FnMut(usize, E),
+) -> Option<T>
+where
+    Attempt: std::future::Future<Output = Result<T, E>>,
+{
+    let first = preferred.load(Ordering::Relaxed);
+    for round in 0..=hubs {
+        let index = first.wrapping_add(round) % hubs.max(1);
+        match attempt(index).await {
+            Ok(answer) => {
+                preferred.store(index, Ordering::Relaxed);
+                return Some(answer);
+            }
+            Err(failure) => failed(index, failure),
+        }
+    }
+    None
+}
+
+/// Which hub the change feed asks and how long it pauses between rounds: the same hub
+/// while it answers; after a failure the next hub, after a backoff that doubles from
+/// [`FEED_BACKOFF_START`] up to [`FEED_BACKOFF_CAP`], jittered by ±20% so caches do not
+/// retry in lockstep. An answer resets the backoff.
+#[derive(Debug, Default)]
+struct FeedSchedule {
+    hub: usize,
+    failures: u32,
+}
+
+const FEED_BACKOFF_START: Duration = Duration::from_millis(100);
+const FEED_BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// A hub that answers at once every time (no long-poll) is not spun on.
+const FEED_MIN_ROUND: Duration = Duration::from_millis(100);
+
+impl FeedSchedule {
+    /// The index of the hub to ask, among `hubs`.
+    fn hub(&self, hubs: usize) -> usize {
+        self.hub % hubs.max(1)
+    }
+
+    /// After a round that was answered and took `elapsed`: the pause before the next.
+    fn answered(&mut self, elapsed: Duration) -> Duration {
+        self.failures = 0;
+        FEED_MIN_ROUND.saturating_sub(elapsed)
+    }
+
+    /// After a failed round: moves to the next hub; the pause before asking it.
+    fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.hub = self.hub.wrapping_add(1);
+        FEED_BACKOFF_START
+            .saturating_mul(1 << self.failures.min(6))
+            .min(FEED_BACKOFF_CAP)
+            .mul_f64(rand::random_range(0.8..1.2))
+    }
+}
+
 async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
@@ -790,6 +839,142 @@ async fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scripted hub: what each hub index answers, in order of asking; records the asks.
+    struct ScriptedHubs {
+        answers: Mutex<Vec<(usize, Result<&'static str, &'static str>)>>,
+        asked: Mutex<Vec<usize>>,
+    }
+
+    impl ScriptedHubs {
+        /// `script`: for each hub index, whether it answers (`Ok(name)`) or fails.
+        fn new(script: &[(usize, Result<&'static str, &'static str>)]) -> ScriptedHubs {
+            ScriptedHubs {
+                answers: Mutex::new(script.to_vec()),
+                asked: Mutex::default(),
+            }
+        }
+
+        async fn ask(&self, index: usize) -> Result<&'static str, &'static str> {
+            self.asked.lock().unwrap().push(index);
+            let mut answers = self.answers.lock().unwrap();
+            let at = answers
+                .iter()
+                .position(|(hub, _)| *hub == index)
+                .unwrap_or_else(|| panic!("hub {index} asked beyond its script"));
+            answers.remove(at).1
+        }
+
+        /// Asks through [`first_answer`]; (its answer, the failures it reported).
+        async fn fill(&self, hubs: usize, preferred: &AtomicUsize) -> (Option<&'static str>, Vec<usize>) {
+            let mut failures = Vec::new();
+            let answer = first_answer(
+                hubs,
+                preferred,
+                |index| self.ask(index),
+                |index, _| failures.push(index),
+            )
+            .await;
+            (answer, failures)
+        }
+
+        fn asked(&self) -> Vec<usize> {
+            std::mem::take(&mut self.asked.lock().unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_first_hub_fails_the_second_answers_and_is_asked_first_next_time() {
+        let hubs = ScriptedHubs::new(&[(0, Err("refused")), (1, Ok("hub 1")), (1, Ok("hub 1 again"))]);
+        let preferred = AtomicUsize::new(0);
+        assert_eq!(hubs.fill(3, &preferred).await, (Some("hub 1"), vec![0]));
+        assert_eq!(hubs.asked(), [0, 1]);
+        assert_eq!(preferred.load(Ordering::Relaxed), 1);
+        // The next fill does not try the hub that failed first.
+        assert_eq!(hubs.fill(3, &preferred).await, (Some("hub 1 again"), vec![]));
+        assert_eq!(hubs.asked(), [1]);
+    }
+
+    #[tokio::test]
+    async fn a_hub_that_recovers_is_used_again_when_the_others_fail() {
+        let hubs = ScriptedHubs::new(&[
+            (0, Err("down")),
+            (1, Ok("hub 1")),
+            (1, Err("now down")),
+            (2, Err("down too")),
+            (0, Ok("hub 0, back")),
+        ]);
+        let preferred = AtomicUsize::new(0);
+        assert_eq!(hubs.fill(3, &preferred).await.0, Some("hub 1"));
+        assert_eq!(hubs.fill(3, &preferred).await, (Some("hub 0, back"), vec![1, 2]));
+        assert_eq!(hubs.asked(), [0, 1, 1, 2, 0]);
+        assert_eq!(preferred.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn when_every_hub_fails_each_is_asked_once_plus_one_retry_and_nothing_changes() {
+        let hubs = ScriptedHubs::new(&[(1, Err("a")), (0, Err("b")), (1, Err("c"))]);
+        let preferred = AtomicUsize::new(1);
+        assert_eq!(hubs.fill(2, &preferred).await, (None, vec![1, 0, 1]));
+        assert_eq!(hubs.asked(), [1, 0, 1]);
+        assert_eq!(preferred.load(Ordering::Relaxed), 1, "no hub answered");
+    }
+
+    /// Whether `pause` is `base` jittered by at most ±20%.
+    fn jittered(pause: Duration, base: Duration) -> bool {
+        pause >= base.mul_f64(0.79) && pause <= base.mul_f64(1.21)
+    }
+
+    #[test]
+    fn the_feed_moves_to_the_next_hub_after_each_failure_and_backs_off_up_to_the_cap() {
+        let mut schedule = FeedSchedule::default();
+        assert_eq!(schedule.hub(3), 0);
+        let expected_ms = [200, 400, 800, 1600, 3200, 5000, 5000, 5000];
+        for (round, base) in expected_ms.into_iter().enumerate() {
+            let pause = schedule.failed();
+            assert!(
+                jittered(pause, Duration::from_millis(base)),
+                "failure {}: {pause:?}",
+                round + 1
+            );
+            assert_eq!(schedule.hub(3), (round + 1) % 3, "failure {}", round + 1);
+        }
+        for _ in 0..100 {
+            assert!(schedule.failed() <= FEED_BACKOFF_CAP.mul_f64(1.2), "capped");
+        }
+    }
+
+    #[test]
+    fn an_answer_resets_the_feed_backoff_and_keeps_its_hub() {
+        let mut schedule = FeedSchedule::default();
+        schedule.failed();
+        schedule.failed();
+        assert_eq!(schedule.hub(3), 2);
+        assert_eq!(
+            schedule.answered(Duration::from_millis(30)),
+            Duration::from_millis(70)
+        );
+        assert_eq!(
+            schedule.answered(Duration::from_secs(20)),
+            Duration::ZERO,
+            "a long-poll"
+        );
+        assert_eq!(schedule.hub(3), 2, "the hub that answered is asked again");
+        // The wrapped-around hub 0 (recovered meanwhile) is asked after hub 2 fails.
+        assert!(jittered(schedule.failed(), Duration::from_millis(200)), "reset");
+        assert_eq!(schedule.hub(3), 0);
+    }
+
+    #[test]
+    fn feed_backoff_is_jittered() {
+        let pauses: std::collections::HashSet<Duration> = (0..20)
+            .map(|_| {
+                let mut schedule = FeedSchedule::default();
+                schedule.failed()
+            })
+            .collect();
+        assert!(pauses.len() > 1, "20 caches would retry in lockstep: {pauses:?}");
+    }
 
     #[test]
     fn every_response_refusal_has_a_fill_failure_label() {

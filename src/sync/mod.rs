@@ -803,4 +803,15 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn retries_are_jittered_so_a_fleet_does_not_poll_in_lockstep() {
+        let (interval, cap) = (Duration::from_millis(100), Duration::from_secs(1));
+        for failures in [0, 3, 20] {
+            let delays: HashSet<Duration> = (0..20)
+                .map(|_| next_delay(interval, cap, false, failures))
+                .collect();
+            assert!(delays.len() > 1, "after {failures} failures: {delays:?}");
+        }
+    }
 }
