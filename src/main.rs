@@ -486,7 +486,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
 fn run_serve(
     config: Config,
     banner: Option<String>,
-    reload: impl Fn() -> Result<Config, ConfigError> + Send + 'static,
+    reload: impl Fn() -> Result<Config, ConfigError> + Send + Sync + 'static,
 ) -> ExitCode {
     let log_handle = init_logging(config.log.format, &config.log.level);
     server::raise_file_limit();
@@ -537,17 +537,23 @@ fn run_serve(
 
 /// SIGHUP: re-reads the configuration (file, environment, flags) and applies what can
 /// change on a running process; says what it could not. A configuration that does not
-/// validate changes nothing.
+/// validate changes nothing. Reading the files runs on the blocking pool.
 async fn reload_on_hangup(
     state: std::sync::Arc<ocsp_edge::served::State>,
-    reload: impl Fn() -> Result<Config, ConfigError>,
+    reload: impl Fn() -> Result<Config, ConfigError> + Send + Sync + 'static,
     log_handle: Option<LogLevelHandle>,
 ) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
+    let reload = std::sync::Arc::new(reload);
     while hangups.recv().await.is_some() {
-        match reload() {
+        let reading = reload.clone();
+        let Ok(reloaded) = tokio::task::spawn_blocking(move || reading()).await else {
+            tracing::error!("SIGHUP: reading the configuration failed; nothing changed");
+            continue;
+        };
+        match reloaded {
             Err(e) => tracing::error!(error = %e, "SIGHUP: configuration invalid; nothing changed"),
             Ok(config) => {
                 let level = config.log.level.clone();

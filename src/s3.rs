@@ -202,7 +202,7 @@ pub async fn upload(
     sequence: u64,
 ) -> Result<(), S3Error> {
     let manifest_name = crate::snapshot::store::manifest_name(sequence);
-    let manifest_bytes = std::fs::read(dir.join(&manifest_name))?;
+    let manifest_bytes = tokio::fs::read(dir.join(&manifest_name)).await?;
     let manifest = Manifest::parse(&manifest_bytes).map_err(|e| S3Error::Config(e.to_string()))?;
     let previous = latest(client, location).await?;
     if let Some((theirs, _)) = &previous {

@@ -233,26 +233,29 @@ pub struct CacheTier {
     pub metrics: CacheMetrics,
 }
 
+/// Why a cache tier cannot be built from its configuration (`cache.hubs`).
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    #[error("at least one hub is required")]
+    NoHubs,
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
+}
+
 impl CacheTier {
     pub fn new(
         config: &CacheConfig,
         issuers: &[Certificate],
         metrics: CacheMetrics,
-    ) -> Result<CacheTier, String> {
+    ) -> Result<CacheTier, TierError> {
         // Hub indexes are taken modulo the number of hubs.
         if config.hubs.is_empty() {
-            return Err("at least one hub is required".into());
+            return Err(TierError::NoHubs);
         }
-        let mut builder = crate::http_client::client_builder();
-        for path in config.hubs.iter().filter_map(|hub| hub.ca_file.as_ref()) {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            for certificate in
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?
-            {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = crate::http_client::build_with_ca_files(
+            crate::http_client::client_builder(),
+            config.hubs.iter().filter_map(|hub| hub.ca_file.as_deref()),
+        )?;
         let anchors = issuers
             .iter()
             .map(|certificate| {

@@ -255,7 +255,7 @@ pub fn build_state(config: crate::config::Config) -> Result<Arc<State>, crate::c
                 crate::cache::CacheTier::new(cache, trust.issuers(), cache_metrics).map_err(|problem| {
                     crate::config::ConfigError::Invalid {
                         key: "cache.hubs",
-                        problem,
+                        problem: problem.to_string(),
                     }
                 })?;
             Some(Arc::new(tier))

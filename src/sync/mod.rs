@@ -70,21 +70,30 @@ pub enum Round {
     Updated(u64),
 }
 
-/// Starts one replication task per configured source; they stop when `stop` flips.
-pub fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+/// Starts one replication task per configured source; they stop when `stop` flips. The
+/// sources are built on the blocking pool (a CA bundle is a file to read).
+async fn spawn(state: &Arc<State>, stop: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
     let long_poll = state.config().snapshots.long_poll;
-    state
-        .config()
-        .snapshots
-        .sources
-        .iter()
-        .filter_map(|config| match Source::from_config(config, long_poll) {
-            Ok(source) => Some(source),
-            Err(e) => {
-                tracing::error!(error = %e, "replication source unusable");
-                None
-            }
-        })
+    let configs = state.config().snapshots.sources.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        configs
+            .iter()
+            .filter_map(|config| match Source::from_config(config, long_poll) {
+                Ok(source) => Some(source),
+                Err(e) => {
+                    tracing::error!(error = %e, "replication source unusable");
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let sources = built.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "building the replication sources failed");
+        Vec::new()
+    });
+    sources
+        .into_iter()
         .map(|source| tokio::spawn(source_loop(state.clone(), source, stop.clone())))
         .collect()
 }
@@ -108,7 +117,7 @@ pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     }
     let mut generation = state.subscribe_sources();
     loop {
-        let tasks = spawn(&state, &stop);
+        let tasks = spawn(&state, &stop).await;
         let stopping = tokio::select! {
             _ = generation.changed() => false,
             _ = stop.changed() => true,
@@ -362,21 +371,39 @@ async fn download_and_verify<S: SnapshotSource>(
     .map_err(blocking_failed)?
     .map_err(SourceError::Io)?;
     let deadline = download_deadline(state, size);
-    tokio::time::timeout(deadline, source.download(&manifest.body.snapshot, size, out))
-        .await
-        .map_err(|_| SourceError::Deadline { size, deadline })??;
     let temp = file.path().to_path_buf();
-    let trust = state.trust.clone();
-    let checked = manifest_bytes.to_vec();
-    let snapshot =
-        tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
+    let verified = async {
+        tokio::time::timeout(deadline, source.download(&manifest.body.snapshot, size, out))
             .await
-            .map_err(blocking_failed)??;
-    Ok(Verified {
-        file,
-        snapshot,
-        manifest_bytes: manifest_bytes.to_vec(),
-    })
+            .map_err(|_| SourceError::Deadline { size, deadline })??;
+        let trust = state.trust.clone();
+        let checked = manifest_bytes.to_vec();
+        let snapshot =
+            tokio::task::spawn_blocking(move || load_snapshot_file_on(&checked, &temp, &trust, now, base))
+                .await
+                .map_err(blocking_failed)??;
+        Ok::<_, SyncError>(snapshot)
+    }
+    .await;
+    match verified {
+        Ok(snapshot) => Ok(Verified {
+            file,
+            snapshot,
+            manifest_bytes: manifest_bytes.to_vec(),
+        }),
+        Err(e) => {
+            discard(file).await;
+            Err(e)
+        }
+    }
+}
+
+/// Deletes an unfinished download on the blocking pool (dropping a [`store::NewFile`]
+/// unlinks its temporary file), not on a runtime worker; returns once it is gone.
+async fn discard(file: store::NewFile) {
+    if let Err(e) = tokio::task::spawn_blocking(move || drop(file)).await {
+        tracing::warn!(error = %e, "removing an unfinished download failed");
+    }
 }
 
 /// Links a verified snapshot and its manifest into the cache (under the install lock).

@@ -34,6 +34,15 @@ pub enum SourceError {
     Deadline { size: u64, deadline: Duration },
 }
 
+/// Why a configured source cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceConfigError {
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
+}
+
 impl From<reqwest::Error> for SourceError {
     fn from(e: reqwest::Error) -> Self {
         SourceError::Http(e.to_string())
@@ -60,7 +69,8 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn from_config(config: &SourceConfig, long_poll: Duration) -> Result<Source, String> {
+    /// Reads the source's CA bundle, if any: blocking.
+    pub fn from_config(config: &SourceConfig, long_poll: Duration) -> Result<Source, SourceConfigError> {
         let http = |locator, ca_file: Option<&PathBuf>, polls: bool| {
             Ok(Source::Http {
                 client: http_client(ca_file, long_poll)?,
@@ -74,7 +84,7 @@ impl Source {
         match config {
             SourceConfig::Directory { path } => Ok(Source::Directory { path: path.clone() }),
             SourceConfig::S3(s3) => {
-                let location = crate::s3::S3Location::new(s3).map_err(|e| e.to_string())?;
+                let location = crate::s3::S3Location::new(s3)?;
                 http(Locator::S3(Box::new(location)), None, false)
             }
             SourceConfig::Http { url, ca_file } => http(Locator::Base(url.clone()), ca_file.as_ref(), false),
@@ -394,19 +404,14 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u
     Ok(body)
 }
 
-/// An HTTP client over rustls with the ring provider, verifying certificates against the
-/// platform's roots plus `ca_file`.
-fn http_client(ca_file: Option<&PathBuf>, long_poll: Duration) -> Result<reqwest::Client, String> {
-    let mut builder = crate::http_client::client_builder().read_timeout(long_poll + Duration::from_secs(15));
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for certificate in
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?
-        {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder.build().map_err(|e| e.to_string())
+/// The shared HTTP client with a read timeout past the long poll, trusting the platform's
+/// roots plus `ca_file`. Blocking (reads the file).
+fn http_client(ca_file: Option<&PathBuf>, long_poll: Duration) -> Result<reqwest::Client, SourceConfigError> {
+    let builder = crate::http_client::client_builder().read_timeout(long_poll + Duration::from_secs(15));
+    Ok(crate::http_client::build_with_ca_files(
+        builder,
+        ca_file.map(PathBuf::as_path),
+    )?)
 }
 
 #[cfg(test)]
