@@ -19,6 +19,7 @@ use exit::{EX_DATAERR, EX_IOERR, EX_UNAVAILABLE, EX_USAGE};
 /// failure an operator must handle differently (80–84). The README's table documents it.
 mod exit {
     use ocsp_edge::publish::hsm::HsmError;
+    use ocsp_edge::publish::postgres::PostgresError;
     use ocsp_edge::publish::PublishError;
     use ocsp_edge::s3::S3Error;
 
@@ -27,7 +28,8 @@ mod exit {
     /// Bad input data, a snapshot that does not verify, a publish the rails refuse, a
     /// token key that is not the certificate's.
     pub const EX_DATAERR: u8 = 65;
-    /// `status`: the responder is unreachable or not ready.
+    /// `status`: the responder is unreachable or not ready. `publish`: the CA's database
+    /// cannot be reached, refused the login, or failed (or lost the connection) mid-read.
     pub const EX_UNAVAILABLE: u8 = 69;
     /// A key that loaded and matched its certificate failed to sign, or an encoder
     /// failed: a fault in the publisher or its key, never in what the operator typed.
@@ -59,6 +61,8 @@ mod exit {
             | PublishError::Base(_) => EX_DATAERR,
             PublishError::Signing(_) | PublishError::Encoding { .. } => EX_SOFTWARE,
             PublishError::Io(_) => EX_IOERR,
+            PublishError::Postgres(PostgresError::Config { .. }) => EX_USAGE,
+            PublishError::Postgres(PostgresError::Database { .. }) => EX_UNAVAILABLE,
             PublishError::Hsm(hsm) => self::hsm(hsm),
         }
     }
@@ -447,6 +451,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
                     certificate: issuer.clone(),
                     index: args.index.clone(),
                     json_lines: args.json_lines.clone(),
+                    postgres: None,
                     signer_certificate: args.signer_cert.clone().unwrap_or_default(),
                     signer_key: args.signer_key.clone().unwrap_or_default(),
                     crl: None,

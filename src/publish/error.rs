@@ -14,6 +14,9 @@ pub enum PublishError {
     File { path: PathBuf, message: String },
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The CA's database could not be reached or read (never names the password).
+    #[error(transparent)]
+    Postgres(#[from] super::postgres::PostgresError),
     /// The configuration or the flags are wrong (and only they: never a key or data fault).
     #[error("configuration: {0}")]
     Config(String),

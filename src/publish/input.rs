@@ -53,6 +53,26 @@ pub enum InputError {
         line: usize,
         problem: String,
     },
+    /// A database row; `row` counts from 1 in the query's order.
+    #[error("{database}: row {row}{}: {problem}", row_details(.serial.as_deref(), .column.as_deref()))]
+    Row {
+        database: String,
+        row: usize,
+        serial: Option<String>,
+        column: Option<String>,
+        problem: String,
+    },
+}
+
+fn row_details(serial: Option<&str>, column: Option<&str>) -> String {
+    let mut details = String::new();
+    if let Some(serial) = serial {
+        details.push_str(&format!(" (serial {serial})"));
+    }
+    if let Some(column) = column {
+        details.push_str(&format!(", column {column}"));
+    }
+    details
 }
 
 /// Parses an OpenSSL CA database (`index.txt`), serials as RFC 5280 requires.
@@ -81,15 +101,15 @@ pub fn parse_json_lines_with(path: &Path, text: &str, rules: InputRules) -> Resu
     parse_lines(path, text, parse_json_line, rules)
 }
 
-/// One non-blank line, understood.
-enum Entry {
+/// One input entry (a line or a database row), understood.
+pub(crate) enum Entry {
     Current(CertRecord),
     /// Not published; kept so that duplicates are still caught and the rails know it expired.
     Expired(ExpiredEntry),
 }
 
 impl Entry {
-    fn serial(&self) -> &Serial {
+    pub(crate) fn serial(&self) -> &Serial {
         match self {
             Entry::Current(record) => &record.serial,
             Entry::Expired(entry) => &entry.serial,
@@ -97,23 +117,100 @@ impl Entry {
     }
 }
 
-/// The part both formats share: line numbering, blank lines, CRLF and duplicate serials.
+/// A serial that appears twice: its first position and the position it appears again at
+/// (1-based lines or rows).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Duplicate {
+    pub serial: Serial,
+    pub first: usize,
+    pub again: usize,
+}
+
+/// What every input kind shares once an entry is understood: the RFC 5280 serial rule,
+/// the expired-entry bookkeeping and duplicate serials. Positions are 1-based lines or rows.
+pub(crate) struct EntryCollector {
+    parsed: ParsedInput,
+    // (serial key, position) of every entry: duplicates are found by sorting these inline
+    // keys once at the end, not by hashing a heap-allocated serial per entry (which at
+    // millions of entries cost more than the parsing, and left the allocator millions of
+    // small blocks to consolidate later).
+    seen: Vec<(SerialKey, usize)>,
+    rules: InputRules,
+}
+
+impl EntryCollector {
+    pub(crate) fn new(rules: InputRules) -> EntryCollector {
+        EntryCollector {
+            parsed: ParsedInput {
+                records: Vec::new(),
+                skipped_expired: 0,
+                expired: Vec::new(),
+            },
+            seen: Vec::new(),
+            rules,
+        }
+    }
+
+    /// Adds the entry at `position`, or says why its serial is not allowed.
+    pub(crate) fn push(&mut self, position: usize, entry: Entry) -> Result<(), String> {
+        if let Entry::Current(record) = &entry {
+            if !self.rules.allow_legacy_serials {
+                check_rfc5280_serial(&record.serial)?;
+            }
+        }
+        self.seen
+            .push((serial_key(entry.serial().as_der_content()), position));
+        match entry {
+            Entry::Current(record) => self.parsed.records.push(record),
+            Entry::Expired(entry) => {
+                self.parsed.skipped_expired += 1;
+                self.parsed.expired.push(entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// The duplicate whose repetition comes earliest: the first problem of the input so
+    /// far, ahead of any problem found at a later position.
+    pub(crate) fn first_duplicate(&mut self) -> Option<Duplicate> {
+        use rayon::slice::ParallelSliceMut;
+        // Sorting by (key, position) puts each serial's first position first among its repeats.
+        self.seen.par_sort_unstable();
+        let (first, again, key) = self
+            .seen
+            .windows(2)
+            .filter(|pair| pair[0].0 == pair[1].0)
+            .map(|pair| (pair[0].1, pair[1].1, pair[0].0))
+            .min_by_key(|&(_, again, _)| again)?;
+        let serial = Serial::from_der_content(&key[1..1 + usize::from(key[0])])?;
+        Some(Duplicate { serial, first, again })
+    }
+
+    /// Everything collected, or the earliest duplicate.
+    pub(crate) fn finish(mut self) -> Result<ParsedInput, Duplicate> {
+        match self.first_duplicate() {
+            Some(duplicate) => Err(duplicate),
+            None => Ok(self.parsed),
+        }
+    }
+}
+
+/// The part both text formats share: line numbering, blank lines and CRLF.
 fn parse_lines(
     path: &Path,
     text: &str,
     parse_line: fn(&str) -> Result<Entry, String>,
     rules: InputRules,
 ) -> Result<ParsedInput, InputError> {
-    let mut parsed = ParsedInput {
-        records: Vec::new(),
-        skipped_expired: 0,
-        expired: Vec::new(),
+    let duplicate_error = |duplicate: Duplicate| InputError::Line {
+        path: path.to_path_buf(),
+        line: duplicate.again,
+        problem: format!(
+            "serial {} appears again (first on line {})",
+            duplicate.serial, duplicate.first
+        ),
     };
-    // (serial key, line) of every entry: duplicates are found by sorting these inline
-    // keys once at the end, not by hashing a heap-allocated serial per line (which at
-    // millions of lines cost more than the parsing, and left the allocator millions of
-    // small blocks to consolidate later).
-    let mut seen: Vec<(SerialKey, usize)> = Vec::new();
+    let mut collector = EntryCollector::new(rules);
     // `lines()` also splits on "\r\n", so CRLF files need nothing more; a lone '\r' left
     // on the final line can only end up in the subject, which is not read.
     for (index, line) in text.lines().enumerate() {
@@ -121,55 +218,20 @@ fn parse_lines(
         if line.trim().is_empty() {
             continue;
         }
-        let checked = parse_line(line).and_then(|entry| match &entry {
-            Entry::Current(record) if !rules.allow_legacy_serials => {
-                check_rfc5280_serial(&record.serial).map(|()| entry)
-            }
-            _ => Ok(entry),
-        });
-        let entry = match checked {
-            Ok(entry) => entry,
-            Err(problem) => {
-                // A duplicate on an earlier line is the first problem in the file.
-                return Err(first_duplicate(path, &mut seen).unwrap_or(InputError::Line {
+        let added = parse_line(line).and_then(|entry| collector.push(line_number, entry));
+        if let Err(problem) = added {
+            // A duplicate on an earlier line is the first problem in the file.
+            return Err(match collector.first_duplicate() {
+                Some(duplicate) => duplicate_error(duplicate),
+                None => InputError::Line {
                     path: path.to_path_buf(),
                     line: line_number,
                     problem,
-                }));
-            }
-        };
-        seen.push((serial_key(entry.serial().as_der_content()), line_number));
-        match entry {
-            Entry::Current(record) => parsed.records.push(record),
-            Entry::Expired(entry) => {
-                parsed.skipped_expired += 1;
-                parsed.expired.push(entry);
-            }
+                },
+            });
         }
     }
-    match first_duplicate(path, &mut seen) {
-        Some(duplicate) => Err(duplicate),
-        None => Ok(parsed),
-    }
-}
-
-/// The duplicate serial whose repetition comes on the earliest line, as an error naming
-/// both lines. Sorts `seen`.
-fn first_duplicate(path: &Path, seen: &mut [(SerialKey, usize)]) -> Option<InputError> {
-    use rayon::slice::ParallelSliceMut;
-    // Sorting by (key, line) puts each serial's first line first among its repeats.
-    seen.par_sort_unstable();
-    let (first, again, key) = seen
-        .windows(2)
-        .filter(|pair| pair[0].0 == pair[1].0)
-        .map(|pair| (pair[0].1, pair[1].1, pair[0].0))
-        .min_by_key(|&(_, again, _)| again)?;
-    let serial = Serial::from_der_content(&key[1..1 + usize::from(key[0])])?;
-    Some(InputError::Line {
-        path: path.to_path_buf(),
-        line: again,
-        problem: format!("serial {serial} appears again (first on line {first})"),
-    })
+    collector.finish().map_err(duplicate_error)
 }
 
 /// RFC 5280 §4.1.2.2: a positive integer of at most 20 octets. Expired entries are not
@@ -193,7 +255,7 @@ fn check_rfc5280_serial(serial: &Serial) -> Result<(), String> {
     }
 }
 
-fn parse_serial(text: &str) -> Result<Serial, String> {
+pub(crate) fn parse_serial(text: &str) -> Result<Serial, String> {
     Serial::from_hex(text)
         .ok_or_else(|| format!("serial {text:?} is not hexadecimal or longer than {MAX_SERIAL_LEN} octets"))
 }
@@ -893,6 +955,7 @@ mod tests {
                 assert_eq!(line, 1);
                 assert_eq!(problem, "expected 6 tab-separated fields, found 1");
             }
+            Err(other) => panic!("not a line error: {other}"),
             Ok(parsed) => panic!("parsed {parsed:?}"),
         }
     }

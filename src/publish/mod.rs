@@ -11,6 +11,8 @@
 //! - [`hsm`]: signing keys held in a PKCS#11 token.
 //! - [`rails`]: what a publish may not do to the newest snapshot (no I/O): lose a
 //!   revocation, shrink sharply, or go empty.
+//! - [`postgres`]: PostgreSQL as the CA's database: a consistent read, and a watcher
+//!   (LISTEN/NOTIFY or polling) for the live publisher.
 //! - [`signal`]: how an input tells the live publisher that it may have changed.
 //!
 //! The publisher never deletes or rewrites a snapshot a responder might be serving,
@@ -24,6 +26,7 @@ pub mod hsm;
 pub mod input;
 pub mod keys;
 pub mod plan;
+pub mod postgres;
 pub mod rails;
 pub mod sign;
 pub mod signal;

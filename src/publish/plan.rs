@@ -153,10 +153,13 @@ pub struct IssuerConfig {
     /// A short label for logs, metrics and URLs (letters, digits, `-`, `_`).
     pub name: String,
     pub certificate: PathBuf,
-    /// An OpenSSL CA `index.txt`. Exactly one of `index` and `json_lines`.
+    /// An OpenSSL CA `index.txt`. Exactly one of `index`, `json_lines` and `postgres`.
     pub index: Option<PathBuf>,
     /// A JSON Lines feed, one certificate per line.
     pub json_lines: Option<PathBuf>,
+    /// The CA's PostgreSQL database (`[issuer.postgres]`).
+    #[serde(default)]
+    pub postgres: Option<super::postgres::PostgresConfig>,
     pub signer_certificate: PathBuf,
     pub signer_key: PathBuf,
     /// CRLs for this issuer (none when absent).
@@ -341,6 +344,9 @@ impl IssuerConfig {
         if let Some(crl) = self.crl.as_mut() {
             crl.rebase(base);
         }
+        if let Some(postgres) = self.postgres.as_mut() {
+            postgres.rebase(base);
+        }
     }
 
     fn load(
@@ -378,13 +384,7 @@ impl IssuerConfig {
             ));
         }
         let key = read_key_for(&self.signer_key, &signer, &self.signer_certificate)?;
-        let mut parsed = self.read_records(rules)?;
-        let source = self
-            .index
-            .as_ref()
-            .or(self.json_lines.as_ref())
-            .cloned()
-            .unwrap_or_default();
+        let (mut parsed, source) = self.read_records(rules)?;
         reasons.apply(&mut parsed.records, &source)?;
         let crl = self
             .crl
@@ -404,12 +404,23 @@ impl IssuerConfig {
         })
     }
 
-    fn read_records(&self, rules: input::InputRules) -> Result<input::ParsedInput, PublishError> {
-        match (&self.index, &self.json_lines) {
-            (Some(path), None) => Ok(input::parse_openssl_index_with(path, &read_text(path)?, rules)?),
-            (None, Some(path)) => Ok(input::parse_json_lines_with(path, &read_text(path)?, rules)?),
+    /// The records, and what to call their source in messages (a path, or the database).
+    fn read_records(&self, rules: input::InputRules) -> Result<(input::ParsedInput, PathBuf), PublishError> {
+        match (&self.index, &self.json_lines, &self.postgres) {
+            (Some(path), None, None) => Ok((
+                input::parse_openssl_index_with(path, &read_text(path)?, rules)?,
+                path.clone(),
+            )),
+            (None, Some(path), None) => Ok((
+                input::parse_json_lines_with(path, &read_text(path)?, rules)?,
+                path.clone(),
+            )),
+            (None, None, Some(postgres)) => {
+                let database = postgres.checked(&self.name)?;
+                Ok((database.read_blocking(rules)?, PathBuf::from(database.target())))
+            }
             _ => Err(PublishError::Config(format!(
-                "issuer {:?}: give exactly one of `index` (OpenSSL index.txt) and `json_lines`",
+                "issuer {:?}: give exactly one of `index` (OpenSSL index.txt), `json_lines` and `[issuer.postgres]`",
                 self.name
             ))),
         }

@@ -26,6 +26,8 @@ pub use process::*;
 pub use publisher::*;
 pub use x509::*;
 
+pub mod postgres;
+
 use ocsp_edge::config::{Config, Sources};
 use ocsp_edge::publish::{PublishConfig, PublishReport};
 use ocsp_edge::server::Background;

@@ -1,0 +1,491 @@
+//! PostgreSQL as the CA's database, against a real server the tests start
+//! (tests/common/postgres.rs): the one-shot read and publish, column mappings, credentials,
+//! consistency of an interrupted read, the change watcher, and TLS.
+
+mod common;
+
+use common::postgres::PgServer;
+use common::{demo, issuer_ca, skip_without};
+use ocsp_edge::model::{CertRecord, CertStatus};
+use ocsp_edge::publish::input::{parse_openssl_index, InputRules, ParsedInput};
+use ocsp_edge::publish::plan::ReasonPolicy;
+use ocsp_edge::publish::postgres::{PostgresConfig, PostgresInput};
+use ocsp_edge::publish::{PublishConfig, PublishError};
+use ocsp_edge::time::UnixTime;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const READER_PASSWORD: &str = "Reader-Pa55word-7f3c91";
+
+fn server(test: &str) -> Option<PgServer> {
+    if skip_without(test, common::postgres::missing()) {
+        return None;
+    }
+    let server = PgServer::start();
+    server.sql(&format!(
+        "CREATE ROLE reader LOGIN PASSWORD '{READER_PASSWORD}'; CREATE DATABASE ca OWNER postgres;"
+    ));
+    Some(server)
+}
+
+/// SQL against the `ca` database as the superuser.
+fn ca_sql(server: &PgServer, sql: &str) -> String {
+    server.sql(&format!("\\c ca\n{sql}"))
+}
+
+/// The demo EC issuer's index.txt, as the file parser reads it.
+fn demo_index() -> ParsedInput {
+    let path = demo().join("ec/index.txt");
+    parse_openssl_index(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn timestamp(t: Option<UnixTime>) -> String {
+    t.map_or("NULL".into(), |t| format!("to_timestamp({})", t.seconds()))
+}
+
+/// A home-grown schema with the default column names, holding the demo EC issuer's
+/// certificates (good, revoked with and without reason and invalidity date, expired).
+const HOME_GROWN: &str = "CREATE TABLE certificate_status (
+    serial text PRIMARY KEY, status text NOT NULL, revoked_at timestamptz, reason text,
+    invalidity_date timestamptz, not_after timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    GRANT SELECT ON certificate_status TO reader;";
+
+fn load_home_grown(server: &PgServer) {
+    let index = demo_index();
+    let mut sql = String::from(HOME_GROWN);
+    for record in &index.records {
+        let (status, at, reason, invalidity) = match &record.status {
+            CertStatus::Good => ("good", None, "NULL".to_string(), None),
+            CertStatus::Revoked {
+                at,
+                reason,
+                invalidity,
+            } => (
+                "revoked",
+                Some(*at),
+                reason.map_or("NULL".into(), |r| format!("'{}'", r.name())),
+                *invalidity,
+            ),
+        };
+        sql.push_str(&format!(
+            "INSERT INTO certificate_status (serial, status, revoked_at, reason, invalidity_date, not_after) \
+             VALUES ('{}', '{status}', {}, {reason}, {}, {});\n",
+            record.serial.to_hex(),
+            timestamp(at),
+            timestamp(invalidity),
+            timestamp(record.not_after),
+        ));
+    }
+    for expired in &index.expired {
+        sql.push_str(&format!(
+            "INSERT INTO certificate_status (serial, status, not_after) VALUES ('{}', 'expired', {});\n",
+            expired.serial.to_hex(),
+            timestamp(expired.not_after)
+        ));
+    }
+    ca_sql(server, &sql);
+}
+
+/// `[issuer.postgres]` for the reader on `server` (no TLS, password from `password`).
+fn section(server: &PgServer, password: &str, mapping: &str) -> String {
+    format!(
+        "host = \"127.0.0.1\"\nport = {}\ndbname = \"ca\"\nuser = \"reader\"\ntls = \"disable\"\n{password}\n{mapping}\n",
+        server.port
+    )
+}
+
+const HOME_GROWN_MAPPING: &str = "table = \"certificate_status\"
+[issuer.postgres.columns]
+reason = \"reason\"
+invalidity_date = \"invalidity_date\"
+not_after = \"not_after\"
+updated_at = \"updated_at\"
+";
+
+fn password_file(dir: &Path) -> String {
+    let file = dir.join("db-password");
+    std::fs::write(&file, format!("{READER_PASSWORD}\n")).unwrap();
+    format!("password_file = \"{}\"", file.display())
+}
+
+/// A publish configuration for the demo EC issuer reading from `postgres` (a section body).
+fn publish_toml(dir: &Path, postgres: &str) -> PathBuf {
+    let ec = demo().join("ec");
+    let text = format!(
+        "validity = \"96h\"\n[[issuer]]\nname = \"ec\"\ncertificate = \"{}\"\nsigner_certificate = \"{}\"\nsigner_key = \"{}\"\n[issuer.postgres]\n{postgres}",
+        ec.join("ca.pem").display(),
+        ec.join("ocsp.pem").display(),
+        ec.join("ocsp.key").display(),
+    );
+    let path = dir.join("publish.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn input(section_text: &str) -> PostgresInput {
+    let config: PostgresConfig = toml::from_str(&section_text.replace("[issuer.postgres.", "[")).unwrap();
+    config.checked("ec").unwrap()
+}
+
+fn sorted(mut records: Vec<CertRecord>) -> Vec<CertRecord> {
+    records.sort_by(|a, b| a.serial.cmp(&b.serial));
+    records
+}
+
+/// The database read gives exactly what the file parser gives for the same certificates,
+/// and the one-shot `ocsp-edge publish --config` (no runtime of its own around the read)
+/// publishes a snapshot whose answers `openssl ocsp` reads as the index says.
+#[test]
+fn one_shot_publish_from_the_database_answers_like_the_index() {
+    let Some(server) = server("one_shot_publish_from_the_database_answers_like_the_index") else {
+        return;
+    };
+    load_home_grown(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = publish_toml(
+        dir.path(),
+        &section(&server, &password_file(dir.path()), HOME_GROWN_MAPPING),
+    );
+
+    let plan = PublishConfig::from_file(&toml)
+        .unwrap()
+        .load(UnixTime::now())
+        .unwrap();
+    let mut index = demo_index();
+    // The plan applies the reason policy to database rows exactly as to index lines.
+    ReasonPolicy::BaselineRequirements
+        .apply(&mut index.records, Path::new("index.txt"))
+        .unwrap();
+    let issuer = &plan.issuers[0];
+    assert!(
+        sorted(issuer.records.clone()) == sorted(index.records.clone()),
+        "the database read differs from index.txt"
+    );
+    assert_eq!(issuer.skipped_expired, index.skipped_expired);
+    assert_eq!(issuer.expired, index.expired);
+
+    let out_dir = dir.path().join("snapshots");
+    let out = common::ocsp_edge(&[
+        "publish",
+        "--config",
+        toml.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.success, "{out}");
+    let served =
+        ocsp_edge::server::Background::start(common::config_for(&out_dir, &[issuer_ca("ec")], vec![]))
+            .expect("serve the snapshot");
+    let rows = common::index_rows("ec");
+    let revoked = rows.iter().filter(|r| r.status == 'R').take(4);
+    let good = rows.iter().filter(|r| r.status == 'V').take(2);
+    for row in revoked.chain(good) {
+        let (status, output) =
+            common::openssl_status(served.ocsp_addr, &issuer_ca("ec"), &row.cert("ec"), false);
+        let expected = if row.status == 'R' { "revoked" } else { "good" };
+        assert_eq!(status, expected, "serial {}: {output}", row.serial);
+        if let Some(reason) = row.openssl_reason() {
+            assert!(
+                output.stdout.contains(&format!("Reason: {reason}")),
+                "{}: {output}",
+                row.serial
+            );
+        }
+    }
+    let expired = rows
+        .iter()
+        .find(|r| r.status == 'E')
+        .expect("an expired demo leaf");
+    let (status, output) =
+        common::openssl_status(served.ocsp_addr, &issuer_ca("ec"), &expired.cert("ec"), false);
+    assert_ne!(
+        status, "good",
+        "an expired row must not be answered good: {output}"
+    );
+}
+
+/// An EJBCA-like schema (decimal serials, integer statuses and reasons, times in epoch
+/// milliseconds) maps through a query and `status_values` to the same records.
+#[test]
+fn an_ejbca_like_schema_maps_through_a_query() {
+    let Some(server) = server("an_ejbca_like_schema_maps_through_a_query") else {
+        return;
+    };
+    let index = demo_index();
+    let decimal = |hex: &str| {
+        // u128 holds every demo serial (16 octets).
+        u128::from_str_radix(hex, 16).unwrap().to_string()
+    };
+    let mut sql = String::from(
+        "CREATE TABLE CertificateData (serialNumber varchar(64) PRIMARY KEY, status integer NOT NULL,
+         revocationDate bigint NOT NULL DEFAULT -1, revocationReason integer NOT NULL DEFAULT -1,
+         expireDate bigint NOT NULL); GRANT SELECT ON CertificateData TO reader;",
+    );
+    for record in &index.records {
+        let (status, at, reason) = match &record.status {
+            CertStatus::Good => (20, -1, -1),
+            CertStatus::Revoked { at, reason, .. } => {
+                (40, at.seconds() * 1000, reason.map_or(0, |r| i64::from(r.code())))
+            }
+        };
+        sql.push_str(&format!(
+            "INSERT INTO CertificateData VALUES ('{}', {status}, {at}, {reason}, {});",
+            decimal(&record.serial.to_hex()),
+            record.not_after.unwrap().seconds() * 1000
+        ));
+    }
+    for expired in &index.expired {
+        sql.push_str(&format!(
+            "INSERT INTO CertificateData VALUES ('{}', 60, -1, -1, {});",
+            decimal(&expired.serial.to_hex()),
+            expired.not_after.unwrap().seconds() * 1000
+        ));
+    }
+    ca_sql(&server, &sql);
+    let mapping = r#"query = """
+SELECT serialNumber AS serial, status,
+       CASE WHEN status = 40 THEN to_timestamp(revocationDate / 1000.0) END AS revoked_at,
+       CASE WHEN status = 40 THEN NULLIF(revocationReason, 0) END AS reason,
+       to_timestamp(expireDate / 1000.0) AS not_after
+FROM CertificateData"""
+serial_format = "decimal"
+[issuer.postgres.columns]
+reason = "reason"
+not_after = "not_after"
+[issuer.postgres.status_values]
+good = ["20", "21"]
+revoked = ["40"]
+expired = ["60"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let parsed = input(&section(&server, &password_file(dir.path()), mapping))
+        .read_blocking(InputRules::default())
+        .unwrap();
+    // This schema has no invalidity date, and `unspecified` (0) reads as no reason.
+    let expected: Vec<CertRecord> = index
+        .records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let CertStatus::Revoked {
+                invalidity, reason, ..
+            } = &mut r.status
+            {
+                *invalidity = None;
+                if reason.map(|r| r.code()) == Some(0) {
+                    *reason = None;
+                }
+            }
+            r
+        })
+        .collect();
+    assert!(
+        sorted(parsed.records) == sorted(expected),
+        "the EJBCA-like read differs from index.txt"
+    );
+    assert_eq!(parsed.expired, index.expired);
+}
+
+/// Rows the publisher cannot accept stop the read with a message naming the row's serial
+/// and the column, like a file's line.
+#[test]
+fn bad_rows_are_named_by_serial_and_column() {
+    let Some(server) = server("bad_rows_are_named_by_serial_and_column") else {
+        return;
+    };
+    ca_sql(&server, HOME_GROWN);
+    let dir = tempfile::tempdir().unwrap();
+    let reader = input(&section(&server, &password_file(dir.path()), HOME_GROWN_MAPPING));
+    let cases = [
+        (
+            "('0A', 'revoked', NULL, NULL)",
+            "(serial 0A), column revoked_at: is NULL on a row whose status \"revoked\"",
+        ),
+        (
+            "('0B', 'good', NULL, 'superseded')",
+            "(serial 0B), column reason: is set on a row whose status \"good\"",
+        ),
+        (
+            "('0C', 'on-hold', NULL, NULL)",
+            "(serial 0C), column status: value \"on-hold\" is in none of",
+        ),
+        (
+            "('0D', 'revoked', now(), 'keyCompromized')",
+            "(serial 0D), column reason: unknown revocation reason",
+        ),
+        (
+            "('0XYZ', 'good', NULL, NULL)",
+            "column serial: serial \"0XYZ\" is not hexadecimal",
+        ),
+        (
+            "('00', 'good', NULL, NULL)",
+            "(serial 00), column serial: serial 00 is zero",
+        ),
+        (
+            "('0E', 'good', NULL, NULL), ('000E', 'good', NULL, NULL)",
+            "column serial: serial 0E appears again (first in row 1)",
+        ),
+    ];
+    for (rows, expected) in cases {
+        ca_sql(&server, &format!(
+            "TRUNCATE certificate_status; INSERT INTO certificate_status (serial, status, revoked_at, reason) VALUES {rows};"
+        ));
+        let err = reader.read_blocking(InputRules::default()).unwrap_err();
+        assert!(matches!(err, PublishError::Input(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("postgres://reader@127.0.0.1:") && message.contains(expected),
+            "{rows}: {message}"
+        );
+    }
+}
+
+/// The password comes from a file or from the environment; a wrong one fails with the
+/// server's message, and neither the error nor the command's output ever holds it.
+#[test]
+fn credentials_from_file_or_environment_and_never_in_messages() {
+    let Some(server) = server("credentials_from_file_or_environment_and_never_in_messages") else {
+        return;
+    };
+    load_home_grown(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = input(&section(&server, &password_file(dir.path()), HOME_GROWN_MAPPING));
+    assert!(!from_file
+        .read_blocking(InputRules::default())
+        .unwrap()
+        .records
+        .is_empty());
+
+    const VARIABLE: &str = "OCSP_EDGE_TEST_PG_PASSWORD";
+    let from_env = section(
+        &server,
+        &format!("password_env = \"{VARIABLE}\""),
+        HOME_GROWN_MAPPING,
+    );
+    let toml = publish_toml(dir.path(), &from_env);
+    let out_dir = dir.path().join("snapshots");
+    let publish = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
+            .args([
+                "publish",
+                "--config",
+                toml.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+            ])
+            .env(VARIABLE, password)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap()
+    };
+    let good = publish(READER_PASSWORD);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+
+    let wrong = "Wrong-Secret-Password-81aa";
+    let bad = publish(wrong);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert_eq!(bad.status.code(), Some(69), "EX_UNAVAILABLE: {text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(text.contains("postgres://reader@127.0.0.1:"), "{text}");
+    assert!(!text.contains(wrong) && !text.contains(READER_PASSWORD), "{text}");
+
+    // The same through the library: the error and its Debug form.
+    std::fs::write(dir.path().join("db-password"), format!("{wrong}\n")).unwrap();
+    let reader = input(&section(
+        &server,
+        &format!("password_file = \"{}\"", dir.path().join("db-password").display()),
+        HOME_GROWN_MAPPING,
+    ));
+    let err = reader.read_blocking(InputRules::default()).unwrap_err();
+    for shown in [err.to_string(), format!("{err:?}"), format!("{reader:?}")] {
+        assert!(!shown.contains(wrong), "{shown}");
+    }
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
+}
+
+/// The sync read works outside any runtime, on a runtime's blocking thread (how the live
+/// publisher calls `PublishConfig::load`) and even straight from an async task on a
+/// current-thread runtime.
+#[test]
+fn the_sync_read_works_with_and_without_a_runtime() {
+    let Some(server) = server("the_sync_read_works_with_and_without_a_runtime") else {
+        return;
+    };
+    load_home_grown(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let reader = input(&section(&server, &password_file(dir.path()), HOME_GROWN_MAPPING));
+    let expected = demo_index().records.len();
+    let count = |reader: &PostgresInput| reader.read_blocking(InputRules::default()).unwrap().records.len();
+
+    assert_eq!(count(&reader), expected, "outside any runtime");
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let on_blocking = reader.clone();
+    let n = multi.block_on(async move {
+        tokio::task::spawn_blocking(move || count(&on_blocking))
+            .await
+            .unwrap()
+    });
+    assert_eq!(n, expected, "on a spawn_blocking thread");
+    let on_worker = reader.clone();
+    let n = multi.block_on(async move { tokio::spawn(async move { count(&on_worker) }).await.unwrap() });
+    assert_eq!(n, expected, "on a multi-thread worker");
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        single.block_on(async { count(&reader) }),
+        expected,
+        "inside a current-thread runtime"
+    );
+}
+
+/// A connection cut while the rows stream in fails the read: never a partial input.
+#[test]
+fn a_read_cut_mid_transaction_fails_whole() {
+    let Some(server) = server("a_read_cut_mid_transaction_fails_whole") else {
+        return;
+    };
+    load_home_grown(&server);
+    // Every row of the table goes out first, then the statement stalls in pg_sleep: the
+    // cut comes while the client holds a part of the result.
+    let mapping =
+        "query = \"SELECT serial, status, revoked_at FROM certificate_status WHERE status <> 'expired' \
+                   UNION ALL SELECT 'FFFF', 'good', NULL FROM pg_sleep(30)\"";
+    let dir = tempfile::tempdir().unwrap();
+    let reader = input(&section(&server, &password_file(dir.path()), mapping));
+    let started = std::time::Instant::now();
+    let read = std::thread::spawn(move || reader.read_blocking(InputRules::default()));
+    let sleeping = common::wait_until(Duration::from_secs(20), || {
+        server.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ocsp-edge publisher' AND wait_event = 'PgSleep'")
+            == "1"
+    });
+    assert!(sleeping, "the read never reached the stall");
+    server.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ocsp-edge publisher'");
+    let result = read.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the read waited for the stall to end"
+    );
+    match result {
+        Ok(parsed) => panic!("a cut read returned {} records", parsed.records.len()),
+        Err(err) => {
+            let message = err.to_string();
+            assert!(matches!(err, PublishError::Postgres(_)), "{err:?}");
+            assert!(message.starts_with("postgres://reader@127.0.0.1:"), "{message}");
+        }
+    }
+}
