@@ -8,125 +8,12 @@
 
 mod common;
 
-use common::{log_address as field, strip_ansi};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const EX_USAGE: i32 = 64;
 const EX_DATAERR: i32 = 65;
-
-/// Bound for one short command (openssl, publish, check-config).
-const COMMAND_LIMIT: Duration = Duration::from_secs(60);
-/// Bound for a server to log its addresses, to become ready, or to swap a snapshot.
-const SERVER_LIMIT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------------------
-// Running commands
-
-fn demo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
-}
-
-/// The `ocsp-edge` binary with a clean, predictable environment: no inherited
-/// `OCSP_EDGE__*` overrides, plain (uncoloured) logs at info level.
-fn ocsp_edge() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("OCSP_EDGE") {
-            command.env_remove(key);
-        }
-    }
-    command.env("NO_COLOR", "1").env("RUST_LOG", "info");
-    command
-}
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Ran {
-    /// Both streams, for assertions that do not care where openssl printed something.
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}\nexit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    #[track_caller]
-    fn assert_code(&self, expected: i32) -> &Self {
-        assert_eq!(self.code, Some(expected), "{}", self.describe());
-        self
-    }
-
-    #[track_caller]
-    fn assert_stderr_contains(&self, needle: &str) -> &Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}\n{}",
-            self.describe()
-        );
-        self
-    }
-}
-
-/// Runs `command` to completion, killing it if it outlives [`COMMAND_LIMIT`].
-fn run(command: &mut Command) -> Ran {
-    let what = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + COMMAND_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {COMMAND_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Ran {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-        what,
-    }
-}
-
-fn drain<R: Read + Send + 'static>(mut stream: R) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Runs the openssl CLI in `dir` and requires success.
-#[track_caller]
-fn openssl(dir: &Path, args: &[&str]) -> Ran {
-    let ran = run(Command::new("openssl").current_dir(dir).args(args));
-    ran.assert_code(0);
-    ran
-}
 
 // ---------------------------------------------------------------------------------------
 // publish
@@ -153,33 +40,24 @@ fn publish_args(issuer: &Path, input: (&str, &Path), cert: &Path, key: &Path, ou
 /// Runs a publish that must succeed and returns the sequence it reports.
 #[track_caller]
 fn publish_ok(args: &[String]) -> u64 {
-    let ran = run(ocsp_edge().args(args));
+    let ran = run_command(ocsp_edge_command().args(args));
     ran.assert_code(0);
     let sequence = ran
         .stdout
         .split_once("published sequence ")
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok());
-    sequence.unwrap_or_else(|| panic!("no \"published sequence N\" on stdout\n{}", ran.describe()))
+    sequence.unwrap_or_else(|| panic!("no \"published sequence N\" on stdout\n{}", ran))
 }
 
 /// Sequences with a manifest in `dir`, ascending.
 fn manifests(dir: &Path) -> Vec<u64> {
-    let mut sequences: Vec<u64> = files(dir)
+    let mut sequences: Vec<u64> = file_names(dir)
         .iter()
         .filter_map(|name| name.strip_suffix(".manifest.json")?.parse().ok())
         .collect();
     sequences.sort_unstable();
     sequences
-}
-
-fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn snapshot_file(dir: &Path, sequence: u64) -> PathBuf {
@@ -193,158 +71,8 @@ fn manifest_file(dir: &Path, sequence: u64) -> PathBuf {
 // ---------------------------------------------------------------------------------------
 // serve
 
-/// A running `ocsp-edge serve`. Dropping it kills the process (by its PID) and reaps it.
-struct Server {
-    child: Child,
-    ocsp: SocketAddr,
-    admin: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `serve` on kernel-chosen loopback ports and waits until it logs them.
-    fn start(snapshots: &Path, trust: &[&Path]) -> Server {
-        let mut command = ocsp_edge();
-        command.arg("serve").arg("--snapshots").arg(snapshots).args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ]);
-        for path in trust {
-            command.arg("--trust").arg(path);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ocsp-edge serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let unset = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut server = Server {
-            child,
-            ocsp: unset,
-            admin: unset,
-            log: Arc::new(Mutex::new(String::new())),
-        };
-        // Keep reading stderr for the whole life of the process so it never blocks on a
-        // full pipe; report the "listening ocsp=ADDR admin=ADDR" line once.
-        let (found, addresses) = mpsc::channel();
-        let log = Arc::clone(&server.log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                log.lock().unwrap().push_str(&format!("{line}\n"));
-                if line.contains("listening") {
-                    if let (Some(ocsp), Some(admin)) = (field(&line, "ocsp="), field(&line, "admin=")) {
-                        let _ = found.send((ocsp, admin));
-                    }
-                }
-            }
-        });
-        match addresses.recv_timeout(SERVER_LIMIT) {
-            Ok((ocsp, admin)) => {
-                server.ocsp = ocsp;
-                server.admin = admin;
-            }
-            Err(e) => panic!(
-                "serve never logged \"listening ocsp=...\" ({e})\n{}",
-                server.log()
-            ),
-        }
-        assert!(server.ocsp.ip().is_loopback() && server.ocsp.port() != 0);
-        assert!(server.admin.ip().is_loopback() && server.admin.port() != 0);
-        server
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/", self.ocsp)
-    }
-
-    /// Polls `/readyz` until it answers 200.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + SERVER_LIMIT;
-        let mut last = None;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("serve exited early ({status})\n{}", self.log());
-            }
-            match http_get(self.admin, "/readyz") {
-                Ok((200, _)) => return,
-                other => last = Some(other),
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "/readyz not 200 within {SERVER_LIMIT:?}; last answer {last:?}\n{}",
-            self.log()
-        );
-    }
-
-    /// The value of the `ocsp_edge_snapshot_sequence` gauge.
-    fn served_sequence(&self) -> Option<u64> {
-        let (status, body) = http_get(self.admin, "/metrics").ok()?;
-        assert_eq!(status, 200, "{body}");
-        body.lines()
-            .find_map(|line| line.strip_prefix("ocsp_edge_snapshot_sequence "))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .map(|value| value as u64)
-    }
-
-    /// Waits until the server reports serving `sequence`.
-    fn wait_for_sequence(&self, sequence: u64) {
-        let deadline = Instant::now() + SERVER_LIMIT;
-        let mut seen = None;
-        while Instant::now() < deadline {
-            seen = self.served_sequence();
-            if seen == Some(sequence) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "still serving {seen:?}, not {sequence}, after {SERVER_LIMIT:?}\n{}",
-            self.log()
-        );
-    }
-}
-
-/// A minimal HTTP/1.1 GET: status code and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
+/// A running `ocsp-edge serve` (see [`ServeProcess::serve`]).
+type Server = ServeProcess;
 
 // ---------------------------------------------------------------------------------------
 // The openssl OCSP client
@@ -352,7 +80,8 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
 /// `openssl ocsp` against `server` for `leaf`; `sha256` selects the CertID hash
 /// (openssl's default is SHA-1). The issuer is the trust anchor when it is self-signed;
 /// the demo issuers chain to the demo root (see [`trust_anchor`]).
-fn query(server: &Server, issuer: &Path, leaf: &Path, sha256: bool) -> Ran {
+fn query(server: &Server, issuer: &Path, leaf: &Path, sha256: bool) -> Queried {
+    let response = tempfile::NamedTempFile::new().unwrap();
     let mut command = Command::new("openssl");
     command.arg("ocsp");
     if sha256 {
@@ -368,8 +97,30 @@ fn query(server: &Server, issuer: &Path, leaf: &Path, sha256: bool) -> Ran {
         .arg(trust_anchor(issuer))
         .arg("-verify_other")
         .arg(issuer)
-        .args(["-no_nonce", "-timeout", "10", "-resp_text"]);
-    run(&mut command)
+        .args(["-no_nonce", "-timeout", "10", "-resp_text", "-respout"])
+        .arg(response.path());
+    let ran = run_command(&mut command);
+    let response = std::fs::read(response.path()).unwrap_or_default();
+    Queried { ran, response }
+}
+
+/// What `openssl ocsp` printed, and the DER response it received.
+struct Queried {
+    ran: Output,
+    response: Vec<u8>,
+}
+
+impl std::ops::Deref for Queried {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.ran
+    }
+}
+
+impl std::fmt::Display for Queried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.ran.fmt(f)
+    }
 }
 
 /// The demo issuing CAs are issued by the demo root; the fresh test CAs are self-signed.
@@ -383,23 +134,23 @@ fn trust_anchor(issuer: &Path) -> PathBuf {
 
 /// Asserts openssl verified the response and printed `status` (and `reason`) for `leaf`.
 #[track_caller]
-fn assert_status(ran: &Ran, leaf: &Path, status: &str, reason: Option<&str>) {
-    let all = ran.all();
-    assert!(all.contains("Response verify OK"), "{}", ran.describe());
+fn assert_status(ran: &Output, leaf: &Path, status: &str, reason: Option<&str>) {
+    let all = ran.text();
+    assert!(all.contains("Response verify OK"), "{}", ran);
     let line = format!("{}: {status}", leaf.display());
     assert!(
         all.lines().any(|l| l.trim_end() == line),
         "expected {line:?}\n{}",
-        ran.describe()
+        ran
     );
     if let Some(reason) = reason {
-        assert!(all.contains(&format!("Reason: {reason}")), "{}", ran.describe());
+        assert!(all.contains(&format!("Reason: {reason}")), "{}", ran);
     }
 }
 
-/// Whether `-resp_text` printed an embedded certificate (a line that is just "Certificate:").
-fn embeds_certificate(ran: &Ran) -> bool {
-    ran.stdout.lines().any(|l| l.trim() == "Certificate:")
+/// Whether the response openssl received embeds a certificate.
+fn embeds_certificate(ran: &Queried) -> bool {
+    ocsp_embedded_certificates(&ran.response) > 0
 }
 
 // ---------------------------------------------------------------------------------------
@@ -471,7 +222,7 @@ impl Pki {
         let root = dir.path().to_path_buf();
         std::fs::write(root.join("ext.cnf"), EXTENSIONS).unwrap();
         // Every argument below is free of spaces, so one string per command reads best.
-        let ossl = |command: &str| openssl(&root, &command.split_whitespace().collect::<Vec<_>>());
+        let ossl = |command: &str| openssl_in(&root, &command.split_whitespace().collect::<Vec<_>>());
         ossl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key");
         ossl(
             "req -new -x509 -key ca.key -subj /CN=ocsp-edge-CLI-Test-CA -days 3650 \
@@ -562,7 +313,7 @@ fn publish_serve_and_verify(signer: Signer) {
     assert_eq!(manifests(&out), vec![sequence]);
     assert!(snapshot_file(&out, sequence).is_file());
 
-    let mut server = Server::start(&out, &[&pki.ca]);
+    let mut server = Server::serve(&out, &[&pki.ca]);
     server.wait_ready();
     for sha256 in [false, true] {
         let good = query(&server, &pki.ca, &pki.good_leaf, sha256);
@@ -571,10 +322,10 @@ fn publish_serve_and_verify(signer: Signer) {
         assert_status(&revoked, &pki.revoked_leaf, "revoked", Some("superseded"));
         assert!(
             revoked
-                .all()
+                .text()
                 .contains("Revocation Time: Mar  1 00:00:00 2026 GMT"),
             "{}",
-            revoked.describe()
+            revoked
         );
         for ran in [&good, &revoked] {
             match signer {
@@ -582,10 +333,10 @@ fn publish_serve_and_verify(signer: Signer) {
                 Signer::Issuer => assert!(
                     !embeds_certificate(ran),
                     "the issuer signs: no certificate may be embedded\n{}",
-                    ran.describe()
+                    ran
                 ),
                 // Clients need the delegated signer's certificate to verify.
-                Signer::Delegated(..) => assert!(embeds_certificate(ran), "{}", ran.describe()),
+                Signer::Delegated(..) => assert!(embeds_certificate(ran), "{}", ran),
             }
         }
     }
@@ -626,12 +377,10 @@ fn publish_with_flags_issuer_signs_itself_and_embeds_no_certificate() {
 
 /// The serial (4th field) and leaf certificate of line `n` (1-based) of a demo index.txt.
 fn demo_leaf(issuer: &str, n: usize) -> (String, PathBuf) {
-    let index = std::fs::read_to_string(demo().join(issuer).join("index.txt")).unwrap();
-    let line = index.lines().nth(n - 1).unwrap();
-    let serial = line.split('\t').nth(3).unwrap().to_string();
-    let pem = demo().join(issuer).join("certs").join(format!("{serial}.pem"));
+    let row = &index_rows(issuer)[n - 1];
+    let pem = row.cert(issuer);
     assert!(pem.is_file(), "{}", pem.display());
-    (serial, pem)
+    (row.serial.clone(), pem)
 }
 
 #[test]
@@ -666,7 +415,7 @@ fn json_lines_feed_end_to_end() {
         serde_json::from_slice(&std::fs::read(manifest_file(&out, sequence)).unwrap()).unwrap();
     assert_eq!(manifest["body"]["issuers"][0]["entries"], 2, "{manifest}");
 
-    let mut server = Server::start(&out, &[&ec.join("ca.pem")]);
+    let mut server = Server::serve(&out, &[&ec.join("ca.pem")]);
     server.wait_ready();
     let issuer = ec.join("ca.pem");
     assert_status(
@@ -679,17 +428,17 @@ fn json_lines_feed_end_to_end() {
     assert_status(&revoked, &revoked_leaf, "revoked", Some("keyCompromise"));
     assert!(
         revoked
-            .all()
+            .text()
             .contains("Revocation Time: Feb  1 00:00:00 2026 GMT"),
         "{}",
-        revoked.describe()
+        revoked
     );
     // A certificate of this issuer that the feed does not list must never be "good".
     let absent = query(&server, &issuer, &absent_leaf, false);
     assert!(
-        !absent.all().contains(": good") && !absent.all().contains(": revoked"),
+        !absent.text().contains(": good") && !absent.text().contains(": revoked"),
         "{}",
-        absent.describe()
+        absent
     );
 }
 
@@ -698,13 +447,13 @@ fn json_lines_feed_end_to_end() {
 
 /// Runs a publish that must fail with `code` and write no snapshot.
 #[track_caller]
-fn publish_fails(args: &[String], out: &Path, code: i32) -> Ran {
-    let ran = run(ocsp_edge().args(args));
+fn publish_fails(args: &[String], out: &Path, code: i32) -> Output {
+    let ran = run_command(ocsp_edge_command().args(args));
     ran.assert_code(code);
     assert!(
         !out.exists() || manifests(out).is_empty(),
         "a failed publish wrote {:?}",
-        files(out)
+        file_names(out)
     );
     ran
 }
@@ -884,7 +633,7 @@ fn encrypted_signer_key_is_refused() {
         let mut args = command.to_vec();
         let key_arg = key.display().to_string();
         args.extend(["-out", &key_arg]);
-        openssl(dir.path(), &args);
+        openssl_in(dir.path(), &args);
         assert!(std::fs::read_to_string(&key).unwrap().contains("ENCRYPTED"));
         let publish = with_flag(demo_publish_args(&out), "--signer-key", &key);
         publish_fails(&publish, &out, EX_DATAERR)
@@ -927,7 +676,7 @@ fn publishes_never_overwrite_and_a_crash_leaves_the_previous_snapshot_usable() {
     std::fs::write(snapshot_file(&out, orphan), b"garbage, not a snapshot \x00\xff").unwrap();
 
     let ec = demo().join("ec");
-    let mut server = Server::start(&out, &[&ec.join("ca.pem")]);
+    let mut server = Server::serve(&out, &[&ec.join("ca.pem")]);
     server.wait_ready();
     assert_eq!(server.served_sequence(), Some(second), "{}", server.log());
     let (_, leaf) = demo_leaf("ec", 1);
@@ -975,7 +724,7 @@ fn multi_issuer_configuration_serves_both_issuers() {
     ];
     let sequence = publish_ok(&args);
     assert_eq!(
-        files(&out),
+        file_names(&out),
         vec![
             format!("{sequence:020}.manifest.json"),
             format!("{sequence:020}.snapshot"),
@@ -998,7 +747,7 @@ fn multi_issuer_configuration_serves_both_issuers() {
     assert_eq!(names, ["ec", "rsa"], "{manifest}");
 
     let (ec, rsa) = (demo().join("ec/ca.pem"), demo().join("rsa/ca.pem"));
-    let mut server = Server::start(&out, &[&ec, &rsa]);
+    let mut server = Server::serve(&out, &[&ec, &rsa]);
     server.wait_ready();
     for (name, issuer) in [("ec", &ec), ("rsa", &rsa)] {
         let (_, good) = demo_leaf(name, 1);
@@ -1013,8 +762,8 @@ fn multi_issuer_configuration_serves_both_issuers() {
 // ---------------------------------------------------------------------------------------
 // 6. check-config
 
-fn check_config(config: &Path, snapshots: &Path, trust: Option<&Path>, env: &[(&str, &str)]) -> Ran {
-    let mut command = ocsp_edge();
+fn check_config(config: &Path, snapshots: &Path, trust: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    let mut command = ocsp_edge_command();
     command
         .arg("check-config")
         .arg("--config")
@@ -1025,7 +774,7 @@ fn check_config(config: &Path, snapshots: &Path, trust: Option<&Path>, env: &[(&
         command.arg("--trust").arg(trust);
     }
     command.envs(env.iter().copied());
-    run(&mut command)
+    run_command(&mut command)
 }
 
 #[test]
@@ -1039,7 +788,7 @@ fn check_config_accepts_valid_and_names_the_bad_key() {
 
     let ok = check_config(&valid, dir.path(), Some(&trust), &[]);
     ok.assert_code(0);
-    assert!(ok.stdout.contains("configuration is valid"), "{}", ok.describe());
+    assert!(ok.stdout.contains("configuration is valid"), "{}", ok);
 
     check_config(&typo, dir.path(), Some(&trust), &[])
         .assert_code(EX_USAGE)

@@ -58,6 +58,9 @@ pub fn start_demo_server(extra: Vec<(&'static str, config::Value)>) -> TestServe
     TestServer { server, dir, initial }
 }
 
+/// Bound for a server to log its addresses, to become ready, or to swap a snapshot.
+pub const SERVER_LIMIT: Duration = Duration::from_secs(20);
+
 /// A running `ocsp-edge serve`; killed (and reaped) when dropped.
 pub struct ServeProcess {
     child: std::process::Child,
@@ -94,17 +97,22 @@ impl ServeProcess {
             .arg("serve")
             .arg("--config")
             .arg(file.path())
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+            .args(args);
         for trust in demo_trust() {
             command.arg("--trust").arg(trust);
         }
+        (ServeProcess::spawn(command), file)
+    }
+
+    /// Runs `command` (an `ocsp-edge serve` with its `--snapshots`/`--config`/`--trust`)
+    /// on kernel-chosen loopback ports; returns once it logs its addresses. Its stderr is
+    /// read for the whole life of the process, so it never blocks on a full pipe.
+    pub fn spawn(mut command: Command) -> ServeProcess {
         let mut child = command
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start ocsp-edge serve");
         let stderr = child.stderr.take().unwrap();
@@ -129,18 +137,77 @@ impl ServeProcess {
             Ok(found) => found,
             Err(e) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("serve never logged its addresses ({e})\n{}", log.lock().unwrap());
             }
         };
-        (
-            ServeProcess {
-                child,
-                ocsp,
-                admin,
-                log,
-            },
-            file,
+        assert!(ocsp.ip().is_loopback() && ocsp.port() != 0, "{ocsp}");
+        assert!(admin.ip().is_loopback() && admin.port() != 0, "{admin}");
+        ServeProcess {
+            child,
+            ocsp,
+            admin,
+            log,
+        }
+    }
+
+    /// `ocsp-edge serve --snapshots <dir>` trusting exactly `trust`, no configuration file.
+    pub fn serve(snapshots: &Path, trust: &[&Path]) -> ServeProcess {
+        let mut command = ocsp_edge_command();
+        command.arg("serve").arg("--snapshots").arg(snapshots);
+        for path in trust {
+            command.arg("--trust").arg(path);
+        }
+        ServeProcess::spawn(command)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.ocsp)
+    }
+
+    /// Polls `/readyz` until it answers 200; fails the test if the process exits first.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + SERVER_LIMIT;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("serve exited early ({status})\n{}", self.log());
+            }
+            match try_get(self.admin, "/readyz") {
+                Ok(response) if response.status == 200 => return,
+                other => last = Some(other.map(|r| r.status)),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "/readyz not 200 within {SERVER_LIMIT:?}; last answer {last:?}\n{}",
+            self.log()
+        );
+    }
+
+    /// The value of the `ocsp_edge_snapshot_sequence` gauge, if it answers.
+    pub fn served_sequence(&self) -> Option<u64> {
+        let response = try_get(self.admin, "/metrics").ok()?;
+        assert_eq!(response.status, 200, "{response:?}");
+        metric(
+            &String::from_utf8_lossy(&response.body),
+            "ocsp_edge_snapshot_sequence",
         )
+        .map(|v| v as u64)
+    }
+
+    /// Waits until the process reports serving `sequence`; fails the test otherwise.
+    pub fn wait_for_sequence(&self, sequence: u64) {
+        let mut seen = None;
+        let served = wait_until(SERVER_LIMIT, || {
+            seen = self.served_sequence();
+            seen == Some(sequence)
+        });
+        assert!(
+            served,
+            "still serving {seen:?}, not {sequence}, after {SERVER_LIMIT:?}\n{}",
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {

@@ -52,17 +52,26 @@ pub fn get_path(prefix: &str, der: &[u8]) -> String {
     format!("{prefix}{encoded}")
 }
 
-/// The certStatus (`good`, `revoked` or `unknown`) of each SingleResponse in a successful
-/// DER OCSPResponse, decoded with rasn-ocsp; a test failure when it is anything else.
-pub fn ocsp_cert_statuses(body: &[u8]) -> Vec<&'static str> {
+/// The BasicOCSPResponse inside a successful DER OCSPResponse, decoded with rasn-ocsp;
+/// a test failure when it is anything else.
+pub fn basic_ocsp_response(body: &[u8]) -> rasn_ocsp::BasicOcspResponse {
     let response: rasn_ocsp::OcspResponse =
         rasn::der::decode(body).unwrap_or_else(|e| panic!("not a DER OCSPResponse: {e}"));
     let bytes = response
         .bytes
         .expect("a successful response carries responseBytes");
-    let basic: rasn_ocsp::BasicOcspResponse =
-        rasn::der::decode(&bytes.response).unwrap_or_else(|e| panic!("not a BasicOCSPResponse: {e}"));
-    basic
+    rasn::der::decode(&bytes.response).unwrap_or_else(|e| panic!("not a BasicOCSPResponse: {e}"))
+}
+
+/// How many certificates a successful DER OCSPResponse embeds (its `certs`).
+pub fn ocsp_embedded_certificates(body: &[u8]) -> usize {
+    basic_ocsp_response(body).certs.map_or(0, |certs| certs.len())
+}
+
+/// The certStatus (`good`, `revoked` or `unknown`) of each SingleResponse in a successful
+/// DER OCSPResponse, decoded with rasn-ocsp; a test failure when it is anything else.
+pub fn ocsp_cert_statuses(body: &[u8]) -> Vec<&'static str> {
+    basic_ocsp_response(body)
         .tbs_response_data
         .responses
         .iter()

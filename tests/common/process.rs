@@ -106,7 +106,15 @@ pub fn run_with_input(command: &mut Command, stdin: &[u8]) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        .unwrap_or_else(|e| match e.kind() {
+            // openssl is a prerequisite of the whole suite (README); other tools are
+            // checked with skip_without before a test needs them.
+            std::io::ErrorKind::NotFound => panic!(
+                "{:?} is not installed, and this test cannot run without it ({what})",
+                command.get_program()
+            ),
+            _ => panic!("cannot start {what}: {e}"),
+        });
     if let Some(mut input) = child.stdin.take() {
         let bytes = stdin.to_vec();
         // A thread, so a program that writes before it reads cannot deadlock the test.
