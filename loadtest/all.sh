@@ -17,6 +17,8 @@
 #   swap     hot swap of SWAP_CERTS-certificate snapshots under load
 #   cache    a cache-mode responder holding 1% of CACHE_CERTS × 2 CertIDs in front of a hub:
 #            hit ratio (and the best a static top-1% set could reach), req/s vs the hub
+#   latency  loadtest/latency.sh: revocation in the CA database → `revoked` at four edges
+#            behind 40 ms links (p50/p99/max, OCSP and CRLs), and a mass revocation
 #
 # Knobs (defaults): the ceiling's as in run.sh (ROUNDS=3 DURATION=10s WARMUP=1s
 #   CONNECTIONS=50 CERTS=10000 REVOKED_PERCENT=10 METHODS="post get" THREADS=1);
@@ -30,11 +32,12 @@
 #   SWAP_POLL_INTERVAL= (responder's snapshots.poll_interval; default 2s);
 #   CACHE_CERTS=100000 CACHE_CAPACITY=(2 × CACHE_CERTS / 100) CACHE_ROUNDS=$ROUNDS
 #   CACHE_METHODS=post CACHE_WARMUP=$DURATION (an unmeasured run that fills the cache);
+#   LATENCY_REVOCATIONS=50 LATENCY_MASS=100000 (and latency.sh's other LATENCY_* knobs);
 #   KEEP_WORKDIR=1 SKIP_BUILD=1 JSON_OUT=FILE.
 # Exit status: 0 when no target failed, 1 otherwise, 2 on a broken run.
 set -euo pipefail
 
-STAGES=${STAGES:-ceiling scale swap cache}
+STAGES=${STAGES:-ceiling scale swap cache latency}
 # WITH_CACHE=1: from before `cache` was a default stage; adds it to an explicit STAGES.
 WITH_CACHE=${WITH_CACHE:-0}
 if [ "$WITH_CACHE" = 1 ] && [[ " $STAGES " != *" cache "* ]]; then
@@ -75,6 +78,8 @@ CACHE_CAPACITY=${CACHE_CAPACITY:-$((CACHE_CERTS * 2 / 100 > 0 ? CACHE_CERTS * 2 
 CACHE_ROUNDS=${CACHE_ROUNDS:-$ROUNDS}
 CACHE_METHODS=${CACHE_METHODS:-post}
 CACHE_WARMUP=${CACHE_WARMUP:-$DURATION}
+export LATENCY_REVOCATIONS=${LATENCY_REVOCATIONS:-50}
+export LATENCY_MASS=${LATENCY_MASS:-100000}
 JSON_OUT=${JSON_OUT:-}
 if [ -n "$JSON_OUT" ]; then
     case "$JSON_OUT" in /*) ;; *) JSON_OUT="$PWD/$JSON_OUT" ;; esac
@@ -605,7 +610,17 @@ stage_cache() {
     rm -rf "$C/hub"
 }
 
-for stage in ceiling scale swap cache; do
+# The latency stage: loadtest/latency.sh (tests/latency.rs on the release build, in
+# network namespaces of its own), its JSON document into the stage directory.
+stage_latency() {
+    echo "==> latency: $LATENCY_REVOCATIONS revocations one at a time, then $LATENCY_MASS at once, through 40 ms links to four edges" >&2
+    cp "$BIN/ocsp-edge" "$WORK/latency-ocsp-edge"
+    if ! SKIP_BUILD=1 OCSP_EDGE_BIN="$WORK/latency-ocsp-edge" JSON_OUT="$STAGE_DIR/latency.json" "$ROOT/loadtest/latency.sh" 2>&1 | sed 's/^/    /' >&2; then
+        echo "    latency: the test failed or missed a target (the table says which)" >&2
+    fi
+}
+
+for stage in ceiling scale swap cache latency; do
     has_stage "$stage" || continue
     started=$(now_ms)
     "stage_$stage"

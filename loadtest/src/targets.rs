@@ -101,6 +101,8 @@ pub struct Stages {
     pub swap_run: Option<RunReport>,
     pub cache: Option<Facts>,
     pub cache_report: Option<ReportDocument>,
+    /// loadtest/latency.sh's document: `{"scenarios": [...]}`, one per CA database.
+    pub latency: Option<Value>,
 }
 
 impl Stages {
@@ -132,6 +134,7 @@ impl Stages {
             swap_run: json(dir, "swap-run.json")?,
             cache: facts(dir, "cache.facts")?,
             cache_report: json(dir, "cache-report.json")?,
+            latency: json(dir, "latency.json")?,
         })
     }
 }
@@ -256,6 +259,18 @@ pub fn evaluate(stages: &Stages) -> Vec<TargetRow> {
             row(
                 "cache",
                 "cache tier: hit ratio at 1% of the CertIDs, throughput vs its hub",
+                "",
+                "stage not run",
+            )
+            .skipped(),
+        ),
+    }
+    match &stages.latency {
+        Some(doc) => latency_rows(doc, &mut rows),
+        None => rows.push(
+            row(
+                "latency",
+                "revocation in the CA database → revoked at every edge (OCSP, CRLs), mass revocation",
                 "",
                 "stage not run",
             )
@@ -1012,8 +1027,89 @@ pub fn document(rows: &[TargetRow], stages: &Stages) -> Value {
                 "facts": stages.cache,
                 "report": stages.cache_report,
             },
+            "latency": stages.latency,
         }
     })
+}
+
+/// The issue's latency targets, in seconds (tests/latency.rs asserts the same).
+const LATENCY_OCSP_P99_S: f64 = 3.0;
+const LATENCY_CRL_P99_S: f64 = 5.0;
+const LATENCY_MASS_S: f64 = 60.0;
+
+/// Per scenario (CA database): p99 to `revoked` at every edge and to the covering CRLs,
+/// the mass revocation's time to every edge (pass/fail), and p50/max, the publish lag and
+/// the delta's size (info).
+fn latency_rows(doc: &Value, rows: &mut Vec<TargetRow>) {
+    let stage = "latency";
+    let scenarios = doc["scenarios"].as_array().cloned().unwrap_or_default();
+    if scenarios.is_empty() {
+        rows.push(row(stage, "revocation latency", "", "no scenario finished").skipped());
+        return;
+    }
+    let seconds = |v: &Value| v.as_f64().map_or("never".to_string(), |s| format!("{s:.2} s"));
+    for scenario in &scenarios {
+        let database = scenario["database"].as_str().unwrap_or("?");
+        let n = scenario["revocations"].as_u64().unwrap_or(0);
+        for (what, key, goal) in [
+            ("`revoked` at every edge", "ocsp", LATENCY_OCSP_P99_S),
+            (
+                "listed in the covering CRLs at every edge",
+                "crl",
+                LATENCY_CRL_P99_S,
+            ),
+        ] {
+            let stats = &scenario[key];
+            let p99 = stats["p99_s"].as_f64();
+            let measured = format!(
+                "p99 {} (p50 {}, max {}; {n} revocations, publish p50 {})",
+                seconds(&stats["p99_s"]),
+                seconds(&stats["p50_s"]),
+                seconds(&stats["max_s"]),
+                seconds(&scenario["publish"]["p50_s"]),
+            );
+            let mut line = row(
+                stage,
+                format!("{database}: {what}"),
+                format!("p99 ≤ {goal} s"),
+                measured,
+            )
+            .pass_if(p99.is_some_and(|p| p <= goal));
+            if let Some(p) = p99 {
+                line = line.ratio(p / goal);
+            }
+            rows.push(line);
+        }
+        let mass = &scenario["mass"];
+        if mass.is_null() {
+            continue;
+        }
+        let count = mass["count"].as_f64().unwrap_or(0.0);
+        let to_edges = mass["ocsp_s"].as_f64();
+        let measured = format!(
+            "{} (published in {}, {} of {}; sample of {} per edge)",
+            seconds(&mass["ocsp_s"]),
+            seconds(&mass["publish_s"]),
+            if mass["is_delta"].as_bool() == Some(true) {
+                "delta"
+            } else {
+                "full snapshot"
+            },
+            bytes(mass["snapshot_bytes"].as_f64().unwrap_or(0.0)),
+            mass["sample"].as_u64().unwrap_or(0),
+        );
+        let mut line = row(
+            stage,
+            format!("{database}: {count:.0} revoked at once → every edge"),
+            format!("≤ {LATENCY_MASS_S} s"),
+            measured,
+        )
+        .pass_if(to_edges.is_some_and(|s| s <= LATENCY_MASS_S));
+        if let Some(s) = to_edges {
+            line = line.ratio(s / LATENCY_MASS_S);
+        }
+        rows.push(line);
+    }
 }
 
 #[cfg(test)]
@@ -1346,8 +1442,9 @@ mod tests {
             ..Stages::default()
         };
         let rows = evaluate(&stages);
-        assert_eq!(rows.len(), 3 + 3);
-        assert!(rows[3..].iter().all(|r| r.stage == "cache"));
+        assert_eq!(rows.len(), 3 + 3 + 1);
+        assert!(rows[3..6].iter().all(|r| r.stage == "cache"));
+        assert_eq!(rows[6].stage, "latency");
         assert_eq!(
             document(&rows, &stages)["stages"]["cache"]["facts"]["capacity"],
             200
@@ -1357,9 +1454,40 @@ mod tests {
     #[test]
     fn missing_stages_are_skipped_rows() {
         let rows = evaluate(&Stages::default());
-        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.len(), 5);
         assert!(rows.iter().all(|r| r.verdict == Verdict::Skipped));
         let text = table(&rows);
-        assert!(text.contains("0 pass, 0 fail, 0 info, 4 skipped"), "{text}");
+        assert!(text.contains("0 pass, 0 fail, 0 info, 5 skipped"), "{text}");
+    }
+
+    #[test]
+    fn latency_targets_pass_and_fail_at_the_issues_limits() {
+        let scenario = |ocsp_p99: f64, crl_p99: Option<f64>, mass: Option<f64>| {
+            serde_json::json!({
+                "database": "index.txt", "revocations": 50,
+                "publish": {"p50_s": 1.1}, "ocsp": {"p50_s": 1.5, "p99_s": ocsp_p99, "max_s": ocsp_p99},
+                "crl": {"p50_s": 1.6, "p99_s": crl_p99, "max_s": crl_p99},
+                "mass": {"count": 100000, "sample": 300, "publish_s": 9.0, "is_delta": true,
+                         "snapshot_bytes": 36000000, "ocsp_s": mass},
+            })
+        };
+        let doc = serde_json::json!({"scenarios": [
+            scenario(2.9, Some(4.9), Some(59.0)),
+            scenario(3.1, None, None),
+        ]});
+        let mut rows = Vec::new();
+        latency_rows(&doc, &mut rows);
+        let verdicts: Vec<Verdict> = rows.iter().map(|r| r.verdict).collect();
+        use Verdict::{Fail, Pass};
+        assert_eq!(verdicts, [Pass, Pass, Pass, Fail, Fail, Fail], "{rows:?}");
+        assert!(rows[4].measured.starts_with("p99 never"), "{}", rows[4].measured);
+        assert!(
+            rows[2].measured.contains("delta of 36.0 MB"),
+            "{}",
+            rows[2].measured
+        );
+        let mut rows = Vec::new();
+        latency_rows(&serde_json::json!({"scenarios": []}), &mut rows);
+        assert_eq!(rows[0].verdict, Verdict::Skipped);
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `ocsp-edge` cargo built for the tests (see [`Sites::use_binary`]).
 pub const BIN: &str = env!("CARGO_BIN_EXE_ocsp-edge");
 /// nginx in the origin's namespace.
 pub const ORIGIN_IP: &str = "10.200.0.2";
@@ -122,6 +123,8 @@ pub struct Sites {
     procs: BTreeMap<String, Child>,
     logs: BTreeMap<String, PathBuf>,
     starts: BTreeMap<String, u32>,
+    /// The `ocsp-edge` the responders run.
+    bin: PathBuf,
 }
 
 impl Drop for Sites {
@@ -152,12 +155,19 @@ impl Sites {
             procs: BTreeMap::new(),
             logs: BTreeMap::new(),
             starts: BTreeMap::new(),
+            bin: PathBuf::from(BIN),
         };
         std::fs::create_dir_all(work.join("logs")).unwrap();
         sites.netns(&["sweep"]);
         sites.netns(&["up", &id]);
         sites.net_up = true;
         sites
+    }
+
+    /// Responders started from now on run `bin` (e.g. a release build for a load test)
+    /// instead of [`BIN`].
+    pub fn use_binary(&mut self, bin: &Path) {
+        self.bin = bin.to_path_buf();
     }
 
     pub fn netns(&self, args: &[&str]) {
@@ -398,7 +408,8 @@ impl Sites {
             "--admin-listen".into(),
             format!("{}:8081", responder.ip),
         ]);
-        self.spawn(responder.name, responder.site, BIN, &args);
+        let bin = self.bin.display().to_string();
+        self.spawn(responder.name, responder.site, &bin, &args);
     }
 
     /// Waits until every responder serves `sequence` (metrics); the names of those that
