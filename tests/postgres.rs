@@ -10,6 +10,7 @@ use ocsp_edge::model::{CertRecord, CertStatus};
 use ocsp_edge::publish::input::{parse_openssl_index, InputRules, ParsedInput};
 use ocsp_edge::publish::plan::ReasonPolicy;
 use ocsp_edge::publish::postgres::{PostgresConfig, PostgresInput};
+use ocsp_edge::publish::signal::{ChangeReceiver, InputChanged, InputMetrics};
 use ocsp_edge::publish::{PublishConfig, PublishError};
 use ocsp_edge::time::UnixTime;
 use std::path::{Path, PathBuf};
@@ -487,5 +488,319 @@ fn a_read_cut_mid_transaction_fails_whole() {
             assert!(matches!(err, PublishError::Postgres(_)), "{err:?}");
             assert!(message.starts_with("postgres://reader@127.0.0.1:"), "{message}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The change watcher
+
+/// The statement-level trigger docs/postgres.md gives a CA schema.
+const NOTIFY_TRIGGER: &str =
+    "CREATE FUNCTION notify_certificate_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('certificate_status_changed', extract(epoch FROM now())::text);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER certificate_status_changed AFTER INSERT OR UPDATE OR DELETE ON certificate_status
+  FOR EACH STATEMENT EXECUTE FUNCTION notify_certificate_status();";
+
+/// A watcher of `section_text` on its own runtime, with its signals and metrics.
+struct Watcher {
+    runtime: tokio::runtime::Runtime,
+    signals: ChangeReceiver,
+    registry: prometheus::Registry,
+}
+
+impl Watcher {
+    fn start(section_text: &str) -> Watcher {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let registry = prometheus::Registry::new();
+        let metrics = InputMetrics::register(&registry).unwrap();
+        let (changes, signals) = tokio::sync::mpsc::channel(16);
+        runtime.spawn(ocsp_edge::publish::postgres::watch(
+            std::sync::Arc::new(input(section_text)),
+            changes,
+            metrics,
+        ));
+        Watcher {
+            runtime,
+            signals,
+            registry,
+        }
+    }
+
+    /// The next signal within `limit`.
+    fn next(&mut self, limit: Duration) -> Option<InputChanged> {
+        let signals = &mut self.signals;
+        self.runtime
+            .block_on(async { tokio::time::timeout(limit, signals.recv()).await.ok().flatten() })
+    }
+
+    /// No signal for `quiet`.
+    fn quiet(&mut self, quiet: Duration) -> bool {
+        self.next(quiet).is_none()
+    }
+
+    fn metric(&self, series: &str) -> f64 {
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &self.registry.gather(),
+            &mut text,
+        )
+        .unwrap();
+        common::metric(&String::from_utf8(text).unwrap(), series).unwrap_or(0.0)
+    }
+}
+
+const CONNECTED: &str = "ocsp_edge_publisher_input_connected{issuer=\"ec\"}";
+
+fn errors(kind: &str) -> String {
+    format!("ocsp_edge_publisher_input_errors_total{{issuer=\"ec\",kind=\"{kind}\"}}")
+}
+
+fn revoke_one(server: &PgServer) {
+    ca_sql(
+        server,
+        "UPDATE certificate_status SET status = 'revoked', revoked_at = now(), reason = 'superseded', \
+         updated_at = clock_timestamp() WHERE serial = (SELECT min(serial) FROM certificate_status WHERE status = 'good');",
+    );
+}
+
+/// LISTEN/NOTIFY: one signal when the watcher connects, one per committed change (with its
+/// age from the trigger's payload), nothing while the table is left alone.
+#[test]
+fn notify_signals_a_committed_update() {
+    let Some(server) = server("notify_signals_a_committed_update") else {
+        return;
+    };
+    load_home_grown(&server);
+    ca_sql(&server, NOTIFY_TRIGGER);
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = HOME_GROWN_MAPPING.replace(
+        "table = \"certificate_status\"",
+        "table = \"certificate_status\"\nnotify_channel = \"certificate_status_changed\"",
+    );
+    let mut watcher = Watcher::start(&section(&server, &password_file(dir.path()), &mapping));
+    let connected = watcher
+        .next(Duration::from_secs(20))
+        .expect("the signal on connecting");
+    assert_eq!((connected.issuer.as_str(), connected.age), ("ec", None));
+    assert_eq!(watcher.metric(CONNECTED), 1.0);
+    assert!(
+        watcher.quiet(Duration::from_millis(500)),
+        "a signal without a change"
+    );
+
+    let before = std::time::Instant::now();
+    revoke_one(&server);
+    let changed = watcher
+        .next(Duration::from_secs(10))
+        .expect("a signal after the UPDATE");
+    assert_eq!(changed.issuer, "ec");
+    let age = changed.age.expect("the trigger's payload gives an age");
+    assert!(age < Duration::from_secs(10), "{age:?}");
+    eprintln!("NOTIFY signal {:?} after the UPDATE was sent", before.elapsed());
+    // A rolled-back change notifies nobody.
+    ca_sql(
+        &server,
+        "BEGIN; UPDATE certificate_status SET reason = NULL; ROLLBACK;",
+    );
+    assert!(
+        watcher.quiet(Duration::from_millis(500)),
+        "a signal for a rolled-back change"
+    );
+}
+
+/// Without a channel the watcher polls `max(updated_at)`: a signal after an UPDATE, none
+/// while nothing changes.
+#[test]
+fn poll_signals_a_newer_updated_at() {
+    let Some(server) = server("poll_signals_a_newer_updated_at") else {
+        return;
+    };
+    load_home_grown(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = HOME_GROWN_MAPPING.replace(
+        "table = \"certificate_status\"",
+        "table = \"certificate_status\"\npoll_interval = \"200ms\"",
+    );
+    let mut watcher = Watcher::start(&section(&server, &password_file(dir.path()), &mapping));
+    assert!(
+        watcher.next(Duration::from_secs(20)).is_some(),
+        "the signal on connecting"
+    );
+    assert!(
+        watcher.quiet(Duration::from_millis(800)),
+        "a signal without a change"
+    );
+    revoke_one(&server);
+    let changed = watcher
+        .next(Duration::from_secs(5))
+        .expect("a signal after the UPDATE");
+    assert!(
+        changed.age.is_some_and(|age| age < Duration::from_secs(5)),
+        "{changed:?}"
+    );
+    assert!(
+        watcher.quiet(Duration::from_millis(800)),
+        "a second signal for one change"
+    );
+}
+
+/// A killed backend and a restarted server: the watcher counts the failure, shows itself
+/// disconnected, reconnects with backoff, signals on reconnecting and again on the next change.
+#[test]
+fn a_lost_connection_is_counted_retried_and_signalled_again() {
+    let Some(mut server) = server("a_lost_connection_is_counted_retried_and_signalled_again") else {
+        return;
+    };
+    load_home_grown(&server);
+    ca_sql(&server, NOTIFY_TRIGGER);
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = HOME_GROWN_MAPPING.replace(
+        "table = \"certificate_status\"",
+        "table = \"certificate_status\"\nnotify_channel = \"certificate_status_changed\"\nreconnect_max = \"1s\"",
+    );
+    let mut watcher = Watcher::start(&section(&server, &password_file(dir.path()), &mapping));
+    assert!(
+        watcher.next(Duration::from_secs(20)).is_some(),
+        "the signal on connecting"
+    );
+
+    server.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ocsp-edge publisher'");
+    let again = watcher
+        .next(Duration::from_secs(10))
+        .expect("a signal after reconnecting");
+    assert_eq!(again.age, None, "{again:?}");
+    assert!(watcher.metric(&errors("connection_lost")) >= 1.0);
+    assert_eq!(watcher.metric(CONNECTED), 1.0);
+    revoke_one(&server);
+    assert!(
+        watcher
+            .next(Duration::from_secs(10))
+            .is_some_and(|s| s.age.is_some()),
+        "a change after reconnecting"
+    );
+
+    server.stop();
+    assert!(
+        common::wait_until(Duration::from_secs(10), || watcher.metric(CONNECTED) == 0.0),
+        "still shown connected with the server down"
+    );
+    assert!(
+        common::wait_until(Duration::from_secs(10), || watcher.metric(&errors("connect"))
+            >= 2.0),
+        "no retries counted"
+    );
+    server.restart();
+    assert!(
+        watcher.next(Duration::from_secs(15)).is_some(),
+        "a signal after the server came back"
+    );
+    assert_eq!(watcher.metric(CONNECTED), 1.0);
+    revoke_one(&server);
+    assert!(
+        watcher
+            .next(Duration::from_secs(10))
+            .is_some_and(|s| s.age.is_some()),
+        "a change after the restart"
+    );
+}
+
+/// A watcher with a wrong password logs and counts its failures, and the password appears
+/// in no log line.
+#[test]
+fn a_refused_login_is_logged_without_the_password() {
+    let Some(server) = server("a_refused_login_is_logged_without_the_password") else {
+        return;
+    };
+    load_home_grown(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "Wrong-Secret-Password-4be2";
+    let file = dir.path().join("wrong");
+    std::fs::write(&file, wrong).unwrap();
+    let section_text = section(
+        &server,
+        &format!("password_file = \"{}\"", file.display()),
+        HOME_GROWN_MAPPING,
+    );
+
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    // A current-thread runtime keeps the watcher on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = InputMetrics::register(&registry).unwrap();
+    let (changes, mut signals) = tokio::sync::mpsc::channel(4);
+    runtime.block_on(async {
+        let watcher = tokio::spawn(ocsp_edge::publish::postgres::watch(
+            std::sync::Arc::new(input(&section_text)),
+            changes,
+            metrics,
+        ));
+        let signal = tokio::time::timeout(Duration::from_secs(2), signals.recv()).await;
+        assert!(signal.is_err(), "a signal without a connection: {signal:?}");
+        drop(signals);
+        tokio::time::timeout(Duration::from_secs(5), watcher)
+            .await
+            .expect("the watcher stops once the publisher is gone")
+            .unwrap();
+    });
+    let text = logs.text();
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(text.contains("postgres://reader@127.0.0.1:"), "{text}");
+    assert!(!text.contains(wrong), "{text}");
+    let mut exposition = Vec::new();
+    prometheus::Encoder::encode(
+        &prometheus::TextEncoder::new(),
+        &registry.gather(),
+        &mut exposition,
+    )
+    .unwrap();
+    let exposition = String::from_utf8(exposition).unwrap();
+    assert!(
+        common::metric(&exposition, &errors("connect")).unwrap_or(0.0) >= 2.0,
+        "{exposition}"
+    );
+    assert_eq!(common::metric(&exposition, CONNECTED), Some(0.0), "{exposition}");
+}
+
+/// Log lines collected in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
     }
 }

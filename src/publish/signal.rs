@@ -22,3 +22,48 @@ pub type ChangeSender = tokio::sync::mpsc::Sender<InputChanged>;
 
 /// The live publisher's end of the channel.
 pub type ChangeReceiver = tokio::sync::mpsc::Receiver<InputChanged>;
+
+/// What every input watcher reports about its source, registered into the registry the
+/// live publisher's admin listener serves (`/metrics`):
+/// `ocsp_edge_publisher_input_connected{issuer}` (1 while the watcher is connected to or
+/// watching its source) and `ocsp_edge_publisher_input_errors_total{issuer,kind}`.
+/// Cloning shares the series.
+#[derive(Clone)]
+pub struct InputMetrics {
+    connected: prometheus::IntGaugeVec,
+    errors: prometheus::IntCounterVec,
+}
+
+impl InputMetrics {
+    /// Registers both families in `registry` (once per registry; clone the result for
+    /// every watcher).
+    pub fn register(registry: &prometheus::Registry) -> Result<InputMetrics, prometheus::Error> {
+        let connected = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "ocsp_edge_publisher_input_connected",
+                "1 while the publisher's watcher of this issuer's input is connected to it",
+            ),
+            &["issuer"],
+        )?;
+        let errors = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "ocsp_edge_publisher_input_errors_total",
+                "Failures watching or reaching an issuer's input, by kind",
+            ),
+            &["issuer", "kind"],
+        )?;
+        registry.register(Box::new(connected.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        Ok(InputMetrics { connected, errors })
+    }
+
+    pub fn set_connected(&self, issuer: &str, connected: bool) {
+        self.connected
+            .with_label_values(&[issuer])
+            .set(i64::from(connected));
+    }
+
+    pub fn error(&self, issuer: &str, kind: &str) {
+        self.errors.with_label_values(&[issuer, kind]).inc();
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Owns connecting to the CA's database (credentials from a file or the environment, TLS
 //! through rustls with the ring provider), reading every certificate's status in one
-//! read-only snapshot transaction ([`read`]).
+//! read-only snapshot transaction ([`read`]), and telling the live publisher when the
+//! table may have changed ([`watch`]: LISTEN/NOTIFY or an incremental poll).
 //!
 //! Never writes to the database, never logs or returns the password (it is redacted in
 //! `Debug` and appears in no error), and never yields a partial read: a read that does
@@ -10,10 +11,13 @@
 
 pub mod read;
 mod tls;
+pub mod watch;
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use watch::watch;
 
 /// The driver's TLS connector: one type for every `tls` mode (with `disable` it is never
 /// asked to negotiate), so the connection type is the same everywhere.
@@ -216,8 +220,6 @@ pub enum ErrorKind {
     Query,
     /// An established connection ended.
     Lost,
-    /// A row the publisher could not accept.
-    Data,
 }
 
 impl ErrorKind {
@@ -226,7 +228,6 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Query => "query",
             ErrorKind::Lost => "connection_lost",
-            ErrorKind::Data => "data",
         }
     }
 }
