@@ -3,7 +3,7 @@
 //! covers the serial lists it — measured through the fleet's topology.
 //!
 //! ```text
-//!   CA database (index.txt, or PostgreSQL)        in the test's namespace
+//!   CA database (index.txt; PostgreSQL)           in the test's namespace
 //!      → live publisher (its --out is the origin's directory)
 //!   origin 10.200.0.2   nginx, static, over that directory
 //!      |  delay proxy, 40 ms each way, in each region
@@ -14,8 +14,9 @@
 //!
 //! Each revocation: the watcher is told the serial and starts polling every edge in
 //! parallel every 50 ms (OCSP POST, and GET of the covering CRL partition and the full
-//! CRL, every answer verified); the test then revokes (index.txt rewritten and renamed
-//! into place as `openssl ca -revoke` does); latency is counted from the moment the
+//! CRL, every answer verified); the test then revokes — index.txt rewritten and renamed
+//! into place as `openssl ca -revoke` does, or one `UPDATE` committed in PostgreSQL
+//! (whose trigger NOTIFYs the publisher); latency is counted from the moment the
 //! change was in place to the last edge's first verified `revoked` (and the last covering
 //! CRL listing it). Each edge is then asked once more with `openssl ocsp`, which must say
 //! `revoked`. After the single revocations, a mass revocation of `LATENCY_MASS`
@@ -91,6 +92,21 @@ fn binary() -> PathBuf {
     std::env::var_os("LATENCY_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(netns::BIN))
+}
+
+#[test]
+fn postgres_revocations_reach_every_edge_within_the_targets() {
+    let Some(_guard) = prerequisites("latency (PostgreSQL)") else {
+        return;
+    };
+    if common::skip_without("latency (PostgreSQL)", common::postgres::missing()) {
+        return;
+    }
+    let work = Work::new("ocsp-latency-postgres-");
+    let population = Population::new(knob("LATENCY_CERTS", 110_000), knob("LATENCY_MASS", 100_000));
+    let mut database = Postgres::create(&work.path.join("ca"), &population);
+    let report = measure(&work.path, &mut database, &population);
+    report.print_and_judge();
 }
 
 fn prerequisites(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
@@ -174,8 +190,8 @@ trait CaDatabase {
     fn kind(&self) -> &'static str;
     /// The publisher's `[[issuer]]` input lines (`index = ...`, or a database section).
     fn issuer_input(&self) -> String;
-    /// The file the stand-in publisher watches, when the input is one.
-    fn input_file(&self) -> Option<PathBuf>;
+    /// What the stand-in publisher polls: something that changes with every change.
+    fn version_probe(&self) -> Box<dyn Fn() -> Option<String> + Send>;
     /// Revokes `serials` (indices into the population) in one change; returns once the
     /// change is in place (renamed into place, committed).
     fn revoke(&mut self, serials: &[usize]);
@@ -233,8 +249,12 @@ impl CaDatabase for IndexTxt {
         format!("index = \"{}\"\n", self.path.display())
     }
 
-    fn input_file(&self) -> Option<PathBuf> {
-        Some(self.path.clone())
+    fn version_probe(&self) -> Box<dyn Fn() -> Option<String> + Send> {
+        let path = self.path.clone();
+        Box::new(move || {
+            let meta = std::fs::metadata(&path).ok()?;
+            Some(format!("{} {:?}", meta.len(), meta.modified().ok()))
+        })
     }
 
     fn revoke(&mut self, serials: &[usize]) {
@@ -246,6 +266,111 @@ impl CaDatabase for IndexTxt {
     }
 }
 
+/// The CA's PostgreSQL database (tests/common/postgres.rs: a throwaway server): a
+/// home-grown `certificate_status` table whose statement-level trigger sends a NOTIFY on
+/// every change (what the publisher LISTENs for), read by a role that may only SELECT.
+/// A revocation is one `UPDATE` in one transaction, done when psql returns (committed).
+struct Postgres {
+    server: common::postgres::PgServer,
+    password_file: PathBuf,
+    serials: Vec<String>,
+}
+
+const READER_PASSWORD: &str = "latency-reader-5c1e";
+
+impl Postgres {
+    fn create(dir: &Path, population: &Population) -> Postgres {
+        std::fs::create_dir_all(dir).unwrap();
+        let server = common::postgres::PgServer::start();
+        server.sql(&format!(
+            "CREATE ROLE reader LOGIN PASSWORD '{READER_PASSWORD}'; CREATE DATABASE ca OWNER postgres;"
+        ));
+        let mut sql = String::from(
+            "\\c ca\n\
+             CREATE TABLE certificate_status (serial text PRIMARY KEY, status text NOT NULL, \
+               revoked_at timestamptz, reason text, \
+               updated_at timestamptz NOT NULL DEFAULT clock_timestamp());\n\
+             CREATE FUNCTION certificate_status_changed() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN PERFORM pg_notify('certificate_status', ''); RETURN NULL; END $$;\n\
+             CREATE TRIGGER certificate_status_changed AFTER INSERT OR UPDATE OR DELETE \
+               ON certificate_status FOR EACH STATEMENT EXECUTE FUNCTION certificate_status_changed();\n\
+             GRANT SELECT ON certificate_status TO reader;\n\
+             CREATE TABLE mass (serial text PRIMARY KEY);\n\
+             COPY certificate_status (serial, status, revoked_at, reason) FROM STDIN;\n",
+        );
+        for (serial, &revoked) in population.serials.iter().zip(&population.initially_revoked) {
+            if revoked {
+                let _ = writeln!(sql, "{serial}\trevoked\t2026-12-01 00:00:00+00\tkeyCompromise");
+            } else {
+                let _ = writeln!(sql, "{serial}\tgood\t\\N\t\\N");
+            }
+        }
+        sql.push_str("\\.\nCOPY mass (serial) FROM STDIN;\n");
+        for &i in &population.mass {
+            let _ = writeln!(sql, "{}", population.serials[i]);
+        }
+        sql.push_str("\\.\nANALYZE;\n");
+        server.sql(&sql);
+        let password_file = dir.join("db-password");
+        std::fs::write(&password_file, format!("{READER_PASSWORD}\n")).unwrap();
+        Postgres {
+            server,
+            password_file,
+            serials: population.serials.clone(),
+        }
+    }
+}
+
+impl CaDatabase for Postgres {
+    fn kind(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn issuer_input(&self) -> String {
+        format!(
+            "\n[issuer.postgres]\nhost = \"127.0.0.1\"\nport = {}\ndbname = \"ca\"\nuser = \"reader\"\n\
+             tls = \"disable\"\npassword_file = \"{}\"\ntable = \"certificate_status\"\n\
+             notify_channel = \"certificate_status\"\n\
+             [issuer.postgres.columns]\nreason = \"reason\"\nupdated_at = \"updated_at\"\n",
+            self.server.port,
+            self.password_file.display()
+        )
+    }
+
+    fn version_probe(&self) -> Box<dyn Fn() -> Option<String> + Send> {
+        let psql = common::postgres::bindir().unwrap().join("psql");
+        let socket = self.server.socket_dir().to_path_buf();
+        let port = self.server.port.to_string();
+        Box::new(move || {
+            let output = Command::new(&psql)
+                .arg("-h")
+                .arg(&socket)
+                .args(["-p", &port, "-U", "postgres", "-d", "ca", "-X", "-A", "-t", "-c"])
+                .arg("SELECT max(updated_at) FROM certificate_status")
+                .output()
+                .ok()?;
+            output
+                .status
+                .success()
+                .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+        })
+    }
+
+    fn revoke(&mut self, serials: &[usize]) {
+        let set = "SET status = 'revoked', revoked_at = now(), reason = 'keyCompromise', updated_at = clock_timestamp()";
+        let sql = if serials.len() == 1 {
+            format!(
+                "\\c ca\nUPDATE certificate_status {set} WHERE serial = '{}';",
+                self.serials[serials[0]]
+            )
+        } else {
+            // The mass revocation: every serial staged in `mass`, one statement.
+            format!("\\c ca\nUPDATE certificate_status c {set} FROM mass m WHERE c.serial = m.serial;")
+        };
+        self.server.sql(&sql);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The publisher
 
@@ -254,14 +379,14 @@ fn publish_toml(dir: &Path, database: &dyn CaDatabase) -> PathBuf {
     let ec = |file: &str| demo.join("ec").join(file).display().to_string();
     let toml = format!(
         "validity = \"8h\"\n\n[delta]\nfull_every = \"24h\"\n\n\
-         [[issuer]]\nname = \"ec\"\ncertificate = \"{}\"\n{}signer_certificate = \"{}\"\nsigner_key = \"{}\"\n\n\
+         [[issuer]]\nname = \"ec\"\ncertificate = \"{}\"\nsigner_certificate = \"{}\"\nsigner_key = \"{}\"\n{}\n\
          [issuer.crl]\nsigning_key = \"{}\"\nfull_url = \"http://ocsp.test/crl/ec.crl\"\n\
          delta_url = \"http://ocsp.test/crl/ec-delta.crl\"\nshards = {SHARDS}\n\
          shard_url = \"http://ocsp.test/crl/ec/{{shard}}.crl\"\nvalidity = \"7d\"\n",
         ec("ca.pem"),
-        database.issuer_input(),
         ec("ocsp.pem"),
         ec("ocsp.key"),
+        database.issuer_input(),
         ec("ca.key"),
     );
     let path = dir.join("publish.toml");
@@ -297,22 +422,22 @@ fn has_watch() -> bool {
 }
 
 /// Until `publish --watch` exists (and with `LATENCY_PUBLISHER=stand-in`): a thread
-/// that runs the one-shot publisher whenever the input file's size or modification time
-/// changes (checked every 50 ms).
+/// that runs the one-shot publisher whenever the database's version probe (index.txt's
+/// size and modification time, PostgreSQL's newest `updated_at`) changes, checked every
+/// 50 ms.
 struct StandIn {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StandIn {
-    fn start(toml: PathBuf, input: PathBuf, out: PathBuf) -> StandIn {
+    fn start(toml: PathBuf, probe: Box<dyn Fn() -> Option<String> + Send>, out: PathBuf) -> StandIn {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
-            let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
-            let mut seen = stamp(&input);
+            let mut seen = probe();
             while !stopping.load(Ordering::Relaxed) {
-                let now = stamp(&input);
+                let now = probe();
                 if now != seen {
                     seen = now;
                     publish_once(&toml, &out);
@@ -430,10 +555,11 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
         sites.spawn_here("publisher", command);
         "ocsp-edge publish --watch".to_string()
     } else {
-        let input = database
-            .input_file()
-            .expect("the stand-in publisher watches a file: set LATENCY_PUBLISHER=watch");
-        _stand_in = Some(StandIn::start(toml.clone(), input, origin.clone()));
+        _stand_in = Some(StandIn::start(
+            toml.clone(),
+            database.version_probe(),
+            origin.clone(),
+        ));
         "stand-in: one-shot `ocsp-edge publish` (delta) on each change of the input".to_string()
     };
 
