@@ -75,22 +75,37 @@ impl fmt::Display for UnixTime {
 }
 
 /// Parses an ASN.1 time: UTCTime `YYMMDDHHMMSSZ` (years 50–99 are 19xx, RFC 5280
-/// §4.1.2.5.1) when `utc` is true, GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise.
+/// §4.1.2.5.1) when `utc` is true, GeneralizedTime `YYYYMMDDHHMMSSZ` otherwise. Whole
+/// seconds and `Z` only (the DER forms); no leap second.
 pub fn parse_asn1_time(text: &str, utc: bool) -> Option<UnixTime> {
     let digits = text.strip_suffix('Z')?;
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let full = match (utc, digits.len()) {
-        (true, 12) => {
-            let yy: u32 = digits[..2].parse().ok()?;
-            format!("{}{digits}", if yy < 50 { "20" } else { "19" })
-        }
-        (false, 14) => digits.to_string(),
+    let two = |at: usize| digits.get(at..at + 2)?.parse::<u32>().ok();
+    let (year, rest) = match (utc, digits.len()) {
+        (true, 12) => (utc_time_year(two(0)?), 2),
+        (false, 14) => (digits.get(..4)?.parse::<i32>().ok()?, 4),
         _ => return None,
     };
-    let naive = chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S").ok()?;
-    Some(UnixTime(naive.and_utc().timestamp()))
+    let date = chrono::NaiveDate::from_ymd_opt(year, two(rest)?, two(rest + 2)?)?;
+    let time = date.and_hms_opt(two(rest + 4)?, two(rest + 6)?, two(rest + 8)?)?;
+    Some(UnixTime(time.and_utc().timestamp()))
+}
+
+/// Either ASN.1 form, told apart by length (an OpenSSL `index.txt` holds both).
+pub fn parse_asn1_time_either(text: &str) -> Option<UnixTime> {
+    parse_asn1_time(text, text.len() == "YYMMDDHHMMSSZ".len())
+}
+
+/// RFC 5280 §4.1.2.5.1: a UTCTime year YY below 50 means 20YY, otherwise 19YY.
+fn utc_time_year(yy: u32) -> i32 {
+    let yy = yy as i32;
+    if yy < 50 {
+        2000 + yy
+    } else {
+        1900 + yy
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +135,17 @@ mod tests {
         assert_eq!(parse_asn1_time("2050010100000Z", false), None);
         assert_eq!(parse_asn1_time("491231235959", true), None);
         assert_eq!(parse_asn1_time("4912312359a9Z", true), None);
+        assert_eq!(parse_asn1_time("491231235960Z", true), None, "no leap second");
+        assert_eq!(parse_asn1_time("491331000000Z", true), None, "no 13th month");
+        assert_eq!(
+            parse_asn1_time_either("491231235959Z"),
+            Some(UnixTime(2_524_607_999))
+        );
+        assert_eq!(
+            parse_asn1_time_either("20500101000000Z"),
+            Some(UnixTime(2_524_608_000))
+        );
+        assert_eq!(parse_asn1_time_either("0500101000000Z"), None);
     }
 
     #[test]

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
                 line >= 1 && line <= text.lines().count(),
                 "line {line}: {problem}"
             );
-            assert!(!problem.is_empty());
+            assert!(!problem.to_string().is_empty());
         }
     }
 });

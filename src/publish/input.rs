@@ -51,7 +51,7 @@ pub enum InputError {
     Line {
         path: PathBuf,
         line: usize,
-        problem: String,
+        problem: LineProblem,
     },
     /// A database row; `row` counts from 1 in the query's order.
     #[error("{database}: row {row}{}: {problem}", row_details(.serial.as_deref(), .column.as_deref()))]
@@ -73,6 +73,55 @@ fn row_details(serial: Option<&str>, column: Option<&str>) -> String {
         details.push_str(&format!(", column {column}"));
     }
     details
+}
+
+/// What is wrong with one line of an input file ([`InputError::Line`] adds where).
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    #[error("comment lines are not allowed in {0}")]
+    Comment(&'static str),
+    #[error("expected {INDEX_FIELDS} tab-separated fields, found {0}")]
+    FieldCount(usize),
+    #[error("unknown status {0:?} (expected V, R or E)")]
+    UnknownStatus(String),
+    #[error("status {status} must have an empty revocation field, found {found:?}")]
+    RevocationNotAllowed { status: &'static str, found: String },
+    #[error("status R needs a revocation date in the third field, found none")]
+    NoRevocationDate,
+    #[error("serial {0:?} is not hexadecimal or longer than {MAX_SERIAL_LEN} octets")]
+    BadSerial(String),
+    #[error(
+        "serial 00 is zero; RFC 5280 §4.1.2.2 requires a positive serial number (for a legacy \
+         CA that issued it, set allow_legacy_serials = true or pass --allow-legacy-serials)"
+    )]
+    ZeroSerial,
+    #[error(
+        "serial {serial} is {octets} octets long as a DER INTEGER; RFC 5280 §4.1.2.2 allows at most \
+         {RFC5280_MAX_SERIAL_OCTETS} (for a legacy CA that issued it, set allow_legacy_serials = true or \
+         pass --allow-legacy-serials)"
+    )]
+    LongSerial { serial: Serial, octets: usize },
+    #[error("serial {serial} appears again (first on line {first})")]
+    DuplicateSerial { serial: Serial, first: usize },
+    #[error("unknown revocation reason {0:?}")]
+    UnknownReason(String),
+    #[error(
+        "unexpected {argument:?} after revocation reason {reason:?} \
+         (only keyTime, CAkeyTime and holdInstruction take an argument)"
+    )]
+    UnexpectedArgument { argument: String, reason: String },
+    #[error("{tag} needs a {needs} after it")]
+    MissingArgument { tag: String, needs: &'static str },
+    #[error("{what} {text:?} is not a UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ)")]
+    Asn1Time { what: &'static str, text: String },
+    #[error("{}", describe_json_error(.0))]
+    Json(serde_json::Error),
+    #[error("status \"revoked\" needs \"revoked_at\"")]
+    NoRevokedAt,
+    #[error("\"{0}\" is only allowed with status \"revoked\"")]
+    OnlyWhenRevoked(&'static str),
+    #[error("{what} {text:?} is not an RFC 3339 time (e.g. 2026-02-01T00:00:00Z)")]
+    Rfc3339 { what: &'static str, text: String },
 }
 
 /// Parses an OpenSSL CA database (`index.txt`), serials as RFC 5280 requires.
@@ -152,7 +201,7 @@ impl EntryCollector {
     }
 
     /// Adds the entry at `position`, or says why its serial is not allowed.
-    pub(crate) fn push(&mut self, position: usize, entry: Entry) -> Result<(), String> {
+    pub(crate) fn push(&mut self, position: usize, entry: Entry) -> Result<(), LineProblem> {
         if let Entry::Current(record) = &entry {
             if !self.rules.allow_legacy_serials {
                 check_rfc5280_serial(&record.serial)?;
@@ -199,16 +248,16 @@ impl EntryCollector {
 fn parse_lines(
     path: &Path,
     text: &str,
-    parse_line: fn(&str) -> Result<Entry, String>,
+    parse_line: fn(&str) -> Result<Entry, LineProblem>,
     rules: InputRules,
 ) -> Result<ParsedInput, InputError> {
     let duplicate_error = |duplicate: Duplicate| InputError::Line {
         path: path.to_path_buf(),
         line: duplicate.again,
-        problem: format!(
-            "serial {} appears again (first on line {})",
-            duplicate.serial, duplicate.first
-        ),
+        problem: LineProblem::DuplicateSerial {
+            serial: duplicate.serial,
+            first: duplicate.first,
+        },
     };
     let mut collector = EntryCollector::new(rules);
     // `lines()` also splits on "\r\n", so CRLF files need nothing more; a lone '\r' left
@@ -236,28 +285,22 @@ fn parse_lines(
 
 /// RFC 5280 §4.1.2.2: a positive integer of at most 20 octets. Expired entries are not
 /// checked: they are never published.
-fn check_rfc5280_serial(serial: &Serial) -> Result<(), String> {
+fn check_rfc5280_serial(serial: &Serial) -> Result<(), LineProblem> {
     let octets = serial.as_der_content().len();
     if serial.as_der_content() == [0] {
-        Err(
-            "serial 00 is zero; RFC 5280 §4.1.2.2 requires a positive serial number (for a legacy \
-             CA that issued it, set allow_legacy_serials = true or pass --allow-legacy-serials)"
-                .into(),
-        )
+        Err(LineProblem::ZeroSerial)
     } else if octets > RFC5280_MAX_SERIAL_OCTETS {
-        Err(format!(
-            "serial {serial} is {octets} octets long as a DER INTEGER; RFC 5280 §4.1.2.2 allows at most \
-             {RFC5280_MAX_SERIAL_OCTETS} (for a legacy CA that issued it, set allow_legacy_serials = true or \
-             pass --allow-legacy-serials)"
-        ))
+        Err(LineProblem::LongSerial {
+            serial: serial.clone(),
+            octets,
+        })
     } else {
         Ok(())
     }
 }
 
-pub(crate) fn parse_serial(text: &str) -> Result<Serial, String> {
-    Serial::from_hex(text)
-        .ok_or_else(|| format!("serial {text:?} is not hexadecimal or longer than {MAX_SERIAL_LEN} octets"))
+pub(crate) fn parse_serial(text: &str) -> Result<Serial, LineProblem> {
+    Serial::from_hex(text).ok_or_else(|| LineProblem::BadSerial(text.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -266,17 +309,14 @@ pub(crate) fn parse_serial(text: &str) -> Result<Serial, String> {
 /// `openssl ca` always writes these six, even when the subject is empty.
 const INDEX_FIELDS: usize = 6;
 
-fn parse_index_line(line: &str) -> Result<Entry, String> {
+fn parse_index_line(line: &str) -> Result<Entry, LineProblem> {
     if line.starts_with('#') {
         // openssl's TXT_DB has no comment syntax; a '#' line would be read as a bad record.
-        return Err("comment lines are not allowed in index.txt (openssl has no comment syntax)".into());
+        return Err(LineProblem::Comment("index.txt (openssl has no comment syntax)"));
     }
     let fields: Vec<&str> = line.split('\t').collect();
     let [status, expiry, revocation, serial, _filename, _subject] = fields[..] else {
-        return Err(format!(
-            "expected {INDEX_FIELDS} tab-separated fields, found {}",
-            fields.len()
-        ));
+        return Err(LineProblem::FieldCount(fields.len()));
     };
     let not_after = Some(parse_asn1_time("expiry date", expiry)?);
     let serial = parse_serial(serial)?;
@@ -290,7 +330,7 @@ fn parse_index_line(line: &str) -> Result<Entry, String> {
             require_no_revocation("E", revocation)?;
             return Ok(Entry::Expired(ExpiredEntry { serial, not_after }));
         }
-        other => return Err(format!("unknown status {other:?} (expected V, R or E)")),
+        other => return Err(LineProblem::UnknownStatus(other.to_string())),
     };
     Ok(Entry::Current(CertRecord {
         serial,
@@ -299,21 +339,22 @@ fn parse_index_line(line: &str) -> Result<Entry, String> {
     }))
 }
 
-fn require_no_revocation(status: &str, revocation: &str) -> Result<(), String> {
+fn require_no_revocation(status: &'static str, revocation: &str) -> Result<(), LineProblem> {
     if revocation.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "status {status} must have an empty revocation field, found {revocation:?}"
-        ))
+        Err(LineProblem::RevocationNotAllowed {
+            status,
+            found: revocation.to_string(),
+        })
     }
 }
 
 /// The revocation field: `date[,reason[,argument]]`, split the way openssl's
 /// `unpack_revinfo` splits it (the argument is everything after the second comma).
-fn parse_revocation(field: &str) -> Result<CertStatus, String> {
+fn parse_revocation(field: &str) -> Result<CertStatus, LineProblem> {
     if field.is_empty() {
-        return Err("status R needs a revocation date in the third field, found none".into());
+        return Err(LineProblem::NoRevocationDate);
     }
     let mut parts = field.splitn(3, ',');
     let at = parse_asn1_time("revocation date", parts.next().unwrap_or_default())?;
@@ -330,12 +371,12 @@ fn parse_revocation(field: &str) -> Result<CertStatus, String> {
 
 type ReasonAndInvalidity = (Option<RevocationReason>, Option<UnixTime>);
 
-fn parse_reason(name: &str, argument: Option<&str>) -> Result<ReasonAndInvalidity, String> {
+fn parse_reason(name: &str, argument: Option<&str>) -> Result<ReasonAndInvalidity, LineProblem> {
     if let Some(tagged) = parse_tagged_reason(name, argument) {
         return tagged;
     }
     let reason =
-        RevocationReason::from_name(name).ok_or_else(|| format!("unknown revocation reason {name:?}"))?;
+        RevocationReason::from_name(name).ok_or_else(|| LineProblem::UnknownReason(name.to_string()))?;
     let Some(argument) = argument else {
         return Ok((Some(reason), None));
     };
@@ -349,17 +390,23 @@ fn parse_reason(name: &str, argument: Option<&str>) -> Result<ReasonAndInvalidit
     match restated {
         Some(Ok((Some(same), invalidity))) if same == reason => Ok((Some(reason), invalidity)),
         Some(Err(problem)) => Err(problem),
-        _ => Err(format!(
-            "unexpected {argument:?} after revocation reason {name:?} \
-             (only keyTime, CAkeyTime and holdInstruction take an argument)"
-        )),
+        _ => Err(LineProblem::UnexpectedArgument {
+            argument: argument.to_string(),
+            reason: name.to_string(),
+        }),
     }
 }
 
 /// openssl's pseudo-reasons that carry an argument; `None` if `tag` is not one of them.
-fn parse_tagged_reason(tag: &str, argument: Option<&str>) -> Option<Result<ReasonAndInvalidity, String>> {
+fn parse_tagged_reason(
+    tag: &str,
+    argument: Option<&str>,
+) -> Option<Result<ReasonAndInvalidity, LineProblem>> {
     let compromise = |reason| {
-        let time = argument.ok_or_else(|| format!("{tag} needs a compromise time after it"))?;
+        let time = argument.ok_or_else(|| LineProblem::MissingArgument {
+            tag: tag.to_string(),
+            needs: "compromise time",
+        })?;
         Ok((Some(reason), Some(parse_asn1_time("compromise time", time)?)))
     };
     if tag.eq_ignore_ascii_case("keyTime") {
@@ -370,7 +417,10 @@ fn parse_tagged_reason(tag: &str, argument: Option<&str>) -> Option<Result<Reaso
         // The OID (e.g. id-holdinstruction-reject) has no place in an OCSP response.
         Some(match argument {
             Some(oid) if !oid.is_empty() => Ok((Some(RevocationReason::CertificateHold), None)),
-            _ => Err(format!("{tag} needs a hold instruction OID after it")),
+            _ => Err(LineProblem::MissingArgument {
+                tag: tag.to_string(),
+                needs: "hold instruction OID",
+            }),
         })
     } else {
         None
@@ -378,39 +428,11 @@ fn parse_tagged_reason(tag: &str, argument: Option<&str>) -> Option<Result<Reaso
 }
 
 /// UTCTime `YYMMDDHHMMSSZ` or GeneralizedTime `YYYYMMDDHHMMSSZ`; `what` names the field.
-fn parse_asn1_time(what: &str, text: &str) -> Result<UnixTime, String> {
-    asn1_time(text).ok_or_else(|| {
-        format!(
-            "{what} {text:?} is not a UTCTime (YYMMDDHHMMSSZ) \
-             or GeneralizedTime (YYYYMMDDHHMMSSZ)"
-        )
+fn parse_asn1_time(what: &'static str, text: &str) -> Result<UnixTime, LineProblem> {
+    crate::time::parse_asn1_time_either(text).ok_or_else(|| LineProblem::Asn1Time {
+        what,
+        text: text.to_string(),
     })
-}
-
-fn asn1_time(text: &str) -> Option<UnixTime> {
-    let digits = text.strip_suffix('Z')?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let two = |at: usize| digits.get(at..at + 2)?.parse::<u32>().ok();
-    let (year, rest) = match digits.len() {
-        12 => (utc_time_year(two(0)?), 2),
-        14 => (digits.get(..4)?.parse::<i32>().ok()?, 4),
-        _ => return None,
-    };
-    let date = chrono::NaiveDate::from_ymd_opt(year, two(rest)?, two(rest + 2)?)?;
-    let time = date.and_hms_opt(two(rest + 4)?, two(rest + 6)?, two(rest + 8)?)?;
-    Some(UnixTime(time.and_utc().timestamp()))
-}
-
-/// RFC 5280 §4.1.2.5.1: a UTCTime year YY below 50 means 20YY, otherwise 19YY.
-fn utc_time_year(yy: u32) -> i32 {
-    let yy = yy as i32;
-    if yy < 50 {
-        2000 + yy
-    } else {
-        1900 + yy
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -438,11 +460,11 @@ enum JsonStatus {
     Expired,
 }
 
-fn parse_json_line(line: &str) -> Result<Entry, String> {
+fn parse_json_line(line: &str) -> Result<Entry, LineProblem> {
     if line.starts_with('#') {
-        return Err("comment lines are not allowed in JSON Lines (JSON has no comments)".into());
+        return Err(LineProblem::Comment("JSON Lines (JSON has no comments)"));
     }
-    let entry: JsonEntry = serde_json::from_str(line).map_err(|e| describe_json_error(&e))?;
+    let entry: JsonEntry = serde_json::from_str(line).map_err(LineProblem::Json)?;
     let serial = parse_serial(&entry.serial)?;
     let not_after = optional_rfc3339("not_after", entry.not_after.as_deref())?;
     let status = match entry.status {
@@ -474,15 +496,12 @@ fn describe_json_error(error: &serde_json::Error) -> String {
     }
 }
 
-fn json_revocation(entry: &JsonEntry) -> Result<CertStatus, String> {
-    let at = entry
-        .revoked_at
-        .as_deref()
-        .ok_or("status \"revoked\" needs \"revoked_at\"")?;
+fn json_revocation(entry: &JsonEntry) -> Result<CertStatus, LineProblem> {
+    let at = entry.revoked_at.as_deref().ok_or(LineProblem::NoRevokedAt)?;
     let reason = match entry.reason.as_deref() {
         None => None,
         Some(name) => Some(
-            RevocationReason::from_name(name).ok_or_else(|| format!("unknown revocation reason {name:?}"))?,
+            RevocationReason::from_name(name).ok_or_else(|| LineProblem::UnknownReason(name.to_string()))?,
         ),
     };
     Ok(CertStatus::Revoked {
@@ -492,26 +511,28 @@ fn json_revocation(entry: &JsonEntry) -> Result<CertStatus, String> {
     })
 }
 
-fn require_no_json_revocation(entry: &JsonEntry) -> Result<(), String> {
+fn require_no_json_revocation(entry: &JsonEntry) -> Result<(), LineProblem> {
     let present = [
         ("revoked_at", entry.revoked_at.is_some()),
         ("reason", entry.reason.is_some()),
         ("invalidity_date", entry.invalidity_date.is_some()),
     ];
     match present.iter().find(|(_, is_present)| *is_present) {
-        Some((field, _)) => Err(format!("\"{field}\" is only allowed with status \"revoked\"")),
+        Some((field, _)) => Err(LineProblem::OnlyWhenRevoked(field)),
         None => Ok(()),
     }
 }
 
-fn optional_rfc3339(what: &str, text: Option<&str>) -> Result<Option<UnixTime>, String> {
+fn optional_rfc3339(what: &'static str, text: Option<&str>) -> Result<Option<UnixTime>, LineProblem> {
     text.map(|t| parse_rfc3339(what, t)).transpose()
 }
 
 /// Fractions of a second are truncated: `UnixTime` holds whole seconds.
-fn parse_rfc3339(what: &str, text: &str) -> Result<UnixTime, String> {
-    UnixTime::parse_rfc3339(text)
-        .ok_or_else(|| format!("{what} {text:?} is not an RFC 3339 time (e.g. 2026-02-01T00:00:00Z)"))
+fn parse_rfc3339(what: &'static str, text: &str) -> Result<UnixTime, LineProblem> {
+    UnixTime::parse_rfc3339(text).ok_or_else(|| LineProblem::Rfc3339 {
+        what,
+        text: text.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -953,7 +974,8 @@ mod tests {
             Err(InputError::Line { path, line, problem }) => {
                 assert_eq!(path, Path::new("/srv/ca/index.txt"));
                 assert_eq!(line, 1);
-                assert_eq!(problem, "expected 6 tab-separated fields, found 1");
+                assert!(matches!(problem, LineProblem::FieldCount(1)), "{problem}");
+                assert_eq!(problem.to_string(), "expected 6 tab-separated fields, found 1");
             }
             Err(other) => panic!("not a line error: {other}"),
             Ok(parsed) => panic!("parsed {parsed:?}"),

@@ -60,7 +60,7 @@ impl PostgresInput {
                 collector.push(position, entry).map_err(|problem| RowProblem {
                     serial: Some(serial),
                     column: Some(columns.names[SERIAL].clone()),
-                    problem,
+                    problem: problem.to_string(),
                 })
             });
             if let Err(problem) = added {
@@ -350,7 +350,9 @@ impl Columns {
                     .map_err(|e| e.to_string())?
                     .ok_or_else(null)?;
                 let serial = match input.config.serial_format {
-                    SerialFormat::Hex => crate::publish::input::parse_serial(&text)?,
+                    SerialFormat::Hex => {
+                        crate::publish::input::parse_serial(&text).map_err(|e| e.to_string())?
+                    }
                     SerialFormat::Decimal => serial_from_decimal(&text).ok_or_else(|| {
                         format!("serial {text:?} is not a decimal number of at most 23 octets")
                     })?,
