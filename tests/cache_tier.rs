@@ -33,12 +33,8 @@ fn cache(hubs: &[HubAddrs]) -> Background {
     cache_with(hubs, "1s")
 }
 
-fn gauge(admin: SocketAddr, series: &str) -> f64 {
-    metric(&metrics(admin), series).unwrap_or(0.0)
-}
-
 fn acknowledged(admin: SocketAddr) -> f64 {
-    gauge(admin, "ocsp_edge_cache_acknowledged_sequence")
+    sample(admin, "ocsp_edge_cache_acknowledged_sequence")
 }
 
 fn wait_acknowledged(admin: SocketAddr, sequence: u64, what: &str) {
@@ -51,14 +47,14 @@ fn wait_acknowledged(admin: SocketAddr, sequence: u64, what: &str) {
 }
 
 fn fill_failures(admin: SocketAddr, reason: &str) -> f64 {
-    gauge(
+    sample(
         admin,
         &format!("ocsp_edge_cache_fill_failures_total{{reason=\"{reason}\"}}"),
     )
 }
 
 fn fills(admin: SocketAddr, result: &str) -> f64 {
-    gauge(
+    sample(
         admin,
         &format!("ocsp_edge_cache_fills_total{{result=\"{result}\"}}"),
     )
@@ -110,16 +106,16 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
     assert_openssl(cache.ocsp, &victim, false, "good", "SHA-1, first request");
     assert_openssl(cache.ocsp, &victim, true, "good", "SHA-256, first request");
     assert_openssl(cache.ocsp, &revoked, false, "revoked", "a revoked certificate");
-    assert_eq!(gauge(cache.admin, "ocsp_edge_cache_misses_total"), 3.0);
-    assert_eq!(gauge(cache.admin, "ocsp_edge_cache_hits_total"), 0.0);
+    assert_eq!(sample(cache.admin, "ocsp_edge_cache_misses_total"), 3.0);
+    assert_eq!(sample(cache.admin, "ocsp_edge_cache_hits_total"), 0.0);
     assert_eq!(fills(cache.admin, "cached"), 3.0);
     assert_openssl(cache.ocsp, &victim, false, "good", "SHA-1, second request");
     assert_eq!(
-        gauge(cache.admin, "ocsp_edge_cache_hits_total"),
+        sample(cache.admin, "ocsp_edge_cache_hits_total"),
         1.0,
         "the second request is a hit"
     );
-    assert_eq!(gauge(cache.admin, "ocsp_edge_cache_entries"), 3.0);
+    assert_eq!(sample(cache.admin, "ocsp_edge_cache_entries"), 3.0);
 
     // The cache serves the hub's bytes as they are, with the same validators, and its own
     // caching headers.
@@ -173,7 +169,7 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
         "SHA-256 right after the acknowledgement",
     );
     assert_eq!(
-        gauge(
+        sample(
             cache.admin,
             r#"ocsp_edge_answers_total{issuer="ec",status="revoked"}"#
         ),
@@ -181,7 +177,7 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
         "answers are labelled with the hubs' issuer names from the start"
     );
     assert_eq!(
-        gauge(cache.admin, "ocsp_edge_cache_invalidations_total"),
+        sample(cache.admin, "ocsp_edge_cache_invalidations_total"),
         2.0,
         "both cached variants of the revoked certificate were dropped"
     );
@@ -193,10 +189,10 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
         "revoked",
         "an unchanged entry survives",
     );
-    let hits_before = gauge(cache.admin, "ocsp_edge_cache_hits_total");
+    let hits_before = sample(cache.admin, "ocsp_edge_cache_hits_total");
     assert_openssl(cache.ocsp, &victim, false, "revoked", "now cached");
     assert_eq!(
-        gauge(cache.admin, "ocsp_edge_cache_hits_total"),
+        sample(cache.admin, "ocsp_edge_cache_hits_total"),
         hits_before + 1.0
     );
 
@@ -362,9 +358,9 @@ fn a_tampered_hub_answer_is_neither_cached_nor_served() {
     let text = metrics(cache.admin_addr);
     assert_eq!(fill_failures(cache.admin_addr, "bad_signature"), 4.0, "{text}");
     assert_eq!(fills(cache.admin_addr, "cached"), 0.0, "{text}");
-    assert_eq!(gauge(cache.admin_addr, "ocsp_edge_cache_entries"), 0.0, "{text}");
+    assert_eq!(sample(cache.admin_addr, "ocsp_edge_cache_entries"), 0.0, "{text}");
     assert_eq!(
-        gauge(cache.admin_addr, "ocsp_edge_cache_hits_total"),
+        sample(cache.admin_addr, "ocsp_edge_cache_hits_total"),
         0.0,
         "{text}"
     );
@@ -652,5 +648,5 @@ fn a_fill_answered_before_an_acknowledged_revocation_is_asked_again_not_cached()
         "revoked",
         "and it is what is cached",
     );
-    assert_eq!(gauge(cache.admin_addr, "ocsp_edge_cache_hits_total"), 1.0);
+    assert_eq!(sample(cache.admin_addr, "ocsp_edge_cache_hits_total"), 1.0);
 }

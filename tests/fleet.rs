@@ -30,6 +30,8 @@
 
 mod common;
 
+use common::netns::{self, hubs_and_edges, support, Responder, Sites, Source};
+use common::{copy_dir, demo, issuer_ca, run_command, wait_until};
 use ocsp_edge::publish::PublishConfig;
 use ocsp_edge::time::UnixTime;
 use std::collections::BTreeMap;
@@ -37,11 +39,8 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ocsp-edge");
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 const ORIGIN_IP: &str = "10.200.0.2";
 const CLIENT_IP: &str = "10.200.9.2";
@@ -65,7 +64,10 @@ const LOAD_RATE: u32 = 100;
 
 #[test]
 fn a_geo_distributed_fleet_under_load_survives_publishes_and_failures() {
-    if common::skip_without("fleet test", missing_prerequisite()) {
+    if common::skip_without(
+        "fleet test",
+        netns::missing_prerequisite(&["nginx", "haproxy", "curl", "openssl", "python3"]),
+    ) {
         return;
     }
     let started = Instant::now();
@@ -99,39 +101,6 @@ fn a_geo_distributed_fleet_under_load_survives_publishes_and_failures() {
             report.failures.join("\n  ")
         );
     }
-}
-
-/// Why the fleet cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    let probe = format!("of{}-probe", std::process::id());
-    let can_netns = Command::new("ip")
-        .args(["netns", "add", &probe])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !can_netns {
-        return Some("`ip netns add` failed (needs root and iproute2)".into());
-    }
-    let _ = Command::new("ip").args(["netns", "delete", &probe]).status();
-    for tool in ["nginx", "haproxy", "curl", "openssl", "python3"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("{tool} is not installed (.ci/run installs it)"));
-        }
-    }
-    let crypto = Command::new("python3")
-        .args(["-c", "import cryptography.x509.ocsp"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !crypto {
-        return Some("python3 lacks the cryptography package".into());
-    }
-    None
 }
 
 // ---------------------------------------------------------------------------------------
@@ -283,7 +252,8 @@ fn scenario_3_region_cut(fleet: &mut Fleet, report: &mut Report) {
     let before = fleet.published.last().unwrap().sequence;
     let region_a: Vec<String> = ["hub-a", "edge-a1", "edge-a2"].map(String::from).to_vec();
     let region_b: Vec<String> = ["hub-b", "edge-b1", "edge-b2"].map(String::from).to_vec();
-    fleet.netns(&["cut", &fleet.id.clone(), "b"]);
+    let id = fleet.sites.id.clone();
+    fleet.sites.netns(&["cut", &id, "b"]);
     let cut_at = Instant::now();
     let lb_out = wait_until(Duration::from_secs(5), || {
         let status = fleet.haproxy_status();
@@ -323,7 +293,8 @@ fn scenario_3_region_cut(fleet: &mut Fleet, report: &mut Report) {
             answer.unwrap_or_else(|e| e),
         );
     }
-    fleet.netns(&["heal", &fleet.id.clone(), "b"]);
+    let id = fleet.sites.id.clone();
+    fleet.sites.netns(&["heal", &id, "b"]);
     let healed = SystemTime::now();
     fleet.converge_since(
         &region_b,
@@ -640,20 +611,6 @@ fn judge_load(load: &serde_json::Value, report: &mut Report) {
 // ---------------------------------------------------------------------------------------
 // The fleet
 
-#[derive(Clone)]
-enum Src {
-    /// Another responder's admin listener (`/snapshots/`), by IP.
-    Peer(&'static str),
-    /// A static HTTP origin, by URL (through the region's delay proxy).
-    Http(&'static str),
-}
-
-struct Responder {
-    site: &'static str,
-    ip: &'static str,
-    sources: Vec<Src>,
-}
-
 #[derive(Clone, Debug)]
 struct Published {
     who: String,
@@ -672,14 +629,12 @@ struct Control {
 }
 
 struct Fleet {
-    id: String,
+    /// The namespaces and every process started in them; dropped (processes stopped,
+    /// namespaces deleted) before the working directory.
+    sites: Sites,
     work: PathBuf,
     /// Removed on drop unless FLEET_KEEP is set.
     _temp: Option<tempfile::TempDir>,
-    net_up: bool,
-    procs: BTreeMap<String, Child>,
-    logs: BTreeMap<String, PathBuf>,
-    starts: BTreeMap<String, u32>,
     responders: BTreeMap<&'static str, Responder>,
     published: Vec<Published>,
     control: Control,
@@ -688,20 +643,10 @@ struct Fleet {
 }
 
 impl Drop for Fleet {
-    /// Stops every process this test started (by PID), then deletes the namespaces; runs
-    /// on success, on failure and on panic alike.
+    /// Keeps the working directory when FLEET_KEEP is set; `sites` then stops every
+    /// process this test started (by PID) and deletes the namespaces, on success, on
+    /// failure and on panic alike.
     fn drop(&mut self) {
-        for child in self.procs.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.procs.clear();
-        if self.net_up {
-            let _ = Command::new("bash")
-                .arg(support("netns.sh"))
-                .args(["down", &self.id])
-                .status();
-        }
         if let Some(temp) = self._temp.take() {
             if std::env::var_os("FLEET_KEEP").is_some() {
                 eprintln!("fleet: kept {}", temp.keep().display());
@@ -710,65 +655,30 @@ impl Drop for Fleet {
     }
 }
 
-fn support(name: &str) -> PathBuf {
-    Path::new(ROOT).join("tests/support/fleet").join(name)
-}
-
-fn demo() -> PathBuf {
-    Path::new(ROOT).join("fixtures/demo")
-}
-
 impl Fleet {
+    /// Creates the namespaces (see [`Sites::up`]) and names the responders: the shared
+    /// hubs and edges, plus an edge in region A fed by the bad mirror first.
     fn create() -> Fleet {
         let temp = tempfile::Builder::new().prefix("ocsp-fleet-").tempdir().unwrap();
         let work = temp.path().to_path_buf();
-        let id = format!("of{}", std::process::id());
-        let http_a = "http://10.200.1.2:18080/";
-        let http_b = "http://10.200.2.2:18080/";
-        let mut responders = BTreeMap::new();
-        let mut add = |name, site, ip, sources| {
-            responders.insert(name, Responder { site, ip, sources });
-        };
-        add("hub-a", "a", "10.200.1.10", vec![Src::Http(http_a)]);
-        add(
-            "edge-a1",
-            "a",
-            "10.200.1.11",
-            vec![Src::Peer("10.200.1.10"), Src::Http(http_a)],
-        );
-        add(
-            "edge-a2",
-            "a",
-            "10.200.1.12",
-            vec![Src::Peer("10.200.1.10"), Src::Http(http_a)],
-        );
-        add(
+        let mut responders: BTreeMap<&'static str, Responder> =
+            hubs_and_edges().into_iter().map(|r| (r.name, r)).collect();
+        responders.insert(
             "mirror-edge",
-            "a",
-            "10.200.1.13",
-            vec![Src::Http("http://10.200.1.2:18081/"), Src::Peer("10.200.1.10")],
-        );
-        add("hub-b", "b", "10.200.2.10", vec![Src::Http(http_b)]);
-        add(
-            "edge-b1",
-            "b",
-            "10.200.2.11",
-            vec![Src::Peer("10.200.2.10"), Src::Http(http_b)],
-        );
-        add(
-            "edge-b2",
-            "b",
-            "10.200.2.12",
-            vec![Src::Peer("10.200.2.10"), Src::Http(http_b)],
+            Responder {
+                name: "mirror-edge",
+                site: "a",
+                ip: "10.200.1.13",
+                sources: vec![
+                    Source::Http("http://10.200.1.2:18081/"),
+                    Source::Peer("10.200.1.10"),
+                ],
+            },
         );
         Fleet {
-            id,
+            sites: Sites::up(&work),
             work,
             _temp: Some(temp),
-            net_up: false,
-            procs: BTreeMap::new(),
-            logs: BTreeMap::new(),
-            starts: BTreeMap::new(),
             responders,
             published: Vec::new(),
             control: Control::default(),
@@ -786,9 +696,6 @@ impl Fleet {
 
     fn setup(&mut self, report: &mut Report) {
         let setup_started = Instant::now();
-        self.netns(&["sweep"]);
-        self.netns(&["up", &self.id.clone()]);
-        self.net_up = true;
         for dir in ["origin", "mirror", "first", "logs", "requests", "nginx-tmp"] {
             std::fs::create_dir_all(self.work.join(dir)).unwrap();
         }
@@ -800,10 +707,13 @@ impl Fleet {
             std::fs::copy(demo().join("publish.toml"), pki.join("publish.toml")).unwrap();
         }
         let evil = self.work.join("evil");
-        run(Command::new("bash")
-            .arg(support("throwaway_ca.sh"))
-            .arg(&evil)
-            .arg(demo()));
+        run_command(
+            Command::new("bash")
+                .arg(support("throwaway_ca.sh"))
+                .arg(&evil)
+                .arg(demo()),
+        )
+        .assert_success();
 
         // The first snapshot, also kept aside for the rollback offer of scenario 4.
         let first = self.publish("active");
@@ -816,20 +726,7 @@ impl Fleet {
         self.build_requests();
 
         self.start_nginx();
-        for site in ["a", "b"] {
-            let n = if site == "a" { 1 } else { 2 };
-            let routes = [
-                format!("10.200.{n}.2:18080={ORIGIN_IP}:80"),
-                format!("10.200.{n}.2:18081={ORIGIN_IP}:81"),
-            ];
-            let mut args = vec![
-                support("delay_proxy.py").display().to_string(),
-                "--delay-ms".into(),
-                DELAY_MS.to_string(),
-            ];
-            args.extend(routes);
-            self.spawn(&format!("proxy-{site}"), site, "python3", &args);
-        }
+        self.sites.start_delay_proxies(DELAY_MS);
         for name in ["hub-a", "hub-b", "edge-a1", "edge-a2", "edge-b1", "edge-b2"] {
             self.start_responder(name);
         }
@@ -861,86 +758,24 @@ impl Fleet {
             format!(
                 "{:.1} s; namespaces {}-{{bb,o,a,b,c}}; first snapshot {}",
                 setup_started.elapsed().as_secs_f64(),
-                self.id,
+                self.sites.id,
                 first.sequence
             ),
         );
     }
 
-    fn netns(&self, args: &[&str]) {
-        run(Command::new("bash").arg(support("netns.sh")).args(args));
-    }
-
-    /// Starts `program` inside namespace `ID-site`; stdout and stderr go to a log file.
     fn spawn(&mut self, name: &str, site: &str, program: &str, args: &[String]) {
-        let count = self.starts.entry(name.to_string()).or_insert(0);
-        *count += 1;
-        let log = self.work.join("logs").join(format!("{name}.{count}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &format!("{}-{site}", self.id), program])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .env_remove("RUST_LOG");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OCSP_EDGE__") {
-                command.env_remove(key);
-            }
-        }
-        let child = command.spawn().unwrap_or_else(|e| panic!("{name}: {e}"));
-        self.procs.insert(name.to_string(), child);
-        self.logs.insert(name.to_string(), log);
+        self.sites.spawn(name, site, program, args);
     }
 
-    /// Sends SIGname to the process by PID and waits for it to exit (SIGKILL after 15 s).
     fn stop(&mut self, name: &str, signal: &str) {
-        let Some(mut child) = self.procs.remove(name) else {
-            return;
-        };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.sites.stop(name, signal);
     }
 
+    /// nginx over the publishers' directory and the bad mirror.
     fn start_nginx(&mut self) {
-        let conf = self.work.join("nginx.conf");
-        let text = std::fs::read_to_string(support("nginx.conf.in"))
-            .unwrap()
-            .replace("@WORK@", &self.work.display().to_string())
-            .replace("@ORIGIN_ADDR@", ORIGIN_IP)
-            .replace("@ORIGIN_DIR@", &self.work.join("origin").display().to_string())
-            .replace("@MIRROR_DIR@", &self.work.join("mirror").display().to_string());
-        std::fs::write(&conf, text).unwrap();
-        let error_log = self.work.join("nginx-error.log").display().to_string();
-        self.spawn(
-            "nginx",
-            "o",
-            "nginx",
-            &["-e".into(), error_log, "-c".into(), conf.display().to_string()],
-        );
-        let up = wait_until(Duration::from_secs(10), || {
-            self.curl("o", &format!("http://{ORIGIN_IP}/latest.manifest.json"))
-                .is_some_and(|(status, _)| status == 200)
-        });
-        assert!(up, "nginx did not come up:\n{}", self.log_tails());
+        self.sites
+            .start_origin(&self.work.join("origin"), &self.work.join("mirror"));
     }
 
     fn start_haproxy(&mut self) {
@@ -964,48 +799,15 @@ impl Fleet {
     }
 
     fn start_responder(&mut self, name: &str) {
-        let responder = &self.responders[name];
-        let (site, ip) = (responder.site, responder.ip);
-        let cache = self.work.join("cache").join(name);
-        std::fs::create_dir_all(&cache).unwrap();
-        let mut toml = format!(
-            "[server]\ndrain_grace = \"2s\"\ndrain_deadline = \"3s\"\n\n\
-             [snapshots]\npoll_interval = \"200ms\"\nlong_poll = \"5s\"\nmax_backoff = \"2s\"\n\
-             keep = 3\nnot_ready_before_expiry = \"{NOT_READY_BEFORE_EXPIRY}s\"\n"
+        let settings = format!(
+            "poll_interval = \"200ms\"\nlong_poll = \"5s\"\nmax_backoff = \"2s\"\nkeep = 3\n\
+             not_ready_before_expiry = \"{NOT_READY_BEFORE_EXPIRY}s\""
         );
-        for source in &responder.sources {
-            match source {
-                Src::Peer(peer) => write!(
-                    toml,
-                    "\n[[snapshots.sources]]\nkind = \"peer\"\nurl = \"http://{peer}:8081/snapshots/\"\n"
-                ),
-                Src::Http(url) => write!(
-                    toml,
-                    "\n[[snapshots.sources]]\nkind = \"http\"\nurl = \"{url}\"\n"
-                ),
-            }
-            .unwrap();
-        }
-        let config = self.work.join(format!("{name}.toml"));
-        std::fs::write(&config, toml).unwrap();
-        let args: Vec<String> = [
-            "serve",
-            "--config",
-            &config.display().to_string(),
-            "--snapshots",
-            &cache.display().to_string(),
-            "--trust",
-            &demo().join("ec/ca.pem").display().to_string(),
-            "--trust",
-            &demo().join("rsa/ca.pem").display().to_string(),
-            "--listen",
-            &format!("{ip}:8080"),
-            "--admin-listen",
-            &format!("{ip}:8081"),
-        ]
-        .map(String::from)
-        .to_vec();
-        self.spawn(name, site, BIN, &args);
+        self.sites.start_responder(
+            &self.responders[name],
+            &[issuer_ca("ec"), issuer_ca("rsa")],
+            &settings,
+        );
     }
 
     fn start_load(&mut self) {
@@ -1035,12 +837,8 @@ impl Fleet {
     fn stop_load(&mut self) -> serde_json::Value {
         self.control.stop = true;
         self.write_control();
-        if let Some(child) = self.procs.get_mut("load") {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        let sites = &mut self.sites;
+        wait_until(Duration::from_secs(15), || !sites.running("load"));
         self.stop("load", "TERM");
         self.load_stats()
     }
@@ -1098,7 +896,7 @@ impl Fleet {
                     .arg(demo().join(issuer).join("certs").join(format!("{serial}.pem")))
                     .args(["-no_nonce", "-reqout"])
                     .arg(&out);
-                run(&mut command);
+                run_command(&mut command).assert_success();
                 self.control
                     .expect
                     .insert(label.clone(), vec![status.to_string()]);
@@ -1287,7 +1085,7 @@ impl Fleet {
 
     /// When the responder's log says it swapped `sequence` in.
     fn swap_logged(&self, name: &str, sequence: u64) -> Option<SystemTime> {
-        let text = std::fs::read_to_string(self.logs.get(name)?).ok()?;
+        let text = std::fs::read_to_string(self.sites.log_of(name)?).ok()?;
         let needle = format!("sequence={sequence}");
         text.lines()
             .filter(|l| l.contains("snapshot swapped in") && l.split_whitespace().any(|w| w == needle))
@@ -1322,23 +1120,14 @@ impl Fleet {
         (r.site, r.ip)
     }
 
-    /// `curl` inside namespace `ID-site`: (status, body).
     fn curl(&self, site: &str, url: &str) -> Option<(u16, String)> {
-        let output = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-{site}", self.id)])
-            .args(["curl", "-s", "-m", "2", "-w", "\n%{http_code}", url])
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n')?;
-        Some((status.trim().parse().ok()?, body.to_string()))
+        self.sites.curl(site, url)
     }
 
     /// The ETag the origin gives latest.manifest.json.
     fn origin_etag(&self) -> String {
         let output = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-o", self.id)])
+            .args(["netns", "exec", &format!("{}-o", self.sites.id)])
             .args([
                 "curl",
                 "-s",
@@ -1361,17 +1150,11 @@ impl Fleet {
     }
 
     fn metric(&self, name: &str, series: &str) -> Option<f64> {
-        let (site, ip) = self.site_of(name);
-        let (status, body) = self.curl(site, &format!("http://{ip}:8081/metrics"))?;
-        if status != 200 {
-            return None;
-        }
-        body.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        self.sites.metric(&self.responders[name], series)
     }
 
     fn sequence(&self, name: &str) -> Option<u64> {
-        self.metric(name, "ocsp_edge_snapshot_sequence").map(|v| v as u64)
+        self.sites.sequence(&self.responders[name])
     }
 
     fn ready(&self, name: &str) -> bool {
@@ -1385,7 +1168,7 @@ impl Fleet {
     fn check_ocsp(&self, site: &str, target: &str, try_later: bool) -> Result<String, String> {
         let mut command = Command::new("ip");
         command
-            .args(["netns", "exec", &format!("{}-{site}", self.id), "python3"])
+            .args(["netns", "exec", &format!("{}-{site}", self.sites.id), "python3"])
             .arg(support("ocsp_client.py"))
             .args(["check", "--target", target, "--spec"])
             .arg(self.work.join("spec.json"))
@@ -1441,14 +1224,7 @@ impl Fleet {
     }
 
     fn log_tails(&self) -> String {
-        let mut text = String::new();
-        for (name, path) in &self.logs {
-            let content = std::fs::read_to_string(path).unwrap_or_default();
-            let lines: Vec<&str> = content.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(15)..];
-            let _ = writeln!(text, "--- {name} ({})\n{}", path.display(), tail.join("\n"));
-        }
-        text
+        self.sites.log_tails()
     }
 
     fn dump_logs(&self) {
@@ -1471,23 +1247,18 @@ struct CliPublish {
 
 /// `ocsp-edge publish --config TOML --out OUT --validity 8h`, as a process.
 fn publish_cli(toml: &Path, out: &Path) -> CliPublish {
-    let output = Command::new(BIN)
-        .args(["publish", "--config"])
-        .arg(toml)
-        .arg("--out")
-        .arg(out)
-        .args(["--validity", "8h"])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let ended = SystemTime::now();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "publish {}: {stdout}{}",
-        toml.display(),
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_command(
+        common::ocsp_edge_command()
+            .args(["publish", "--config"])
+            .arg(toml)
+            .arg("--out")
+            .arg(out)
+            .args(["--validity", "8h"])
+            .env_remove("RUST_LOG"),
     );
+    let ended = SystemTime::now();
+    assert!(output.success, "publish {}: {output}", toml.display());
+    let stdout = &output.stdout;
     let sequence: u64 = stdout
         .split_whitespace()
         .skip_while(|w| *w != "sequence")
@@ -1547,41 +1318,6 @@ fn revoke_in_index(index: &Path, serial: &str) {
         .collect();
     assert_eq!(changed, 1, "{serial} is not a V line of {}", index.display());
     std::fs::write(index, lines.join("\n") + "\n").unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn since(start: SystemTime, end: SystemTime) -> f64 {
@@ -1654,7 +1390,7 @@ impl Report {
             "topology: namespaces {id}-o (nginx origin {ORIGIN_IP}), {id}-a (hub-a, edge-a1, edge-a2, mirror-edge), \
              {id}-b (hub-b, edge-b1, edge-b2), {id}-c (HAProxy {LB}, load client {CLIENT_IP}), joined by router {id}-bb; \
              delay proxy {DELAY_MS} ms each way on every path to the origin",
-            id = fleet.id
+            id = fleet.sites.id
         );
         let _ = writeln!(
             out,

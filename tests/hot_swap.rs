@@ -16,11 +16,6 @@ use std::time::{Duration, Instant};
 
 const SWAP_WAIT: Duration = Duration::from_secs(5);
 
-fn refused(admin: std::net::SocketAddr, reason: &str) -> f64 {
-    let series = format!("ocsp_edge_snapshots_refused_total{{reason=\"{reason}\"}}");
-    metric(&metrics(admin), &series).unwrap_or(0.0)
-}
-
 fn served_sequence(admin: std::net::SocketAddr) -> Option<u64> {
     metric(&metrics(admin), "ocsp_edge_snapshot_sequence").map(|v| v as u64)
 }
@@ -286,7 +281,7 @@ fn a_tampered_snapshot_is_refused_and_the_current_one_keeps_serving() {
     copy_published(&b.snapshot, &b.manifest, server.dir.path());
 
     assert!(
-        wait_until(SWAP_WAIT, || refused(admin, "hash_mismatch") >= 1.0),
+        wait_until(SWAP_WAIT, || snapshots_refused(admin, "hash_mismatch") >= 1.0),
         "tampered snapshot not refused: {}",
         metrics(admin)
     );
@@ -324,7 +319,7 @@ fn a_renamed_old_manifest_is_refused_as_rollback() {
     )
     .unwrap();
     assert!(
-        wait_until(SWAP_WAIT, || refused(admin, "rollback") >= 1.0),
+        wait_until(SWAP_WAIT, || snapshots_refused(admin, "rollback") >= 1.0),
         "rolled-back manifest not refused: {}",
         metrics(admin)
     );
@@ -335,7 +330,7 @@ fn a_renamed_old_manifest_is_refused_as_rollback() {
     let d = publish_demo(server.dir.path());
     assert!(d.sequence > c.sequence + 1);
     assert!(wait_for_sequence(admin, d.sequence, SWAP_WAIT));
-    assert_eq!(refused(admin, "rollback"), 1.0);
+    assert_eq!(snapshots_refused(admin, "rollback"), 1.0);
     assert_still_serves(server.addr());
 }
 
@@ -356,7 +351,7 @@ fn a_snapshot_signed_by_an_untrusted_signer_is_refused() {
     let b = publish_demo(dir.path());
     assert!(b.sequence > a.sequence);
     assert!(
-        wait_until(SWAP_WAIT, || refused(admin, "untrusted_signer") >= 1.0),
+        wait_until(SWAP_WAIT, || snapshots_refused(admin, "untrusted_signer") >= 1.0),
         "untrusted snapshot not refused: {}",
         metrics(admin)
     );

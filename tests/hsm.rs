@@ -211,14 +211,7 @@ impl SoftHsm {
 }
 
 fn run_ok(mut command: Command) -> String {
-    let out = command.output().expect("run tool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{command:?} failed:\n{text}");
-    text
+    common::run_command(&mut command).assert_success().text()
 }
 
 fn path_str(path: &Path) -> &str {
@@ -343,14 +336,12 @@ impl Setup {
                 path_str(self.out.path()),
             ])
             .env("SOFTHSM2_CONF", conf)
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null());
-        let out = command.output().expect("run ocsp-edge publish");
+            .envs(env.iter().copied());
+        let out = common::run_command(&mut command);
         Published {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: common::strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+            code: out.code,
+            stdout: out.stdout,
+            stderr: out.stderr,
         }
     }
 
@@ -594,12 +585,7 @@ fn lint_with_pkilint(setup: &Setup, crl: &Path, ocsp: std::net::SocketAddr) {
         checks.push((format!("lint_ocsp_response {label}"), command));
     }
     for (label, mut command) in checks {
-        let out = command.output().expect("run pkilint");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = common::run_command(&mut command).text();
         assert!(!text.contains("Traceback"), "{label} crashed: {text}");
         let errors: Vec<&str> = text
             .lines()

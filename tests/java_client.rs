@@ -6,92 +6,37 @@
 
 mod common;
 
-use ocsp_edge::config::{Config, Sources};
+use common::*;
 use ocsp_edge::server::Background;
-use ocsp_edge::time::UnixTime;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
-}
-
-struct Served {
-    _dir: tempfile::TempDir,
-    server: Background,
-}
-
-fn serve_demo() -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let now = UnixTime::now();
-    let plan = ocsp_edge::publish::PublishConfig::from_file(&fixtures().join("publish.toml"))
-        .unwrap()
-        .load(now)
-        .unwrap();
-    ocsp_edge::publish::publish(&plan, dir.path(), now, &mut |_| {}).unwrap();
-    let trust: Vec<String> = ["ec/ca.pem", "rsa/ca.pem"]
-        .iter()
-        .map(|p| fixtures().join(p).display().to_string())
-        .collect();
-    let config = Config::load(Sources {
-        overrides: vec![
-            ("snapshots.dir", dir.path().display().to_string().into()),
-            ("snapshots.trust", trust.into()),
-            ("server.listen", "127.0.0.1:0".into()),
-            ("server.admin_listen", "127.0.0.1:0".into()),
-        ],
-        ..Sources::default()
-    })
-    .unwrap();
-    let server = Background::start(config).unwrap();
-    Served { _dir: dir, server }
-}
 
 /// Compiles OcspCheck.java once into a temporary directory; `None` when no JDK.
 fn compile_checker(out: &Path) -> Option<()> {
-    let javac = Command::new("javac")
-        .arg("-d")
-        .arg(out)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/OcspCheck.java"))
-        .output()
-        .ok()?;
-    assert!(
-        javac.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
+    have("javac").then_some(())?;
+    run_command(
+        Command::new("javac")
+            .arg("-d")
+            .arg(out)
+            .arg(repo().join("tests/java/OcspCheck.java")),
+    )
+    .assert_success();
     Some(())
 }
 
 fn java_check(classes: &Path, issuer: &str, leaf: &Path, url: &str) -> String {
-    let output = Command::new("java")
-        .arg("-cp")
-        .arg(classes)
-        .arg("OcspCheck")
-        .arg(fixtures().join("root/ca.pem"))
-        .arg(fixtures().join(issuer).join("ca.pem"))
-        .arg(leaf)
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "java: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_command(
+        Command::new("java")
+            .arg("-cp")
+            .arg(classes)
+            .arg("OcspCheck")
+            .arg(root_ca())
+            .arg(issuer_ca(issuer))
+            .arg(leaf)
+            .arg(url),
     );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-/// (status letter, serial, revocation field) of every index line.
-fn index(issuer: &str) -> Vec<(String, String, String)> {
-    std::fs::read_to_string(fixtures().join(issuer).join("index.txt"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            (f[0].to_string(), f[3].to_string(), f[2].to_string())
-        })
-        .collect()
+    output.assert_success();
+    output.stdout.trim().to_string()
 }
 
 /// Java's CRLReason enum name for an OpenSSL reason field.
@@ -122,35 +67,38 @@ fn java_revocation_checker_agrees_over_get_and_post() {
     if common::skip_without("java_revocation_checker_agrees_over_get_and_post", missing) {
         return;
     }
-    let served = serve_demo();
+    let served = start_demo_server(vec![]);
     let short_url = format!("http://{}/", served.server.ocsp_addr);
     // Over 255 characters, Java switches from GET to POST; the OCSP path prefix is "/",
     // so the long path still reaches the responder.
     let long_url = format!("http://{}/{}/", served.server.ocsp_addr, "p".repeat(260));
     for issuer in ["ec", "rsa"] {
-        let rows = index(issuer);
-        let good = rows.iter().find(|r| r.0 == "V").unwrap();
-        let revoked: Vec<_> = rows.iter().filter(|r| r.0 == "R").take(4).collect();
-        let certs = fixtures().join(issuer).join("certs");
+        let rows = index_rows(issuer);
+        let good = rows.iter().find(|r| r.status == 'V').unwrap();
+        let revoked: Vec<_> = rows.iter().filter(|r| r.status == 'R').take(4).collect();
         for url in [&short_url, &long_url] {
-            let leaf = certs.join(format!("{}.pem", good.1));
+            let leaf = good.cert(issuer);
             assert_eq!(
                 java_check(classes.path(), issuer, &leaf, url),
                 "GOOD",
                 "{issuer} {url}"
             );
             for row in &revoked {
-                let leaf = certs.join(format!("{}.pem", row.1));
-                let expected = format!("REVOKED {} {}", java_reason(&row.2), revocation_epoch(&row.2));
+                let leaf = row.cert(issuer);
+                let expected = format!(
+                    "REVOKED {} {}",
+                    java_reason(&row.revocation),
+                    revocation_epoch(&row.revocation)
+                );
                 assert_eq!(
                     java_check(classes.path(), issuer, &leaf, url),
                     expected,
                     "{issuer} {}",
-                    row.1
+                    row.serial
                 );
             }
         }
-        let unassigned = fixtures().join(issuer).join("unassigned.pem");
+        let unassigned = unassigned(issuer);
         let answer = java_check(classes.path(), issuer, &unassigned, &short_url);
         assert!(
             answer.starts_with("ERROR") && answer.to_uppercase().contains("UNAUTHORIZED"),

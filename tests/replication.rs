@@ -89,14 +89,6 @@ fn gauge(admin: SocketAddr, series: &str) -> Option<f64> {
     metric(&metrics(admin), series)
 }
 
-fn refused(admin: SocketAddr, reason: &str) -> f64 {
-    gauge(
-        admin,
-        &format!("ocsp_edge_snapshots_refused_total{{reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 fn sync_failures(admin: SocketAddr, label: &str) -> f64 {
     gauge(
         admin,
@@ -621,10 +613,11 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
 
     // A directory source offers its newest manifest only: first the tampered one.
     let reasons = |edge: &Background| {
-        ["bad_signature", "hash_mismatch", "rollback"].map(|r| refused(edge.admin_addr, r))
+        ["bad_signature", "hash_mismatch", "rollback"].map(|r| snapshots_refused(edge.admin_addr, r))
     };
     assert!(
-        wait_until(CONVERGE, || refused(edge.admin_addr, "bad_signature") >= 1.0),
+        wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "bad_signature")
+            >= 1.0),
         "tampered manifest not refused\n{}",
         metrics(edge.admin_addr)
     );
@@ -632,7 +625,8 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
     // Without it, the newer manifest with the damaged snapshot.
     std::fs::remove_file(bad.path().join(store::manifest_name(bumped))).unwrap();
     assert!(
-        wait_until(CONVERGE, || refused(edge.admin_addr, "hash_mismatch") >= 1.0),
+        wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "hash_mismatch")
+            >= 1.0),
         "damaged snapshot not refused\n{}",
         metrics(edge.admin_addr)
     );
@@ -645,10 +639,10 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
         std::fs::remove_file(bad.path().join(name)).unwrap();
     }
     let failures = sync_failures(edge.admin_addr, &mirror);
-    let rollbacks = refused(edge.admin_addr, "rollback");
+    let rollbacks = snapshots_refused(edge.admin_addr, "rollback");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(sync_failures(edge.admin_addr, &mirror), failures);
-    assert_eq!(refused(edge.admin_addr, "rollback"), rollbacks);
+    assert_eq!(snapshots_refused(edge.admin_addr, "rollback"), rollbacks);
     // An HTTP source that points at the old manifest offers it: refused as a rollback.
     std::fs::copy(
         bad.path().join(store::manifest_name(old)),
@@ -656,7 +650,8 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
     )
     .unwrap();
     assert!(
-        wait_until(CONVERGE, || refused(edge.admin_addr, "rollback") > rollbacks),
+        wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "rollback")
+            > rollbacks),
         "older snapshot not refused\n{}",
         metrics(edge.admin_addr)
     );
@@ -1214,7 +1209,7 @@ fn replicated_swaps_report_no_spurious_refusals_or_failures() {
         .map(|edge| {
             (
                 sync_failures(edge.admin_addr, &label),
-                refused(edge.admin_addr, "rollback"),
+                snapshots_refused(edge.admin_addr, "rollback"),
             )
         })
         .collect();

@@ -259,6 +259,21 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The sample `series` from the admin endpoint at `admin`; 0 when absent (a labelled
+/// counter that was never incremented is not exposed).
+pub fn sample(admin: SocketAddr, series: &str) -> f64 {
+    metric(&metrics(admin), series).unwrap_or(0.0)
+}
+
+/// `ocsp_edge_snapshots_refused_total{reason}` of the responder whose admin endpoint is
+/// `admin`.
+pub fn snapshots_refused(admin: SocketAddr, reason: &str) -> f64 {
+    sample(
+        admin,
+        &format!("ocsp_edge_snapshots_refused_total{{reason=\"{reason}\"}}"),
+    )
+}
+
 /// Waits until the admin endpoint reports `sequence` as the served snapshot.
 pub fn wait_for_sequence(admin: SocketAddr, sequence: u64, limit: Duration) -> bool {
     wait_until(limit, || {

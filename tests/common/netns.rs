@@ -255,6 +255,11 @@ impl Sites {
         conversation
     }
 
+    /// The log file of the latest start of `name`.
+    pub fn log_of(&self, name: &str) -> Option<&Path> {
+        self.logs.get(name).map(PathBuf::as_path)
+    }
+
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.procs.get(name).map(Child::id)
     }

@@ -201,6 +201,15 @@ pub fn have(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Polls `check` until it returns true; fails the test, naming `what`, after `limit`.
+#[track_caller]
+pub fn wait_for(what: &str, limit: Duration, check: impl FnMut() -> bool) {
+    assert!(
+        wait_until(limit, check),
+        "timed out after {limit:?} waiting for {what}"
+    );
+}
+
 /// Polls `check` until it returns true or `limit` passes; returns its last answer.
 pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

@@ -68,12 +68,8 @@ impl Hub {
     }
 }
 
-fn gauge(admin: SocketAddr, series: &str) -> f64 {
-    metric(&metrics(admin), series).unwrap_or(0.0)
-}
-
 fn acknowledged(cache: &Background) -> f64 {
-    gauge(cache.admin_addr, "ocsp_edge_cache_acknowledged_sequence")
+    sample(cache.admin_addr, "ocsp_edge_cache_acknowledged_sequence")
 }
 
 fn wait_acknowledged(cache: &Background, sequence: u64, what: &str) {
@@ -86,7 +82,7 @@ fn wait_acknowledged(cache: &Background, sequence: u64, what: &str) {
 }
 
 fn refused(cache: &Background, reason: &str) -> f64 {
-    gauge(
+    sample(
         cache.admin_addr,
         &format!("ocsp_edge_cache_feed_refused_total{{reason=\"{reason}\"}}"),
     )
@@ -163,7 +159,7 @@ fn an_emptied_change_list_is_refused_and_the_cache_answers_revoked() {
     assert_eq!(status(cache.ocsp_addr, &victim), "good");
     assert_eq!(status(cache.ocsp_addr, &victim), "good");
     assert_eq!(
-        gauge(cache.admin_addr, "ocsp_edge_cache_hits_total"),
+        sample(cache.admin_addr, "ocsp_edge_cache_hits_total"),
         1.0,
         "cached"
     );

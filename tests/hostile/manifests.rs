@@ -17,11 +17,6 @@ use std::time::Duration;
 
 const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 
-fn refused(admin: SocketAddr, reason: &str) -> f64 {
-    let series = format!("ocsp_edge_snapshots_refused_total{{reason=\"{reason}\"}}");
-    metric(&metrics(admin), &series).unwrap_or(0.0)
-}
-
 /// What a client and an operator can observe of a responder: served sequence, persisted
 /// anti-rollback floor, readiness, and every document's status and bytes.
 #[derive(Debug, PartialEq)]
@@ -360,11 +355,13 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
     });
 
     for attack in attacks {
-        let counted = refused(server.admin_addr, attack.reason);
+        let counted = snapshots_refused(server.admin_addr, attack.reason);
         drop_into(dir.path(), attack.sequence, &attack.manifest, &attack.snapshot);
         assert!(
-            wait_until(REFUSAL_WAIT, || refused(server.admin_addr, attack.reason)
-                > counted),
+            wait_until(REFUSAL_WAIT, || snapshots_refused(
+                server.admin_addr,
+                attack.reason
+            ) > counted),
             "{}: not refused as {}",
             attack.what,
             attack.reason
@@ -467,10 +464,11 @@ fn a_mirror_offering_a_forged_manifest_is_refused_before_any_download() {
             .body
             .snapshot;
         mirror.serve_bytes(&name, snapshot);
-        let counted = refused(edge.admin_addr, reason);
+        let counted = snapshots_refused(edge.admin_addr, reason);
         mirror.serve_bytes("latest.manifest.json", manifest);
         assert!(
-            wait_until(REFUSAL_WAIT, || refused(edge.admin_addr, reason) > counted),
+            wait_until(REFUSAL_WAIT, || snapshots_refused(edge.admin_addr, reason)
+                > counted),
             "{what}: not refused as {reason}; manifest requests {}\n{}",
             mirror.requests("latest.manifest.json"),
             metrics(edge.admin_addr)

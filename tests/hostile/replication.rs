@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 /// Bound for convergence that should take well under a second.
 const CONVERGE: Duration = Duration::from_secs(10);
 
-fn refused(admin: std::net::SocketAddr, reason: &str) -> f64 {
-    metric(
-        &metrics(admin),
-        &format!("ocsp_edge_snapshots_refused_total{{reason=\"{reason}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
 fn assert_status(ocsp: std::net::SocketAddr, row: &IndexRow, expected: &str, what: &str) {
     let (status, out) = openssl_status(ocsp, &issuer_ca("ec"), &row.cert("ec"), false);
     assert_eq!(status, expected, "{what}: {out}");
@@ -100,7 +92,7 @@ fn a_dripping_download_is_abandoned_at_its_deadline() {
     ))
     .unwrap();
     assert!(
-        wait_until(CONVERGE, || refused(edge.admin_addr, "deadline") >= 1.0),
+        wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "deadline") >= 1.0),
         "no download abandoned at its deadline\n{}",
         metrics(edge.admin_addr)
     );
@@ -137,7 +129,7 @@ fn a_manifest_copied_before_its_snapshot_is_served_once_the_snapshot_arrives() {
     )
     .unwrap();
     assert!(
-        wait_until(CONVERGE, || refused(edge.admin_addr, "io") >= 1.0),
+        wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "io") >= 1.0),
         "the manifest without its snapshot was not even tried\n{}",
         metrics(edge.admin_addr)
     );
@@ -183,7 +175,7 @@ fn a_damaged_highest_sequence_fails_closed() {
         let what = format!("highest-sequence {damaged:?}");
         assert_eq!(edge.state.current_sequence(), Some(newer), "{what}");
         assert!(
-            wait_until(CONVERGE, || refused(edge.admin_addr, "rollback") >= 1.0),
+            wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "rollback") >= 1.0),
             "{what}: the older offer was not refused\n{}",
             metrics(edge.admin_addr)
         );

@@ -12,7 +12,10 @@ use ocsp_edge::snapshot::format::StoredStatus;
 use ocsp_edge::snapshot::manifest::{Manifest, ManifestUnrevocation};
 use ocsp_edge::time::UnixTime;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long a running responder may take to pick up (or refuse) an offered snapshot.
+const LIMIT: Duration = Duration::from_secs(20);
 
 /// Revoked (keyCompromise, 2026-02-01) in the demo's ec/index.txt.
 const REVOKED: &str = "19D65DDD1A376A089436F314272F7D18";
@@ -72,14 +75,6 @@ fn served_status(server: &Background) -> Option<StoredStatus> {
     server.state.current().as_ref()?.status_of("ec", &serial)
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_responder_refuses_a_snapshot_that_unrevokes_without_the_recorded_override() {
     let pki = Pki::new();
@@ -122,7 +117,7 @@ fn a_responder_refuses_a_snapshot_that_unrevokes_without_the_recorded_override()
         &resigned(&unrevoking, &second, vec![other]),
         served.path(),
     );
-    wait_for("the refusal of an override for another serial", || {
+    wait_for("the refusal of an override for another serial", LIMIT, || {
         refused_unrevoke(&server) == 1
     });
     assert_eq!(server.state.current_sequence(), Some(first.sequence));
@@ -135,7 +130,7 @@ fn a_responder_refuses_a_snapshot_that_unrevokes_without_the_recorded_override()
     let plain = plan(&pki, now);
     let third = publish(&plain, staging.path(), now.plus_seconds(2), &mut |_| {}).unwrap();
     offer(&third, &resigned(&plain, &third, vec![]), served.path());
-    wait_for("the refusal of a snapshot without the override", || {
+    wait_for("the refusal of a snapshot without the override", LIMIT, || {
         refused_unrevoke(&server) == 2
     });
     assert_eq!(server.state.current_sequence(), Some(first.sequence));
@@ -154,7 +149,7 @@ fn a_responder_refuses_a_snapshot_that_unrevokes_without_the_recorded_override()
     // this responder, which never saw the snapshot that made it, follows.
     let fourth = publish(&plain, staging.path(), now.plus_seconds(3), &mut |_| {}).unwrap();
     offer(&fourth, &std::fs::read(&fourth.manifest).unwrap(), served.path());
-    wait_for("the snapshot with the override", || {
+    wait_for("the snapshot with the override", LIMIT, || {
         server.state.current_sequence() == Some(fourth.sequence)
     });
     assert_eq!(served_status(&server), Some(StoredStatus::Good));
