@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::postgres::PgServer;
+use common::postgres::{PgServer, ServerTls};
 use common::{demo, issuer_ca, skip_without};
 use ocsp_edge::model::{CertRecord, CertStatus};
 use ocsp_edge::publish::input::{parse_openssl_index, InputRules, ParsedInput};
@@ -802,5 +802,181 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     type Writer = LogBuffer;
     fn make_writer(&'a self) -> LogBuffer {
         self.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS
+
+/// A test CA and a server certificate for 127.0.0.1 only (no DNS name), made with openssl.
+struct TestPki {
+    ca: PathBuf,
+    other_ca: PathBuf,
+    server: ServerTls,
+}
+
+fn test_pki(dir: &Path) -> TestPki {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let run = |args: &[&str]| {
+        let out = common::openssl(args);
+        assert!(out.success, "openssl {args:?}: {out}");
+    };
+    for ca in ["ca", "other-ca"] {
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &path(&format!("{ca}.key")),
+            "-out",
+            &path(&format!("{ca}.pem")),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=Test database {ca}"),
+        ]);
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path("server.key"),
+        "-out",
+        &path("server.csr"),
+        "-subj",
+        "/CN=database",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("server.csr"),
+        "-CA",
+        &path("ca.pem"),
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &path("server.crt"),
+        "-days",
+        "2",
+        "-extfile",
+        &path("server.ext"),
+    ]);
+    TestPki {
+        ca: dir.join("ca.pem"),
+        other_ca: dir.join("other-ca.pem"),
+        server: ServerTls {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        },
+    }
+}
+
+/// `verify-full` connects to a server whose certificate chains to `ca_file` and names the
+/// host; it refuses another CA's trust and a host name the certificate does not carry;
+/// `require` encrypts without checking; `disable` is refused by a server demanding TLS.
+#[test]
+fn tls_verify_full_checks_the_ca_and_the_host() {
+    let test = "tls_verify_full_checks_the_ca_and_the_host";
+    if skip_without(test, common::postgres::missing()) || skip_without(test, common::not_on_path("openssl")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = test_pki(dir.path());
+    let server = PgServer::start_with(Some(&pki.server));
+    server.sql(&format!(
+        "CREATE ROLE reader LOGIN PASSWORD '{READER_PASSWORD}'; CREATE DATABASE ca OWNER postgres;"
+    ));
+    load_home_grown(&server);
+    let password = password_file(dir.path());
+    let read = |host: &str, tls: &str| {
+        let text = section(&server, &password, HOME_GROWN_MAPPING)
+            .replace("host = \"127.0.0.1\"", &format!("host = \"{host}\""))
+            .replace("tls = \"disable\"", tls);
+        input(&text).read_blocking(InputRules::default())
+    };
+    let verify_full = |ca: &Path| format!("tls = \"verify-full\"\nca_file = \"{}\"", ca.display());
+
+    let parsed = read("127.0.0.1", &verify_full(&pki.ca)).expect("verify-full with the right CA");
+    assert_eq!(parsed.records.len(), demo_index().records.len());
+
+    let err = read("127.0.0.1", &verify_full(&pki.other_ca))
+        .unwrap_err()
+        .to_string();
+    eprintln!("another CA: {err}");
+    assert!(err.contains("invalid peer certificate: UnknownIssuer"), "{err}");
+    let err = read("localhost", &verify_full(&pki.ca)).unwrap_err().to_string();
+    eprintln!("another name: {err}");
+    assert!(
+        err.contains("certificate not valid for name \"localhost\""),
+        "{err}"
+    );
+
+    assert!(
+        read("127.0.0.1", "tls = \"require\"").is_ok(),
+        "require encrypts without checking"
+    );
+    let err = read("127.0.0.1", "tls = \"disable\"").unwrap_err().to_string();
+    eprintln!("without TLS: {err}");
+    assert!(err.contains("no encryption"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements
+
+/// How long the consistent read takes for a large table (rows made by the server with
+/// generate_series; 1 in 100 revoked). `OCSP_EDGE_PG_ROWS` (default 100000) sets the count:
+/// `OCSP_EDGE_PG_ROWS=1000000 cargo test --test postgres -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn read_time_for_many_rows() {
+    let Some(server) = server("read_time_for_many_rows") else {
+        return;
+    };
+    let rows: u64 = std::env::var("OCSP_EDGE_PG_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    ca_sql(&server, HOME_GROWN);
+    let started = std::time::Instant::now();
+    ca_sql(
+        &server,
+        &format!(
+            "INSERT INTO certificate_status (serial, status, revoked_at, reason, not_after)
+             SELECT lpad(to_hex(1000000000 + n), 16, '0'),
+                    CASE WHEN n % 100 = 0 THEN 'revoked' ELSE 'good' END,
+                    CASE WHEN n % 100 = 0 THEN now() - interval '1 day' END,
+                    CASE WHEN n % 100 = 0 THEN 'keyCompromise' END,
+                    now() + interval '90 days'
+             FROM generate_series(1, {rows}) AS n;
+             VACUUM ANALYZE certificate_status;"
+        ),
+    );
+    eprintln!("inserted {rows} rows in {:?}", started.elapsed());
+    let dir = tempfile::tempdir().unwrap();
+    let reader = input(&section(&server, &password_file(dir.path()), HOME_GROWN_MAPPING));
+    for attempt in 1..=3 {
+        let started = std::time::Instant::now();
+        let parsed = reader.read_blocking(InputRules::default()).unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(parsed.records.len() as u64, rows);
+        eprintln!(
+            "read {rows} rows in {elapsed:?} ({:.0} rows/s), attempt {attempt}",
+            rows as f64 / elapsed.as_secs_f64()
+        );
     }
 }

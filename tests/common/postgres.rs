@@ -70,7 +70,8 @@ impl PgServer {
         PgServer::start_with(None)
     }
 
-    /// A fresh server; with `tls`, it also accepts TLS with that certificate.
+    /// A fresh server; with `tls`, it presents that certificate and every role but the
+    /// superuser must connect with TLS.
     pub fn start_with(tls: Option<&ServerTls>) -> PgServer {
         let bindir = bindir().expect("PostgreSQL binaries (check with postgres::missing first)");
         let dir = tempfile::tempdir().unwrap();
@@ -120,9 +121,12 @@ impl PgServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let hba = "local all all trust\n\
-                   host all postgres 127.0.0.1/32 trust\n\
-                   host all all 127.0.0.1/32 scram-sha-256\n";
+        // With TLS, every role but the superuser must use it: a login that succeeds proves
+        // the connection was encrypted.
+        let others = if tls.is_some() { "hostssl" } else { "host" };
+        let hba = format!(
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n{others} all all 127.0.0.1/32 scram-sha-256\n"
+        );
         std::fs::write(self.data().join("pg_hba.conf"), hba).unwrap();
         let mut conf = String::from("fsync = off\nlog_min_messages = warning\n");
         if let Some(tls) = tls {

@@ -55,10 +55,9 @@ impl PostgresInput {
         let mut position = 0usize;
         while let Some(row) = rows.try_next().await.map_err(query_error)? {
             position += 1;
-            let added = columns.entry(self, &row).and_then(|entry| {
-                let serial = entry.serial().to_string();
+            let added = columns.entry(self, &row).and_then(|(entry, serial_text)| {
                 collector.push(position, entry).map_err(|problem| RowProblem {
-                    serial: Some(serial),
+                    serial: Some(serial_text),
                     column: Some(columns.names[SERIAL].clone()),
                     problem: problem.to_string(),
                 })
@@ -267,7 +266,8 @@ impl Columns {
         Ok(Columns { at, names })
     }
 
-    fn entry(&self, input: &PostgresInput, row: &Row) -> Result<Entry, RowProblem> {
+    /// The row's entry, and its serial as the row spells it (for messages).
+    fn entry(&self, input: &PostgresInput, row: &Row) -> Result<(Entry, String), RowProblem> {
         let problem = |serial: Option<&str>, role: usize, problem: String| RowProblem {
             serial: serial.map(str::to_string),
             column: Some(self.names[role].clone()),
@@ -319,7 +319,7 @@ impl Columns {
         } else if values.expired.contains(&status_text) {
             // A CA keeps revocation columns on rows that later expired; an expired row is
             // never published, so they do not matter here.
-            return Ok(Entry::Expired(ExpiredEntry { serial, not_after }));
+            return Ok((Entry::Expired(ExpiredEntry { serial, not_after }), serial_text));
         } else {
             return Err(problem(
                 Some(&serial_text),
@@ -330,11 +330,12 @@ impl Columns {
                 ),
             ));
         };
-        Ok(Entry::Current(CertRecord {
+        let record = CertRecord {
             serial,
             status,
             not_after,
-        }))
+        };
+        Ok((Entry::Current(record), serial_text))
     }
 
     /// The serial, and how the row spells it (for messages).
