@@ -27,10 +27,8 @@ pub enum InspectError {
 /// manifest), or a directory (its newest manifest).
 pub fn manifest_path(path: &Path) -> Result<PathBuf, InspectError> {
     if path.is_dir() {
-        let newest = store::manifest_sequences(path)
+        let newest = store::newest_manifest(path)
             .map_err(|e| InspectError::Io(path.to_path_buf(), e))?
-            .into_iter()
-            .next()
             .ok_or_else(|| InspectError::NoManifest(path.to_path_buf()))?;
         return Ok(path.join(store::manifest_name(newest)));
     }

@@ -494,7 +494,7 @@ fn revoked_entry(record: &CertRecord) -> Option<CrlEntry> {
 /// its number and sorted revoked serials. `None` when there is none (the first publish).
 fn previous_full_crl(context: &CrlContext<'_>, path: &str) -> Option<(u64, Vec<crate::model::Serial>)> {
     use crate::snapshot::{manifest::Manifest, store};
-    let sequence = *store::manifest_sequences(context.out_dir).ok()?.first()?;
+    let sequence = store::newest_manifest(context.out_dir).ok()??;
     let manifest =
         Manifest::parse(&std::fs::read(context.out_dir.join(store::manifest_name(sequence))).ok()?).ok()?;
     // Mapped, and only the metadata and the CRL read: the snapshot can be gigabytes.

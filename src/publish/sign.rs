@@ -276,7 +276,7 @@ struct DeltaStart {
 /// verify (a new CA certificate, say), which is logged: then the rails have nothing to
 /// compare with and the publish is full.
 fn newest_snapshot(plan: &PublishPlan, out_dir: &Path, now: UnixTime) -> Option<Arc<Snapshot>> {
-    let newest = *store::manifest_sequences(out_dir).ok()?.first()?;
+    let newest = store::newest_manifest(out_dir).ok()??;
     let trust = TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect());
     match store::load_snapshot(out_dir, newest, &trust, now) {
         Ok(snapshot) => Some(Arc::new(snapshot)),
@@ -527,32 +527,21 @@ fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
         Some(previous) if previous + Duration::from_secs(1) > now => previous + Duration::from_secs(1),
         _ => now,
     };
-    let temp = dir.join(format!(".tmp-{}-latest", std::process::id()));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(&manifest.to_json())?;
-    file.set_modified(modified)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, dir.join(store::LATEST_MANIFEST))?;
-    store::sync_dir(dir)
+    store::replace(dir, store::LATEST_MANIFEST, &manifest.to_json(), Some(modified))
 }
 
 /// Removes all but the newest `keep` older manifests and their snapshots. Manifest first,
 /// so a reader never finds a manifest whose snapshot is gone.
 fn prune(dir: &Path, keep: usize) -> io::Result<usize> {
-    let sequences = store::manifest_sequences(dir)?;
+    let Some(newest) = store::newest_manifest(dir)? else {
+        return Ok(0);
+    };
     // The newest snapshot's base (when it is a delta) stays, whatever its age.
-    let base = sequences
-        .first()
-        .and_then(|newest| std::fs::read(dir.join(store::manifest_name(*newest))).ok())
+    let base = std::fs::read(dir.join(store::manifest_name(newest)))
+        .ok()
         .and_then(|bytes| Manifest::parse(&bytes).ok())
         .and_then(|manifest| manifest.body.base.map(|b| b.sequence));
-    let mut removed = 0;
-    for sequence in sequences.into_iter().skip(keep + 1).filter(|s| Some(*s) != base) {
-        std::fs::remove_file(dir.join(store::manifest_name(sequence)))?;
-        let _ = std::fs::remove_file(dir.join(store::snapshot_name(sequence)));
-        removed += 1;
-    }
-    Ok(removed)
+    store::prune(dir, newest, keep, base)
 }
 
 /// Calls the progress callback at most every two seconds, and once at the end.

@@ -338,29 +338,15 @@ impl State {
     /// Keeps the newest `snapshots.keep` snapshots in the local cache (manifest removed
     /// first, so a reader never finds a manifest without its snapshot).
     fn prune_cache(&self, served: u64) {
-        let dir = &self.config().snapshots.dir;
-        let Ok(sequences) = store::manifest_sequences(dir) else {
-            return;
-        };
+        let config = self.config();
         // The base of the delta being served stays, whatever its age.
         let base = self
             .current()
             .as_ref()
             .and_then(|s| s.base().map(|b| b.sequence()));
-        for sequence in sequences
-            .into_iter()
-            .filter(|s| *s < served && Some(*s) != base)
-            .skip(self.config().snapshots.keep.saturating_sub(1))
-        {
-            let manifest = dir.join(store::manifest_name(sequence));
-            let snapshot =
-                crate::snapshot::manifest::Manifest::parse(&std::fs::read(&manifest).unwrap_or_default())
-                    .map(|m| m.body.snapshot)
-                    .unwrap_or_else(|_| store::snapshot_name(sequence));
-            let _ = std::fs::remove_file(&manifest);
-            if crate::snapshot::verify::is_plain_file_name(&snapshot) {
-                let _ = std::fs::remove_file(dir.join(snapshot));
-            }
+        let older_to_keep = config.snapshots.keep.saturating_sub(1);
+        if let Err(e) = store::prune(&config.snapshots.dir, served, older_to_keep, base) {
+            tracing::warn!(error = %e, "cannot prune the snapshot cache");
         }
     }
 

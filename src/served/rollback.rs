@@ -8,7 +8,7 @@
 //! an operator (docs/operations.md, "The highest-sequence file").
 
 use crate::snapshot::store;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// File in the snapshot directory that remembers the highest sequence ever served.
@@ -60,24 +60,12 @@ pub fn read(dir: &Path) -> Result<Option<u64>, HighestSequenceError> {
 
 /// Replaces the file atomically (write, fsync, rename, fsync the directory). Blocking.
 pub fn write(dir: &Path, sequence: u64) -> io::Result<()> {
-    // Named like every temporary file of the directory, so that one left by a process
-    // killed mid-write is cleaned up with the rest (store::remove_stale_temporaries).
-    let temp = dir.join(format!(
-        "{}{}-{HIGHEST_SEQUENCE_FILE}",
-        store::TEMP_PREFIX,
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        writeln!(file, "{sequence}")?;
-        file.sync_all()?;
-        std::fs::rename(&temp, dir.join(HIGHEST_SEQUENCE_FILE))?;
-        store::sync_dir(dir)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    store::replace(
+        dir,
+        HIGHEST_SEQUENCE_FILE,
+        format!("{sequence}\n").as_bytes(),
+        None,
+    )
 }
 
 #[cfg(test)]

@@ -285,6 +285,68 @@ pub fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     new.commit()
 }
 
+/// Replaces `dir/name` atomically with `bytes`: a temporary file written, given
+/// `modified` as its modification time (when set), fsynced and renamed over the name, then
+/// the directory fsynced. For the few files that are replaced rather than written once
+/// (`latest.manifest.json`, `highest-sequence`); a failure leaves the old file and no
+/// temporary. Blocking.
+pub fn replace(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    modified: Option<std::time::SystemTime>,
+) -> io::Result<()> {
+    // Named like every temporary file of the directory, so that one left by a process
+    // killed mid-write is cleaned up with the rest (remove_stale_temporaries).
+    let temp = dir.join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()));
+    let written = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        if let Some(modified) = modified {
+            file.set_modified(modified)?;
+        }
+        file.sync_all()?;
+        fs::rename(&temp, dir.join(name))?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// The sequence of the newest manifest in `dir`, if any.
+pub fn newest_manifest(dir: &Path) -> io::Result<Option<u64>> {
+    Ok(manifest_sequences(dir)?.into_iter().next())
+}
+
+/// Removes the manifests (first, so a reader never finds a manifest whose snapshot is
+/// gone) and snapshots older than `newest`, except the `older_to_keep` newest of them and
+/// `base` (the base of the delta in force, whatever its age). A snapshot is found by the
+/// name its manifest gives, when that is a plain file name, else by its sequence. Returns
+/// how many were removed; stops at the first manifest it cannot remove. Blocking.
+pub fn prune(dir: &Path, newest: u64, older_to_keep: usize, base: Option<u64>) -> io::Result<usize> {
+    let mut removed = 0;
+    for sequence in manifest_sequences(dir)?
+        .into_iter()
+        .filter(|s| *s < newest)
+        .skip(older_to_keep)
+        .filter(|s| Some(*s) != base)
+    {
+        let manifest = dir.join(manifest_name(sequence));
+        let snapshot = fs::read(&manifest)
+            .ok()
+            .and_then(|bytes| Manifest::parse(&bytes).ok())
+            .map(|m| m.body.snapshot)
+            .filter(|name| super::verify::is_plain_file_name(name))
+            .unwrap_or_else(|| snapshot_name(sequence));
+        fs::remove_file(&manifest)?;
+        let _ = fs::remove_file(dir.join(snapshot));
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -304,6 +366,43 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_swaps_the_whole_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        replace(dir.path(), "pointer", b"first", None).unwrap();
+        let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000);
+        replace(dir.path(), "pointer", b"second, longer", Some(later)).unwrap();
+        let path = dir.path().join("pointer");
+        assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), later);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+        fs::create_dir(dir.path().join("a-directory")).unwrap();
+        assert!(replace(dir.path(), "a-directory", b"x", None).is_err());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "a failed replace leaves no temporary"
+        );
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_the_ones_asked_for_and_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        for sequence in [1u64, 2, 3, 4, 5, 6] {
+            fs::write(dir.path().join(manifest_name(sequence)), b"not parsed").unwrap();
+            fs::write(dir.path().join(snapshot_name(sequence)), b"x").unwrap();
+        }
+        // Newest 5, one older kept (4), the base 1 kept whatever its age; 6 is above.
+        assert_eq!(prune(dir.path(), 5, 1, Some(1)).unwrap(), 2);
+        assert_eq!(manifest_sequences(dir.path()).unwrap(), vec![6, 5, 4, 1]);
+        for gone in [2u64, 3] {
+            assert!(!dir.path().join(snapshot_name(gone)).exists(), "{gone}");
+        }
+        assert_eq!(newest_manifest(dir.path()).unwrap(), Some(6));
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(newest_manifest(empty.path()).unwrap(), None);
+    }
 
     #[test]
     fn a_private_copy_is_unaffected_by_truncating_the_original() {

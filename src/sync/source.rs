@@ -381,7 +381,7 @@ fn check_size(got: u64, expected: u64) -> Result<(), SourceError> {
 }
 
 fn newest_in_directory(path: &std::path::Path, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
-    let newest = store::manifest_sequences(path)?.into_iter().next();
+    let newest = store::newest_manifest(path)?;
     match newest {
         Some(sequence) if sequence > current => Ok(Some(read_manifest_file(
             &path.join(store::manifest_name(sequence)),
