@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 
 const SWAP_WAIT: Duration = Duration::from_secs(5);
 
-fn served_sequence(admin: std::net::SocketAddr) -> Option<u64> {
-    metric(&metrics(admin), "ocsp_edge_snapshot_sequence").map(|v| v as u64)
-}
-
 /// Copies the demo PKI (both issuers, the root, publish.toml) into `dir`.
 fn copy_demo_pki(dir: &Path) {
     for sub in ["root", "ec", "rsa"] {

@@ -103,7 +103,7 @@ fn https_origin(root: &Path, tls: &Path, addr: SocketAddr) -> ChildGuard {
 
 /// Starts a responder whose only source is `url` (with `ca_file` when given); returns the
 /// sequence it serves once it is `expect`, or what it serves (if anything) after `wait`.
-fn served_sequence(url: &str, ca_file: Option<&Path>, wait: Duration, expect: u64) -> Option<u64> {
+fn sequence_served_from(url: &str, ca_file: Option<&Path>, wait: Duration, expect: u64) -> Option<u64> {
     let cache = tempfile::tempdir().unwrap();
     let ca_line = ca_file
         .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
@@ -114,11 +114,7 @@ fn served_sequence(url: &str, ca_file: Option<&Path>, wait: Duration, expect: u6
     );
     let (responder, _config) =
         ServeProcess::start(&config, &["--snapshots", &cache.path().display().to_string()]);
-    let serving = || {
-        metric(&metrics(responder.admin), "ocsp_edge_snapshot_sequence")
-            .map(|s| s as u64)
-            .filter(|s| *s > 0)
-    };
+    let serving = || served_sequence(responder.admin).filter(|s| *s > 0);
     wait_until(wait, || serving() == Some(expect));
     serving()
 }
@@ -139,10 +135,10 @@ fn an_https_origin_is_used_only_when_its_certificate_verifies() {
     let _origin = https_origin(&origin_dir, &tls, addr);
     let url = format!("https://{addr}/");
 
-    let trusted = served_sequence(&url, Some(&tls.join("ca.pem")), Duration::from_secs(15), sequence);
+    let trusted = sequence_served_from(&url, Some(&tls.join("ca.pem")), Duration::from_secs(15), sequence);
     assert_eq!(trusted, Some(sequence), "replication over verified HTTPS");
 
-    let untrusted = served_sequence(&url, None, Duration::from_secs(3), sequence);
+    let untrusted = sequence_served_from(&url, None, Duration::from_secs(3), sequence);
     assert_eq!(
         untrusted, None,
         "an origin whose certificate does not verify must not be used"

@@ -274,6 +274,12 @@ pub fn snapshots_refused(admin: SocketAddr, reason: &str) -> f64 {
     )
 }
 
+/// The sequence the admin endpoint at `admin` reports serving
+/// (`ocsp_edge_snapshot_sequence`), if it reports one.
+pub fn served_sequence(admin: SocketAddr) -> Option<u64> {
+    metric(&metrics(admin), "ocsp_edge_snapshot_sequence").map(|v| v as u64)
+}
+
 /// Waits until the admin endpoint reports `sequence` as the served snapshot.
 pub fn wait_for_sequence(admin: SocketAddr, sequence: u64, limit: Duration) -> bool {
     wait_until(limit, || {
