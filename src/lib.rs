@@ -1,7 +1,7 @@
 //! ocsp-edge: pre-signed OCSP (and, later, CRLs) served from verified snapshots.
 //!
 //! The crate is split so that the architecture shows in the layout:
-//! - [`model`], [`time`], [`der`], [`units`]: vocabulary shared by everything; no I/O.
+//! - [`model`], [`time`], [`der`], [`units`], [`backoff`]: vocabulary shared by everything; no I/O.
 //! - [`pki`]: certificates and signing keys; no I/O.
 //! - [`ocsp`]: decoding requests and encoding responses; bytes and `now` in, bytes out.
 //! - [`snapshot`]: the snapshot file format, its manifest and the directory store.
@@ -25,6 +25,7 @@
 //! Only `server`, `served`, `sync`, `cache`, `s3`, `snapshot::store`, `publish` (its file reading) and the binary touch
 //! files, sockets or the clock.
 
+pub mod backoff;
 pub mod cache;
 pub mod config;
 pub mod crl;

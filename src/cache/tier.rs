@@ -812,10 +812,11 @@ impl FeedSchedule {
     fn failed(&mut self) -> Duration {
         self.failures = self.failures.saturating_add(1);
         self.hub = self.hub.wrapping_add(1);
-        FEED_BACKOFF_START
-            .saturating_mul(1 << self.failures.min(6))
-            .min(FEED_BACKOFF_CAP)
-            .mul_f64(rand::random_range(0.8..1.2))
+        crate::backoff::jittered(crate::backoff::exponential(
+            FEED_BACKOFF_START,
+            FEED_BACKOFF_CAP,
+            self.failures.saturating_add(1),
+        ))
     }
 }
 

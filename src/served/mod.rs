@@ -524,7 +524,7 @@ impl State {
                 _ => 1,
             };
             let config = self.config();
-            let wait = backoff(
+            let wait = crate::backoff::exponential(
                 config.snapshots.poll_interval,
                 config.snapshots.max_backoff,
                 attempts,
@@ -538,16 +538,4 @@ impl State {
         };
         refused.insert(sequence, entry);
     }
-}
-
-/// `interval` doubled per failed `attempts` (the first retry waits `interval`), capped by
-/// `cap`.
-pub fn backoff(
-    interval: std::time::Duration,
-    cap: std::time::Duration,
-    attempts: u32,
-) -> std::time::Duration {
-    interval
-        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
-        .min(cap)
 }

@@ -184,9 +184,9 @@ fn next_delay(poll_interval: Duration, max_backoff: Duration, long_polls: bool, 
     let base = match (failures, long_polls) {
         (0, true) => Duration::from_millis(100),
         (0, false) => poll_interval,
-        (n, _) => crate::served::backoff(poll_interval, max_backoff, n.saturating_add(1)),
+        (n, _) => crate::backoff::exponential(poll_interval, max_backoff, n.saturating_add(1)),
     };
-    base.mul_f64(rand::random_range(0.8..1.2))
+    crate::backoff::jittered(base)
 }
 
 /// Sequences one source offered whose signed content was refused (see the module docs);
