@@ -64,6 +64,8 @@ mod exit {
             PublishError::Postgres(PostgresError::Config { .. }) => EX_USAGE,
             PublishError::Postgres(PostgresError::Database { .. }) => EX_UNAVAILABLE,
             PublishError::Hsm(hsm) => self::hsm(hsm),
+            // Another publisher holds the store's lease, or shutdown stopped the publish.
+            PublishError::Fenced(_) => EX_TEMPFAIL,
         }
     }
 
@@ -104,7 +106,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Sign a response for every certificate of one or more CAs and write a snapshot.
-    Publish(PublishArgs),
+    Publish(Box<PublishArgs>),
     /// Serve OCSP from the newest verified snapshot in a directory, hot-swapping newer ones.
     Serve(ServeArgs),
     /// Publish the bundled demo PKI and serve it on 127.0.0.1:8080 (admin on :8081).
@@ -193,6 +195,22 @@ struct PublishArgs {
     /// legacy CA that issued them (same as allow_legacy_serials = true).
     #[arg(long)]
     allow_legacy_serials: bool,
+    /// Run as a service: publish within --debounce of every input change, re-sign before
+    /// refresh deadlines, reissue CRLs on schedule; active/standby through a lease in --out.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: the admin listener (/healthz, /readyz, /metrics); watch.admin_listen.
+    #[arg(long, requires = "watch")]
+    admin_listen: Option<SocketAddr>,
+    /// With --watch: also poll the inputs this often (network file systems); watch.poll_interval.
+    #[arg(long, requires = "watch")]
+    poll_interval: Option<String>,
+    /// With --watch: how long after a change its publish starts (default 1s); watch.debounce.
+    #[arg(long, requires = "watch")]
+    debounce: Option<String>,
+    /// With --watch: log format, text or json.
+    #[arg(long, requires = "watch", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 #[derive(Args)]
@@ -236,7 +254,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Publish(args) => run_publish(args),
+        Command::Publish(args) => run_publish(*args),
         Command::Serve(args) => match load_config(&args) {
             Ok(config) => run_serve(config, None, move || load_config(&args)),
             Err(e) => config_failure(e),
@@ -317,6 +335,9 @@ fn init_logging(format: LogFormat, level: &str) -> Option<LogLevelHandle> {
 }
 
 fn run_publish(args: PublishArgs) -> ExitCode {
+    if args.watch {
+        return run_publish_watch(args);
+    }
     init_logging(LogFormat::Text, "info");
     let config = match publish_config(&args) {
         Ok(config) => config,
@@ -401,6 +422,73 @@ fn run_publish(args: PublishArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `publish --watch`: the live publisher, until SIGTERM.
+fn run_publish_watch(args: PublishArgs) -> ExitCode {
+    let format = match args.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    init_logging(format, "info");
+    let config = match publish_config(&args).and_then(|config| {
+        ocsp_edge::publish::live::settings_of(&config)?;
+        Ok(config)
+    }) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ocsp-edge publish --watch: {e}");
+            return ExitCode::from(exit::publish(&e));
+        }
+    };
+    let upload = match config.upload.as_ref().map(Uploader::new).transpose() {
+        Ok(upload) => {
+            upload.map(|u| std::sync::Arc::new(u) as std::sync::Arc<dyn ocsp_edge::publish::live::Upload>)
+        }
+        Err(e) => {
+            eprintln!("ocsp-edge publish --watch: {e}");
+            return ExitCode::from(exit::s3(&e));
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ocsp-edge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = ocsp_edge::publish::live::Service {
+        config,
+        out: args.out.clone(),
+        holder: ocsp_edge::publish::live::lease::default_holder_id(),
+        upload,
+        allow_shrink: args.allow_shrink,
+        reload: Box::new(move || publish_config(&args)),
+    };
+    match runtime.block_on(ocsp_edge::publish::live::run(service)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ocsp-edge publish --watch: {e}");
+            match e {
+                ocsp_edge::publish::live::StartError::Config(e) => ExitCode::from(exit::publish(&e)),
+                ocsp_edge::publish::live::StartError::Listen { .. } => ExitCode::from(EX_IOERR),
+            }
+        }
+    }
+}
+
+impl ocsp_edge::publish::live::Upload for Uploader {
+    fn store_sequence(&self) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Uploader::store_sequence(self)?)
+    }
+
+    fn send(
+        &self,
+        dir: &std::path::Path,
+        sequence: u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Uploader::send(self, dir, sequence)?)
+    }
+}
+
 /// The publisher's S3 upload: a client, a location and a runtime to drive them.
 struct Uploader {
     runtime: tokio::runtime::Runtime,
@@ -446,6 +534,7 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
                 allow_unrevoke: Vec::new(),
                 max_shrink_percent: ocsp_edge::publish::plan::DEFAULT_MAX_SHRINK_PERCENT,
                 allow_legacy_serials: false,
+                watch: None,
                 issuers: vec![IssuerConfig {
                     name: args.name.clone(),
                     certificate: issuer.clone(),
@@ -470,6 +559,18 @@ fn publish_config(args: &PublishArgs) -> Result<PublishConfig, PublishError> {
     }
     config.allow_unrevoke.extend(args.allow_unrevoke.iter().cloned());
     config.allow_legacy_serials |= args.allow_legacy_serials;
+    if args.watch {
+        let watch = config.watch.get_or_insert_with(Default::default);
+        if let Some(admin) = args.admin_listen {
+            watch.admin_listen = Some(admin.to_string());
+        }
+        if let Some(interval) = &args.poll_interval {
+            watch.poll_interval = Some(interval.clone());
+        }
+        if let Some(debounce) = &args.debounce {
+            watch.debounce = Some(debounce.clone());
+        }
+    }
     if args.delta {
         let delta = config
             .delta

@@ -52,6 +52,9 @@ pub enum PublishError {
     /// A safety rail stopped the publish (see [`super::rails`]); nothing was written.
     #[error(transparent)]
     Refused(#[from] super::rails::RailError),
+    /// The live publisher's fence stopped the publish before it became visible.
+    #[error(transparent)]
+    Fenced(#[from] super::fence::Fenced),
 }
 
 /// A CRL URL in the configuration is not one a responder can serve.

@@ -14,6 +14,9 @@
 //! - [`postgres`]: PostgreSQL as the CA's database: a consistent read, and a watcher
 //!   (LISTEN/NOTIFY or polling) for the live publisher.
 //! - [`signal`]: how an input tells the live publisher that it may have changed.
+//! - [`fence`]: the check a publish makes right before it becomes visible.
+//! - [`live`]: `publish --watch`, the publisher as a service: watching inputs, the
+//!   publish schedule, the store's lease, the admin listener and signals.
 //!
 //! The publisher never deletes or rewrites a snapshot a responder might be serving,
 //! except old ones beyond the retention count, and only after a newer one is complete.
@@ -22,9 +25,11 @@ pub mod changes;
 pub mod crls;
 pub mod delta;
 pub mod error;
+pub mod fence;
 pub mod hsm;
 pub mod input;
 pub mod keys;
+pub mod live;
 pub mod plan;
 pub mod postgres;
 pub mod rails;

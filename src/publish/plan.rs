@@ -52,6 +52,10 @@ pub struct PublishConfig {
     /// legacy CA that issued them.
     #[serde(default)]
     pub allow_legacy_serials: bool,
+    /// How `publish --watch` runs (see [`super::live::WatchConfig`]); the one-shot
+    /// command ignores it.
+    #[serde(default)]
+    pub watch: Option<super::live::WatchConfig>,
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
 }
@@ -178,6 +182,9 @@ pub struct PublishPlan {
     pub delta: Option<DeltaPolicy>,
     /// What the newest snapshot in the store must not lose (see [`super::rails`]).
     pub rails: super::rails::Rails,
+    /// Asked before each step that makes the publish visible (see [`super::fence`]);
+    /// `None` for the one-shot command.
+    pub fence: Option<std::sync::Arc<dyn super::fence::Fence>>,
 }
 
 impl DeltaConfig {
@@ -254,7 +261,7 @@ impl PublishConfig {
             }
             issuers.push(issuer.load(now, validity, self.revocation_reasons, self.input_rules())?);
         }
-        let delta = self.delta.as_ref().map(|d| d.policy(validity)).transpose()?;
+        let delta = self.delta_policy(validity)?;
         Ok(PublishPlan {
             issuers,
             validity,
@@ -262,7 +269,13 @@ impl PublishConfig {
             sequence_floor: 0,
             delta,
             rails: self.rails()?,
+            fence: None,
         })
+    }
+
+    /// The delta policy, checked; `None` without `[delta]` (every publish is full).
+    pub fn delta_policy(&self, validity: Duration) -> Result<Option<DeltaPolicy>, PublishError> {
+        self.delta.as_ref().map(|d| d.policy(validity)).transpose()
     }
 
     fn input_rules(&self) -> input::InputRules {

@@ -111,18 +111,19 @@ pub(crate) fn write_snapshot(
     let mut writer = SnapshotWriter::with_base(hashing, sequence, now, base_reference.clone())?;
     let mut ticker = Ticker::new(total, started);
     let mut signed = 0u64;
+    let fence = || check_fence(plan);
     for (position, issuer) in plan.issuers.iter().enumerate() {
         let mut advance = |n| ticker.advance(n, progress);
         signed += match &delta {
-            None => sign_issuer(issuer, &mut writer, now, next_update, &mut advance)?,
+            None => sign_issuer(issuer, &mut writer, now, next_update, &mut advance, &fence)?,
             Some(start) => sign_issuer_delta(
                 issuer,
                 position,
                 start,
                 &mut writer,
-                now,
-                next_update,
+                (now, next_update),
                 &mut advance,
+                &fence,
             )?,
         };
     }
@@ -158,6 +159,7 @@ pub(crate) fn write_snapshot(
         .unwrap_or(next_update);
     let (buffered, root, size) = hashing.finish();
     buffered.into_inner().map_err(|e| e.into_error())?;
+    check_fence(plan)?;
     let snapshot = file.commit()?;
 
     let mut body = ManifestBody {
@@ -192,6 +194,8 @@ pub(crate) fn write_snapshot(
     let base = delta.as_ref().map(|d| d.base.clone());
     body.changes = super::changes::digest_since_previous(out_dir, &body, &signers, &trust, now, base);
     let manifest = Manifest::sign_or(body, &signers, PublishError::signing)?;
+    // The manifest is what makes the snapshot visible: the last moment to stop.
+    check_fence(plan)?;
     let manifest_path = store::write_new(out_dir, &store::manifest_name(sequence), &manifest.to_json())?;
     write_latest_pointer(out_dir, &manifest)?;
     let removed_old = prune(out_dir, plan.keep)?;
@@ -207,6 +211,14 @@ pub(crate) fn write_snapshot(
         base: delta.map(|d| d.base.sequence()),
         removed_old,
     })
+}
+
+/// Asks the plan's [`super::fence::Fence`], if it has one.
+fn check_fence(plan: &PublishPlan) -> Result<(), PublishError> {
+    match &plan.fence {
+        Some(fence) => Ok(fence.check()?),
+        None => Ok(()),
+    }
 }
 
 /// Why no sequence can be given to a new snapshot.
@@ -329,9 +341,9 @@ fn sign_issuer_delta<W: Write + Send>(
     position: usize,
     start: &DeltaStart,
     writer: &mut SnapshotWriter<W>,
-    now: UnixTime,
-    next_update: UnixTime,
+    (now, next_update): (UnixTime, UnixTime),
     advance: &mut dyn FnMut(u64),
+    fence: &(dyn Fn() -> Result<(), PublishError> + Sync),
 ) -> Result<u64, PublishError> {
     let (template, records) = begin_section(issuer, writer);
     fn layer(snapshot: &Snapshot, position: usize) -> Option<Layer<'_>> {
@@ -387,6 +399,7 @@ fn sign_issuer_delta<W: Write + Send>(
             Ok(())
         },
         &mut |_| {},
+        fence,
     )?;
     advance(records.len() as u64);
     writer.end_issuer()?;
@@ -433,6 +446,7 @@ fn sign_issuer<W: Write + Send>(
     now: UnixTime,
     next_update: UnixTime,
     advance: &mut dyn FnMut(u64),
+    fence: &(dyn Fn() -> Result<(), PublishError> + Sync),
 ) -> Result<u64, PublishError> {
     let (template, records) = begin_section(issuer, writer);
     let times = response_times(now, next_update);
@@ -451,6 +465,7 @@ fn sign_issuer<W: Write + Send>(
             Ok(())
         },
         advance,
+        fence,
     )?;
     writer.end_issuer()?;
     Ok(records.len() as u64)
@@ -459,15 +474,18 @@ fn sign_issuer<W: Write + Send>(
 /// Signs `items` in chunks on every core while the previous chunk is written: the writer
 /// (one thread: record encoding, hashing, buffered I/O) overlaps the signing of the next
 /// chunk instead of leaving the cores idle between chunks. Memory stays bounded by two
-/// chunks. Order is preserved.
+/// chunks. Order is preserved. `fence` is asked before each chunk, so an abandoned
+/// publish stops within one chunk's signing time.
 fn pipelined<T: Sync, R: Send>(
     items: &[T],
     sign: impl Fn(&T) -> Result<R, PublishError> + Sync,
     mut write: impl FnMut(&[T], Vec<R>) -> Result<(), PublishError> + Send,
     advance: &mut dyn FnMut(u64),
+    fence: &(dyn Fn() -> Result<(), PublishError> + Sync),
 ) -> Result<(), PublishError> {
     let mut pending: Option<(&[T], Vec<R>)> = None;
     for chunk in items.chunks(CHUNK) {
+        fence()?;
         let previous = pending.take();
         let (signed, written) = rayon::join(
             || chunk.par_iter().map(&sign).collect::<Result<Vec<R>, _>>(),
@@ -845,6 +863,68 @@ mod tests {
         let snapshot = load_newest(dir.path(), &plan, NOW.plus_seconds(3 * 3600));
         // Every response, base ones included, now comes from the re-signed delta records.
         assert!(snapshot.earliest_next_update() > NOW.plus_seconds(96 * 3600));
+    }
+
+    /// Opens for the first `open` checks, then closes; counts the checks.
+    struct CountingFence {
+        open: usize,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::publish::fence::Fence for CountingFence {
+        fn check(&self) -> Result<(), crate::publish::fence::Fenced> {
+            let asked = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if asked < self.open {
+                Ok(())
+            } else {
+                Err(crate::publish::fence::Fenced::LeaseLost("test".into()))
+            }
+        }
+    }
+
+    #[test]
+    fn a_fence_closing_at_any_step_leaves_nothing_visible_nor_temporary() {
+        let mut plan = demo_plan();
+        let counting = Arc::new(CountingFence {
+            open: usize::MAX,
+            asked: 0.into(),
+        });
+        plan.fence = Some(counting.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let first = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        let steps = counting.asked.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            steps >= 4,
+            "asked per issuer chunk and before both renames: {steps}"
+        );
+        for open in 0..steps {
+            plan.fence = Some(Arc::new(CountingFence {
+                open,
+                asked: 0.into(),
+            }));
+            let stopped = publish(&plan, dir.path(), NOW, &mut |_| {});
+            assert!(
+                matches!(stopped, Err(PublishError::Fenced(_))),
+                "closing at step {open}"
+            );
+            assert_eq!(
+                store::manifest_sequences(dir.path()).unwrap(),
+                vec![first.sequence]
+            );
+            let names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                !names.iter().any(|n| n.starts_with(store::TEMP_PREFIX)),
+                "{names:?}"
+            );
+        }
+        // A snapshot file left without its manifest still counts: the next sequence is above it.
+        plan.fence = None;
+        let next = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
+        assert!(next.sequence > first.sequence);
+        assert_eq!(next.sequence, store::highest_sequence(dir.path()).unwrap());
     }
 
     #[test]

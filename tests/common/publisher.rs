@@ -1,5 +1,5 @@
 //! Publishing snapshots in-process, and forging them as an attacker holding some signing
-//! keys would (hostile tests).
+//! keys would (hostile tests); the live publisher (`publish --watch`) as a child process.
 
 use super::*;
 
@@ -113,5 +113,115 @@ pub fn drop_into(dir: &Path, sequence: u64, manifest: &[u8], snapshot: &[u8]) {
         let temporary = dir.join(format!(".forging-{name}"));
         std::fs::write(&temporary, bytes).unwrap();
         std::fs::rename(&temporary, dir.join(name)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The live publisher (`ocsp-edge publish --watch` as a child process)
+
+/// A running `ocsp-edge publish --watch`; killed (and reaped) when dropped.
+pub struct PublisherProcess {
+    child: std::process::Child,
+    pub admin: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for PublisherProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PublisherProcess {
+    /// `ocsp-edge publish --watch --config <toml> --out <out> <args>` with its admin
+    /// listener on a kernel-chosen loopback port; returns once it logs that address.
+    pub fn start(toml: &Path, out: &Path, args: &[&str]) -> PublisherProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
+            .args(["publish", "--watch", "--admin-listen", "127.0.0.1:0", "--config"])
+            .arg(toml)
+            .arg("--out")
+            .arg(out)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ocsp-edge publish --watch");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let writer = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                writer.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(admin) = log_address(&line, "admin=") {
+                    let _ = found.send(admin);
+                }
+            }
+        });
+        let admin = match address.recv_timeout(IO_TIMEOUT) {
+            Ok(admin) => admin,
+            Err(e) => {
+                let _ = child.kill();
+                panic!(
+                    "publish --watch never logged its admin address ({e})\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        PublisherProcess { child, admin, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, `KILL`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let sent = run("kill", &[&format!("-{signal}"), &self.pid().to_string()]);
+        assert!(sent.success, "{sent}");
+    }
+
+    /// The exit status once it has exited, waiting at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `/metrics` as text.
+    pub fn metrics(&self) -> String {
+        String::from_utf8_lossy(&get(self.admin, "/metrics").body).into_owned()
+    }
+
+    /// The value of the metric line `name` (with its labels, exactly), if present.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        metric(&self.metrics(), name)
+    }
+
+    pub fn ready(&self) -> (u16, String) {
+        let response = get(self.admin, "/readyz");
+        (
+            response.status,
+            String::from_utf8_lossy(&response.body).into_owned(),
+        )
     }
 }
