@@ -224,8 +224,43 @@ for name, pod in pod_specs():
     if not pod.get("securityContext", {}).get("runAsNonRoot"):
         problems.append(f"{name}: pod securityContext lacks runAsNonRoot")
 
+def component(d):
+    return d["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+# The live publisher (publish --watch) against the configuration it mounts: an
+# active/standby pair on one shared volume, its admin port, and time to finish a publish.
+for d in [d for d in by_kind("Deployment") if component(d) == "live-publisher"]:
+    pod = d["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c["args"]
+    if args[:2] != ["publish", "--watch"]:
+        problems.append("live publisher: args must start with publish --watch")
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == args[args.index("--config") + 1])
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    toml = tomllib.loads(configmaps[volume["configMap"]["name"]]["data"][mount["subPath"]])
+    watch = toml.get("watch", {})
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    if int(watch.get("admin_listen", "127.0.0.1:8082").rsplit(":", 1)[1]) != ports.get("admin"):
+        problems.append("live publisher: watch.admin_listen port differs from the container's admin port")
+    if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
+        problems.append("live publisher: livenessProbe must GET /healthz")
+    if "readinessProbe" in c:
+        problems.append("live publisher: a readinessProbe would keep the standby (not ready by design) from rolling")
+    if pod["terminationGracePeriodSeconds"] <= seconds(watch.get("shutdown_grace", "30s")):
+        problems.append("live publisher: terminationGracePeriodSeconds must exceed watch.shutdown_grace")
+    if d["spec"].get("replicas") != 2 or d["spec"]["strategy"].get("rollingUpdate", {}).get("maxSurge") != 0:
+        problems.append("live publisher: 2 replicas (active/standby), rolled one at a time (maxSurge 0)")
+    store = next(m for m in c["volumeMounts"] if m["mountPath"] == args[args.index("--out") + 1])
+    claim = next(v for v in pod["volumes"] if v["name"] == store["name"]).get("persistentVolumeClaim", {}).get("claimName")
+    pvc = [p for p in by_kind("PersistentVolumeClaim") if p["metadata"]["name"] == claim]
+    if not pvc or "ReadWriteMany" not in pvc[0]["spec"]["accessModes"]:
+        problems.append("live publisher: --out must be a ReadWriteMany volume shared by both replicas (the lease lives there)")
+    lease, renew = seconds(watch.get("lease_duration", "30s")), seconds(watch.get("lease_renew", "10s"))
+    if renew * 3 > lease:
+        problems.append("live publisher: watch.lease_renew must be at most a third of watch.lease_duration")
+
 # The responder Deployment against the responder configuration it mounts.
-for d in by_kind("Deployment"):
+for d in [d for d in by_kind("Deployment") if component(d) == "responder"]:
     pod = d["spec"]["template"]["spec"]
     c = pod["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
