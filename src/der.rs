@@ -177,6 +177,29 @@ pub fn oid_content(arcs: &[u64]) -> Vec<u8> {
     out
 }
 
+/// The arcs of an OID given as its content octets: the inverse of [`oid_content`]. Best
+/// effort on malformed input (an arc too large for 64 bits wraps, a truncated last arc is
+/// dropped); never panics.
+pub fn oid_arcs(content: &[u8]) -> Vec<u64> {
+    let mut arcs = Vec::new();
+    let mut value: u64 = 0;
+    for &byte in content {
+        value = (value << 7) | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            if arcs.is_empty() {
+                // The first subidentifier packs two arcs: 40 * first + second.
+                let first = (value / 40).min(2);
+                arcs.push(first);
+                arcs.push(value - first * 40);
+            } else {
+                arcs.push(value);
+            }
+            value = 0;
+        }
+    }
+    arcs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +243,22 @@ mod tests {
         write_length(&mut out, 0x80);
         write_length(&mut out, 0x1234);
         assert_eq!(out, vec![0x7f, 0x81, 0x80, 0x82, 0x12, 0x34]);
+    }
+
+    #[test]
+    fn decodes_oids_back_to_their_arcs() {
+        for arcs in [
+            vec![1, 3, 6, 1, 5, 5, 7, 48, 1, 2],
+            vec![2, 16, 840, 1, 101, 3, 4, 2, 1],
+            vec![2, 999, 3],
+        ] {
+            assert_eq!(oid_arcs(&oid_content(&arcs)), arcs);
+        }
+        assert_eq!(
+            oid_arcs(&[0xff; 40]),
+            Vec::<u64>::new(),
+            "unterminated: nothing, no panic"
+        );
     }
 
     #[test]

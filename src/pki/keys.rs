@@ -589,22 +589,7 @@ fn unsigned_value(integer: &[u8]) -> Option<u64> {
 
 /// Dotted form of an OID for error messages (best effort: malformed input still prints).
 fn dotted_oid(oid: &[u8]) -> String {
-    let mut arcs: Vec<String> = Vec::new();
-    let mut value: u64 = 0;
-    for &byte in oid {
-        value = (value << 7) | u64::from(byte & 0x7f);
-        if byte & 0x80 == 0 {
-            if arcs.is_empty() {
-                // The first subidentifier packs two arcs: 40 * first + second.
-                let first = (value / 40).min(2);
-                arcs.push(first.to_string());
-                arcs.push((value - first * 40).to_string());
-            } else {
-                arcs.push(value.to_string());
-            }
-            value = 0;
-        }
-    }
+    let arcs: Vec<String> = crate::der::oid_arcs(oid).iter().map(u64::to_string).collect();
     arcs.join(".")
 }
 
