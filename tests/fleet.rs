@@ -31,7 +31,7 @@
 mod common;
 
 use common::netns::{self, hubs_and_edges, support, Responder, Sites, Source};
-use common::{copy_dir, demo, issuer_ca, run_command, wait_until};
+use common::{copy_dir, demo, issuer_ca, newest_manifest, run_command, wait_until};
 use ocsp_edge::publish::PublishConfig;
 use ocsp_edge::time::UnixTime;
 use std::collections::BTreeMap;
@@ -1285,17 +1285,6 @@ fn offer_on_mirror(mirror: &Path, manifest: &Path, snapshot: Option<(&Path, Vec<
     let temp = mirror.join(".incoming");
     std::fs::copy(manifest, &temp).unwrap();
     std::fs::rename(&temp, mirror.join("latest.manifest.json")).unwrap();
-}
-
-fn newest_manifest(dir: &Path) -> PathBuf {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".manifest.json") && n.as_bytes()[0].is_ascii_digit())
-        .collect();
-    names.sort();
-    dir.join(names.last().expect("no manifest"))
 }
 
 /// Turns the `V` line of `serial` into a keyCompromise revocation a minute ago.

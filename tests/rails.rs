@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{file_names, ocsp_edge, Output, Pki};
+use common::{file_names, newest_manifest, ocsp_edge, Output, Pki};
 use std::path::PathBuf;
 
 const EX_DATAERR: i32 = 65;
@@ -112,14 +112,7 @@ impl Case {
 
     /// The newest manifest's text.
     fn newest_manifest(&self) -> String {
-        let mut manifests: Vec<PathBuf> = std::fs::read_dir(self.out.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
-            .filter(|p| !p.to_string_lossy().contains("latest"))
-            .collect();
-        manifests.sort();
-        std::fs::read_to_string(manifests.last().unwrap()).unwrap()
+        std::fs::read_to_string(newest_manifest(self.out.path())).unwrap()
     }
 }
 

@@ -225,3 +225,12 @@ impl PublisherProcess {
         )
     }
 }
+
+/// The newest numbered manifest a publisher wrote into `dir` (not `latest.manifest.json`).
+pub fn newest_manifest(dir: &Path) -> PathBuf {
+    use ocsp_edge::snapshot::store;
+    let sequence = store::newest_manifest(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .unwrap_or_else(|| panic!("no manifest in {}", dir.display()));
+    dir.join(store::manifest_name(sequence))
+}
