@@ -1071,7 +1071,7 @@ fn crl_numbers_strictly_increase_across_publishes_restarts_and_clock_steps() {
     let cli_dir = tempfile::tempdir().unwrap();
     let mut numbers = Vec::new();
     for run in 0..2 {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+        let mut command = ocsp_edge_command();
         command
             .arg("publish")
             .arg("--config")

@@ -1,8 +1,9 @@
 //! The one harness every integration test binary uses (`mod common;`): the demo PKI, the
-//! publisher, responders in-process and as a child process, origins, a raw HTTP/1.1
-//! client, external programs (`openssl`, and [`skip_without`] for tools that may be
-//! missing), OCSP bytes, and certificates and CRLs decoded with rasn-pkix. Each area is a submodule; everything is re-exported here, so
-//! a test writes `use common::*;`.
+//! publisher (in-process and `publish --watch`), responders in-process and as a child
+//! process, origins, a raw HTTP/1.1 client, external programs (`openssl`, and
+//! [`skip_without`] for tools that may be missing), OCSP bytes, certificates and CRLs
+//! decoded with rasn-pkix, network namespaces and PostgreSQL. Each area is a submodule;
+//! the general ones are re-exported here, so a test writes `use common::*;`.
 #![allow(dead_code, unused_imports)]
 
 mod edge;
