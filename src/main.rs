@@ -452,7 +452,7 @@ fn run_publish_watch(args: PublishArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ocsp-edge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EX_IOERR);
         }
     };
     let service = ocsp_edge::publish::live::Service {

@@ -524,7 +524,10 @@ impl Live {
                     {
                         tracing::warn!("the abandoned publish did not stop; removing its temporary files");
                     }
-                    remove_own_temporaries(&self.out);
+                    let out = self.out.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || remove_own_temporaries(&out)).await {
+                        tracing::warn!(error = %e, "could not remove the abandoned publish's temporary files");
+                    }
                 }
             }
         }
