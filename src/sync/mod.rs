@@ -644,6 +644,38 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_that_recovers_is_polled_at_its_interval_again_not_at_its_backoff() {
+        let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let sequence = publish(publisher.path());
+        let state = state(cache.path(), vec![("snapshots.max_backoff", "5s".into())]);
+        let source = Fake::new("flaky", publisher.path(), Behaviour::ShortFor(3));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(source_loop(state.clone(), source, stopped));
+        let attempts = || state.metrics.sync_attempts.with_label_values(&["flaky"]).get();
+        let failures = || state.metrics.sync_failures.with_label_values(&["flaky"]).get();
+        // Three short downloads, backing off 200, 400 and 800 ms; then the fourth succeeds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while state.current_sequence() != Some(sequence) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never recovered: {} failures",
+                failures()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(failures(), 3);
+        let before = attempts();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let polled = attempts() - before;
+        // At the 100 ms poll interval a second holds about ten rounds; had the failures
+        // not been forgotten, the 800 ms backoff after three would allow one or two.
+        assert!(polled >= 5, "{polled} rounds in the second after recovering");
+        assert_eq!(failures(), 3, "a round failed after recovering");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lying_source_is_remembered_for_itself_only() {
         let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let sequence = publish(publisher.path());
