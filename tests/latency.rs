@@ -544,6 +544,7 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
     };
     let mut sites = Sites::up(work);
     sites.use_binary(&binary());
+    // Runs until the measurement ends (dropped with this frame).
     let mut _stand_in = None;
     let publisher = if use_watch {
         let mut command = Command::new(binary());
@@ -551,7 +552,10 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
             .args(["publish", "--watch", "--config"])
             .arg(&toml)
             .arg("--out")
-            .arg(&origin);
+            .arg(&origin)
+            // Its own admin port: the default one may be taken by another test's publisher.
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", common::free_port()));
         sites.spawn_here("publisher", command);
         "ocsp-edge publish --watch".to_string()
     } else {
@@ -567,6 +571,8 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
     sites.start_delay_proxies(DELAY_MS);
     let responders = netns::hubs_and_edges();
     let trust = [common::issuer_ca("ec")];
+    // As in the fleet test: hubs poll the origin every 200 ms (conditional GET of
+    // latest.manifest.json), edges long-poll their hub's change feed.
     let settings = "poll_interval = \"200ms\"\nlong_poll = \"5s\"\nmax_backoff = \"2s\"\nkeep = 3\n";
     for responder in &responders {
         sites.start_responder(responder, &trust, settings);
@@ -702,7 +708,7 @@ fn mass_revocation(
     let answer = revoke_and_watch(watcher, sites, database, origin, &population.mass, &command, 180);
     problems.extend(answer.wrong());
     let (_, snapshot_bytes, is_delta) = answer.manifest.unwrap_or((0, 0, false));
-    let mass = Mass {
+    let mut mass = Mass {
         count: population.mass.len(),
         sample: sample_size,
         publish_s: answer.published,
@@ -713,7 +719,6 @@ fn mass_revocation(
         per_edge_ocsp: answer.per_edge("ocsp"),
         full_check: BTreeMap::new(),
     };
-    let mut mass = mass;
     for edge in netns::hubs_and_edges().iter().filter(|r| EDGES.contains(&r.name)) {
         let revoked = revoked_in_served_snapshot(sites, edge, population);
         match &revoked {
@@ -956,7 +961,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "publisher: {}; {} certificates; {} revocations, one at a time",
+            "publisher: {}; {} certificates; {} revocations, one at a time; \
+             hubs poll the origin every 200 ms, edges long-poll their hub",
             self.publisher,
             self.certificates,
             self.revocations.len()
