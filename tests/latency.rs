@@ -109,14 +109,13 @@ fn postgres_revocations_reach_every_edge_within_the_targets() {
     report.print_and_judge();
 }
 
+/// The lock that runs one scenario at a time, once the tools are known to be there.
 fn prerequisites(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if common::skip_without(
-        test,
-        netns::missing_prerequisite(&["nginx", "curl", "openssl", "python3"]),
-    ) {
-        return None;
-    }
-    Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
+    // Locked first: the probe namespace's name is per process, so two probes at once
+    // would collide.
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let missing = netns::missing_prerequisite(&["nginx", "curl", "openssl", "python3"]);
+    (!common::skip_without(test, missing)).then_some(guard)
 }
 
 /// A temporary working directory, kept with `LATENCY_KEEP=1`.
@@ -546,6 +545,7 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
     sites.use_binary(&binary());
     // Runs until the measurement ends (dropped with this frame).
     let mut _stand_in = None;
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
     let publisher = if use_watch {
         let mut command = Command::new(binary());
         command
@@ -555,8 +555,21 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
             .arg(&origin)
             // Its own admin port: the default one may be taken by another test's publisher.
             .arg("--admin-listen")
-            .arg(format!("127.0.0.1:{}", common::free_port()));
+            .arg(admin.to_string());
         sites.spawn_here("publisher", command);
+        // It publishes once on start (a re-sign even when nothing changed): that publish
+        // must be behind us before the first revocation is timed.
+        let published = common::wait_until(Duration::from_secs(180), || {
+            common::try_get(admin, "/metrics").is_ok_and(|r| {
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                common::metric(&text, "ocsp_edge_publisher_publishes_total").is_some_and(|n| n >= 1.0)
+            })
+        });
+        assert!(
+            published,
+            "the live publisher never published:\n{}",
+            sites.log_tails()
+        );
         "ocsp-edge publish --watch".to_string()
     } else {
         _stand_in = Some(StandIn::start(
