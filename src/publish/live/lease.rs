@@ -196,8 +196,11 @@ impl DirectoryLease {
         }
     }
 
-    /// The highest generation's record. A damaged file (none is ever written in place)
-    /// counts as held until its modification time plus one lease duration.
+    /// The highest generation's record. A record never counts for longer than one lease
+    /// duration after its file was last written, whatever expiry it claims: a holder
+    /// whose clock runs far ahead (or a planted file) cannot lock the others out for
+    /// longer than a lease. A damaged file (none is ever written in place) counts as
+    /// held for one duration after it was written.
     pub fn current(&self) -> std::io::Result<Option<LeaseRecord>> {
         let Some(generation) = self.generations()?.into_iter().max() else {
             return Ok(None);
@@ -208,20 +211,22 @@ impl DirectoryLease {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        let written = std::fs::metadata(&path)?
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let latest_expiry = written.saturating_add(millis(self.duration));
         Ok(Some(match serde_json::from_slice::<LeaseRecord>(&bytes) {
-            Ok(record) if record.generation == generation => record,
-            _ => {
-                let modified = std::fs::metadata(&path)?
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                LeaseRecord {
-                    holder: format!("(unreadable lease file {})", path.display()),
-                    generation,
-                    expires_at_ms: modified.saturating_add(millis(self.duration)),
-                }
-            }
+            Ok(record) if record.generation == generation => LeaseRecord {
+                expires_at_ms: record.expires_at_ms.min(latest_expiry),
+                ..record
+            },
+            _ => LeaseRecord {
+                holder: format!("(unreadable lease file {})", path.display()),
+                generation,
+                expires_at_ms: latest_expiry,
+            },
         }))
     }
 
@@ -411,6 +416,26 @@ mod tests {
         });
         assert_eq!(lost.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(b.current().unwrap(), Some(record));
+    }
+
+    #[test]
+    fn a_lease_claiming_a_far_future_expiry_lasts_one_duration_from_its_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (lease(dir.path(), "a"), lease(dir.path(), "b"));
+        // Written now by a holder whose clock is a day ahead (or by an intruder).
+        let now = now_ms();
+        b.create(&LeaseRecord {
+            holder: "far-ahead".into(),
+            generation: 1,
+            expires_at_ms: now + 86_400 * SECOND,
+        })
+        .unwrap();
+        assert!(matches!(a.try_hold(now + SECOND), Ok(Standing::HeldBy(r)) if r.holder == "far-ahead"));
+        // One lease duration (30 s) after the file was written, it is free.
+        assert!(matches!(
+            a.try_hold(now + 31 * SECOND),
+            Ok(Standing::Held { generation: 2, .. })
+        ));
     }
 
     #[test]
