@@ -463,7 +463,11 @@ fn run_publish_watch(args: PublishArgs) -> ExitCode {
         allow_shrink: args.allow_shrink,
         reload: Box::new(move || publish_config(&args)),
     };
-    match runtime.block_on(ocsp_edge::publish::live::run(service)) {
+    let outcome = runtime.block_on(ocsp_edge::publish::live::run(service));
+    // An abandoned publish may still be signing on a blocking thread: its temporary files
+    // are gone and its fence refuses every further step, so do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ocsp-edge publish --watch: {e}");

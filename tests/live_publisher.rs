@@ -295,9 +295,17 @@ fn sigterm_during_a_publish_exits_cleanly_leaving_no_partial_snapshot() {
         publisher.log()
     );
     publisher.signal("TERM");
+    let terminated = Instant::now();
     let status = publisher
         .wait_exit(Duration::from_secs(20))
         .expect("exits after SIGTERM");
+    // shutdown_grace (1 s) + the abandoned publish's 3 s to stop + 1 s runtime shutdown.
+    let bound = Duration::from_secs(1 + 3 + 1 + 2);
+    assert!(
+        terminated.elapsed() < bound,
+        "exit took {:?}",
+        terminated.elapsed()
+    );
     assert!(status.success(), "{status:?}\n{}", publisher.log());
     assert!(
         publisher.log().contains("abandoning the publish in progress"),

@@ -517,8 +517,10 @@ impl Live {
                 Err(_) => {
                     tracing::warn!("shutting down: abandoning the publish in progress");
                     self.abandon.store(true, Ordering::SeqCst);
-                    // The fence is asked between chunks; a chunk signs in well under this.
-                    if tokio::time::timeout(Duration::from_secs(10), &mut job)
+                    // The fence is asked between signing chunks and before every rename; a
+                    // publish still signing its chunk after this is left behind (the process
+                    // exits without waiting for it, and nothing of it can become visible).
+                    if tokio::time::timeout(Duration::from_secs(3), &mut job)
                         .await
                         .is_err()
                     {
