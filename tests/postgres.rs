@@ -325,6 +325,10 @@ fn bad_rows_are_named_by_serial_and_column() {
             "(serial 00), column serial: serial 00 is zero",
         ),
         (
+            "('0F', 'revoked', 'infinity', NULL)",
+            "(serial 0F), column revoked_at: cannot be read",
+        ),
+        (
             "('0E', 'good', NULL, NULL), ('000E', 'good', NULL, NULL)",
             "column serial: serial 0E appears again (first in row 1)",
         ),

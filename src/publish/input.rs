@@ -60,8 +60,44 @@ pub enum InputError {
         row: usize,
         serial: Option<String>,
         column: Option<String>,
-        problem: String,
+        problem: Box<RowProblem>,
     },
+}
+
+/// What is wrong with one database row ([`InputError::Row`] adds the row, serial and column).
+#[derive(Debug, thiserror::Error)]
+pub enum RowProblem {
+    /// What the file formats also refuse (a bad or out-of-rule serial, an unknown reason).
+    #[error(transparent)]
+    Line(#[from] LineProblem),
+    #[error("is NULL")]
+    Null,
+    /// The driver could not decode the value (e.g. an infinite timestamp).
+    #[error("cannot be read: {0}")]
+    Undecodable(String),
+    #[error("serial {0:?} is not a decimal number of at most {MAX_SERIAL_LEN} octets")]
+    BadDecimalSerial(String),
+    #[error("serial {0} is longer than {MAX_SERIAL_LEN} octets")]
+    LongSerial(String),
+    #[error("serial {0} is negative")]
+    NegativeSerial(i64),
+    #[error("{0} is not a CRLReason code (RFC 5280 §5.3.1: 0-6, 8-10)")]
+    ReasonCode(i64),
+    #[error("is set on a row whose status {status:?} means good; only revoked rows may have it")]
+    OnlyWhenRevoked { status: String },
+    #[error("is NULL on a row whose status {status:?} means revoked")]
+    NoRevokedAt { status: String },
+    /// `lists`: the configured good, revoked and expired values.
+    #[error(
+        "value {value:?} is in none of status_values.good {:?}, .revoked {:?}, .expired {:?}",
+        .lists[0], .lists[1], .lists[2]
+    )]
+    UnknownStatus {
+        value: String,
+        lists: Box<[Vec<String>; 3]>,
+    },
+    #[error("serial {serial} appears again (first in row {first})")]
+    DuplicateSerial { serial: Serial, first: usize },
 }
 
 fn row_details(serial: Option<&str>, column: Option<&str>) -> String {

@@ -10,7 +10,8 @@
 use super::{ErrorKind, PostgresInput, SerialFormat};
 use crate::model::{CertRecord, CertStatus, RevocationReason, Serial};
 use crate::publish::input::{
-    Duplicate, Entry, EntryCollector, ExpiredEntry, InputError, InputRules, ParsedInput,
+    Duplicate, Entry, EntryCollector, ExpiredEntry, InputError, InputRules, LineProblem, ParsedInput,
+    RowProblem,
 };
 use crate::publish::PublishError;
 use crate::time::UnixTime;
@@ -56,10 +57,10 @@ impl PostgresInput {
         while let Some(row) = rows.try_next().await.map_err(query_error)? {
             position += 1;
             let added = columns.entry(self, &row).and_then(|(entry, serial_text)| {
-                collector.push(position, entry).map_err(|problem| RowProblem {
+                collector.push(position, entry).map_err(|problem| Located {
                     serial: Some(serial_text),
                     column: Some(columns.names[SERIAL].clone()),
-                    problem: problem.to_string(),
+                    problem: problem.into(),
                 })
             });
             if let Err(problem) = added {
@@ -128,13 +129,13 @@ impl PostgresInput {
         }
     }
 
-    fn row_error(&self, row: usize, problem: RowProblem) -> InputError {
+    fn row_error(&self, row: usize, problem: Located) -> InputError {
         InputError::Row {
             database: self.target(),
             row,
             serial: problem.serial,
             column: problem.column,
-            problem: problem.problem,
+            problem: Box::new(problem.problem),
         }
     }
 
@@ -144,10 +145,10 @@ impl PostgresInput {
             row: duplicate.again,
             serial: Some(duplicate.serial.to_string()),
             column: Some(self.config.columns.serial.clone()),
-            problem: format!(
-                "serial {} appears again (first in row {})",
-                duplicate.serial, duplicate.first
-            ),
+            problem: Box::new(RowProblem::DuplicateSerial {
+                serial: duplicate.serial,
+                first: duplicate.first,
+            }),
         }
     }
 }
@@ -226,11 +227,11 @@ struct Columns {
     names: [String; 6],
 }
 
-/// A row's problem before it is placed (row number, database).
-struct RowProblem {
+/// A row's problem with its serial and column, before the row number and database.
+struct Located {
     serial: Option<String>,
     column: Option<String>,
-    problem: String,
+    problem: RowProblem,
 }
 
 impl Columns {
@@ -267,8 +268,8 @@ impl Columns {
     }
 
     /// The row's entry, and its serial as the row spells it (for messages).
-    fn entry(&self, input: &PostgresInput, row: &Row) -> Result<(Entry, String), RowProblem> {
-        let problem = |serial: Option<&str>, role: usize, problem: String| RowProblem {
+    fn entry(&self, input: &PostgresInput, row: &Row) -> Result<(Entry, String), Located> {
+        let problem = |serial: Option<&str>, role: usize, problem: RowProblem| Located {
             serial: serial.map(str::to_string),
             column: Some(self.names[role].clone()),
             problem,
@@ -281,7 +282,7 @@ impl Columns {
         let status_text = self
             .text(row, STATUS)
             .map_err(|p| problem(Some(&serial_text), STATUS, p))?
-            .ok_or_else(|| problem(Some(&serial_text), STATUS, "is NULL".into()))?;
+            .ok_or_else(|| problem(Some(&serial_text), STATUS, RowProblem::Null))?;
         let not_after = at(NOT_AFTER)?;
         let revoked_at = at(REVOKED_AT)?;
         let invalidity = at(INVALIDITY)?;
@@ -299,7 +300,7 @@ impl Columns {
                 return Err(problem(
                     Some(&serial_text),
                     *role,
-                    format!("is set on a row whose status {status_text:?} means good; only revoked rows may have it"),
+                    RowProblem::OnlyWhenRevoked { status: status_text },
                 ));
             }
             CertStatus::Good
@@ -308,7 +309,9 @@ impl Columns {
                 problem(
                     Some(&serial_text),
                     REVOKED_AT,
-                    format!("is NULL on a row whose status {status_text:?} means revoked"),
+                    RowProblem::NoRevokedAt {
+                        status: status_text.clone(),
+                    },
                 )
             })?;
             CertStatus::Revoked {
@@ -324,10 +327,14 @@ impl Columns {
             return Err(problem(
                 Some(&serial_text),
                 STATUS,
-                format!(
-                    "value {status_text:?} is in none of status_values.good {:?}, .revoked {:?}, .expired {:?}",
-                    values.good, values.revoked, values.expired
-                ),
+                RowProblem::UnknownStatus {
+                    value: status_text,
+                    lists: Box::new([
+                        values.good.clone(),
+                        values.revoked.clone(),
+                        values.expired.clone(),
+                    ]),
+                },
             ));
         };
         let record = CertRecord {
@@ -339,70 +346,69 @@ impl Columns {
     }
 
     /// The serial, and how the row spells it (for messages).
-    fn serial(&self, input: &PostgresInput, row: &Row) -> Result<(Serial, String), String> {
+    fn serial(&self, input: &PostgresInput, row: &Row) -> Result<(Serial, String), RowProblem> {
+        // `locate` maps the serial to a text, bytes or integer column.
         let Some((index, kind)) = self.at[SERIAL] else {
-            return Err("is not mapped".into());
+            return Err(RowProblem::Null);
         };
-        let null = || "is NULL".to_string();
+        let null = || RowProblem::Null;
         match kind {
             Kind::Text => {
                 let text: String = row
                     .try_get::<_, Option<String>>(index)
-                    .map_err(|e| e.to_string())?
+                    .map_err(undecodable)?
                     .ok_or_else(null)?;
                 let serial = match input.config.serial_format {
-                    SerialFormat::Hex => {
-                        crate::publish::input::parse_serial(&text).map_err(|e| e.to_string())?
-                    }
-                    SerialFormat::Decimal => serial_from_decimal(&text).ok_or_else(|| {
-                        format!("serial {text:?} is not a decimal number of at most 23 octets")
-                    })?,
+                    SerialFormat::Hex => crate::publish::input::parse_serial(&text)?,
+                    SerialFormat::Decimal => serial_from_decimal(&text)
+                        .ok_or_else(|| RowProblem::BadDecimalSerial(text.clone()))?,
                 };
                 Ok((serial, text))
             }
             Kind::Bytes => {
                 let bytes: Vec<u8> = row
                     .try_get::<_, Option<Vec<u8>>>(index)
-                    .map_err(|e| e.to_string())?
+                    .map_err(undecodable)?
                     .ok_or_else(null)?;
                 let shown = hex::encode_upper(&bytes);
-                let serial = Serial::from_unsigned(&bytes)
-                    .ok_or_else(|| format!("serial {shown} is longer than 23 octets"))?;
+                let serial =
+                    Serial::from_unsigned(&bytes).ok_or_else(|| RowProblem::LongSerial(shown.clone()))?;
                 Ok((serial, shown))
             }
             Kind::Integer => {
                 let value = self.integer(row, index)?.ok_or_else(null)?;
-                let magnitude = u64::try_from(value).map_err(|_| format!("serial {value} is negative"))?;
+                let magnitude = u64::try_from(value).map_err(|_| RowProblem::NegativeSerial(value))?;
                 let serial = Serial::from_unsigned(&magnitude.to_be_bytes())
-                    .ok_or_else(|| format!("serial {value} does not fit"))?;
+                    .ok_or_else(|| RowProblem::LongSerial(value.to_string()))?;
                 Ok((serial, value.to_string()))
             }
-            Kind::TimestampTz | Kind::Timestamp => Err("is not a serial column".into()),
+            // `locate` never maps a timestamp column to the serial.
+            Kind::TimestampTz | Kind::Timestamp => Err(RowProblem::Null),
         }
     }
 
-    fn integer(&self, row: &Row, index: usize) -> Result<Option<i64>, String> {
+    fn integer(&self, row: &Row, index: usize) -> Result<Option<i64>, RowProblem> {
         let ty = row.columns()[index].type_().clone();
         let value = match ty {
             Type::INT2 => row.try_get::<_, Option<i16>>(index).map(|v| v.map(i64::from)),
             Type::INT4 => row.try_get::<_, Option<i32>>(index).map(|v| v.map(i64::from)),
             _ => row.try_get::<_, Option<i64>>(index),
         };
-        value.map_err(|e| e.to_string())
+        value.map_err(undecodable)
     }
 
     /// A text or integer column as text (status values are compared as text).
-    fn text(&self, row: &Row, role: usize) -> Result<Option<String>, String> {
+    fn text(&self, row: &Row, role: usize) -> Result<Option<String>, RowProblem> {
         let Some((index, kind)) = self.at[role] else {
             return Ok(None);
         };
         match kind {
             Kind::Integer => Ok(self.integer(row, index)?.map(|v| v.to_string())),
-            _ => row.try_get::<_, Option<String>>(index).map_err(|e| e.to_string()),
+            _ => row.try_get::<_, Option<String>>(index).map_err(undecodable),
         }
     }
 
-    fn time(&self, row: &Row, role: usize) -> Result<Option<UnixTime>, String> {
+    fn time(&self, row: &Row, role: usize) -> Result<Option<UnixTime>, RowProblem> {
         let Some((index, kind)) = self.at[role] else {
             return Ok(None);
         };
@@ -415,13 +421,14 @@ impl Columns {
             Kind::Timestamp => row
                 .try_get::<_, Option<chrono::NaiveDateTime>>(index)
                 .map(|t| t.map(|t| UnixTime::from_chrono(&t.and_utc()))),
-            _ => return Err("is not a timestamp column".into()),
+            // `locate` maps time roles to timestamp columns only.
+            _ => return Ok(None),
         };
         // The driver refuses ±infinity and out-of-range values with its own message.
-        value.map_err(|e| format!("cannot be read as a time: {e}"))
+        value.map_err(undecodable)
     }
 
-    fn reason(&self, row: &Row) -> Result<Option<RevocationReason>, String> {
+    fn reason(&self, row: &Row) -> Result<Option<RevocationReason>, RowProblem> {
         let Some((index, kind)) = self.at[REASON] else {
             return Ok(None);
         };
@@ -432,19 +439,20 @@ impl Columns {
                     .ok()
                     .and_then(RevocationReason::from_code)
                     .map(Some)
-                    .ok_or_else(|| format!("{code} is not a CRLReason code (RFC 5280 §5.3.1: 0-6, 8-10)")),
+                    .ok_or(RowProblem::ReasonCode(code)),
             },
-            _ => match row
-                .try_get::<_, Option<String>>(index)
-                .map_err(|e| e.to_string())?
-            {
+            _ => match row.try_get::<_, Option<String>>(index).map_err(undecodable)? {
                 None => Ok(None),
                 Some(name) => RevocationReason::from_name(&name)
                     .map(Some)
-                    .ok_or_else(|| format!("unknown revocation reason {name:?}")),
+                    .ok_or(RowProblem::Line(LineProblem::UnknownReason(name))),
             },
         }
     }
+}
+
+fn undecodable(error: tokio_postgres::Error) -> RowProblem {
+    RowProblem::Undecodable(error.to_string())
 }
 
 fn accepts(role: usize, kind: Kind) -> bool {
