@@ -265,31 +265,25 @@ fn poll_statement(input: &PostgresInput) -> Result<String, String> {
     ))
 }
 
-/// Capped exponential backoff with jitter: each wait is between half and all of the
-/// current step, so watchers of many issuers (or publishers) do not retry in lockstep.
+/// Consecutive failures, for the shared capped exponential backoff with jitter
+/// ([`crate::backoff`]), so watchers of many issuers (or publishers) do not retry in lockstep.
 struct Backoff {
-    step: Duration,
+    failures: u32,
     cap: Duration,
 }
 
 impl Backoff {
     fn new(cap: Duration) -> Backoff {
-        Backoff {
-            step: FIRST_RETRY.min(cap),
-            cap,
-        }
+        Backoff { failures: 0, cap }
     }
 
     fn reset(&mut self) {
-        self.step = FIRST_RETRY.min(self.cap);
+        self.failures = 0;
     }
 
     fn next_delay(&mut self) -> Duration {
-        use rand::Rng;
-        let step = self.step;
-        self.step = step.saturating_mul(2).min(self.cap);
-        let half = step / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
+        self.failures = self.failures.saturating_add(1);
+        crate::backoff::jittered(crate::backoff::exponential(FIRST_RETRY, self.cap, self.failures))
     }
 }
 
@@ -301,16 +295,17 @@ mod tests {
     fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
         let mut backoff = Backoff::new(Duration::from_secs(2));
         let steps: Vec<Duration> = (0..8).map(|_| backoff.next_delay()).collect();
-        let bounds = [200, 400, 800, 1600, 2000, 2000, 2000, 2000];
-        for (delay, bound) in steps.iter().zip(bounds) {
-            let bound = Duration::from_millis(bound);
+        let steps_ms = [200, 400, 800, 1600, 2000, 2000, 2000, 2000];
+        for (delay, step) in steps.iter().zip(steps_ms) {
+            let step = Duration::from_millis(step);
+            // ±20 % jitter around each step.
             assert!(
-                *delay >= bound / 2 && *delay <= bound,
-                "{delay:?} for step {bound:?}"
+                *delay >= step.mul_f64(0.8) && *delay < step.mul_f64(1.2),
+                "{delay:?} for step {step:?}"
             );
         }
         backoff.reset();
-        assert!(backoff.next_delay() <= FIRST_RETRY);
+        assert!(backoff.next_delay() < FIRST_RETRY.mul_f64(1.2));
     }
 
     #[test]
