@@ -33,19 +33,6 @@ fn cache(hubs: &[HubAddrs]) -> Background {
     cache_with(hubs, "1s")
 }
 
-fn acknowledged(admin: SocketAddr) -> f64 {
-    sample(admin, "ocsp_edge_cache_acknowledged_sequence")
-}
-
-fn wait_acknowledged(admin: SocketAddr, sequence: u64, what: &str) {
-    assert!(
-        wait_until(CONVERGE, || acknowledged(admin) == sequence as f64),
-        "{what}: the cache acknowledged {} instead of {sequence}\n{}",
-        acknowledged(admin),
-        metrics(admin)
-    );
-}
-
 fn fill_failures(admin: SocketAddr, reason: &str) -> f64 {
     sample(
         admin,
@@ -97,7 +84,7 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
         &["--snapshots", &hub_dir_arg],
     );
     let (cache, _cache_toml) = ServeProcess::start(&cache_toml(&[(hub.ocsp, hub.admin)]), &[]);
-    wait_acknowledged(cache.admin, first, "start-up");
+    wait_cache_acknowledged(cache.admin, first, CONVERGE, "start-up");
     assert_eq!(get(cache.admin, "/readyz").status, 200);
 
     // Answers through the cache verify, for both CertID hashes, good and revoked.
@@ -152,7 +139,7 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
     pki.revoke_ec(&victim.serial);
     let second = pki.publish(hub_dir.path()).sequence;
     let published = Instant::now();
-    wait_acknowledged(cache.admin, second, "after the revocation");
+    wait_cache_acknowledged(cache.admin, second, CONVERGE, "after the revocation");
     let propagation = published.elapsed();
     assert_openssl(
         cache.ocsp,
@@ -341,7 +328,7 @@ fn a_tampered_hub_answer_is_neither_cached_nor_served() {
     let hub = start_demo_server(vec![]);
     let proxy = Proxy::start(hub.addr(), true);
     let cache = cache(&[(proxy.addr, hub.admin())]);
-    wait_acknowledged(cache.admin_addr, hub.initial.sequence, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.initial.sequence, CONVERGE, "start-up");
 
     let request = good_request();
     for round in 1..=2 {
@@ -465,7 +452,7 @@ fn concurrent_misses_share_one_fill_and_hits_answer_get_and_conditional_get() {
     let _serial = serial();
     let hub = start_demo_server(vec![]);
     let cache = cache(&[(hub.addr(), hub.admin())]);
-    wait_acknowledged(cache.admin_addr, hub.initial.sequence, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.initial.sequence, CONVERGE, "start-up");
 
     let request = request_for(&nth_with_status('V', 3), true);
     let clients = 16;
@@ -531,7 +518,7 @@ fn with_the_refuse_nonce_policy_a_cache_refuses_nonced_requests_without_asking_a
         "1s",
         vec![("ocsp.nonce", "refuse".into())],
     );
-    wait_acknowledged(cache.admin_addr, hub.initial.sequence, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.initial.sequence, CONVERGE, "start-up");
     let row = nth_with_status('V', 4);
     let nonced = openssl_request(&issuer_ca("ec"), &row.cert("ec"), false, true);
     for _ in 0..2 {
@@ -576,7 +563,7 @@ fn a_cache_without_a_reachable_hub_is_not_ready_and_answers_try_later() {
         2.0,
         "one hub, tried twice"
     );
-    assert_eq!(acknowledged(cache.admin_addr), 0.0);
+    assert_eq!(cache_acknowledged(cache.admin_addr), 0.0);
     let text = metrics(cache.admin_addr);
     assert!(
         metric(
@@ -601,7 +588,7 @@ fn a_fill_answered_before_an_acknowledged_revocation_is_asked_again_not_cached()
     let hub = Background::start(config_for(dir.path(), &demo_trust(), vec![])).expect("hub");
     let proxy = Proxy::start(hub.ocsp_addr, false);
     let cache = cache_with(&[(proxy.addr, hub.admin_addr)], "8s");
-    wait_acknowledged(cache.admin_addr, first, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, first, CONVERGE, "start-up");
 
     // A miss whose hub answer (good, from `first`) is held on the way back...
     let victim = nth_with_status('V', 4);
@@ -613,7 +600,7 @@ fn a_fill_answered_before_an_acknowledged_revocation_is_asked_again_not_cached()
     // ...while the certificate is revoked and the cache acknowledges that.
     pki.revoke_ec(&victim.serial);
     let second = pki.publish(dir.path()).sequence;
-    wait_acknowledged(cache.admin_addr, second, "after the revocation");
+    wait_cache_acknowledged(cache.admin_addr, second, CONVERGE, "after the revocation");
     proxy.hold.store(false, Ordering::SeqCst);
 
     // The late answer is older than the acknowledged sequence: refused, asked again.

@@ -335,6 +335,24 @@ pub fn copy_sequence(from: &Path, to: &Path, sequence: u64) {
     }
 }
 
+/// The change-feed sequence the cache whose admin endpoint is `admin` has acknowledged
+/// (`ocsp_edge_cache_acknowledged_sequence`; 0 before the first).
+pub fn cache_acknowledged(admin: SocketAddr) -> f64 {
+    sample(admin, "ocsp_edge_cache_acknowledged_sequence")
+}
+
+/// Waits until the cache at `admin` has acknowledged `sequence`; fails the test, naming
+/// `what`, after `limit`.
+#[track_caller]
+pub fn wait_cache_acknowledged(admin: SocketAddr, sequence: u64, limit: Duration, what: &str) {
+    assert!(
+        wait_until(limit, || cache_acknowledged(admin) == sequence as f64),
+        "{what}: the cache acknowledged {} instead of {sequence}\n{}",
+        cache_acknowledged(admin),
+        metrics(admin)
+    );
+}
+
 /// One hub as `[[cache.hubs]]` names it: (OCSP address, admin address).
 pub type HubAddrs = (SocketAddr, SocketAddr);
 

@@ -68,19 +68,6 @@ impl Hub {
     }
 }
 
-fn acknowledged(cache: &Background) -> f64 {
-    sample(cache.admin_addr, "ocsp_edge_cache_acknowledged_sequence")
-}
-
-fn wait_acknowledged(cache: &Background, sequence: u64, what: &str) {
-    assert!(
-        wait_until(CONVERGE, || acknowledged(cache) == sequence as f64),
-        "{what}: the cache acknowledged {} instead of {sequence}\n{}",
-        acknowledged(cache),
-        metrics(cache.admin_addr)
-    );
-}
-
 fn refused(cache: &Background, reason: &str) -> f64 {
     sample(
         cache.admin_addr,
@@ -153,7 +140,7 @@ fn an_emptied_change_list_is_refused_and_the_cache_answers_revoked() {
         }),
     );
     let cache = cache_with(&[(hub.server.ocsp_addr, proxy.addr)], "1s");
-    wait_acknowledged(&cache, hub.first, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.first, CONVERGE, "start-up");
 
     let victim = valid_ec(0);
     assert_eq!(status(cache.ocsp_addr, &victim), "good");
@@ -170,7 +157,12 @@ fn an_emptied_change_list_is_refused_and_the_cache_answers_revoked() {
         wait_until(CONVERGE, || emptied.load(Ordering::SeqCst) == 1),
         "the proxy never saw the step"
     );
-    wait_acknowledged(&cache, second, "after the refused step, through a signed 410");
+    wait_cache_acknowledged(
+        cache.admin_addr,
+        second,
+        CONVERGE,
+        "after the refused step, through a signed 410",
+    );
     assert_eq!(status(hub.server.ocsp_addr, &victim), "revoked", "the hub");
     assert_eq!(
         status(cache.ocsp_addr, &victim),
@@ -219,10 +211,10 @@ fn a_replayed_older_410_does_not_move_the_acknowledged_sequence_back() {
         }),
     );
     let cache = cache_with(&[(hub.server.ocsp_addr, proxy.addr)], "1s");
-    wait_acknowledged(&cache, hub.first, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.first, CONVERGE, "start-up");
     let victim = valid_ec(0);
     let second = hub.revoke(&[&victim.serial]);
-    wait_acknowledged(&cache, second, "after the revocation");
+    wait_cache_acknowledged(cache.admin_addr, second, CONVERGE, "after the revocation");
 
     replay.store(true, Ordering::SeqCst);
     // The long-poll pending when the replay starts ends within change_wait (2 s).
@@ -231,7 +223,7 @@ fn a_replayed_older_410_does_not_move_the_acknowledged_sequence_back() {
         "the cache stopped asking"
     );
     assert_eq!(
-        acknowledged(&cache),
+        cache_acknowledged(cache.admin_addr),
         second as f64,
         "{}",
         metrics(cache.admin_addr)
@@ -277,9 +269,9 @@ fn issuer_names_from_the_feed_never_become_metric_labels() {
         }),
     );
     let cache = cache_with(&[(hub.server.ocsp_addr, proxy.addr)], "1s");
-    wait_acknowledged(&cache, hub.first, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.first, CONVERGE, "start-up");
     let second = hub.revoke(&[&valid_ec(0).serial]);
-    wait_acknowledged(&cache, second, "after the revocation");
+    wait_cache_acknowledged(cache.admin_addr, second, CONVERGE, "after the revocation");
     assert!(round.load(Ordering::SeqCst) >= 2);
     let answer = post(
         cache.ocsp_addr,
@@ -319,7 +311,7 @@ fn the_hub_pages_its_feed_and_bounds_long_polls_per_client() {
     ]);
     let admin = hub.server.admin_addr;
     let cache = cache_with(&[(hub.server.ocsp_addr, admin)], "1s");
-    wait_acknowledged(&cache, hub.first, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.first, CONVERGE, "start-up");
     let victims = [valid_ec(0), valid_ec(1)];
     for victim in &victims {
         assert_eq!(status(cache.ocsp_addr, victim), "good");
@@ -347,7 +339,12 @@ fn the_hub_pages_its_feed_and_bounds_long_polls_per_client() {
     assert_eq!(rest["changes"].as_array().map(Vec::len), Some(1), "{rest}");
     assert_eq!(rest["to"], json!(second));
     // The cache follows the pages and applies the whole step.
-    wait_acknowledged(&cache, second, "after two revocations in one step");
+    wait_cache_acknowledged(
+        cache.admin_addr,
+        second,
+        CONVERGE,
+        "after two revocations in one step",
+    );
     for victim in &victims {
         assert_eq!(status(cache.ocsp_addr, victim), "revoked");
     }
@@ -421,14 +418,14 @@ fn a_pre_revocation_answer_relabelled_with_the_current_sequence_is_refused() {
         }),
     );
     let cache = cache_with(&[(proxy.addr, hub.server.admin_addr)], "1s");
-    wait_acknowledged(&cache, hub.first, "start-up");
+    wait_cache_acknowledged(cache.admin_addr, hub.first, CONVERGE, "start-up");
     let victim = valid_ec(0);
     assert_eq!(status(cache.ocsp_addr, &victim), "good");
     // producedAt has one-second resolution: two publishes within one second cannot be
     // told apart by it (publishers run minutes apart).
     std::thread::sleep(Duration::from_millis(1100));
     let second = hub.revoke(&[&victim.serial]);
-    wait_acknowledged(&cache, second, "after the revocation");
+    wait_cache_acknowledged(cache.admin_addr, second, CONVERGE, "after the revocation");
 
     relabel.store(second, Ordering::SeqCst);
     let request = openssl_request(&issuer_ca("ec"), &victim.cert("ec"), false, false);
