@@ -187,3 +187,69 @@ async fn poll(files: Vec<(String, PathBuf)>, interval: Duration, sender: ChangeS
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn signal_within(
+        receiver: &mut crate::publish::signal::ChangeReceiver,
+        limit: Duration,
+    ) -> Option<InputChanged> {
+        tokio::time::timeout(limit, receiver.recv()).await.ok().flatten()
+    }
+
+    #[tokio::test]
+    async fn polling_sees_a_rewrite_and_stays_quiet_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index.txt");
+        std::fs::write(&index, "V\t360101000000Z\t\t01\tunknown\t/CN=a\n").unwrap();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(8);
+        let task = tokio::spawn(poll(
+            vec![("ec".into(), index.clone())],
+            Duration::from_millis(50),
+            sender,
+        ));
+        assert_eq!(
+            signal_within(&mut receiver, Duration::from_millis(300)).await,
+            None
+        );
+        // Same length, new content: the mtime (or inode, for a rename) tells.
+        std::thread::sleep(Duration::from_millis(20));
+        let replacement = dir.path().join("index.txt.new");
+        std::fs::write(&replacement, "R\t360101000000Z\t\t01\tunknown\t/CN=a\n").unwrap();
+        std::fs::rename(&replacement, &index).unwrap();
+        let signal = signal_within(&mut receiver, Duration::from_secs(2))
+            .await
+            .expect("a signal");
+        assert_eq!(signal.issuer, "ec");
+        assert!(signal.age.is_some_and(|age| age < Duration::from_secs(5)));
+        assert_eq!(
+            signal_within(&mut receiver, Duration::from_millis(300)).await,
+            None
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn notifications_see_a_file_replaced_by_rename_and_ignore_its_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index.txt");
+        std::fs::write(&index, "").unwrap();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(64);
+        let _watchers = start(vec![("ec".into(), index.clone())], None, sender);
+        std::fs::write(dir.path().join("index.txt.attr"), "unique_subject = no\n").unwrap();
+        assert_eq!(
+            signal_within(&mut receiver, Duration::from_millis(300)).await,
+            None
+        );
+        // What `openssl ca` does: write index.txt.new, rename it over index.txt.
+        let replacement = dir.path().join("index.txt.new");
+        std::fs::write(&replacement, "V\t360101000000Z\t\t01\tunknown\t/CN=a\n").unwrap();
+        std::fs::rename(&replacement, &index).unwrap();
+        let signal = signal_within(&mut receiver, Duration::from_secs(2))
+            .await
+            .expect("a signal");
+        assert_eq!(signal.issuer, "ec");
+    }
+}
