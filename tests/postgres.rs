@@ -513,6 +513,7 @@ struct Watcher {
     runtime: tokio::runtime::Runtime,
     signals: ChangeReceiver,
     registry: prometheus::Registry,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Watcher {
@@ -525,7 +526,7 @@ impl Watcher {
         let registry = prometheus::Registry::new();
         let metrics = InputMetrics::register(&registry).unwrap();
         let (changes, signals) = tokio::sync::mpsc::channel(16);
-        runtime.spawn(ocsp_edge::publish::postgres::watch(
+        let task = runtime.spawn(ocsp_edge::publish::postgres::watch(
             std::sync::Arc::new(input(section_text)),
             changes,
             metrics,
@@ -534,6 +535,7 @@ impl Watcher {
             runtime,
             signals,
             registry,
+            task,
         }
     }
 
@@ -982,5 +984,66 @@ fn read_time_for_many_rows() {
             "read {rows} rows in {elapsed:?} ({:.0} rows/s), attempt {attempt}",
             rows as f64 / elapsed.as_secs_f64()
         );
+    }
+}
+
+/// Stopping a watcher, by dropping the publisher's receiver or by aborting its task (what
+/// the live publisher does on reload), closes its database connection: none is left behind.
+#[test]
+fn a_stopped_watcher_leaves_no_connection_behind() {
+    let Some(server) = server("a_stopped_watcher_leaves_no_connection_behind") else {
+        return;
+    };
+    load_home_grown(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let password = password_file(dir.path());
+    let connections =
+        || server.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ocsp-edge publisher'");
+    let listening = HOME_GROWN_MAPPING.replace(
+        "table = \"certificate_status\"",
+        "table = \"certificate_status\"\nnotify_channel = \"certificate_status_changed\"",
+    );
+    let polling = HOME_GROWN_MAPPING.replace(
+        "table = \"certificate_status\"",
+        "table = \"certificate_status\"\npoll_interval = \"200ms\"",
+    );
+    for (mode, mapping) in [("listen", &listening), ("poll", &polling)] {
+        for stop in ["drop the receiver", "abort the task"] {
+            let mut watcher = Watcher::start(&section(&server, &password, mapping));
+            assert!(
+                watcher.next(Duration::from_secs(20)).is_some(),
+                "{mode}: connected"
+            );
+            assert_eq!(connections(), "1", "{mode}");
+            match stop {
+                "drop the receiver" => {
+                    let Watcher {
+                        runtime,
+                        signals,
+                        task,
+                        ..
+                    } = watcher;
+                    drop(signals);
+                    runtime
+                        .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await })
+                        .expect("the watcher ends once the publisher is gone")
+                        .unwrap();
+                    drop(runtime);
+                }
+                _ => {
+                    watcher.task.abort();
+                    // The runtime stays up: only the aborted task may close the connection.
+                    assert!(
+                        common::wait_until(Duration::from_secs(5), || connections() == "0"),
+                        "{mode}, {stop}: the connection outlived the watcher"
+                    );
+                    drop(watcher);
+                }
+            }
+            assert!(
+                common::wait_until(Duration::from_secs(5), || connections() == "0"),
+                "{mode}, {stop}: the connection outlived the watcher"
+            );
+        }
     }
 }

@@ -100,7 +100,7 @@ async fn listen(
     // The connection must be polled by hand to see notifications; a task forwards them
     // and ends with the connection.
     let (notifications, mut received) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             let forward = match message {
@@ -113,10 +113,18 @@ async fn listen(
                 break;
             }
         }
-    });
-    let ended = listen_on(input, &client, channel, changes, &mut received).await;
-    driver.abort();
-    ended
+    }));
+    listen_on(input, &client, channel, changes, &mut received).await
+}
+
+/// Ends a connection's task with the watcher's, also when the watcher's own task is
+/// aborted (the live publisher does so on reload and shutdown): no connection outlives it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn listen_on(
@@ -181,10 +189,11 @@ async fn poll(
     connection: super::Connection,
     changes: &ChangeSender,
 ) -> Ended {
-    let driver = tokio::spawn(connection);
-    let ended = poll_with(input, &client, changes).await;
-    driver.abort();
-    ended
+    let _driver = AbortOnDrop(tokio::spawn(async move {
+        // Its error surfaces as the failure of the next poll.
+        let _ = connection.await;
+    }));
+    poll_with(input, &client, changes).await
 }
 
 async fn poll_with(input: &PostgresInput, client: &Client, changes: &ChangeSender) -> Ended {
