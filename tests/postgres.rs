@@ -1047,3 +1047,18 @@ fn a_stopped_watcher_leaves_no_connection_behind() {
         }
     }
 }
+
+/// A Unix socket directory as `host` (TLS off, as the configuration requires there).
+#[test]
+fn reads_over_a_unix_socket() {
+    let Some(server) = server("reads_over_a_unix_socket") else {
+        return;
+    };
+    load_home_grown(&server);
+    let text = section(&server, "", HOME_GROWN_MAPPING).replace(
+        "host = \"127.0.0.1\"",
+        &format!("host = \"{}\"", server.socket_dir().display()),
+    );
+    let parsed = input(&text).read_blocking(InputRules::default()).unwrap();
+    assert_eq!(parsed.records.len(), demo_index().records.len());
+}

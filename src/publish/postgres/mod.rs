@@ -286,6 +286,15 @@ impl PostgresConfig {
                 )));
             }
         }
+        if self.host.starts_with('/') && self.tls != TlsMode::Disable {
+            // PostgreSQL answers a TLS request on its socket with "no": the connection
+            // would fail at every attempt with a less helpful message.
+            return Err(problem(format!(
+                "host = {:?} is a Unix socket directory, which carries no TLS; set tls = \"disable\" \
+                 (the socket's file permissions protect it)",
+                self.host
+            )));
+        }
         if self.tls == TlsMode::VerifyFull && self.ca_file.is_none() {
             return Err(problem(
                 "tls = \"verify-full\" (the default) needs ca_file, the CA that issued the database \
@@ -472,6 +481,12 @@ mod tests {
                 "exactly one of `table` and `query`",
             ),
             (MINIMAL.replace("tls = \"disable\"\n", ""), "needs ca_file"),
+            (
+                MINIMAL
+                    .replace("127.0.0.1", "/var/run/postgresql")
+                    .replace("tls = \"disable\"\n", ""),
+                "carries no TLS",
+            ),
             (MINIMAL.replace("certs", "certs; DROP TABLE x"), "must be a name"),
             (
                 MINIMAL.to_string() + "notify_channel = \"a-b\"\n",
