@@ -526,7 +526,7 @@ impl Watcher {
         let registry = prometheus::Registry::new();
         let metrics = InputMetrics::register(&registry).unwrap();
         let (changes, signals) = tokio::sync::mpsc::channel(16);
-        let task = runtime.spawn(ocsp_edge::publish::postgres::watch(
+        let task = runtime.spawn(ocsp_edge::publish::postgres::watch::watch(
             std::sync::Arc::new(input(section_text)),
             changes,
             metrics,
@@ -752,7 +752,7 @@ fn a_refused_login_is_logged_without_the_password() {
     let metrics = InputMetrics::register(&registry).unwrap();
     let (changes, mut signals) = tokio::sync::mpsc::channel(4);
     runtime.block_on(async {
-        let watcher = tokio::spawn(ocsp_edge::publish::postgres::watch(
+        let watcher = tokio::spawn(ocsp_edge::publish::postgres::watch::watch(
             std::sync::Arc::new(input(&section_text)),
             changes,
             metrics,

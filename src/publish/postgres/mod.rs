@@ -17,8 +17,6 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use watch::watch;
-
 /// The driver's TLS connector: one type for every `tls` mode (with `disable` it is never
 /// asked to negotiate), so the connection type is the same everywhere.
 type Connector = tokio_postgres_rustls::MakeRustlsConnect;
