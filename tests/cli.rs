@@ -840,7 +840,21 @@ fn each_failure_category_has_its_exit_code() {
         .map(str::to_string)
     };
     let good_index = ec_dir.join("index.txt");
-    let cases: [(&str, Vec<String>, i32); 4] = [
+    // A port this test holds, so `serve` cannot bind it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let serve_on_taken_port = [
+        "serve",
+        "--snapshots",
+        &path(work.path()),
+        "--trust",
+        &path(&ec),
+        "--listen",
+        &taken.local_addr().unwrap().to_string(),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+    .map(str::to_string);
+    let cases: [(&str, Vec<String>, i32); 5] = [
         (
             "usage: a duration no grammar accepts",
             publish(&good_index, &out, "4 days").to_vec(),
@@ -859,6 +873,11 @@ fn each_failure_category_has_its_exit_code() {
         (
             "I/O: the output directory cannot be created",
             publish(&good_index, &not_a_dir.join("out"), "96h").to_vec(),
+            74,
+        ),
+        (
+            "I/O: serve cannot bind its port",
+            serve_on_taken_port.to_vec(),
             74,
         ),
     ];
