@@ -439,15 +439,28 @@ fn run_publish_watch(args: PublishArgs) -> ExitCode {
             return ExitCode::from(exit::publish(&e));
         }
     };
-    let upload = match config.upload.as_ref().map(Uploader::new).transpose() {
-        Ok(upload) => {
-            upload.map(|u| std::sync::Arc::new(u) as std::sync::Arc<dyn ocsp_edge::publish::live::Upload>)
-        }
+    let uploader = match config.upload.as_ref().map(Uploader::new).transpose() {
+        Ok(upload) => upload.map(std::sync::Arc::new),
         Err(e) => {
             eprintln!("ocsp-edge publish --watch: {e}");
             return ExitCode::from(exit::s3(&e));
         }
     };
+    let holder = ocsp_edge::publish::live::lease::default_holder_id();
+    let settings = config.watch.clone().unwrap_or_default().settings();
+    let lease = match (&uploader, settings.map(|s| (s.lease_store, s.lease_duration))) {
+        (Some(uploader), Ok((ocsp_edge::publish::live::LeaseStore::S3, duration))) => {
+            Some(std::sync::Arc::new(S3Lease {
+                uploader: uploader.clone(),
+                holder: holder.clone(),
+                duration,
+                held: std::sync::Mutex::new(None),
+            })
+                as std::sync::Arc<dyn ocsp_edge::publish::live::lease::StoreLease>)
+        }
+        _ => None,
+    };
+    let upload = uploader.map(|u| u as std::sync::Arc<dyn ocsp_edge::publish::live::Upload>);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -458,8 +471,9 @@ fn run_publish_watch(args: PublishArgs) -> ExitCode {
     let service = ocsp_edge::publish::live::Service {
         config,
         out: args.out.clone(),
-        holder: ocsp_edge::publish::live::lease::default_holder_id(),
+        holder,
         upload,
+        lease,
         allow_shrink: args.allow_shrink,
         reload: Box::new(move || publish_config(&args)),
     };
@@ -490,6 +504,170 @@ impl ocsp_edge::publish::live::Upload for Uploader {
         sequence: u64,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(Uploader::send(self, dir, sequence)?)
+    }
+}
+
+/// The live publisher's lease as an object in the upload bucket (`watch.lease = "s3"`):
+/// the same record and rules as the directory's lease (docs/operations.md, "Running the
+/// live publisher"), made exclusive by conditional writes: a takeover or a renewal is a
+/// PUT with `If-Match` on the ETag just read (`If-None-Match: *` for the first), so of
+/// two publishers acting on one version exactly one succeeds. Called on blocking threads.
+struct S3Lease {
+    uploader: std::sync::Arc<Uploader>,
+    holder: String,
+    duration: std::time::Duration,
+    held: std::sync::Mutex<Option<ocsp_edge::publish::live::lease::LeaseRecord>>,
+}
+
+const LEASE_OBJECT: &str = "publisher.lease";
+
+impl S3Lease {
+    fn error(
+        &self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> ocsp_edge::publish::live::lease::LeaseError {
+        ocsp_edge::publish::live::lease::LeaseError::Object {
+            location: format!("{}{LEASE_OBJECT}", self.uploader.location.label()),
+            source: source.into(),
+        }
+    }
+
+    /// The current record and its ETag. An unreadable object counts as held for one
+    /// duration from now (it can only come from a writer of the bucket).
+    fn read(
+        &self,
+    ) -> Result<
+        Option<(ocsp_edge::publish::live::lease::LeaseRecord, String)>,
+        ocsp_edge::publish::live::lease::LeaseError,
+    > {
+        let object = self
+            .uploader
+            .runtime
+            .block_on(ocsp_edge::s3::get_object(
+                &self.uploader.client,
+                &self.uploader.location,
+                LEASE_OBJECT,
+            ))
+            .map_err(|e| self.error(e))?;
+        Ok(object.map(|(bytes, etag)| match serde_json::from_slice(&bytes) {
+            Ok(record) => (record, etag),
+            Err(_) => (
+                ocsp_edge::publish::live::lease::LeaseRecord {
+                    holder: "(unreadable lease object)".into(),
+                    generation: 0,
+                    expires_at_ms: ocsp_edge::publish::live::lease::now_ms()
+                        .saturating_add(self.duration.as_millis() as i64),
+                },
+                etag,
+            ),
+        }))
+    }
+
+    /// PUT the record if the object is still `etag` (absent: `None`); whether it was.
+    fn write(
+        &self,
+        record: &ocsp_edge::publish::live::lease::LeaseRecord,
+        etag: Option<&str>,
+    ) -> Result<bool, ocsp_edge::publish::live::lease::LeaseError> {
+        let condition = match etag {
+            Some(etag) => ("if-match", etag),
+            None => ("if-none-match", "*"),
+        };
+        let bytes = serde_json::to_vec(record).map_err(|e| self.error(e))?;
+        let written = self
+            .uploader
+            .runtime
+            .block_on(ocsp_edge::s3::put_if(
+                &self.uploader.client,
+                &self.uploader.location,
+                LEASE_OBJECT,
+                bytes,
+                condition,
+            ))
+            .map_err(|e| self.error(e))?;
+        Ok(written.is_some())
+    }
+}
+
+impl ocsp_edge::publish::live::lease::StoreLease for S3Lease {
+    fn try_hold(
+        &self,
+        now_ms: i64,
+    ) -> Result<ocsp_edge::publish::live::lease::Standing, ocsp_edge::publish::live::lease::LeaseError> {
+        use ocsp_edge::publish::live::lease::{LeaseRecord, Standing};
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let expires_at_ms = now_ms.saturating_add(self.duration.as_millis() as i64);
+        let current = self.read()?;
+        let ours = |record: &LeaseRecord| {
+            record.holder == self.holder && held.as_ref().is_some_and(|h| h.generation == record.generation)
+        };
+        let (wanted, etag) = match &current {
+            // Renewal, only while our lease has not run out (as for the directory).
+            Some((record, etag)) if ours(record) && record.expires_at_ms > now_ms => (
+                LeaseRecord {
+                    expires_at_ms,
+                    ..record.clone()
+                },
+                Some(etag.as_str()),
+            ),
+            Some((record, _)) if record.expires_at_ms > now_ms => {
+                *held = None;
+                return Ok(Standing::HeldBy(record.clone()));
+            }
+            expired_or_none => (
+                LeaseRecord {
+                    holder: self.holder.clone(),
+                    generation: expired_or_none
+                        .as_ref()
+                        .map_or(1, |(r, _)| r.generation.saturating_add(1)),
+                    expires_at_ms,
+                },
+                expired_or_none.as_ref().map(|(_, etag)| etag.as_str()),
+            ),
+        };
+        if self.write(&wanted, etag)? {
+            *held = Some(wanted.clone());
+            Ok(Standing::Held {
+                generation: wanted.generation,
+                expires_at_ms,
+            })
+        } else {
+            *held = None;
+            let winner = self.read()?.map(|(record, _)| record);
+            Ok(Standing::HeldBy(winner.unwrap_or(wanted)))
+        }
+    }
+
+    fn check(&self, now_ms: i64) -> Result<(), ocsp_edge::publish::fence::Fenced> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let current = self.read().map_err(|e| {
+            ocsp_edge::publish::fence::Fenced::LeaseLost(format!("the lease cannot be read: {e}"))
+        })?;
+        ocsp_edge::publish::live::lease::fence_verdict(
+            current.as_ref().map(|(r, _)| r),
+            held.as_ref(),
+            self.duration,
+            now_ms,
+        )
+    }
+
+    fn release(&self) -> Result<(), ocsp_edge::publish::live::lease::LeaseError> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = held.take() else {
+            return Ok(());
+        };
+        match self.read()? {
+            Some((current, etag)) if current == record => self
+                .write(
+                    &ocsp_edge::publish::live::lease::LeaseRecord {
+                        expires_at_ms: 0,
+                        ..record
+                    },
+                    Some(&etag),
+                )
+                .map(|_| ()),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -244,6 +244,60 @@ pub async fn upload(
     .await
 }
 
+/// An object's bytes and ETag; `None` when there is no such object.
+pub async fn get_object(
+    client: &reqwest::Client,
+    location: &S3Location,
+    name: &str,
+) -> Result<Option<(Vec<u8>, String)>, S3Error> {
+    let response = client.get(location.get_url(name)).send().await?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(S3Error::Http(format!("GET {name}: HTTP {}", response.status())));
+    }
+    let etag = response
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Ok(Some((response.bytes().await?.to_vec(), etag)))
+}
+
+/// Writes `name` only if `condition` (`If-None-Match: *` or `If-Match: ETAG`) holds: the
+/// new ETag, or `None` when another writer changed the object first (HTTP 412).
+pub async fn put_if(
+    client: &reqwest::Client,
+    location: &S3Location,
+    name: &str,
+    bytes: Vec<u8>,
+    condition: (&str, &str),
+) -> Result<Option<String>, S3Error> {
+    let response = client
+        .put(location.put_url(name))
+        .header(condition.0, condition.1)
+        .body(bytes)
+        .send()
+        .await?;
+    if response.status() == reqwest::StatusCode::PRECONDITION_FAILED
+        || response.status() == reqwest::StatusCode::CONFLICT
+    {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(S3Error::Http(format!("PUT {name}: HTTP {}", response.status())));
+    }
+    let etag = response
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Ok(Some(etag))
+}
+
 async fn put(
     client: &reqwest::Client,
     location: &S3Location,

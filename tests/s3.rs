@@ -3,7 +3,8 @@
 //! publisher uploads snapshot, manifest, then latest.manifest.json; two publishers with
 //! separate local state publish in turn without ever going backwards; a responder with an
 //! `s3` source replicates and answers; an upload older than the store's newest is refused;
-//! wrong credentials fail with a clear message.
+//! wrong credentials fail with a clear message; two live publishers (`publish --watch`)
+//! share a lease object in the bucket and the standby takes over after `kill -9`.
 
 mod common;
 
@@ -28,6 +29,13 @@ struct S3Server {
     _process: ChildGuard,
     endpoint: String,
     _data: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Where s3s-fs keeps the bucket's objects: one file per key.
+    fn bucket_dir(&self) -> PathBuf {
+        self._data.path().join("ocsp")
+    }
 }
 
 fn start_s3(binary: &str) -> S3Server {
@@ -203,4 +211,169 @@ fn an_upload_older_than_the_store_and_wrong_credentials_are_refused() {
     wrong.assert_code(74);
     let stderr = &wrong.stderr;
     assert!(stderr.contains("HTTP 403") || stderr.contains("403"), "{stderr}");
+}
+
+#[test]
+fn live_publishers_share_a_lease_in_the_bucket_and_the_standby_takes_over_after_kill_9() {
+    let test = "live_publishers_share_a_lease_in_the_bucket_and_the_standby_takes_over_after_kill_9";
+    let Some(s3) = s3_for(test) else {
+        return;
+    };
+    let pki = Pki::new();
+    let toml = std::fs::read_to_string(pki.toml()).unwrap();
+    let upload = format!(
+        "[upload]\nendpoint = \"{}\"\nbucket = \"ocsp\"\nprefix = \"snapshots/\"\n\n\
+         [watch]\nlease = \"s3\"\nlease_duration = \"3s\"\nlease_renew = \"1s\"\n\n",
+        s3.endpoint
+    );
+    std::fs::write(
+        pki.toml(),
+        toml.replacen("[[issuer]]", &format!("{upload}[[issuer]]"), 1),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ];
+    let bucket = s3.bucket_dir().join("snapshots");
+    let newest = || {
+        ocsp_edge::snapshot::store::manifest_sequences(&bucket)
+            .ok()
+            .and_then(|s| s.first().copied())
+    };
+    // Each publisher has its own local directory: only the bucket is shared.
+    let work = tempfile::tempdir().unwrap();
+    let mut active = PublisherProcess::start_with_env(&pki.toml(), &work.path().join("a"), &[], &env);
+    assert!(
+        wait_until(Duration::from_secs(30), || newest().is_some()),
+        "{}",
+        active.log()
+    );
+    let standby = PublisherProcess::start_with_env(&pki.toml(), &work.path().join("b"), &[], &env);
+    assert!(
+        wait_until(Duration::from_secs(5), || standby.ready().1.contains("standby")),
+        "{:?}\n{}",
+        standby.ready(),
+        standby.log()
+    );
+    let before = newest().unwrap();
+
+    let serial = index_rows("ec")
+        .into_iter()
+        .filter(|r| r.status == 'V')
+        .nth(1)
+        .unwrap()
+        .serial;
+    pki.revoke_ec(&serial);
+    active.signal("KILL");
+    let killed = std::time::Instant::now();
+    active.wait_exit(Duration::from_secs(5)).expect("killed");
+    assert!(
+        wait_until(Duration::from_secs(10), || standby
+            .metric("ocsp_edge_publisher_lease_held")
+            == Some(1.0)),
+        "{}",
+        standby.log()
+    );
+    let takeover = killed.elapsed();
+    assert!(
+        takeover <= Duration::from_secs(3 + 1 + 1),
+        "took over after {takeover:?}"
+    );
+    let trust = ocsp_edge::snapshot::TrustAnchors::new(
+        demo_trust()
+            .iter()
+            .map(|p| {
+                ocsp_edge::pki::cert::Certificate::from_pem(&std::fs::read_to_string(p).unwrap()).unwrap()
+            })
+            .collect(),
+    );
+    let now = ocsp_edge::time::UnixTime::now;
+    let serial = ocsp_edge::model::Serial::from_hex(&serial).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || newest().is_some_and(|s| s > before
+            && ocsp_edge::snapshot::store::load_snapshot(&bucket, s, &trust, now())
+                .is_ok_and(|snapshot| matches!(
+                    snapshot.status_of("ec", &serial),
+                    Some(ocsp_edge::snapshot::format::StoredStatus::Revoked { .. })
+                )))),
+        "the standby never uploaded the revocation\n{}",
+        standby.log()
+    );
+    eprintln!(
+        "S3 failover: lease taken {} ms after kill -9",
+        takeover.as_millis()
+    );
+    let sequences = ocsp_edge::snapshot::store::manifest_sequences(&bucket).unwrap();
+    assert!(sequences.windows(2).all(|w| w[0] > w[1]), "{sequences:?}");
+    for sequence in sequences {
+        ocsp_edge::snapshot::store::load_snapshot(&bucket, sequence, &trust, now()).unwrap();
+    }
+}
+
+/// What the lease relies on: of two writers acting on one version of the lease object,
+/// exactly one succeeds (create-only, then compare-and-swap on the ETag).
+#[test]
+fn conditional_writes_let_exactly_one_of_two_racing_lease_writers_win() {
+    let test = "conditional_writes_let_exactly_one_of_two_racing_lease_writers_win";
+    let Some(s3) = s3_for(test) else {
+        return;
+    };
+    std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    let location = ocsp_edge::s3::S3Location::new(&ocsp_edge::s3::S3Config {
+        endpoint: s3.endpoint.clone(),
+        bucket: "ocsp".into(),
+        prefix: "race/".into(),
+        region: "us-east-1".into(),
+        path_style: true,
+        profile: None,
+    })
+    .unwrap();
+    let client = ocsp_edge::http_client::client_builder().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use ocsp_edge::s3::{get_object, put_if};
+        let create = ("if-none-match", "*");
+        let first = put_if(&client, &location, "publisher.lease", b"a".to_vec(), create)
+            .await
+            .unwrap();
+        let second = put_if(&client, &location, "publisher.lease", b"b".to_vec(), create)
+            .await
+            .unwrap();
+        assert!(first.is_some() && second.is_none(), "{first:?} {second:?}");
+        let (bytes, etag) = get_object(&client, &location, "publisher.lease")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, b"a");
+        // Both read `etag`; the first swap wins, the second (on the now-stale ETag) loses.
+        let won = put_if(
+            &client,
+            &location,
+            "publisher.lease",
+            b"c".to_vec(),
+            ("if-match", &etag),
+        )
+        .await
+        .unwrap();
+        let lost = put_if(
+            &client,
+            &location,
+            "publisher.lease",
+            b"d".to_vec(),
+            ("if-match", &etag),
+        )
+        .await
+        .unwrap();
+        assert!(won.is_some() && lost.is_none(), "{won:?} {lost:?}");
+        let (bytes, _) = get_object(&client, &location, "publisher.lease")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, b"c");
+    });
 }

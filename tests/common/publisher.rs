@@ -137,7 +137,13 @@ impl PublisherProcess {
     /// `ocsp-edge publish --watch --config <toml> --out <out> <args>` with its admin
     /// listener on a kernel-chosen loopback port; returns once it logs that address.
     pub fn start(toml: &Path, out: &Path, args: &[&str]) -> PublisherProcess {
+        PublisherProcess::start_with_env(toml, out, args, &[])
+    }
+
+    /// [`PublisherProcess::start`] with environment variables (credentials) set.
+    pub fn start_with_env(toml: &Path, out: &Path, args: &[&str], env: &[(&str, &str)]) -> PublisherProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
+            .envs(env.iter().copied())
             .args(["publish", "--watch", "--admin-listen", "127.0.0.1:0", "--config"])
             .arg(toml)
             .arg("--out")

@@ -41,11 +41,78 @@ pub struct LeaseRecord {
 
 /// Why the lease could not be read or written (an I/O problem, not a lost race).
 #[derive(Debug, thiserror::Error)]
-#[error("lease in {dir}: {source}")]
-pub struct LeaseError {
-    dir: PathBuf,
-    #[source]
-    source: std::io::Error,
+pub enum LeaseError {
+    #[error("lease in {dir}: {source}")]
+    Directory {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lease kept elsewhere (an object store), by a [`StoreLease`] the binary supplies.
+    #[error("lease object {location}: {source}")]
+    Object {
+        location: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The store's lease as the live publisher uses it: the directory's ([`DirectoryLease`]),
+/// or an object store's, which the binary supplies.
+pub trait StoreLease: Send + Sync {
+    /// Takes the lease when free or expired, renews it when held.
+    fn try_hold(&self, now_ms: i64) -> Result<Standing, LeaseError>;
+    /// The fence (see [`fence_verdict`]), reading the store every time.
+    fn check(&self, now_ms: i64) -> Result<(), Fenced>;
+    /// Gives the lease up, so a standby takes over at once.
+    fn release(&self) -> Result<(), LeaseError>;
+}
+
+impl StoreLease for DirectoryLease {
+    fn try_hold(&self, now_ms: i64) -> Result<Standing, LeaseError> {
+        DirectoryLease::try_hold(self, now_ms)
+    }
+
+    fn check(&self, now_ms: i64) -> Result<(), Fenced> {
+        DirectoryLease::check(self, now_ms)
+    }
+
+    fn release(&self) -> Result<(), LeaseError> {
+        DirectoryLease::release(self)
+    }
+}
+
+/// The fence rule, whatever the store: `Ok` only if the store's current record is the
+/// one `held` (same holder and generation) with at least a third of `duration` left.
+pub fn fence_verdict(
+    current: Option<&LeaseRecord>,
+    held: Option<&LeaseRecord>,
+    duration: Duration,
+    now_ms: i64,
+) -> Result<(), Fenced> {
+    let Some(held) = held else {
+        return Err(Fenced::LeaseLost(
+            "this publisher does not hold the store's lease".into(),
+        ));
+    };
+    match current {
+        Some(record) if record.generation == held.generation && record.holder == held.holder => {
+            if record.expires_at_ms.saturating_sub(millis(duration) / 3) > now_ms {
+                Ok(())
+            } else {
+                Err(Fenced::LeaseLost(format!(
+                    "the lease (generation {}) expires in {} ms, under a third of its duration: not renewed in time",
+                    record.generation,
+                    record.expires_at_ms.saturating_sub(now_ms)
+                )))
+            }
+        }
+        Some(record) => Err(Fenced::LeaseLost(format!(
+            "the lease is now generation {} held by {}",
+            record.generation, record.holder
+        ))),
+        None => Err(Fenced::LeaseLost("the lease is gone".into())),
+    }
 }
 
 /// Whether this publisher holds the lease after an attempt, and who does otherwise.
@@ -148,33 +215,10 @@ impl DirectoryLease {
     /// of the lease is left at `now_ms`. Reads the store every time.
     pub fn check(&self, now_ms: i64) -> Result<(), Fenced> {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(held) = held else {
-            return Err(Fenced::LeaseLost(
-                "this publisher does not hold the store's lease".into(),
-            ));
-        };
         let current = self
             .current()
             .map_err(|e| Fenced::LeaseLost(format!("the lease cannot be read: {e}")))?;
-        match current {
-            Some(record) if record.generation == held.generation && record.holder == self.holder => {
-                let margin = millis(self.duration) / 3;
-                if record.expires_at_ms.saturating_sub(margin) > now_ms {
-                    Ok(())
-                } else {
-                    Err(Fenced::LeaseLost(format!(
-                        "the lease (generation {}) expires in {} ms, under a third of its duration: not renewed in time",
-                        record.generation,
-                        record.expires_at_ms.saturating_sub(now_ms)
-                    )))
-                }
-            }
-            Some(record) => Err(Fenced::LeaseLost(format!(
-                "the lease is now generation {} held by {}",
-                record.generation, record.holder
-            ))),
-            None => Err(Fenced::LeaseLost("the lease file is gone".into())),
-        }
+        fence_verdict(current.as_ref(), held.as_ref(), self.duration, now_ms)
     }
 
     /// Gives the lease up (on shutdown), so a standby takes over at once instead of after
@@ -288,7 +332,7 @@ impl DirectoryLease {
     }
 
     fn error(&self, source: std::io::Error) -> LeaseError {
-        LeaseError {
+        LeaseError::Directory {
             dir: self.dir.clone(),
             source,
         }

@@ -60,6 +60,18 @@ pub struct WatchConfig {
     pub shutdown_grace: Option<String>,
     /// After a failed publish, try again this long after even without a change (default `30s`).
     pub retry_after: Option<String>,
+    /// Where the active/standby lease lives: `directory` (the default: a lease file in
+    /// `--out`, which the publishers share) or `s3` (an object beside the snapshots in
+    /// the `[upload]` bucket, written with conditional requests; each publisher may then
+    /// have its own `--out`).
+    pub lease: Option<String>,
+}
+
+/// Where the lease lives (`watch.lease`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseStore {
+    Directory,
+    S3,
 }
 
 /// [`WatchConfig`], checked.
@@ -72,6 +84,7 @@ pub struct WatchSettings {
     pub lease_renew: Duration,
     pub shutdown_grace: Duration,
     pub retry_after: Duration,
+    pub lease_store: LeaseStore,
 }
 
 impl WatchConfig {
@@ -111,6 +124,15 @@ impl WatchConfig {
             lease_duration,
             lease_renew,
             shutdown_grace: duration("shutdown_grace", &self.shutdown_grace, Duration::from_secs(30))?,
+            lease_store: match self.lease.as_deref() {
+                None | Some("directory") => LeaseStore::Directory,
+                Some("s3") => LeaseStore::S3,
+                Some(other) => {
+                    return Err(PublishError::Config(format!(
+                        "watch.lease = {other:?}: give \"directory\" or \"s3\""
+                    )))
+                }
+            },
             retry_after: duration("retry_after", &self.retry_after, Duration::from_secs(30))?
                 .max(Duration::from_secs(1)),
         })
@@ -148,13 +170,21 @@ pub struct Service {
     pub upload: Option<Arc<dyn Upload>>,
     /// `--allow-shrink`: applies to the first publish only.
     pub allow_shrink: bool,
+    /// The lease when it is not the directory's (`watch.lease = "s3"`).
+    pub lease: Option<Arc<dyn lease::StoreLease>>,
 }
 
 /// Checks the pipeline's configuration before anything is started.
 pub fn settings_of(config: &PublishConfig) -> Result<WatchSettings, PublishError> {
     config.validity()?;
     schedule_policy(config)?;
-    config.watch.clone().unwrap_or_default().settings()
+    let settings = config.watch.clone().unwrap_or_default().settings()?;
+    if settings.lease_store == LeaseStore::S3 && config.upload.is_none() {
+        return Err(PublishError::Config(
+            "watch.lease = \"s3\" keeps the lease in the [upload] bucket: configure [upload]".into(),
+        ));
+    }
+    Ok(settings)
 }
 
 /// The schedule's view of the configuration.
@@ -194,11 +224,14 @@ pub async fn run(service: Service) -> Result<(), StartError> {
     tokio::spawn(admin::serve(admin.clone(), listener));
     let (sender, changes) = tokio::sync::mpsc::channel(64);
     std::fs::create_dir_all(&service.out).map_err(PublishError::Io)?;
-    let lease = Arc::new(DirectoryLease::new(
-        &service.out,
-        service.holder.clone(),
-        settings.lease_duration,
-    ));
+    let lease: Arc<dyn lease::StoreLease> = match service.lease {
+        Some(lease) => lease,
+        None => Arc::new(DirectoryLease::new(
+            &service.out,
+            service.holder.clone(),
+            settings.lease_duration,
+        )),
+    };
     tracing::info!(admin = %admin_address, out = %service.out.display(), holder = %service.holder,
         lease_seconds = settings.lease_duration.as_secs(), "live publisher started");
     let watchers = watcher::start_for(
@@ -236,7 +269,7 @@ struct Live {
     settings: WatchSettings,
     out: PathBuf,
     admin: Arc<AdminState>,
-    lease: Arc<DirectoryLease>,
+    lease: Arc<dyn lease::StoreLease>,
     abandon: Arc<AtomicBool>,
     debounce: Debounce,
     /// When the oldest change not yet published was made (for the input-lag metric).
@@ -355,10 +388,9 @@ impl Live {
             Ok(Err(e)) => {
                 self.admin.metrics.error("lease");
                 tracing::error!(error = %e, "cannot read or renew the store's lease");
-                // Our fence re-reads the lease before every rename, so a holder that
-                // cannot renew stops writing on its own a third before expiry.
-                if !matches!(self.lease.check(lease::now_ms()), Ok(())) {
-                    self.held = false;
+                // Stay as we were: the fence re-reads the lease before every rename, so a
+                // holder that cannot renew stops writing on its own a third before expiry.
+                if !self.held {
                     self.admin.health().lease = Some(format!("lease unavailable: {e}"));
                 }
             }
@@ -544,7 +576,7 @@ impl Live {
 /// The live publisher's [`Fence`]: the lease must still be ours, and shutdown must not
 /// have abandoned the publish.
 struct LiveFence {
-    lease: Arc<DirectoryLease>,
+    lease: Arc<dyn lease::StoreLease>,
     abandon: Arc<AtomicBool>,
 }
 
