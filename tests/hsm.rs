@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{not_on_path, skip_without, CrlView};
+use common::{not_on_path, skip_without, CrlView, Output};
 use ocsp_edge::server::Background;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -320,12 +320,12 @@ impl Setup {
         std::fs::write(&self.toml, text).unwrap();
     }
 
-    fn publish(&self) -> Published {
+    fn publish(&self) -> Output {
         self.publish_with(&self.hsm.conf(), &[])
     }
 
     /// `ocsp-edge publish` with this SoftHSM2 configuration and extra environment.
-    fn publish_with(&self, conf: &Path, env: &[(&str, &str)]) -> Published {
+    fn publish_with(&self, conf: &Path, env: &[(&str, &str)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
         command
             .args([
@@ -337,12 +337,7 @@ impl Setup {
             ])
             .env("SOFTHSM2_CONF", conf)
             .envs(env.iter().copied());
-        let out = common::run_command(&mut command);
-        Published {
-            code: out.code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }
+        common::run_command(&mut command)
     }
 
     fn snapshot_files(&self) -> Vec<String> {
@@ -399,34 +394,13 @@ fn certify(
     assert!(result.success, "{result}");
 }
 
-struct Published {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Published {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-
-    fn assert_no_pin(&self, what: &str) {
-        assert!(
-            !self.all().contains(PIN),
-            "{what}: the PIN appears in the output:\n{}",
-            self.all()
-        );
-    }
-}
-
-impl std::fmt::Display for Published {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
+/// Fails the test if the PIN appears anywhere in `published`'s output.
+fn assert_no_pin(published: &Output, what: &str) {
+    assert!(
+        !published.text().contains(PIN),
+        "{what}: the PIN appears in the output:\n{}",
+        published.text()
+    );
 }
 
 // =======================================================================================
@@ -440,7 +414,7 @@ fn every_signature_comes_from_the_token_and_real_clients_verify_them() {
     let setup = Setup::new();
     let published = setup.publish();
     assert_eq!(published.code, Some(0), "{published}");
-    published.assert_no_pin("publish");
+    assert_no_pin(&published, "publish");
     assert!(
         published.stderr.contains("signing key is in a PKCS#11 token"),
         "{published}"
@@ -754,7 +728,7 @@ fn each_token_failure_stops_before_writing_with_its_own_exit_code() {
     for case in &cases {
         setup.configure(&case.signer_key, case.ca_key.as_deref().unwrap_or(&good_ca));
         let published = setup.publish_with(case.conf.as_deref().unwrap_or(&hsm.conf()), &[]);
-        published.assert_no_pin(case.name);
+        assert_no_pin(&published, case.name);
         // The message: from its first line to the end (lists follow on indented lines).
         let message = published
             .stderr
@@ -816,7 +790,7 @@ fn the_pin_appears_in_no_output_even_at_trace_level() {
         published.stderr.contains("x-pin-env=OCSP_EDGE_TEST_PIN"),
         "the source is named: {published}"
     );
-    published.assert_no_pin("trace-level publish");
+    assert_no_pin(&published, "trace-level publish");
     // Nor does the PIN end up in anything the publisher wrote.
     for name in setup.snapshot_files() {
         let bytes = std::fs::read(setup.out.path().join(&name)).unwrap();
@@ -832,7 +806,7 @@ fn the_pin_appears_in_no_output_even_at_trace_level() {
     );
     assert_eq!(published.code, Some(82), "{published}");
     assert!(published.stderr.contains("$OCSP_EDGE_TEST_PIN"), "{published}");
-    assert!(!published.all().contains("Wrong-PIN-31337"), "{published}");
+    assert!(!published.text().contains("Wrong-PIN-31337"), "{published}");
 }
 
 // =======================================================================================

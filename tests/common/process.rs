@@ -95,7 +95,7 @@ pub fn run_command(command: &mut Command) -> Output {
 
 /// [`run_command`], with `stdin` written to the program's standard input.
 pub fn run_with_input(command: &mut Command, stdin: &[u8]) -> Output {
-    let what = format!("{command:?}");
+    let what = command_line(command);
     let mut child = command
         .env("NO_COLOR", "1")
         .stdin(if stdin.is_empty() {
@@ -143,6 +143,16 @@ pub fn run_with_input(command: &mut Command, stdin: &[u8]) -> Output {
         stderr: strip_ansi(&String::from_utf8_lossy(&stderr.join().expect("stderr reader"))),
         what,
     }
+}
+
+/// The program and its arguments, for failure messages: not `{command:?}`, which also
+/// prints the environment set for it (credentials and PINs, in some tests).
+pub fn command_line(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| format!("{:?}", part.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn drain<R: Read + Send + 'static>(mut stream: R) -> std::thread::JoinHandle<Vec<u8>> {
