@@ -164,8 +164,8 @@ fn embedded_issuers(snapshot_file: &Path) -> Result<Vec<Certificate>, InspectErr
     let b64 = base64::engine::general_purpose::STANDARD;
     let io = |e| InspectError::Io(snapshot_file.to_path_buf(), e);
     let file = std::fs::File::open(snapshot_file).map_err(io)?;
-    // SAFETY: read-only map of a snapshot file, which is never modified once written.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    // A snapshot file, which is never modified once written.
+    let map = crate::snapshot::mapped::map_committed(&file).map_err(io)?;
     Ok(crate::snapshot::format::read_metadata(&map)
         .map(|metadata| {
             metadata

@@ -1,0 +1,22 @@
+//! The ocsp-edge responder (the edge): serves OCSP and CRLs from verified snapshots or
+//! from a cache tier, over hyper/tokio. Depends on the core and the transport, never on
+//! the publisher (an edge holds no signing key and loads no PKCS#11 code).
+//!
+//! - [`server`]: the hyper/tokio adapter, plus admin endpoints.
+//! - [`served`]: what a running responder holds: the served snapshot (arc-swap), the
+//!   anti-rollback floor, the directory poller, the hub's change history.
+//! - [`sync`]: replication: feeds the responder's snapshot directory from its sources.
+//! - [`cache`]: the cache tier: a bounded cache of responses read through from hubs,
+//!   kept consistent by their change feed.
+//! - [`metrics`]: the responder's Prometheus metrics.
+//! - [`config`]: the typed, validated configuration.
+//!
+//! Imports go one way (checked by `arch_check.py`, see docs/architecture.md):
+//! `config` → `cache` → `metrics` → `served` → `sync` → `server`.
+
+pub mod cache;
+pub mod config;
+pub mod metrics;
+pub mod served;
+pub mod server;
+pub mod sync;

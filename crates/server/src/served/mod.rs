@@ -1,0 +1,543 @@
+//! What a running responder holds: the served snapshot behind `arc-swap` (readers never
+//! lock; a swap is one atomic pointer store), the metrics, and readiness. Also the
+//! directory poller that finds, verifies and swaps in newer snapshots, the anti-rollback
+//! floor ([`rollback`]) and the hub's change history ([`changes`]). Below `server` and
+//! `sync`, which both drive it; must never import either.
+//!
+//! A snapshot is swapped in only after [`Snapshot::verify`] has passed completely; a
+//! refused one is logged, counted and the current one keeps serving. A refusal about the
+//! signed content is remembered (so it is not re-verified every poll); one that may go
+//! away by itself (a snapshot still being copied, after its manifest, as rsync does) is
+//! retried with backoff.
+//!
+//! Anti-rollback fails closed: an unreadable `highest-sequence` file (see
+//! [`rollback`]) makes the newest snapshot that verifies locally the floor, and is
+//! left for an operator; a failed write of it is an error, counted and retried.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use arc_swap::{ArcSwapOption, Guard};
+use ocsp_edge_core::snapshot::store;
+use ocsp_edge_core::snapshot::{Snapshot, TrustAnchors, VerifyError};
+use ocsp_edge_core::time::UnixTime;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub mod changes;
+pub mod rollback;
+
+pub use rollback::HIGHEST_SEQUENCE_FILE;
+
+pub struct State {
+    /// The configuration in force; replaced whole by a reload (see [`State::reload`]).
+    config: arc_swap::ArcSwap<Config>,
+    pub trust: TrustAnchors,
+    pub metrics: Metrics,
+    snapshot: ArcSwapOption<Snapshot>,
+    draining: AtomicBool,
+    /// Sequences of the polled directory that were refused, and when to look again.
+    refused: Mutex<HashMap<u64, Refused>>,
+    /// The highest sequence ever accepted (persisted in [`HIGHEST_SEQUENCE_FILE`]).
+    highest: AtomicU64,
+    /// The file could not be read at start: the floor is what verified locally, and the
+    /// file is left as found until an operator resets it.
+    highest_unreadable: bool,
+    /// `highest` is not on disk yet (a write failed); retried every round.
+    highest_unpersisted: AtomicBool,
+    /// The served sequence, for long-polling peers.
+    sequence: watch::Sender<u64>,
+    /// Unix time of the last successful check of a replication source (0: never).
+    last_sync: AtomicI64,
+    /// Serialises swaps, so two sources delivering at once cannot interleave.
+    swapping: Mutex<()>,
+    sources_generation: watch::Sender<u64>,
+    /// Held while replication links a verified download into the cache and swaps it in
+    /// (milliseconds, never during a download), so two sources that fetched the same
+    /// sequence cannot both link it.
+    installing: Mutex<()>,
+    /// The status changes of recent swaps, for caches' change feed (see [`changes`]).
+    changes: changes::ChangeLog,
+    /// Set on a cache-mode responder, which then serves no snapshot.
+    cache: Option<Arc<crate::cache::CacheTier>>,
+}
+
+/// What one poll of the snapshot directory did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PollOutcome {
+    Unchanged,
+    Swapped {
+        from: Option<u64>,
+        to: u64,
+    },
+    /// Newer snapshots exist but every one was refused; the current one keeps serving.
+    Refused,
+}
+
+/// A refused sequence of the polled directory.
+#[derive(Clone, Copy, Debug)]
+enum Refused {
+    /// The signed content is wrong: never tried again.
+    Permanently,
+    /// Perhaps still being copied: tried again at `retry_at`.
+    Transiently {
+        attempts: u32,
+        retry_at: std::time::Instant,
+    },
+}
+
+impl State {
+    /// `cache`: the tier of a cache-mode responder, which then serves no snapshot.
+    pub fn new(
+        config: Config,
+        trust: TrustAnchors,
+        metrics: Metrics,
+        cache: Option<Arc<crate::cache::CacheTier>>,
+    ) -> State {
+        let mut highest_unreadable = false;
+        let highest = if config.snapshots.dir.as_os_str().is_empty() {
+            // A cache-mode responder has no snapshot directory.
+            0
+        } else if config.snapshots.danger_allow_rollback {
+            tracing::warn!("danger_allow_rollback: the highest sequence served before is ignored once");
+            0
+        } else {
+            match rollback::read(&config.snapshots.dir) {
+                Ok(highest) => highest.unwrap_or(0),
+                Err(e) => {
+                    // Reading it as 0 would let any old snapshot back in. The first load
+                    // (the newest snapshot that verifies in the directory) sets the floor.
+                    tracing::error!(error = %e,
+                        "ANTI-ROLLBACK STATE UNREADABLE: only snapshots not older than the newest \
+                         one verified locally are served, and the file is left as it is; \
+                         see docs/operations.md, \"The highest-sequence file\"");
+                    highest_unreadable = true;
+                    0
+                }
+            }
+        };
+        metrics
+            .rollback_state_unreadable
+            .set(i64::from(highest_unreadable));
+        State {
+            config: arc_swap::ArcSwap::from_pointee(config),
+            trust,
+            metrics,
+            snapshot: ArcSwapOption::empty(),
+            draining: AtomicBool::new(false),
+            refused: Mutex::new(HashMap::new()),
+            highest: AtomicU64::new(highest),
+            highest_unreadable,
+            highest_unpersisted: AtomicBool::new(false),
+            sequence: watch::channel(0).0,
+            last_sync: AtomicI64::new(0),
+            swapping: Mutex::new(()),
+            sources_generation: watch::channel(0).0,
+            installing: Mutex::new(()),
+            changes: changes::ChangeLog::default(),
+            cache,
+        }
+    }
+
+    /// The cache tier, on a cache-mode responder.
+    pub fn cache(&self) -> Option<&Arc<crate::cache::CacheTier>> {
+        self.cache.as_ref()
+    }
+
+    /// The status changes of recent swaps (the change feed's source).
+    pub fn changes(&self) -> &changes::ChangeLog {
+        &self.changes
+    }
+
+    /// The configuration in force (a cheap, consistent snapshot of it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The configuration for one request: a guard rather than an `Arc`, so that serving
+    /// does not bump a reference count every worker thread shares.
+    pub fn request_config(&self) -> Guard<Arc<Config>> {
+        self.config.load()
+    }
+
+    /// Applies a reloaded configuration: everything that can change on a running process
+    /// does; settings that need a restart keep their running values and are returned, so
+    /// the caller can say what it could not apply.
+    pub fn reload(&self, mut new: Config) -> Vec<&'static str> {
+        let old = self.config();
+        let mut kept = Vec::new();
+        let mut keep = |name: &'static str, differs: bool| {
+            if differs {
+                kept.push(name);
+            }
+        };
+        keep("server.listen", new.server.listen != old.server.listen);
+        keep(
+            "server.admin_listen",
+            new.server.admin_listen != old.server.admin_listen,
+        );
+        keep(
+            "server.max_connections",
+            new.server.max_connections != old.server.max_connections,
+        );
+        keep("snapshots.dir", new.snapshots.dir != old.snapshots.dir);
+        keep("snapshots.trust", new.snapshots.trust != old.snapshots.trust);
+        keep("log.format", new.log.format != old.log.format);
+        match (&mut new.cache, &old.cache) {
+            (Some(new_cache), Some(old_cache)) => {
+                keep("cache.hubs", new_cache.hubs != old_cache.hubs);
+                keep("cache.capacity", new_cache.capacity != old_cache.capacity);
+                new_cache.hubs = old_cache.hubs.clone();
+                new_cache.capacity = old_cache.capacity;
+            }
+            (None, None) => {}
+            // Switching between cache mode and snapshot mode.
+            (new_cache, old_cache) => {
+                keep("cache", true);
+                new_cache.clone_from(old_cache);
+            }
+        }
+        new.server.listen = old.server.listen;
+        new.server.admin_listen = old.server.admin_listen;
+        new.server.max_connections = old.server.max_connections;
+        new.snapshots.dir = old.snapshots.dir.clone();
+        new.snapshots.trust = old.snapshots.trust.clone();
+        new.log.format = old.log.format;
+        let sources_changed = new.snapshots.sources != old.snapshots.sources;
+        self.config.store(Arc::new(new));
+        if sources_changed {
+            self.sources_generation.send_modify(|generation| *generation += 1);
+        }
+        kept
+    }
+
+    /// Held while replication links a verified snapshot into the cache and swaps it in.
+    pub fn install_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.installing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bumped whenever reloaded sources differ, so replication restarts with them.
+    pub fn subscribe_sources(&self) -> watch::Receiver<u64> {
+        self.sources_generation.subscribe()
+    }
+
+    /// The highest sequence ever accepted; nothing below it is served again.
+    pub fn highest_sequence(&self) -> u64 {
+        self.highest.load(Ordering::SeqCst)
+    }
+
+    /// Notified with the served sequence after every swap (for long-polling peers).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sequence.subscribe()
+    }
+
+    pub fn record_sync_success(&self, now: UnixTime) {
+        self.last_sync.store(now.seconds(), Ordering::SeqCst);
+    }
+
+    /// Swaps `snapshot` (fully verified) in if `State::admissible` allows it; persists
+    /// the new highest, wakes long-polling peers and prunes the local cache. The one place
+    /// a snapshot becomes the served one. Blocking (fsyncs): off the async threads.
+    pub fn swap_in(
+        &self,
+        snapshot: Snapshot,
+        now: UnixTime,
+        load_started: std::time::Instant,
+    ) -> Result<(), VerifyError> {
+        let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        self.admissible(&snapshot)?;
+        let offered = snapshot.sequence();
+        // Under the swap lock, so the snapshot compared with is the one replaced. Callers
+        // log and count a refusal (reason "unrevoke").
+        if let Some(served) = self.current().as_ref() {
+            ocsp_edge_core::snapshot::unrevoke::check(served, &snapshot, now)?;
+        }
+        let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
+        // Persisted before it is served: once anyone can see the new sequence, a restart
+        // cannot go back below it (a crash between the two can only leave the floor
+        // ahead of what was served, never behind).
+        self.highest.store(offered, Ordering::SeqCst);
+        self.persist_highest(offered);
+        let snapshot = Arc::new(snapshot);
+        let previous = self.snapshot.swap(Some(snapshot.clone()));
+        // Still under the swap lock, so the change history sees swaps in order.
+        self.changes.record(previous, snapshot);
+        self.sequence.send_replace(offered);
+        self.metrics.snapshot_loads.inc();
+        self.metrics
+            .snapshot_load_seconds
+            .observe(load_started.elapsed().as_secs_f64());
+        self.refresh_gauges(now);
+        tracing::info!(sequence = offered, entries, earliest_next_update = %earliest,
+            load_ms = load_started.elapsed().as_millis() as u64, "snapshot swapped in");
+        if !self.config().snapshots.sources.is_empty() {
+            self.prune_cache(offered);
+        }
+        Ok(())
+    }
+
+    /// Whether a verified snapshot may replace the served one (called under the swap
+    /// lock, so every check here sees the served state it decides on): it must be newer
+    /// than the one served and not below the highest ever accepted. Further checks of a
+    /// candidate against the served snapshot belong here.
+    fn admissible(&self, snapshot: &Snapshot) -> Result<(), VerifyError> {
+        let current = self.current_sequence().unwrap_or(0).max(self.highest_sequence());
+        let offered = snapshot.sequence();
+        let first_load = self.current_sequence().is_none();
+        // At start-up the snapshot that set `highest` may be served again; after that only
+        // newer ones.
+        if offered < current || (!first_load && offered == current) {
+            return Err(VerifyError::NotNewer { offered, current });
+        }
+        Ok(())
+    }
+
+    /// Writes the highest sequence to disk (under the swap lock). A failure is an error,
+    /// counted, and retried by [`State::retry_persisting`] every round; the swap stands,
+    /// since refusing a newer snapshot would hold back the revocations it carries, and this
+    /// process still enforces the floor in memory. An unreadable file is left for an
+    /// operator instead of being overwritten.
+    fn persist_highest(&self, highest: u64) {
+        if self.highest_unreadable {
+            tracing::error!(
+                highest,
+                "not persisting the highest sequence: {HIGHEST_SEQUENCE_FILE} was \
+                unreadable at start and is left for an operator (docs/operations.md)"
+            );
+            return;
+        }
+        match rollback::write(&self.config().snapshots.dir, highest) {
+            Ok(()) => {
+                if self.highest_unpersisted.swap(false, Ordering::SeqCst) {
+                    tracing::info!(highest, "the highest sequence is persisted again");
+                }
+                self.metrics.highest_sequence_unpersisted.set(0);
+            }
+            Err(e) => {
+                self.metrics.highest_sequence_write_failures.inc();
+                self.metrics.highest_sequence_unpersisted.set(1);
+                if !self.highest_unpersisted.swap(true, Ordering::SeqCst) {
+                    tracing::error!(highest, error = %e,
+                        "cannot persist the highest sequence; a restart could serve an older \
+                         snapshot until it is written (retried every round)");
+                }
+            }
+        }
+    }
+
+    /// Writes the highest sequence again if the last write failed. Blocking.
+    pub fn retry_persisting(&self) {
+        if self.highest_unpersisted.load(Ordering::SeqCst) {
+            let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+            self.persist_highest(self.highest_sequence());
+        }
+    }
+
+    /// Keeps the newest `snapshots.keep` snapshots in the local cache (manifest removed
+    /// first, so a reader never finds a manifest without its snapshot).
+    fn prune_cache(&self, served: u64) {
+        let config = self.config();
+        // The base of the delta being served stays, whatever its age.
+        let base = self
+            .current()
+            .as_ref()
+            .and_then(|s| s.base().map(|b| b.sequence()));
+        let older_to_keep = config.snapshots.keep.saturating_sub(1);
+        if let Err(e) = store::prune(&config.snapshots.dir, served, older_to_keep, base) {
+            tracing::warn!(error = %e, "cannot prune the snapshot cache");
+        }
+    }
+
+    /// The snapshot being served; cheap (no lock, no reference-count traffic).
+    pub fn current(&self) -> Guard<Option<Arc<Snapshot>>> {
+        self.snapshot.load()
+    }
+
+    pub fn current_sequence(&self) -> Option<u64> {
+        self.snapshot.load().as_ref().map(|s| s.sequence())
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Ready when a snapshot is loaded, it is not about to expire, and we are not draining;
+    /// in cache mode, see [`crate::cache::CacheTier::readiness`].
+    pub fn readiness(&self, now: UnixTime) -> Result<(), &'static str> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err("draining");
+        }
+        if let (Some(tier), Some(config)) = (self.cache(), self.config().cache.as_ref()) {
+            return tier.readiness(now, config);
+        }
+        let guard = self.current();
+        let snapshot = guard.as_ref().ok_or("no snapshot loaded")?;
+        let margin = self.config().snapshots.not_ready_before_expiry.as_secs() as i64;
+        if now.plus_seconds(margin) >= snapshot.earliest_next_update() {
+            return Err("snapshot expires soon; waiting for a newer one");
+        }
+        Ok(())
+    }
+
+    /// Brings the time-dependent gauges up to date (called before each scrape).
+    pub fn refresh_gauges(&self, now: UnixTime) {
+        let m = &self.metrics;
+        if let Some(snapshot) = self.current().as_ref() {
+            m.snapshot_sequence.set(snapshot.sequence() as i64);
+            m.snapshot_created.set(snapshot.created_at().seconds());
+            m.snapshot_entries.set(snapshot.entry_count() as i64);
+            m.snapshot_age
+                .set(now.seconds() - snapshot.created_at().seconds());
+            m.seconds_until_next_update
+                .set((snapshot.earliest_next_update().seconds() - now.seconds()).max(0));
+            // Rebuilt on every scrape so paths of a replaced snapshot disappear.
+            m.crl_number.reset();
+            m.crl_this_update.reset();
+            m.crl_seconds_until_next_update.reset();
+            for document in snapshot.documents() {
+                let Some(number) = document.crl_number else {
+                    continue;
+                };
+                let path = [document.path.as_str()];
+                m.crl_number.with_label_values(&path).set(number as i64);
+                m.crl_this_update
+                    .with_label_values(&path)
+                    .set(document.this_update);
+                m.crl_seconds_until_next_update
+                    .with_label_values(&path)
+                    .set((document.next_update - now.seconds()).max(0));
+            }
+        }
+        m.ready.set(i64::from(self.readiness(now).is_ok()));
+        let (start, records) = self.changes.extent();
+        m.change_history_start.set(start.unwrap_or(0) as i64);
+        m.change_history_records.set(records as i64);
+        if let Some(tier) = self.cache() {
+            tier.refresh_gauges();
+        }
+        m.highest_sequence.set(self.highest_sequence() as i64);
+        let last_sync = self.last_sync.load(Ordering::SeqCst);
+        m.seconds_since_sync.set(if last_sync == 0 {
+            -1
+        } else {
+            now.seconds() - last_sync
+        });
+        if let Some(snapshot) = self.current().as_ref() {
+            let deadline = ocsp_edge_core::responder::refresh_deadline(
+                snapshot.created_at(),
+                snapshot.earliest_next_update(),
+            );
+            m.refresh_deadline.set(deadline.seconds() - now.seconds());
+            m.refresh_at_risk
+                .set(i64::from(now.plus_seconds(3600) >= deadline));
+        }
+    }
+
+    /// Looks for snapshots newer than the current one, newest first, and swaps in the
+    /// first that verifies. Blocking (it maps and hashes files): run off the async threads.
+    pub fn poll_directory(&self, now: UnixTime) -> PollOutcome {
+        self.retry_persisting();
+        let dir = &self.config().snapshots.dir;
+        let current = self.current_sequence();
+        let sequences = match store::manifest_sequences(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot list snapshot directory");
+                return PollOutcome::Unchanged;
+            }
+        };
+        let candidates: Vec<u64> = {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            let floor = self.highest_sequence();
+            // Bounded by what the directory can still offer.
+            refused.retain(|s, _| current.is_none_or(|c| *s > c) && *s >= floor);
+            let checked = std::time::Instant::now();
+            sequences
+                .into_iter()
+                .filter(|s| current.is_none_or(|c| *s > c) && *s >= floor)
+                .filter(|s| match refused.get(s) {
+                    None => true,
+                    Some(Refused::Permanently) => false,
+                    Some(Refused::Transiently { retry_at, .. }) => *retry_at <= checked,
+                })
+                .collect()
+        };
+        if candidates.is_empty() {
+            return PollOutcome::Unchanged;
+        }
+        for sequence in candidates {
+            match self.load_and_swap(dir, sequence, now) {
+                Ok(()) => {
+                    return PollOutcome::Swapped {
+                        from: current,
+                        to: sequence,
+                    }
+                }
+                Err(e) => self.refuse(sequence, &e),
+            }
+        }
+        PollOutcome::Refused
+    }
+
+    fn load_and_swap(&self, dir: &Path, sequence: u64, now: UnixTime) -> Result<(), VerifyError> {
+        let started = std::time::Instant::now();
+        let held = self.current();
+        // Without sources the directory is a publisher's (or a replica's), not ours: what
+        // is served must not change if its files do.
+        let mapping = if self.config().snapshots.sources.is_empty() {
+            store::Mapping::PrivateCopy
+        } else {
+            store::Mapping::InPlace
+        };
+        let snapshot = store::load_snapshot_mapped(dir, sequence, &self.trust, now, held.as_ref(), mapping)?;
+        drop(held);
+        // The manifest's own sequence counts, not its file name: a renamed old manifest is a
+        // rollback attempt.
+        if snapshot.sequence() != sequence {
+            return Err(VerifyError::NotNewer {
+                offered: snapshot.sequence(),
+                current: sequence,
+            });
+        }
+        self.swap_in(snapshot, now, started)
+    }
+
+    /// Records a refused snapshot: a log line and a metric.
+    pub fn refuse_offer(&self, source: &str, error: &VerifyError) {
+        tracing::warn!(source, reason = error.label(), error = %error, "snapshot refused; still serving the current one");
+        self.metrics
+            .snapshots_refused
+            .with_label_values(&[error.label()])
+            .inc();
+    }
+
+    fn refuse(&self, sequence: u64, error: &VerifyError) {
+        self.refuse_offer(&format!("directory, sequence {sequence}"), error);
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = if error.is_transient() {
+            let attempts = match refused.get(&sequence) {
+                Some(Refused::Transiently { attempts, .. }) => attempts.saturating_add(1),
+                _ => 1,
+            };
+            let config = self.config();
+            let wait = ocsp_edge_core::backoff::exponential(
+                config.snapshots.poll_interval,
+                config.snapshots.max_backoff,
+                attempts,
+            );
+            Refused::Transiently {
+                attempts,
+                retry_at: std::time::Instant::now() + wait,
+            }
+        } else {
+            Refused::Permanently
+        };
+        refused.insert(sequence, entry);
+    }
+}
