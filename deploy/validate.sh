@@ -19,7 +19,7 @@
 #                        live demo responder and on the replicating responder
 #   grafana/             well-formed JSON, expected keys, every expression parses (promtool)
 #   metric names, docs   every name used in alerts, dashboard and docs exists in
-#                        src/ (any module registering metrics); every metric there
+#                        src/ or crates/ (any module registering metrics); every metric there
 #                        is in docs/metrics.md;
 #                        every alert's runbook_url is a heading of docs/operations.md
 #   nginx/cdn.conf       nginx -t (tests/deploy.rs checks its caching behaviour)
@@ -674,7 +674,8 @@ root = sys.argv[1]
 # defined anywhere counts; one that moves keeps counting).
 sources = sorted(
     os.path.relpath(os.path.join(d, f), root)
-    for d, _, files in os.walk(os.path.join(root, "src")) for f in files if f.endswith(".rs")
+    for top in ("src", "crates")
+    for d, _, files in os.walk(os.path.join(root, top)) for f in files if f.endswith(".rs")
 )
 src = "\n".join(open(os.path.join(root, path)).read() for path in sources)
 defined = set(re.findall(r'"(ocsp_edge_[a-z0-9_]+)"', src))
@@ -691,7 +692,7 @@ problems = []
 for path in ("deploy/prometheus/alerts.yml", "deploy/grafana/ocsp-edge.json", "docs/metrics.md", "docs/operations.md"):
     text = open(os.path.join(root, path)).read()
     for name in sorted(used(text) - known):
-        problems.append(f"{path}: {name} is not defined anywhere in src/")
+        problems.append(f"{path}: {name} is not defined anywhere in src/ or crates/")
 doc = open(os.path.join(root, "docs/metrics.md")).read()
 for name in sorted(defined - used(doc)):
     problems.append(f"docs/metrics.md does not document {name}")

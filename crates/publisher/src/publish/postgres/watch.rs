@@ -275,7 +275,7 @@ fn poll_statement(input: &PostgresInput) -> Result<String, String> {
 }
 
 /// Consecutive failures, for the shared capped exponential backoff with jitter
-/// ([`crate::backoff`]), so watchers of many issuers (or publishers) do not retry in lockstep.
+/// ([`ocsp_edge_core::backoff`]), so watchers of many issuers (or publishers) do not retry in lockstep.
 struct Backoff {
     failures: u32,
     cap: Duration,
@@ -292,7 +292,11 @@ impl Backoff {
 
     fn next_delay(&mut self) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        crate::backoff::jittered(crate::backoff::exponential(FIRST_RETRY, self.cap, self.failures))
+        ocsp_edge_core::backoff::jittered(ocsp_edge_core::backoff::exponential(
+            FIRST_RETRY,
+            self.cap,
+            self.failures,
+        ))
     }
 }
 
