@@ -562,7 +562,8 @@ fn measure(work: &Path, database: &mut dyn CaDatabase, population: &Population) 
         let published = common::wait_until(Duration::from_secs(180), || {
             common::try_get(admin, "/metrics").is_ok_and(|r| {
                 let text = String::from_utf8_lossy(&r.body).into_owned();
-                common::metric(&text, "ocsp_edge_publisher_publishes_total").is_some_and(|n| n >= 1.0)
+                common::metric(&text, "ocsp_edge_publisher_publish_duration_seconds_count")
+                    .is_some_and(|n| n >= 1.0)
             })
         });
         assert!(
