@@ -2,9 +2,10 @@
 //! (POST, GET below the OCSP path, HEAD, conditional GET, RFC 5019 caching headers), with
 //! answers from [`crate::cache::CacheTier`] instead of a snapshot.
 //!
-//! Thin like [`super::http`], whose helpers it reuses: it decodes the request and applies
-//! the nonce policy here (so a malformed or refused request never reaches a hub), and
-//! turns the tier's outcome into a response. It must never serve bytes the tier did not
+//! Thin like [`super::http`], whose helpers it reuses: it decodes the request, hands it to
+//! the core's [`answer_from`] with the tier as the [`AnswerSource`] (nonce policy, lookup,
+//! freshness: the same decisions as snapshot mode; a refused request never reaches a hub),
+//! and turns the outcome into a response. It must never serve bytes the tier did not
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
 use super::http;
@@ -18,7 +19,8 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use ocsp_edge_core::ocsp::get::InPath;
-use ocsp_edge_core::ocsp::{decode_request, OcspRequest};
+use ocsp_edge_core::ocsp::{decode_request, OcspRequest, Refusal, RequestedCertId};
+use ocsp_edge_core::responder::{answer_from, AnswerSource};
 use ocsp_edge_core::time::UnixTime;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,11 +55,11 @@ pub async fn route(
         .cache
         .as_ref()
         .map_or(Duration::from_secs(2), |cache| cache.request_timeout);
-    // The responder's nonce policy, applied before the tier so a refused request never
-    // reaches a hub.
-    let admitted = decoded.and_then(|request| config.ocsp.nonce.admit(request.has_nonce).map(|()| request));
-    let answer = match admitted {
-        Ok(request) => tier.answer(&request.cert_id, timeout, now).await,
+    // Nonce policy, lookup and freshness are the core's (`answer_from`), as in snapshot
+    // mode; a refused request never reaches a hub.
+    let source = TierSource { tier, timeout };
+    let answer = match decoded {
+        Ok(request) => answer_from(&source, &request, now, config.ocsp.nonce).await,
         Err(refusal) => Err(refusal),
     };
     match answer {
@@ -67,6 +69,28 @@ pub async fn route(
             success(state, &config, &entry, now, if_none_match, head_only)
         }
         Err(refusal) => (http::refused(refusal, head_only), Outcome::Refused(refusal)),
+    }
+}
+
+/// The cache tier as a source of answers, with this request's deadline for a fill.
+struct TierSource<'a> {
+    tier: &'a Arc<CacheTier>,
+    timeout: Duration,
+}
+
+impl AnswerSource for TierSource<'_> {
+    type Answer = Arc<Entry>;
+
+    fn lookup(
+        &self,
+        cert_id: &RequestedCertId,
+        now: UnixTime,
+    ) -> impl std::future::Future<Output = Result<Arc<Entry>, Refusal>> + Send {
+        self.tier.answer(cert_id, self.timeout, now)
+    }
+
+    fn next_update(entry: &Arc<Entry>) -> UnixTime {
+        entry.next_update
     }
 }
 
@@ -100,7 +124,6 @@ fn success(
 mod tests {
     use super::*;
     use ocsp_edge_core::ocsp::request::{encode_request, RequestedCertId};
-    use ocsp_edge_core::ocsp::Refusal;
     use ocsp_edge_core::pki::cert::CertIdHash;
 
     #[test]
