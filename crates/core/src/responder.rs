@@ -142,18 +142,17 @@ pub fn max_age(found: &Found<'_>, now: UnixTime, cap_seconds: u64) -> u64 {
     until_next_update.min(cap_seconds)
 }
 
-/// When the CA/Browser Forum wants responses refreshed (BR §4.9.10): within 4 days of
-/// thisUpdate (half the validity when that is under 16 hours), and at least 8 hours before
-/// nextUpdate — whichever comes first.
+/// When the CA/Browser Forum wants a response refreshed (BR §4.9.10): under 16 hours of
+/// validity, half-way to nextUpdate; otherwise within 4 days of thisUpdate and at least 8
+/// hours before nextUpdate, whichever comes first. (The 8-hour rule alone would put the
+/// deadline of an 8-hour response at its thisUpdate: always "at risk".)
 pub fn refresh_deadline(this_update: UnixTime, next_update: UnixTime) -> UnixTime {
-    let validity = next_update.seconds() - this_update.seconds();
-    let after_this_update = if validity < 16 * 3600 {
-        validity / 2
-    } else {
-        4 * 86_400
-    };
+    let validity = next_update.seconds().saturating_sub(this_update.seconds());
+    if validity < 16 * 3600 {
+        return this_update.plus_seconds(validity / 2);
+    }
     this_update
-        .plus_seconds(after_this_update)
+        .plus_seconds(4 * 86_400)
         .min(next_update.plus_seconds(-8 * 3600))
 }
 
@@ -242,5 +241,20 @@ mod tests {
             NoncePolicy::Ignore,
         ));
         assert_eq!(before, Ok(NOW));
+    }
+
+    #[test]
+    fn the_forum_refresh_deadline_depends_on_the_validity() {
+        let this_update = UnixTime(1_800_000_000);
+        let after = |hours: i64| refresh_deadline(this_update, this_update.plus_seconds(hours * 3600));
+        // 8 h: half-way (4 h), not "8 h before nextUpdate", which is thisUpdate itself.
+        assert_eq!(after(8), this_update.plus_seconds(4 * 3600));
+        assert_eq!(after(15), this_update.plus_seconds(15 * 1800));
+        // 16 h: both rules agree.
+        assert_eq!(after(16), this_update.plus_seconds(8 * 3600));
+        // 96 h: 8 h before nextUpdate comes before 4 days.
+        assert_eq!(after(96), this_update.plus_seconds(88 * 3600));
+        // 10 days: 4 days comes first.
+        assert_eq!(after(240), this_update.plus_seconds(96 * 3600));
     }
 }

@@ -15,6 +15,8 @@
 //!     reissues every CRL.
 //! - A failed publish is retried `retry_after` later (and at once on the next change).
 
+use ocsp_edge_core::responder::refresh_deadline;
+use ocsp_edge_core::time::UnixTime;
 use std::time::Duration;
 
 /// BR §4.9.7: a CRL is reissued at least every seven days.
@@ -77,18 +79,11 @@ pub struct Policy {
     pub crl_validity: Option<Duration>,
 }
 
-/// The CA/Browser Forum's refresh deadline for a response (BR §4.9.10): under 16 hours of
-/// validity, half-way to nextUpdate; otherwise within 4 days of thisUpdate and at least 8
-/// hours before nextUpdate.
+/// The CA/Browser Forum's refresh deadline (BR §4.9.10) of a response with this
+/// thisUpdate and validity: the edge's rule, [`refresh_deadline`], in this module's units.
 pub fn br_refresh_deadline(this_update: Seconds, validity: Duration) -> Seconds {
-    let validity = secs(validity);
-    let next_update = this_update.saturating_add(validity);
-    if validity < 16 * 3600 {
-        return this_update.saturating_add(validity / 2);
-    }
-    this_update
-        .saturating_add(4 * 86_400)
-        .min(next_update.saturating_sub(8 * 3600))
+    let this_update = UnixTime(this_update);
+    refresh_deadline(this_update, this_update.plus_seconds(secs(validity))).seconds()
 }
 
 /// The oldest response's thisUpdate: every response of a publish has the same validity,
