@@ -22,7 +22,7 @@ use ocsp_edge_core::snapshot::{Snapshot, TrustAnchors, VerifyError};
 use ocsp_edge_core::time::UnixTime;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -40,13 +40,8 @@ pub struct State {
     draining: AtomicBool,
     /// Sequences of the polled directory that were refused, and when to look again.
     refused: Mutex<HashMap<u64, Refused>>,
-    /// The highest sequence ever accepted (persisted in [`HIGHEST_SEQUENCE_FILE`]).
-    highest: AtomicU64,
-    /// The file could not be read at start: the floor is what verified locally, and the
-    /// file is left as found until an operator resets it.
-    highest_unreadable: bool,
-    /// `highest` is not on disk yet (a write failed); retried every round.
-    highest_unpersisted: AtomicBool,
+    /// The highest sequence ever accepted, and its persistence (see [`rollback::Floor`]).
+    floor: rollback::Floor,
     /// The served sequence, for long-polling peers.
     sequence: watch::Sender<u64>,
     /// Unix time of the last successful check of a replication source (0: never).
@@ -96,31 +91,10 @@ impl State {
         metrics: Metrics,
         cache: Option<Arc<crate::cache::CacheTier>>,
     ) -> State {
-        let mut highest_unreadable = false;
-        let highest = if config.snapshots.dir.as_os_str().is_empty() {
-            // A cache-mode responder has no snapshot directory.
-            0
-        } else if config.snapshots.danger_allow_rollback {
-            tracing::warn!("danger_allow_rollback: the highest sequence served before is ignored once");
-            0
-        } else {
-            match rollback::read(&config.snapshots.dir) {
-                Ok(highest) => highest.unwrap_or(0),
-                Err(e) => {
-                    // Reading it as 0 would let any old snapshot back in. The first load
-                    // (the newest snapshot that verifies in the directory) sets the floor.
-                    tracing::error!(error = %e,
-                        "ANTI-ROLLBACK STATE UNREADABLE: only snapshots not older than the newest \
-                         one verified locally are served, and the file is left as it is; \
-                         see docs/operations.md, \"The highest-sequence file\"");
-                    highest_unreadable = true;
-                    0
-                }
-            }
-        };
+        let floor = rollback::Floor::open(&config.snapshots.dir, config.snapshots.danger_allow_rollback);
         metrics
             .rollback_state_unreadable
-            .set(i64::from(highest_unreadable));
+            .set(i64::from(floor.unreadable()));
         State {
             config: arc_swap::ArcSwap::from_pointee(config),
             trust,
@@ -128,9 +102,7 @@ impl State {
             snapshot: ArcSwapOption::empty(),
             draining: AtomicBool::new(false),
             refused: Mutex::new(HashMap::new()),
-            highest: AtomicU64::new(highest),
-            highest_unreadable,
-            highest_unpersisted: AtomicBool::new(false),
+            floor,
             sequence: watch::channel(0).0,
             last_sync: AtomicI64::new(0),
             swapping: Mutex::new(()),
@@ -225,7 +197,7 @@ impl State {
 
     /// The highest sequence ever accepted; nothing below it is served again.
     pub fn highest_sequence(&self) -> u64 {
-        self.highest.load(Ordering::SeqCst)
+        self.floor.get()
     }
 
     /// Notified with the served sequence after every swap (for long-polling peers).
@@ -258,8 +230,8 @@ impl State {
         // Persisted before it is served: once anyone can see the new sequence, a restart
         // cannot go back below it (a crash between the two can only leave the floor
         // ahead of what was served, never behind).
-        self.highest.store(offered, Ordering::SeqCst);
-        self.persist_highest(offered);
+        self.floor
+            .raise(&self.config().snapshots.dir, offered, &self.metrics);
         let snapshot = Arc::new(snapshot);
         let previous = self.snapshot.swap(Some(snapshot.clone()));
         // Still under the swap lock, so the change history sees swaps in order.
@@ -294,44 +266,11 @@ impl State {
         Ok(())
     }
 
-    /// Writes the highest sequence to disk (under the swap lock). A failure is an error,
-    /// counted, and retried by [`State::retry_persisting`] every round; the swap stands,
-    /// since refusing a newer snapshot would hold back the revocations it carries, and this
-    /// process still enforces the floor in memory. An unreadable file is left for an
-    /// operator instead of being overwritten.
-    fn persist_highest(&self, highest: u64) {
-        if self.highest_unreadable {
-            tracing::error!(
-                highest,
-                "not persisting the highest sequence: {HIGHEST_SEQUENCE_FILE} was \
-                unreadable at start and is left for an operator (docs/operations.md)"
-            );
-            return;
-        }
-        match rollback::write(&self.config().snapshots.dir, highest) {
-            Ok(()) => {
-                if self.highest_unpersisted.swap(false, Ordering::SeqCst) {
-                    tracing::info!(highest, "the highest sequence is persisted again");
-                }
-                self.metrics.highest_sequence_unpersisted.set(0);
-            }
-            Err(e) => {
-                self.metrics.highest_sequence_write_failures.inc();
-                self.metrics.highest_sequence_unpersisted.set(1);
-                if !self.highest_unpersisted.swap(true, Ordering::SeqCst) {
-                    tracing::error!(highest, error = %e,
-                        "cannot persist the highest sequence; a restart could serve an older \
-                         snapshot until it is written (retried every round)");
-                }
-            }
-        }
-    }
-
     /// Writes the highest sequence again if the last write failed. Blocking.
     pub fn retry_persisting(&self) {
-        if self.highest_unpersisted.load(Ordering::SeqCst) {
+        if self.floor.unpersisted() {
             let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
-            self.persist_highest(self.highest_sequence());
+            self.floor.persist(&self.config().snapshots.dir, &self.metrics);
         }
     }
 

@@ -2,14 +2,117 @@
 //! `<snapshots.dir>/highest-sequence` so that a restart cannot be rolled back by an older
 //! snapshot left on disk or offered by a mirror.
 //!
-//! Owns reading and writing that one file. It must never read a damaged file as "no
+//! Owns that one file and the in-memory floor ([`Floor`]). It must never read a damaged file as "no
 //! floor": an unreadable or garbled file is reported as such, and the caller then takes
 //! the newest snapshot it can verify locally as the floor and leaves the file untouched for
 //! an operator (docs/operations.md, "The highest-sequence file").
 
+use crate::metrics::Metrics;
 use ocsp_edge_core::snapshot::store;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// A responder's anti-rollback floor: the highest sequence ever accepted, in memory and in
+/// [`HIGHEST_SEQUENCE_FILE`]. Raised only under the caller's swap lock, before the new
+/// snapshot is served, so a restart can never go back below what anyone has seen.
+#[derive(Debug)]
+pub struct Floor {
+    highest: AtomicU64,
+    /// The file could not be read at start: the floor is what verified locally, and the
+    /// file is left as found until an operator resets it.
+    unreadable: bool,
+    /// `highest` is not on disk yet (a write failed); retried every round.
+    unpersisted: AtomicBool,
+}
+
+impl Floor {
+    /// The floor persisted in `dir` (0 with no directory, i.e. a cache-mode responder, or
+    /// when `danger_allow_rollback` says to ignore it once). A damaged file is never read
+    /// as 0: the floor starts at 0 in memory, the first load (the newest snapshot that
+    /// verifies locally) sets it, and the file is left for an operator.
+    pub fn open(dir: &Path, danger_allow_rollback: bool) -> Floor {
+        let mut unreadable = false;
+        let highest = if dir.as_os_str().is_empty() {
+            0
+        } else if danger_allow_rollback {
+            tracing::warn!("danger_allow_rollback: the highest sequence served before is ignored once");
+            0
+        } else {
+            match read(dir) {
+                Ok(highest) => highest.unwrap_or(0),
+                Err(e) => {
+                    tracing::error!(error = %e,
+                        "ANTI-ROLLBACK STATE UNREADABLE: only snapshots not older than the newest \
+                         one verified locally are served, and the file is left as it is; \
+                         see docs/operations.md, \"The highest-sequence file\"");
+                    unreadable = true;
+                    0
+                }
+            }
+        };
+        Floor {
+            highest: AtomicU64::new(highest),
+            unreadable,
+            unpersisted: AtomicBool::new(false),
+        }
+    }
+
+    /// The highest sequence ever accepted; nothing below it is served again.
+    pub fn get(&self) -> u64 {
+        self.highest.load(Ordering::SeqCst)
+    }
+
+    /// Whether the file was unreadable at start (and so is never written).
+    pub fn unreadable(&self) -> bool {
+        self.unreadable
+    }
+
+    /// Whether the last write failed (retry with [`Floor::persist`]).
+    pub fn unpersisted(&self) -> bool {
+        self.unpersisted.load(Ordering::SeqCst)
+    }
+
+    /// Raises the floor to `highest` and writes it to `dir` (under the caller's swap lock,
+    /// before the snapshot is served). Blocking (fsyncs).
+    pub fn raise(&self, dir: &Path, highest: u64, metrics: &Metrics) {
+        self.highest.store(highest, Ordering::SeqCst);
+        self.persist(dir, metrics);
+    }
+
+    /// Writes the floor to disk. A failure is an error, counted, and retried every round
+    /// by the caller; the swap stands, since refusing a newer snapshot would hold back the
+    /// revocations it carries, and the floor is still enforced in memory. An unreadable
+    /// file is left for an operator instead of being overwritten.
+    pub fn persist(&self, dir: &Path, metrics: &Metrics) {
+        let highest = self.get();
+        if self.unreadable {
+            tracing::error!(
+                highest,
+                "not persisting the highest sequence: {HIGHEST_SEQUENCE_FILE} was \
+                unreadable at start and is left for an operator (docs/operations.md)"
+            );
+            return;
+        }
+        match write(dir, highest) {
+            Ok(()) => {
+                if self.unpersisted.swap(false, Ordering::SeqCst) {
+                    tracing::info!(highest, "the highest sequence is persisted again");
+                }
+                metrics.highest_sequence_unpersisted.set(0);
+            }
+            Err(e) => {
+                metrics.highest_sequence_write_failures.inc();
+                metrics.highest_sequence_unpersisted.set(1);
+                if !self.unpersisted.swap(true, Ordering::SeqCst) {
+                    tracing::error!(highest, error = %e,
+                        "cannot persist the highest sequence; a restart could serve an older \
+                         snapshot until it is written (retried every round)");
+                }
+            }
+        }
+    }
+}
 
 /// File in the snapshot directory that remembers the highest sequence ever served.
 pub const HIGHEST_SEQUENCE_FILE: &str = "highest-sequence";
