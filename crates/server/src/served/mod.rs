@@ -22,11 +22,12 @@ use ocsp_edge_core::snapshot::{Snapshot, TrustAnchors, VerifyError};
 use ocsp_edge_core::time::UnixTime;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 pub mod changes;
+pub mod replication;
 pub mod rollback;
 
 pub use rollback::HIGHEST_SEQUENCE_FILE;
@@ -42,17 +43,12 @@ pub struct State {
     refused: Mutex<HashMap<u64, Refused>>,
     /// The highest sequence ever accepted, and its persistence (see [`rollback::Floor`]).
     floor: rollback::Floor,
+    /// What replication coordinates on (see [`replication::Coordination`]).
+    replication: replication::Coordination,
     /// The served sequence, for long-polling peers.
     sequence: watch::Sender<u64>,
-    /// Unix time of the last successful check of a replication source (0: never).
-    last_sync: AtomicI64,
     /// Serialises swaps, so two sources delivering at once cannot interleave.
     swapping: Mutex<()>,
-    sources_generation: watch::Sender<u64>,
-    /// Held while replication links a verified download into the cache and swaps it in
-    /// (milliseconds, never during a download), so two sources that fetched the same
-    /// sequence cannot both link it.
-    installing: Mutex<()>,
     /// The status changes of recent swaps, for caches' change feed (see [`changes`]).
     changes: changes::ChangeLog,
     /// Set on a cache-mode responder, which then serves no snapshot.
@@ -104,10 +100,8 @@ impl State {
             refused: Mutex::new(HashMap::new()),
             floor,
             sequence: watch::channel(0).0,
-            last_sync: AtomicI64::new(0),
             swapping: Mutex::new(()),
-            sources_generation: watch::channel(0).0,
-            installing: Mutex::new(()),
+            replication: replication::Coordination::default(),
             changes: changes::ChangeLog::default(),
             cache,
         }
@@ -180,19 +174,19 @@ impl State {
         let sources_changed = new.snapshots.sources != old.snapshots.sources;
         self.config.store(Arc::new(new));
         if sources_changed {
-            self.sources_generation.send_modify(|generation| *generation += 1);
+            self.replication.sources_changed();
         }
         kept
     }
 
     /// Held while replication links a verified snapshot into the cache and swaps it in.
     pub fn install_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.installing.lock().unwrap_or_else(|p| p.into_inner())
+        self.replication.install_lock()
     }
 
     /// Bumped whenever reloaded sources differ, so replication restarts with them.
     pub fn subscribe_sources(&self) -> watch::Receiver<u64> {
-        self.sources_generation.subscribe()
+        self.replication.subscribe_sources()
     }
 
     /// The highest sequence ever accepted; nothing below it is served again.
@@ -206,7 +200,7 @@ impl State {
     }
 
     pub fn record_sync_success(&self, now: UnixTime) {
-        self.last_sync.store(now.seconds(), Ordering::SeqCst);
+        self.replication.record_sync_success(now);
     }
 
     /// Swaps `snapshot` (fully verified) in if `State::admissible` allows it; persists
@@ -361,12 +355,7 @@ impl State {
             tier.refresh_gauges();
         }
         m.highest_sequence.set(self.highest_sequence() as i64);
-        let last_sync = self.last_sync.load(Ordering::SeqCst);
-        m.seconds_since_sync.set(if last_sync == 0 {
-            -1
-        } else {
-            now.seconds() - last_sync
-        });
+        m.seconds_since_sync.set(self.replication.seconds_since_sync(now));
         if let Some(snapshot) = self.current().as_ref() {
             let deadline = ocsp_edge_core::responder::refresh_deadline(
                 snapshot.created_at(),
