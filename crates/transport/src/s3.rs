@@ -183,12 +183,7 @@ pub async fn latest(
             response.status()
         )));
     }
-    let etag = response
-        .headers()
-        .get(reqwest::header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let etag = etag_of(&response);
     let manifest = Manifest::parse(&response.bytes().await?).map_err(|e| S3Error::Http(e.to_string()))?;
     Ok(Some((manifest.body.sequence, etag)))
 }
@@ -257,13 +252,18 @@ pub async fn get_object(
     if !response.status().is_success() {
         return Err(S3Error::Http(format!("GET {name}: HTTP {}", response.status())));
     }
-    let etag = response
+    let etag = etag_of(&response);
+    Ok(Some((response.bytes().await?.to_vec(), etag)))
+}
+
+/// The response's ETag, or empty when it has none (a conditional write then fails at 412).
+fn etag_of(response: &reqwest::Response) -> String {
+    response
         .headers()
         .get(reqwest::header::ETAG)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_string();
-    Ok(Some((response.bytes().await?.to_vec(), etag)))
+        .to_string()
 }
 
 /// Writes `name` only if `condition` (`If-None-Match: *` or `If-Match: ETAG`) holds: the
@@ -289,13 +289,7 @@ pub async fn put_if(
     if !response.status().is_success() {
         return Err(S3Error::Http(format!("PUT {name}: HTTP {}", response.status())));
     }
-    let etag = response
-        .headers()
-        .get(reqwest::header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    Ok(Some(etag))
+    Ok(Some(etag_of(&response)))
 }
 
 async fn put(
