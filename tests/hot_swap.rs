@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SWAP_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for something that normally takes well under a second: a bound, not a
+/// target, generous because CI runs this beside other test binaries on two cores.
+const SWAP_WAIT: Duration = Duration::from_secs(30);
 
 /// Copies the demo PKI (both issuers, the root, publish.toml) into `dir`.
 fn copy_demo_pki(dir: &Path) {
@@ -47,7 +49,7 @@ struct ClientLog {
 }
 
 /// `clients` threads POSTing `requests` round-robin over keep-alive connections until
-/// stopped (or 30 s at most), each checking for HTTP 200 and a successful OCSP response.
+/// stopped (or 120 s at most), each checking for HTTP 200 and a successful OCSP response.
 fn start_load(addr: std::net::SocketAddr, clients: usize, requests: Vec<Vec<u8>>) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -58,7 +60,7 @@ fn start_load(addr: std::net::SocketAddr, clients: usize, requests: Vec<Vec<u8>>
             let (stop, done, failures, requests) =
                 (stop.clone(), done.clone(), failures.clone(), requests.clone());
             std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
+                let deadline = Instant::now() + Duration::from_secs(120);
                 let mut log = ClientLog::default();
                 let mut conn = None;
                 let mut i = client;
