@@ -9,7 +9,7 @@ use common::{demo, issuer_ca, skip_without};
 use ocsp_edge::model::{CertRecord, CertStatus};
 use ocsp_edge::publish::input::{parse_openssl_index, InputRules, ParsedInput};
 use ocsp_edge::publish::plan::ReasonPolicy;
-use ocsp_edge::publish::postgres::{PostgresConfig, PostgresInput};
+use ocsp_edge::publish::postgres::{ConfigProblem, PostgresConfig, PostgresError, PostgresInput};
 use ocsp_edge::publish::signal::{ChangeReceiver, InputChanged, InputMetrics};
 use ocsp_edge::publish::{PublishConfig, PublishError};
 use ocsp_edge::time::UnixTime;
@@ -343,6 +343,47 @@ fn bad_rows_are_named_by_serial_and_column() {
         assert!(
             message.starts_with("postgres://reader@127.0.0.1:") && message.contains(expected),
             "{rows}: {message}"
+        );
+    }
+}
+
+/// A `query` whose result does not fit the column mapping is a configuration error (exit
+/// 64) naming the column and its role, found before any row is read.
+#[test]
+fn a_query_that_does_not_fit_the_mapping_is_a_configuration_error() {
+    let Some(server) = server("a_query_that_does_not_fit_the_mapping_is_a_configuration_error") else {
+        return;
+    };
+    ca_sql(&server, HOME_GROWN);
+    let dir = tempfile::tempdir().unwrap();
+    let password = password_file(dir.path());
+    let cases = [
+        (
+            "SELECT serial, status FROM certificate_status",
+            "the query returns no column \"revoked_at\" (columns.revoked_at); it returns [\"serial\", \"status\"]",
+        ),
+        (
+            "SELECT serial, status, 1 AS revoked_at FROM certificate_status",
+            "column \"revoked_at\" (columns.revoked_at) has type int4, which cannot hold a time \
+             (timestamptz or timestamp); convert it in `query`",
+        ),
+    ];
+    for (query, expected) in cases {
+        let reader = input(&section(&server, &password, &format!("query = \"{query}\"")));
+        let err = reader.read_blocking(InputRules::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PublishError::Postgres(PostgresError::Config {
+                    problem: ConfigProblem::ColumnMissing { .. } | ConfigProblem::ColumnType { .. },
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("issuer \"ec\": [issuer.postgres] {expected}")
         );
     }
 }

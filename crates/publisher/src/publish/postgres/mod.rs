@@ -199,7 +199,11 @@ impl std::fmt::Debug for Password {
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
     #[error("issuer {issuer:?}: [issuer.postgres] {problem}")]
-    Config { issuer: String, problem: String },
+    Config {
+        issuer: String,
+        #[source]
+        problem: ConfigProblem,
+    },
     /// Connecting, authenticating, querying or a lost connection; `kind` is the metric label.
     #[error("{target}: {message}")]
     Database {
@@ -207,6 +211,77 @@ pub enum PostgresError {
         kind: ErrorKind,
         message: String,
     },
+}
+
+/// What is wrong with an `[issuer.postgres]` section or a file it names: the `problem` of
+/// [`PostgresError::Config`]. The password variants name the file or the variable, never
+/// the password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("give exactly one of `table` and `query`")]
+    TableOrQuery,
+    #[error("table = {0:?} must be a name or schema.name (letters, digits, '_', '$')")]
+    TableName(String),
+    #[error("column {0:?} is not a plain identifier; with such names use `query` and quote them there")]
+    ColumnName(String),
+    #[error("the query returns no column {name:?} (columns.{role}); it returns {found:?}")]
+    ColumnMissing {
+        name: String,
+        role: &'static str,
+        found: Vec<String>,
+    },
+    #[error(
+        "column {name:?} (columns.{role}) has type {found}, which cannot hold {expected}; convert it in `query`"
+    )]
+    ColumnType {
+        name: String,
+        role: &'static str,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("notify_channel = {0:?} must be letters, digits and '_', starting with a letter or '_'")]
+    NotifyChannel(String),
+    #[error("without notify_channel the watcher polls columns.updated_at; map it (or set notify_channel)")]
+    PollWithoutUpdatedAt,
+    #[error(
+        "host = {0:?} is a Unix socket directory, which carries no TLS; set tls = \"disable\" \
+         (the socket's file permissions protect it)"
+    )]
+    TlsOverUnixSocket(String),
+    #[error(
+        "tls = \"verify-full\" (the default) needs ca_file, the CA that issued the database \
+         server's certificate; for a Unix socket or loopback use tls = \"disable\""
+    )]
+    VerifyFullWithoutCaFile,
+    #[error("status_values: {value:?} is listed under both {first} and {second}")]
+    StatusValueTwice {
+        value: String,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("status_values: good and revoked each need at least one value")]
+    StatusValuesMissing,
+    #[error("{key} = {text:?} is not a duration above zero like 500ms, 1s or 5m")]
+    Duration { key: &'static str, text: String },
+    #[error("give at most one of password_file and password_env")]
+    TwoPasswordSources,
+    #[error("password_file {}: {source}", path.display())]
+    PasswordFileUnreadable { path: PathBuf, source: std::io::Error },
+    #[error("password_file {} must hold the password on one line", path.display())]
+    PasswordNotOneLine { path: PathBuf },
+    #[error("password_env = {0:?}: that environment variable is not set (or empty or not UTF-8)")]
+    PasswordEnvUnset(String),
+    /// rustls refused its own default protocol versions (a build without TLS 1.2 and 1.3).
+    #[error("TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("ca_file {}: {source}", path.display())]
+    CaFileUnreadable { path: PathBuf, source: std::io::Error },
+    #[error("ca_file {}: {source}", path.display())]
+    CaFileNotPem { path: PathBuf, source: pem::PemError },
+    #[error("ca_file {}: {source}", path.display())]
+    CaFileCertificate { path: PathBuf, source: rustls::Error },
+    #[error("ca_file {} holds no PEM CERTIFICATE", path.display())]
+    CaFileWithoutCertificate { path: PathBuf },
 }
 
 /// The `kind` label of `ocsp_edge_publisher_input_errors_total` for a database input.
@@ -256,19 +331,18 @@ impl PostgresConfig {
 
     /// Checks the section and reads the password; `issuer` names it in messages.
     pub fn checked(&self, issuer: &str) -> Result<PostgresInput, PostgresError> {
-        let problem = |problem: String| PostgresError::Config {
+        self.input(issuer).map_err(|problem| PostgresError::Config {
             issuer: issuer.to_string(),
             problem,
-        };
+        })
+    }
+
+    fn input(&self, issuer: &str) -> Result<PostgresInput, ConfigProblem> {
         if self.table.is_some() == self.query.is_some() {
-            return Err(problem("give exactly one of `table` and `query`".into()));
+            return Err(ConfigProblem::TableOrQuery);
         }
         if let Some(table) = &self.table {
-            read::quote_table(table).ok_or_else(|| {
-                problem(format!(
-                    "table = {table:?} must be a name or schema.name (letters, digits, '_', '$')"
-                ))
-            })?;
+            read::quote_table(table).ok_or_else(|| ConfigProblem::TableName(table.clone()))?;
         }
         if self.notify_channel.is_none() && self.columns.updated_at.is_none() {
             // Not needed by a one-shot read, but `--watch` could never notice a change.
@@ -279,36 +353,25 @@ impl PostgresConfig {
         }
         if let Some(channel) = &self.notify_channel {
             if !is_plain_identifier(channel) {
-                return Err(problem(format!(
-                    "notify_channel = {channel:?} must be letters, digits and '_', starting with a letter or '_'"
-                )));
+                return Err(ConfigProblem::NotifyChannel(channel.clone()));
             }
         }
         if self.host.starts_with('/') && self.tls != TlsMode::Disable {
             // PostgreSQL answers a TLS request on its socket with "no": the connection
             // would fail at every attempt with a less helpful message.
-            return Err(problem(format!(
-                "host = {:?} is a Unix socket directory, which carries no TLS; set tls = \"disable\" \
-                 (the socket's file permissions protect it)",
-                self.host
-            )));
+            return Err(ConfigProblem::TlsOverUnixSocket(self.host.clone()));
         }
         if self.tls == TlsMode::VerifyFull && self.ca_file.is_none() {
-            return Err(problem(
-                "tls = \"verify-full\" (the default) needs ca_file, the CA that issued the database \
-                 server's certificate; for a Unix socket or loopback use tls = \"disable\""
-                    .into(),
-            ));
+            return Err(ConfigProblem::VerifyFullWithoutCaFile);
         }
-        self.status_values.check().map_err(problem)?;
-        let duration = |key: &str, text: &str| {
+        self.status_values.check()?;
+        let duration = |key: &'static str, text: &str| {
             ocsp_edge_core::units::parse_duration(text)
                 .ok()
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    problem(format!(
-                        "{key} = {text:?} is not a duration above zero like 500ms, 1s or 5m"
-                    ))
+                .ok_or_else(|| ConfigProblem::Duration {
+                    key,
+                    text: text.to_string(),
                 })
         };
         Ok(PostgresInput {
@@ -316,40 +379,39 @@ impl PostgresConfig {
             poll_interval: duration("poll_interval", &self.poll_interval)?,
             connect_timeout: duration("connect_timeout", &self.connect_timeout)?,
             reconnect_max: duration("reconnect_max", &self.reconnect_max)?,
-            password: self.password().map_err(problem)?,
+            password: self.password()?,
             config: self.clone(),
         })
     }
 
-    fn password(&self) -> Result<Option<Password>, String> {
+    fn password(&self) -> Result<Option<Password>, ConfigProblem> {
         match (&self.password_file, &self.password_env) {
-            (Some(_), Some(_)) => Err("give at most one of password_file and password_env".into()),
+            (Some(_), Some(_)) => Err(ConfigProblem::TwoPasswordSources),
             (None, None) => Ok(None),
             (Some(path), None) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("password_file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    ConfigProblem::PasswordFileUnreadable {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 let line = text.strip_suffix('\n').unwrap_or(&text);
                 let line = line.strip_suffix('\r').unwrap_or(line);
                 if line.is_empty() || line.contains('\n') {
-                    return Err(format!(
-                        "password_file {} must hold the password on one line",
-                        path.display()
-                    ));
+                    return Err(ConfigProblem::PasswordNotOneLine { path: path.clone() });
                 }
                 Ok(Some(Password(line.to_string())))
             }
             (None, Some(name)) => match std::env::var(name) {
                 Ok(value) if !value.is_empty() => Ok(Some(Password(value))),
-                _ => Err(format!(
-                    "password_env = {name:?}: that environment variable is not set (or empty or not UTF-8)"
-                )),
+                _ => Err(ConfigProblem::PasswordEnvUnset(name.clone())),
             },
         }
     }
 }
 
 impl StatusValues {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ConfigProblem> {
         let mut seen = std::collections::HashMap::new();
         for (list, values) in [
             ("good", &self.good),
@@ -357,15 +419,17 @@ impl StatusValues {
             ("expired", &self.expired),
         ] {
             for value in values {
-                if let Some(other) = seen.insert(value.as_str(), list) {
-                    return Err(format!(
-                        "status_values: {value:?} is listed under both {other} and {list}"
-                    ));
+                if let Some(first) = seen.insert(value.as_str(), list) {
+                    return Err(ConfigProblem::StatusValueTwice {
+                        value: value.clone(),
+                        first,
+                        second: list,
+                    });
                 }
             }
         }
         if self.good.is_empty() || self.revoked.is_empty() {
-            return Err("status_values: good and revoked each need at least one value".into());
+            return Err(ConfigProblem::StatusValuesMissing);
         }
         Ok(())
     }
@@ -386,6 +450,14 @@ impl PostgresInput {
         format!("postgres://{}@{}:{}/{}", c.user, c.host, c.port, c.dbname)
     }
 
+    /// `problem` as this issuer's configuration error.
+    pub(crate) fn config_error(&self, problem: ConfigProblem) -> PostgresError {
+        PostgresError::Config {
+            issuer: self.issuer.clone(),
+            problem,
+        }
+    }
+
     pub(crate) fn error(&self, kind: ErrorKind, error: &tokio_postgres::Error) -> PostgresError {
         PostgresError::Database {
             target: self.target(),
@@ -397,10 +469,7 @@ impl PostgresInput {
     /// Connects and authenticates. The caller drives the returned [`Connection`] (spawn it)
     /// for as long as it uses the client.
     pub async fn connect(&self) -> Result<(tokio_postgres::Client, Connection), PostgresError> {
-        let connector = tls::connector(self).map_err(|problem| PostgresError::Config {
-            issuer: self.issuer.clone(),
-            problem,
-        })?;
+        let connector = tls::connector(self).map_err(|problem| self.config_error(problem))?;
         let c = &self.config;
         let mut driver = tokio_postgres::Config::new();
         driver
@@ -508,6 +577,132 @@ mod tests {
             let err = config(&text).checked("ec").unwrap_err().to_string();
             assert!(err.contains(expected) && err.contains("\"ec\""), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn password_file_mistakes_name_the_file_and_never_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let two_lines = dir.path().join("two-lines");
+        std::fs::write(&two_lines, "s3cret-Value\nmore\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let missing = dir.path().join("missing");
+        let with_file = |path: &Path| {
+            let mut c = config(MINIMAL);
+            c.password_file = Some(path.to_path_buf());
+            c.checked("ec").unwrap_err()
+        };
+        for file in [&two_lines, &empty] {
+            let err = with_file(file);
+            assert!(
+                matches!(&err, PostgresError::Config { problem: ConfigProblem::PasswordNotOneLine { path }, .. } if path == file),
+                "{err:?}"
+            );
+            let shown = err.to_string();
+            assert!(shown.ends_with("must hold the password on one line"), "{shown}");
+            assert!(
+                !shown.contains("s3cret") && !format!("{err:?}").contains("s3cret"),
+                "{shown}"
+            );
+        }
+        let err = with_file(&missing);
+        assert!(
+            matches!(
+                &err,
+                PostgresError::Config {
+                    problem: ConfigProblem::PasswordFileUnreadable { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("password_file {}: ", missing.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn status_values_need_good_and_revoked() {
+        let text = MINIMAL.to_string() + "[status_values]\ngood = []\nrevoked = [\"r\"]\n";
+        let err = config(&text).checked("ec").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PostgresError::Config {
+                    problem: ConfigProblem::StatusValuesMissing,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "issuer \"ec\": [issuer.postgres] status_values: good and revoked each need at least one value"
+        );
+    }
+
+    /// The verify-full connector names the `ca_file` it cannot use, and why.
+    #[test]
+    fn unusable_ca_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let cases = [
+            (dir.path().join("missing.pem"), "CaFileUnreadable"),
+            (
+                write("no-pem.pem", "not PEM at all\n"),
+                "CaFileWithoutCertificate",
+            ),
+            (
+                write(
+                    "key-only.pem",
+                    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                ),
+                "CaFileWithoutCertificate",
+            ),
+            (
+                write(
+                    "bad-base64.pem",
+                    "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+                ),
+                "CaFileNotPem",
+            ),
+            (
+                write(
+                    "not-der.pem",
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                ),
+                "CaFileCertificate",
+            ),
+        ];
+        for (path, variant) in cases {
+            let mut c = config(&MINIMAL.replace("tls = \"disable\"\n", ""));
+            c.ca_file = Some(path.clone());
+            let input = c.checked("ec").unwrap();
+            let problem = tls::connector(&input).err().expect("no connector");
+            assert!(
+                format!("{problem:?}").starts_with(variant),
+                "{variant}: {problem:?}"
+            );
+            let shown = problem.to_string();
+            assert!(
+                shown.starts_with(&format!("ca_file {}", path.display())),
+                "{shown}"
+            );
+            let wrapped = input.config_error(problem).to_string();
+            assert!(
+                wrapped.starts_with("issuer \"ec\": [issuer.postgres] ca_file "),
+                "{wrapped}"
+            );
+        }
+        // rustls' own refusal keeps its words behind "TLS: " (the ring provider never refuses).
+        let refused = ConfigProblem::Tls(rustls::Error::General("no protocol versions".into()));
+        assert_eq!(refused.to_string(), "TLS: unexpected error: no protocol versions");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! that fails, or a connection lost before the last row, fails the read: there is no
 //! partial result.
 
-use super::{ErrorKind, PostgresInput, SerialFormat};
+use super::{ConfigProblem, ErrorKind, PostgresInput, SerialFormat};
 use crate::publish::input::{
     Duplicate, Entry, EntryCollector, ExpiredEntry, InputError, InputRules, LineProblem, ParsedInput,
     RowProblem,
@@ -110,23 +110,12 @@ impl PostgresInput {
             .table
             .as_deref()
             .and_then(quote_table)
-            .ok_or_else(|| self.config_error("needs `table` or `query`"))?;
+            .ok_or_else(|| self.config_error(ConfigProblem::TableOrQuery))?;
         let names = mapped_columns(self);
         if let Some(bad) = names.iter().find(|n| !super::is_plain_identifier(n)) {
-            return Err(self
-                .config_error(&format!(
-                    "column {bad:?} is not a plain identifier; with such names use `query` and quote them there"
-                ))
-                .into());
+            return Err(self.config_error(ConfigProblem::ColumnName(bad.clone())).into());
         }
         Ok(format!("SELECT {} FROM {table}", names.join(", ")))
-    }
-
-    fn config_error(&self, problem: &str) -> super::PostgresError {
-        super::PostgresError::Config {
-            issuer: self.issuer.clone(),
-            problem: problem.to_string(),
-        }
     }
 
     fn row_error(&self, row: usize, problem: Located) -> InputError {
@@ -248,19 +237,20 @@ impl Columns {
                 .position(|c| c.name() == name)
                 .or_else(|| result.iter().position(|c| c.name() == name.to_ascii_lowercase()))
                 .ok_or_else(|| {
-                    let found: Vec<&str> = result.iter().map(|c| c.name()).collect();
-                    input.config_error(&format!(
-                        "the query returns no column {name:?} (columns.{}); it returns {found:?}",
-                        ROLES[role]
-                    ))
+                    input.config_error(ConfigProblem::ColumnMissing {
+                        name: name.to_string(),
+                        role: ROLES[role],
+                        found: result.iter().map(|c| c.name().to_string()).collect(),
+                    })
                 })?;
             let ty = result[index].type_();
             let kind = Kind::of(ty).filter(|kind| accepts(role, *kind)).ok_or_else(|| {
-                input.config_error(&format!(
-                    "column {name:?} (columns.{}) has type {ty}, which cannot hold {}; convert it in `query`",
-                    ROLES[role],
-                    expected(role)
-                ))
+                input.config_error(ConfigProblem::ColumnType {
+                    name: name.to_string(),
+                    role: ROLES[role],
+                    found: ty.to_string(),
+                    expected: expected(role),
+                })
             })?;
             at[role] = Some((index, kind));
         }
@@ -518,6 +508,30 @@ mod tests {
         for bad in ["", "-1", "12a", " 1", &"9".repeat(80)] {
             assert_eq!(serial_from_decimal(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_column_that_needs_quoting_is_refused_before_any_query() {
+        let text = "host = \"127.0.0.1\"\ndbname = \"ca\"\nuser = \"reader\"\ntls = \"disable\"\n\
+                    table = \"certs\"\n[columns]\nstatus = \"st-atus\"\n";
+        let input = toml::from_str::<super::super::PostgresConfig>(text)
+            .unwrap()
+            .checked("ec")
+            .unwrap();
+        let err = input.select().unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PublishError::Postgres(super::super::PostgresError::Config {
+                    problem: ConfigProblem::ColumnName(name),
+                    ..
+                }) if name == "st-atus"
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with(
+            "column \"st-atus\" is not a plain identifier; with such names use `query` and quote them there"
+        ));
     }
 
     #[test]

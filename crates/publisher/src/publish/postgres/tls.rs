@@ -5,7 +5,7 @@
 //! as libpq's `sslmode=require` does; it is there for databases whose certificate cannot be
 //! checked, and the documentation says what it does not protect against.
 
-use super::{Connector, PostgresInput, TlsMode};
+use super::{ConfigProblem, Connector, PostgresInput, TlsMode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -13,11 +13,11 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use std::sync::Arc;
 
 /// The connector for `input`'s `tls` mode, or what is wrong with its `ca_file`.
-pub(super) fn connector(input: &PostgresInput) -> Result<Connector, String> {
+pub(super) fn connector(input: &PostgresInput) -> Result<Connector, ConfigProblem> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(ConfigProblem::Tls)?;
     let config = match input.config.tls {
         // Never asked to negotiate (ssl_mode Disable); present only to give one type.
         TlsMode::Disable => builder
@@ -34,20 +34,29 @@ pub(super) fn connector(input: &PostgresInput) -> Result<Connector, String> {
     Ok(Connector::new(config))
 }
 
-fn trusted_roots(input: &PostgresInput) -> Result<RootCertStore, String> {
+fn trusted_roots(input: &PostgresInput) -> Result<RootCertStore, ConfigProblem> {
     let Some(path) = &input.config.ca_file else {
-        return Err("tls = \"verify-full\" needs ca_file".into());
+        return Err(ConfigProblem::VerifyFullWithoutCaFile);
     };
-    let text = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-    let blocks = pem::parse_many(&text).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    let text = std::fs::read(path).map_err(|source| ConfigProblem::CaFileUnreadable {
+        path: path.clone(),
+        source,
+    })?;
+    let blocks = pem::parse_many(&text).map_err(|source| ConfigProblem::CaFileNotPem {
+        path: path.clone(),
+        source,
+    })?;
     let mut roots = RootCertStore::empty();
     for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
         roots
             .add(CertificateDer::from(block.contents().to_vec()))
-            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            .map_err(|source| ConfigProblem::CaFileCertificate {
+                path: path.clone(),
+                source,
+            })?;
     }
     if roots.is_empty() {
-        return Err(format!("ca_file {} holds no PEM CERTIFICATE", path.display()));
+        return Err(ConfigProblem::CaFileWithoutCertificate { path: path.clone() });
     }
     Ok(roots)
 }

@@ -11,7 +11,7 @@
 //! once, since what changed while nobody listened is unknown. Logs name the database
 //! (`postgres://user@host:port/db`), never the password. Never writes to the database.
 
-use super::{ErrorKind, PostgresError, PostgresInput};
+use super::{ConfigProblem, ErrorKind, PostgresError, PostgresInput};
 use crate::publish::signal::{ChangeSender, InputChanged, InputMetrics};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -200,12 +200,7 @@ async fn poll_with(input: &PostgresInput, client: &Client, changes: &ChangeSende
     let issuer = input.issuer.as_str();
     let statement = match poll_statement(input) {
         Ok(sql) => sql,
-        Err(problem) => {
-            return Ended::Failed(PostgresError::Config {
-                issuer: issuer.to_string(),
-                problem,
-            })
-        }
+        Err(problem) => return Ended::Failed(input.config_error(problem)),
     };
     let query_error = |error: tokio_postgres::Error| {
         let kind = if error.is_closed() {
@@ -255,19 +250,18 @@ async fn poll_with(input: &PostgresInput, client: &Client, changes: &ChangeSende
 }
 
 /// `SELECT max(updated_at) … WHERE updated_at > $1`, over the table or the configured query.
-fn poll_statement(input: &PostgresInput) -> Result<String, String> {
+fn poll_statement(input: &PostgresInput) -> Result<String, ConfigProblem> {
     let c = &input.config;
     let Some(column) = &c.columns.updated_at else {
-        return Err(
-            "without notify_channel the watcher polls columns.updated_at; map it (or set notify_channel)"
-                .into(),
-        );
+        return Err(ConfigProblem::PollWithoutUpdatedAt);
     };
     let column = format!("\"{}\"", column.replace('"', "\"\""));
     let source = match (&c.table, &c.query) {
-        (Some(table), _) => super::read::quote_table(table).ok_or("table is not a plain name")?,
+        (Some(table), _) => {
+            super::read::quote_table(table).ok_or_else(|| ConfigProblem::TableName(table.clone()))?
+        }
         (None, Some(query)) => format!("({query}) AS input"),
-        (None, None) => return Err("needs `table` or `query`".into()),
+        (None, None) => return Err(ConfigProblem::TableOrQuery),
     };
     Ok(format!(
         "SELECT max({column})::timestamptz FROM {source} WHERE {column} > $1::timestamptz"
@@ -319,6 +313,35 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() < FIRST_RETRY.mul_f64(1.2));
+    }
+
+    fn input(extra: &str) -> PostgresInput {
+        let text =
+            format!("host = \"127.0.0.1\"\ndbname = \"ca\"\nuser = \"reader\"\ntls = \"disable\"\n{extra}");
+        toml::from_str::<super::super::PostgresConfig>(&text)
+            .unwrap()
+            .checked("ec")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_poll_needs_updated_at_and_quotes_it() {
+        let problem = poll_statement(&input("table = \"certs\"\n")).unwrap_err();
+        assert!(
+            matches!(problem, ConfigProblem::PollWithoutUpdatedAt),
+            "{problem:?}"
+        );
+        assert_eq!(
+            problem.to_string(),
+            "without notify_channel the watcher polls columns.updated_at; map it (or set notify_channel)"
+        );
+        let sql = poll_statement(&input("table = \"ca.certs\"\n[columns]\nupdated_at = 'a\"b'\n")).unwrap();
+        assert_eq!(
+            sql,
+            "SELECT max(\"a\"\"b\")::timestamptz FROM ca.certs WHERE \"a\"\"b\" > $1::timestamptz"
+        );
+        let sql = poll_statement(&input("query = \"SELECT 1\"\n[columns]\nupdated_at = \"u\"\n")).unwrap();
+        assert!(sql.contains("FROM (SELECT 1) AS input"), "{sql}");
     }
 
     #[test]
