@@ -157,23 +157,37 @@ pub struct Health {
     pub refresh_deadline: Option<i64>,
 }
 
+/// Why `/readyz` answers 503; its `Display` is the body after "not ready: ".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// Another publisher holds the store's lease (or it was not yet tried).
+    #[error("standby: {holder}")]
+    Standby { holder: String },
+    #[error("last publish failed: {error}")]
+    LastPublishFailed { error: String },
+    #[error("nothing published yet")]
+    NothingPublished,
+    #[error("the oldest response's refresh deadline is {seconds_left}s away")]
+    RefreshDeadlineNear { seconds_left: i64 },
+}
+
 impl Health {
     /// `Ok` when ready; otherwise why not.
-    pub fn readiness(&self, now: i64) -> Result<(), String> {
+    pub fn readiness(&self, now: i64) -> Result<(), NotReady> {
         if let Some(holder) = &self.lease {
-            return Err(format!("standby: {holder}"));
+            return Err(NotReady::Standby {
+                holder: holder.clone(),
+            });
         }
         if let Some(error) = &self.last_error {
-            return Err(format!("last publish failed: {error}"));
+            return Err(NotReady::LastPublishFailed { error: error.clone() });
         }
-        match self.refresh_deadline {
-            None => Err("nothing published yet".into()),
-            Some(deadline) if deadline.saturating_sub(now) < READY_MARGIN_SECONDS => Err(format!(
-                "the oldest response's refresh deadline is {}s away",
-                deadline.saturating_sub(now)
-            )),
-            Some(_) => Ok(()),
+        let deadline = self.refresh_deadline.ok_or(NotReady::NothingPublished)?;
+        let seconds_left = deadline.saturating_sub(now);
+        if seconds_left < READY_MARGIN_SECONDS {
+            return Err(NotReady::RefreshDeadlineNear { seconds_left });
         }
+        Ok(())
     }
 }
 
@@ -277,16 +291,58 @@ mod tests {
         };
         assert_eq!(health.readiness(now), Ok(()));
         health.refresh_deadline = Some(now + READY_MARGIN_SECONDS - 1);
-        assert!(health.readiness(now).unwrap_err().contains("refresh deadline"));
+        assert_eq!(
+            health.readiness(now),
+            Err(NotReady::RefreshDeadlineNear {
+                seconds_left: READY_MARGIN_SECONDS - 1
+            })
+        );
         health.refresh_deadline = Some(now + 2 * READY_MARGIN_SECONDS);
         health.last_error = Some("bad line".into());
-        assert!(health.readiness(now).unwrap_err().contains("bad line"));
+        assert_eq!(
+            health.readiness(now),
+            Err(NotReady::LastPublishFailed {
+                error: "bad line".into()
+            })
+        );
         health.last_error = None;
         health.lease = Some("held by b".into());
-        assert!(health.readiness(now).unwrap_err().starts_with("standby"));
+        assert_eq!(
+            health.readiness(now),
+            Err(NotReady::Standby {
+                holder: "held by b".into()
+            })
+        );
         health.lease = None;
         health.refresh_deadline = None;
-        assert!(health.readiness(now).is_err());
+        assert_eq!(health.readiness(now), Err(NotReady::NothingPublished));
+    }
+
+    /// The bodies operators and tests/live_publisher.rs read after "not ready: ".
+    #[test]
+    fn each_reason_reads_as_the_readyz_body() {
+        let cases = [
+            (
+                NotReady::Standby {
+                    holder: "held by b".into(),
+                },
+                "standby: held by b",
+            ),
+            (
+                NotReady::LastPublishFailed {
+                    error: "bad line".into(),
+                },
+                "last publish failed: bad line",
+            ),
+            (NotReady::NothingPublished, "nothing published yet"),
+            (
+                NotReady::RefreshDeadlineNear { seconds_left: 42 },
+                "the oldest response's refresh deadline is 42s away",
+            ),
+        ];
+        for (reason, body) in cases {
+            assert_eq!(reason.to_string(), body);
+        }
     }
 
     #[test]
