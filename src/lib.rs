@@ -2,7 +2,7 @@
 //!
 //! The workspace is split so that the architecture is what the compiler enforces
 //! (docs/architecture.md draws the graph):
-//! - `ocsp-edge-core` ([`der`], [`model`], [`time`], [`oids`], [`pki`], [`ocsp`], [`crl`],
+//! - `ocsp-edge-core` ([`der`], [`model`], [`time`], [`pki`], [`ocsp`], [`crl`],
 //!   [`snapshot`], [`responder`], [`units`], [`backoff`]): the protocol; no tokio, hyper, HTTP client,
 //!   configuration loader or metrics.
 //! - `ocsp-edge-transport` ([`http_client`], [`s3`]): the outbound HTTP and S3 client.
@@ -15,7 +15,7 @@
 
 #[doc(hidden)]
 pub use ocsp_edge_core::fuzzing;
-pub use ocsp_edge_core::{backoff, crl, der, model, ocsp, oids, pki, responder, snapshot, time, units};
+pub use ocsp_edge_core::{backoff, crl, der, model, ocsp, pki, responder, snapshot, time, units};
 pub use ocsp_edge_publisher::publish;
 pub use ocsp_edge_server::{cache, config, metrics, served, server, sync};
 pub use ocsp_edge_transport::{http_client, s3};

@@ -15,9 +15,14 @@ use crate::time::UnixTime;
 /// One revoked certificate as a CRL lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CrlEntry {
+    /// userCertificate: the revoked certificate's serial.
     pub serial: Serial,
+    /// revocationDate: when the CA revoked it (UTCTime or GeneralizedTime by year).
     pub revoked_at: UnixTime,
+    /// The reasonCode extension, omitted when `None`. Must not be
+    /// [`RevocationReason::CertificateHold`]: [`tbs_cert_list`] refuses it.
     pub reason: Option<RevocationReason>,
+    /// The invalidityDate extension (RFC 5280 §5.3.2), omitted when `None`.
     pub invalidity: Option<UnixTime>,
 }
 
@@ -25,22 +30,32 @@ pub struct CrlEntry {
 /// the path part a responder serves it at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// The whole URL as configured, scheme and host included: what goes into a CRL's
+    /// distribution-point and freshestCRL extensions and the CCADB list, byte for byte.
     pub full: String,
+    /// The path, from its leading `/`: what a responder matches a GET request against.
     pub path: String,
 }
 
 /// Why a text is not a CRL [`Url`]; each names the text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// Not `http://` or `https://` (RFC 5280 §4.2.1.13: CRLs are fetched over HTTP; an
+    /// `ldap://` point cannot be served by this responder).
     #[error("{0:?} is not an http:// or https:// URL")]
     Scheme(String),
+    /// No `/` after the host, so there is no path to serve the CRL at.
     #[error("{0:?} has no path")]
     NoPath(String),
+    /// An empty host, or a query, fragment or space in the path: the path must be one a
+    /// responder can match exactly.
     #[error("{0:?} needs a host and a plain path")]
     NotPlain(String),
 }
 
 impl Url {
+    /// Splits an `http://` or `https://` URL into the whole text and its path. No
+    /// percent-decoding or normalisation: the path is matched byte for byte.
     pub fn parse(text: &str) -> Result<Url, UrlError> {
         let rest = text
             .strip_prefix("http://")
@@ -62,27 +77,54 @@ impl Url {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CrlScope {
     /// Every revoked certificate of the issuer. `freshest` names the delta CRL, if any.
-    Full { freshest: Option<String> },
+    Full {
+        /// The delta CRL's URL, put in a freshestCRL extension (RFC 5280 §5.2.6).
+        freshest: Option<String>,
+    },
     /// One partition: the certificates whose CRL distribution point is `uri` (it goes,
     /// byte for byte, into a critical issuingDistributionPoint).
-    Partition { uri: String },
+    Partition {
+        /// The partition's distribution point URL, exactly as its certificates carry it.
+        uri: String,
+    },
     /// Changes since the full CRL numbered `base`.
-    Delta { base: u64 },
+    Delta {
+        /// The cRLNumber of the full CRL this delta applies to: its critical
+        /// deltaCRLIndicator (RFC 5280 §5.2.4).
+        base: u64,
+    },
 }
 
+/// Everything in a TBSCertList except its entries: who issues it, how it will be signed,
+/// when, its number and its scope.
 pub struct CrlFacts<'a> {
+    /// The CA the CRL is for: its subject becomes the CRL's issuer and its key identifier
+    /// the authorityKeyIdentifier. The CRL must then be signed with this CA's key.
     pub issuer: &'a Certificate,
+    /// The DER AlgorithmIdentifier of the signature the caller will make; it appears in
+    /// the TBSCertList and must equal the one passed to [`assemble`] (RFC 5280 §5.1.1.2).
     pub signature_algorithm_der: &'a [u8],
+    /// thisUpdate: when this CRL's information was current.
     pub this_update: UnixTime,
+    /// nextUpdate: by when a newer CRL will be issued. Required by RFC 5280 §5.1.2.5 and
+    /// the Baseline Requirements, so not optional here.
     pub next_update: UnixTime,
+    /// cRLNumber: must increase strictly with each CRL of the same scope (RFC 5280
+    /// §5.2.3); the caller tracks it.
     pub number: u64,
+    /// Full, one partition, or a delta.
     pub scope: CrlScope,
 }
 
+/// Why a CRL cannot be encoded from the facts given. Nothing partial is returned.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CrlError {
+    /// An entry says certificateHold, which BR §7.2.2 forbids; it names the serial so the
+    /// CA's record can be fixed.
     #[error("serial {0} is revoked with reason certificateHold, which the CA/Browser Forum forbids in CRLs")]
     CertificateHold(Serial),
+    /// A cRLNumber or delta base does not fit a 20-octet INTEGER. Unreachable from a
+    /// `u64` today; kept so a change of type cannot wrap silently.
     #[error("cRLNumber must be below 2^159 (RFC 5280 §5.2.3)")]
     NumberTooLarge,
 }
@@ -99,7 +141,8 @@ pub fn shard_of(serial: &Serial, shards: u32) -> u32 {
     remainder as u32
 }
 
-/// The DER of TBSCertList. Entries must be given in the order they should appear.
+/// The DER of TBSCertList (RFC 5280 §5.1.2), version 2, ready for the caller to sign.
+/// Entries must be given in the order they should appear; an empty list is omitted.
 pub fn tbs_cert_list(facts: &CrlFacts<'_>, entries: &[&CrlEntry]) -> Result<Vec<u8>, CrlError> {
     let mut revoked = Vec::with_capacity(entries.len() * 48);
     for entry in entries {
@@ -128,7 +171,9 @@ pub fn tbs_cert_list(facts: &CrlFacts<'_>, entries: &[&CrlEntry]) -> Result<Vec<
     ))
 }
 
-/// The complete CertificateList around a signed TBSCertList.
+/// The complete CertificateList around a signed TBSCertList: `signature_algorithm_der`
+/// must be the one in [`CrlFacts`] and `signature` the raw signature over exactly `tbs`.
+/// Nothing is checked here.
 pub fn assemble(tbs: &[u8], signature_algorithm_der: &[u8], signature: &[u8]) -> Vec<u8> {
     element(
         SEQUENCE,
@@ -213,7 +258,7 @@ fn integer(value: u64) -> Result<Vec<u8>, CrlError> {
 
 /// RFC 5280 §5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050 (rasn's Time would
 /// not switch by itself).
-pub fn x509_time(t: UnixTime) -> Vec<u8> {
+fn x509_time(t: UnixTime) -> Vec<u8> {
     let moment = chrono::DateTime::from_timestamp(t.seconds(), 0).unwrap_or_default();
     if chrono::Datelike::year(&moment) < 2050 {
         element(0x17, &[moment.format("%y%m%d%H%M%SZ").to_string().as_bytes()])
@@ -226,9 +271,15 @@ pub fn x509_time(t: UnixTime) -> Vec<u8> {
 /// delta): read from the DER without re-encoding anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CrlSummary {
+    /// thisUpdate as the CRL states it; not compared with any clock here.
     pub this_update: UnixTime,
+    /// nextUpdate; `None` when the CRL omits it (OPTIONAL in the ASN.1, although RFC 5280
+    /// §5.1.2.5 and the BRs require CAs to include it).
     pub next_update: Option<UnixTime>,
+    /// cRLNumber; `None` when absent or beyond `u64` (so the next number cannot be
+    /// derived from it).
     pub number: Option<u64>,
+    /// The serials listed, in CRL order; reasons and dates are not read.
     pub revoked: Vec<Serial>,
     /// The URIs of an issuingDistributionPoint's fullName (a partition's scope); empty
     /// when the CRL has none.
@@ -237,12 +288,18 @@ pub struct CrlSummary {
     pub delta_base: Option<u64>,
 }
 
+/// Why an existing CRL was not accepted by [`read_verified`]; nothing in it is used then.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CrlReadError {
+    /// Not DER, not a CertificateList, or a field that cannot be read (the text says which).
     #[error("not a DER CRL: {0}")]
     Malformed(String),
+    /// Its issuer Name is not the expected CA's subject, byte for byte (holds the CA's
+    /// display name).
     #[error("the CRL's issuer is not {0}")]
     WrongIssuer(String),
+    /// The signature does not verify under the CA's key, or uses an algorithm this crate
+    /// does not verify: the bytes may have been altered or come from another key.
     #[error("the CRL's signature does not verify: {0}")]
     BadSignature(String),
 }
@@ -253,7 +310,9 @@ impl From<der::DerError> for CrlReadError {
     }
 }
 
-/// Parses a CRL and checks that `issuer` issued and signed it.
+/// Parses a CRL and checks that `issuer` issued and signed it: the summary is returned
+/// only when the issuer Name matches and the signature over the TBSCertList as received
+/// verifies. Validity dates are not checked (the caller decides what is stale).
 pub fn read_verified(crl: &[u8], issuer: &Certificate) -> Result<CrlSummary, CrlReadError> {
     let mut outer = der::enter(crl, SEQUENCE)?;
     let tbs = outer.expect(SEQUENCE)?;

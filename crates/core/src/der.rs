@@ -9,17 +9,27 @@
 /// A DER universal or context tag byte, as it appears on the wire (low-tag-number form).
 pub type Tag = u8;
 
+/// SEQUENCE and SEQUENCE OF (universal 16, constructed bit set: X.690 §8.9, §8.10).
 pub const SEQUENCE: Tag = 0x30;
+/// INTEGER (universal 2): two's-complement big-endian content, minimal in DER (X.690 §8.3).
 pub const INTEGER: Tag = 0x02;
+/// BIT STRING (universal 3): the first content octet counts the unused trailing bits, so
+/// a signature or key is the content *after* that octet (X.690 §8.6).
 pub const BIT_STRING: Tag = 0x03;
+/// OCTET STRING (universal 4): opaque bytes; extension values are wrapped in one.
 pub const OCTET_STRING: Tag = 0x04;
+/// OBJECT IDENTIFIER (universal 6): the content octets encode the arcs base 128 (X.690 §8.19).
 pub const OID: Tag = 0x06;
 
 /// One element: its tag, its content, and the whole encoding (header + content).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Element<'a> {
+    /// The identifier octet: one of the constants above or a context tag (`0xa0 | n`).
     pub tag: Tag,
+    /// The content octets only, without tag and length.
     pub content: &'a [u8],
+    /// Tag, length and content exactly as received: what a signature covers, so hash and
+    /// verify this, never a re-encoding.
     pub raw: &'a [u8],
 }
 
@@ -29,25 +39,41 @@ pub struct Reader<'a> {
     rest: &'a [u8],
 }
 
+/// Why bytes are not the DER this reader expected. Hostile input ends in one of these,
+/// never in a panic or an out-of-bounds read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DerError {
+    /// The input ends inside a tag, a length or the content a length announced.
     #[error("truncated DER")]
     Truncated,
+    /// The indefinite form (`0x80`, BER only) or a length of more than 4 octets (over
+    /// 4 GiB, far beyond anything this service accepts).
     #[error("unsupported DER length form")]
     BadLength,
+    /// A tag number of 31 or more (multi-octet identifier): nothing this crate reads uses one.
     #[error("multi-byte DER tags are not supported here")]
     HighTag,
+    /// The element is present but is not the one the structure requires at this position.
     #[error("expected DER tag {expected:#04x}, found {found:#04x}")]
-    UnexpectedTag { expected: Tag, found: Tag },
+    UnexpectedTag {
+        /// The tag the caller asked for.
+        expected: Tag,
+        /// The tag the input has.
+        found: Tag,
+    },
+    /// Bytes follow the last element of a structure that must end there (DER has exactly
+    /// one encoding; extra bytes would be unsigned smuggled data).
     #[error("trailing bytes after DER element")]
     Trailing,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader positioned at the first byte of `input`; nothing is checked until read.
     pub fn new(input: &'a [u8]) -> Self {
         Reader { rest: input }
     }
 
+    /// Whether every byte has been read: the loop condition for a SEQUENCE OF.
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
@@ -128,8 +154,8 @@ pub fn enter(input: &[u8], tag: Tag) -> Result<Reader<'_>, DerError> {
     Ok(Reader::new(element.content))
 }
 
-/// Appends a DER length to `out`.
-pub fn write_length(out: &mut Vec<u8>, length: usize) {
+/// Appends a DER length to `out`, in the minimal form DER requires (X.690 §10.1).
+pub(crate) fn write_length(out: &mut Vec<u8>, length: usize) {
     if length < 0x80 {
         out.push(length as u8);
         return;
@@ -141,7 +167,7 @@ pub fn write_length(out: &mut Vec<u8>, length: usize) {
 }
 
 /// Appends tag, length and the concatenation of `parts` to `out`.
-pub fn write_element(out: &mut Vec<u8>, tag: Tag, parts: &[&[u8]]) {
+pub(crate) fn write_element(out: &mut Vec<u8>, tag: Tag, parts: &[&[u8]]) {
     out.push(tag);
     write_length(out, parts.iter().map(|p| p.len()).sum());
     for part in parts {
@@ -156,8 +182,9 @@ pub fn element(tag: Tag, parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Encodes a dotted OID's content octets (used for the handful of constants we need).
-pub fn oid_content(arcs: &[u64]) -> Vec<u8> {
+/// Encodes a dotted OID's content octets (the inverse of [`oid_arcs`]); the tests check
+/// the `oids` constants against their dotted forms with it.
+pub(crate) fn oid_content(arcs: &[u64]) -> Vec<u8> {
     let mut out = Vec::new();
     let (first, rest) = match arcs {
         [a, b, rest @ ..] => (a * 40 + b, rest),
@@ -180,7 +207,7 @@ pub fn oid_content(arcs: &[u64]) -> Vec<u8> {
 /// The arcs of an OID given as its content octets: the inverse of [`oid_content`]. Best
 /// effort on malformed input (an arc too large for 64 bits wraps, a truncated last arc is
 /// dropped); never panics.
-pub fn oid_arcs(content: &[u8]) -> Vec<u64> {
+pub(crate) fn oid_arcs(content: &[u8]) -> Vec<u64> {
     let mut arcs = Vec::new();
     let mut value: u64 = 0;
     for &byte in content {

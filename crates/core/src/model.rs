@@ -39,7 +39,7 @@ impl Serial {
     /// The part of DER INTEGER content `bytes` that [`Serial::from_der_content`] keeps
     /// (redundant leading zero octets dropped), without copying it; `None` when no serial
     /// can have that shape (empty, negative, or over [`MAX_SERIAL_LEN`] octets).
-    pub fn minimal_der_content(bytes: &[u8]) -> Option<&[u8]> {
+    pub(crate) fn minimal_der_content(bytes: &[u8]) -> Option<&[u8]> {
         if bytes.is_empty() || bytes[0] & 0x80 != 0 {
             return None;
         }
@@ -80,7 +80,8 @@ impl Serial {
         Serial::from_unsigned(&hex::decode(padded).ok()?)
     }
 
-    /// The DER INTEGER content octets.
+    /// The DER INTEGER content octets: minimal, non-negative, at most [`MAX_SERIAL_LEN`]
+    /// long. This is what a CertID's serialNumber and the snapshot's tables hold.
     pub fn as_der_content(&self) -> &[u8] {
         &self.0
     }
@@ -111,23 +112,38 @@ impl fmt::Display for Serial {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum RevocationReason {
+    /// No more specific reason applies. RFC 5280 §5.3.1 prefers omitting reasonCode
+    /// (`reason: None`) to sending this value.
     Unspecified = 0,
+    /// The subject's private key is known or suspected to be compromised.
     KeyCompromise = 1,
+    /// The issuing CA's key is known or suspected to be compromised.
     CaCompromise = 2,
+    /// The subject's name or other information changed; no compromise is suspected.
     AffiliationChanged = 3,
+    /// A new certificate replaces this one; no compromise is suspected.
     Superseded = 4,
+    /// The certificate is no longer needed; no compromise is suspected.
     CessationOfOperation = 5,
+    /// Suspended, not revoked: may later be released (the only reversible reason). The
+    /// CA/Browser Forum Baseline Requirements forbid it for TLS certificates.
     CertificateHold = 6,
+    /// Delta CRLs only: an entry that was on hold is released (RFC 5280 §5.2.4).
     RemoveFromCrl = 8,
+    /// A privilege granted to the subject was withdrawn.
     PrivilegeWithdrawn = 9,
+    /// The attribute authority was compromised (attribute certificates).
     AaCompromise = 10,
 }
 
 impl RevocationReason {
+    /// The CRLReason ENUMERATED value, as encoded in reasonCode and in the snapshot.
     pub fn code(self) -> u8 {
         self as u8
     }
 
+    /// The reason for a CRLReason value; `None` for 7 and for anything above 10, which
+    /// RFC 5280 does not define, so they are refused rather than passed on.
     pub fn from_code(code: u8) -> Option<Self> {
         use RevocationReason::*;
         Some(match code {
@@ -169,7 +185,8 @@ impl RevocationReason {
         })
     }
 
-    /// OpenSSL's spelling.
+    /// OpenSSL's spelling, as index.txt and `openssl ca -crl_reason` write it; round-trips
+    /// through [`RevocationReason::from_name`].
     pub fn name(self) -> &'static str {
         use RevocationReason::*;
         match self {
@@ -190,8 +207,12 @@ impl RevocationReason {
 /// What the CA says about one certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CertStatus {
+    /// Issued and not revoked (RFC 6960 §2.2 `good`). Only for serials the CA issued: a
+    /// serial the CA has no record of is refused, never answered `good`.
     Good,
+    /// Revoked at `at` (revocationTime, RFC 6960 §4.2.1; CRL entry revocationDate).
     Revoked {
+        /// When the CA revoked it. Responses and CRLs say this time, not when we learned of it.
         at: UnixTime,
         /// `None` when the CA recorded no reason (RFC 5280: then omit reasonCode).
         reason: Option<RevocationReason>,
@@ -203,7 +224,9 @@ pub enum CertStatus {
 /// One certificate's record from the CA's database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertRecord {
+    /// Which certificate, under the issuer whose records these are; unique per issuer.
     pub serial: Serial,
+    /// Good or revoked, with the revocation details.
     pub status: CertStatus,
     /// The certificate's notAfter, when the input says it.
     pub not_after: Option<UnixTime>,

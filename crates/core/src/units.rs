@@ -12,10 +12,15 @@ use std::time::Duration;
 /// A duration or size that does not parse or does not fit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
+    /// The text (held as given) is not in [`parse_duration`]'s grammar: unknown unit,
+    /// units out of order or repeated, a fraction, a sign, inner spaces.
     #[error("{0:?} is not a duration such as 500ms, 2s, 1h30m or 7d")]
     Duration(String),
+    /// The text (held as given) is not in [`parse_size`]'s grammar; units are
+    /// case-sensitive (`1mb` is refused, not guessed).
     #[error("{0:?} is not a size such as 16384, 64KiB or 1MB")]
     Size(String),
+    /// Well-formed, but over `u64` milliseconds or bytes: refused rather than wrapped.
     #[error("{0:?} is too large")]
     Overflow(String),
 }

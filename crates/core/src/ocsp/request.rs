@@ -37,7 +37,7 @@ pub struct CertIdRef<'a> {
     pub hash: CertIdHash,
     pub issuer_name_hash: &'a [u8],
     pub issuer_key_hash: &'a [u8],
-    /// Minimal DER INTEGER content (see [`Serial::minimal_der_content`]).
+    /// Minimal DER INTEGER content, as [`Serial::as_der_content`] holds it.
     pub serial: &'a [u8],
 }
 

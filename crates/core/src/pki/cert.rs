@@ -13,28 +13,47 @@ use crate::time::UnixTime;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use std::ops::Range;
 
+/// Why a certificate was not parsed, or not accepted for what it was asked to do. Each
+/// variant is a refusal: a certificate that fails a check is never used for that purpose.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CertError {
+    /// Not PEM, not DER, or not an X.509 Certificate (the text says which field).
     #[error("not a valid X.509 certificate: {0}")]
     Malformed(String),
+    /// The PEM text parsed but held no `CERTIFICATE` block (a key file given by mistake).
     #[error("no certificate found in the PEM text")]
     NoCertificate,
+    /// The certificate parsed, but its key is not one this crate can verify with; asked
+    /// only when the key is used.
     #[error("unsupported public key algorithm (expected EC P-256/P-384, RSA or Ed25519)")]
     UnsupportedKey,
+    /// The signature algorithm OID is unknown or does not fit the signer's key type
+    /// (say, an RSA OID under an EC key).
     #[error("unsupported signature algorithm")]
     UnsupportedSignature,
+    /// The certificate's issuer Name is not the candidate issuer's subject, byte for byte:
+    /// it was not issued by that CA.
     #[error("the certificate's issuer name does not match the issuer's subject")]
     IssuerNameMismatch,
+    /// The signature was not made by the issuer's key over these exact bytes.
     #[error("the certificate's signature does not verify with the issuer's key")]
     BadSignature,
+    /// A delegated OCSP signer without id-kp-OCSPSigning in extKeyUsage (RFC 6960
+    /// §4.2.2.2): clients would reject its responses.
     #[error("the certificate lacks extended key usage id-kp-OCSPSigning (1.3.6.1.5.5.7.3.9)")]
     MissingOcspSigning,
+    /// A delegated OCSP signer without id-pkix-ocsp-nocheck, which BR §7.1.2.8 requires
+    /// (clients would otherwise have to check the signer's own revocation).
     #[error("the certificate lacks the id-pkix-ocsp-nocheck extension (1.3.6.1.5.5.7.48.1.5)")]
     MissingNoCheck,
+    /// `at` is before notBefore or after notAfter (both inclusive bounds, RFC 5280 §4.1.2.5).
     #[error("the certificate is not valid at {at} (valid from {not_before} to {not_after})")]
     OutsideValidity {
+        /// The time the check was made for (the caller's `now`).
         at: UnixTime,
+        /// The certificate's notBefore.
         not_before: UnixTime,
+        /// The certificate's notAfter.
         not_after: UnixTime,
     },
 }
@@ -67,14 +86,19 @@ pub struct Certificate {
 /// Hash algorithms a CertID may use (RFC 6960 §4.1.1; RFC 9919 adds SHA-256 as the default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CertIdHash {
+    /// SHA-1: what RFC 5019 §2.1.1 clients send, and so most requests. Only ever hashes
+    /// public names and keys here, where collisions gain an attacker nothing.
     Sha1,
+    /// SHA-256 (RFC 9919).
     Sha256,
 }
 
 impl CertIdHash {
+    /// Both, in the order responses are pre-signed for each CertID hash.
     pub const ALL: [CertIdHash; 2] = [CertIdHash::Sha1, CertIdHash::Sha256];
 
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+    /// The hash of `data` under this algorithm (20 or 32 bytes).
+    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
         let algorithm = match self {
             CertIdHash::Sha1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
             CertIdHash::Sha256 => &ring::digest::SHA256,
@@ -82,6 +106,8 @@ impl CertIdHash {
         ring::digest::digest(algorithm, data).as_ref().to_vec()
     }
 
+    /// The algorithm's OID content octets, as a CertID's hashAlgorithm carries them
+    /// (parameters absent or NULL).
     pub fn oid(self) -> &'static [u8] {
         match self {
             CertIdHash::Sha1 => oids::SHA1,
@@ -89,10 +115,13 @@ impl CertIdHash {
         }
     }
 
-    pub fn from_oid(oid: &[u8]) -> Option<Self> {
+    /// The algorithm for a CertID hashAlgorithm OID; `None` for any other hash, which the
+    /// responder refuses rather than guesses at.
+    pub(crate) fn from_oid(oid: &[u8]) -> Option<Self> {
         CertIdHash::ALL.into_iter().find(|h| h.oid() == oid)
     }
 
+    /// `sha1` or `sha256`: the lowercase spelling for messages and logs.
     pub fn name(self) -> &'static str {
         match self {
             CertIdHash::Sha1 => "sha1",
@@ -121,22 +150,28 @@ impl Certificate {
         Ok(Certificate::all_from_pem(text)?.swap_remove(0))
     }
 
+    /// Parses one DER certificate and keeps `der` as is. Fails on any trailing byte; an
+    /// unsupported key is not a failure here (see [`Certificate::key_kind`]).
     pub fn from_der(der: Vec<u8>) -> Result<Certificate, CertError> {
         let parsed = parse(&der)?;
         Ok(Certificate { der, ..parsed })
     }
 
+    /// The certificate exactly as received: what goes into a response's `certs` and what
+    /// two certificates are compared by.
     pub fn der(&self) -> &[u8] {
         &self.der
     }
 
     /// The DER of the subject Name, exactly as encoded (hashed into CertID.issuerNameHash
     /// when this certificate is the issuer).
-    pub fn subject_der(&self) -> &[u8] {
+    pub(crate) fn subject_der(&self) -> &[u8] {
         &self.der[self.subject.clone()]
     }
 
-    pub fn issuer_der(&self) -> &[u8] {
+    /// The DER of the issuer Name, exactly as encoded: must equal the issuer's
+    /// [`Certificate::subject_der`] for [`Certificate::verify_issued_by`].
+    fn issuer_der(&self) -> &[u8] {
         &self.der[self.issuer.clone()]
     }
 
@@ -145,18 +180,23 @@ impl Certificate {
         &self.der[self.public_key.clone()]
     }
 
+    /// The family and curve of the subject key, or [`CertError::UnsupportedKey`] when
+    /// this crate cannot verify with it.
     pub fn key_kind(&self) -> Result<PublicKeyKind, CertError> {
         self.key_kind.ok_or(CertError::UnsupportedKey)
     }
 
+    /// The certificate's serialNumber, normalised to minimal DER content.
     pub fn serial(&self) -> &Serial {
         &self.serial
     }
 
+    /// notBefore: the first second the certificate is valid (inclusive).
     pub fn not_before(&self) -> UnixTime {
         self.not_before
     }
 
+    /// notAfter: the last second the certificate is valid (inclusive, RFC 5280 §4.1.2.5).
     pub fn not_after(&self) -> UnixTime {
         self.not_after
     }
@@ -206,7 +246,7 @@ impl Certificate {
 
     /// Verifies `signature` over `message` made with this certificate's key under the
     /// X.509 signature algorithm `signature_oid` (as in certificates and CRLs).
-    pub fn verify_signed_data(
+    pub(crate) fn verify_signed_data(
         &self,
         signature_oid: &[u8],
         message: &[u8],
@@ -236,6 +276,7 @@ impl Certificate {
         Ok(())
     }
 
+    /// Errors with [`CertError::OutsideValidity`] unless notBefore ≤ `now` ≤ notAfter.
     pub fn verify_valid_at(&self, now: UnixTime) -> Result<(), CertError> {
         if now < self.not_before || now > self.not_after {
             return Err(CertError::OutsideValidity {
@@ -247,7 +288,9 @@ impl Certificate {
         Ok(())
     }
 
-    /// Verifies a signature made by this certificate's key with `algorithm`.
+    /// Whether `signature` over `message` was made by this certificate's key with
+    /// `algorithm`; false as well when the algorithm does not fit the key type. Used to
+    /// prove a key (or an HSM object) belongs to this certificate before signing with it.
     pub fn verify_signature(&self, algorithm: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> bool {
         let kind_matches = matches!(
             (algorithm, self.key_kind),
@@ -352,7 +395,7 @@ fn parse_validity(validity: Element<'_>) -> Result<(UnixTime, UnixTime), CertErr
 }
 
 /// UTCTime (YYMMDDHHMMSSZ, RFC 5280 pivot at 50) or GeneralizedTime (YYYYMMDDHHMMSSZ).
-pub fn parse_time(element: Element<'_>) -> Result<UnixTime, CertError> {
+pub(crate) fn parse_time(element: Element<'_>) -> Result<UnixTime, CertError> {
     let text =
         std::str::from_utf8(element.content).map_err(|_| CertError::Malformed("time is not ASCII".into()))?;
     crate::time::parse_asn1_time(text, element.tag == 0x17)

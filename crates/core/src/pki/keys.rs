@@ -24,9 +24,13 @@ use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 /// The key algorithms a responder may sign with (CA/Browser Forum allows no SHA-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignatureAlgorithm {
+    /// ecdsa-with-SHA256 with a P-256 key (RFC 5758 §3.2).
     EcdsaP256Sha256,
+    /// ecdsa-with-SHA384 with a P-384 key (RFC 5758 §3.2).
     EcdsaP384Sha384,
+    /// sha256WithRSAEncryption, PKCS#1 v1.5 (RFC 4055 §5).
     RsaPkcs1Sha256,
+    /// Ed25519 (RFC 8032, RFC 8410): no separate hash, 64-byte signatures.
     Ed25519,
 }
 
@@ -65,7 +69,7 @@ impl SignatureAlgorithm {
     }
 
     /// The inverse of [`SignatureAlgorithm::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "ecdsa-p256-sha256" => Some(Self::EcdsaP256Sha256),
             "ecdsa-p384-sha384" => Some(Self::EcdsaP384Sha384),
@@ -76,7 +80,7 @@ impl SignatureAlgorithm {
     }
 
     /// The ring verification algorithm matching it (for verifying our own manifest signatures).
-    pub fn verification_algorithm(self) -> &'static dyn signature::VerificationAlgorithm {
+    pub(crate) fn verification_algorithm(self) -> &'static dyn signature::VerificationAlgorithm {
         match self {
             Self::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
             Self::EcdsaP384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
@@ -89,13 +93,20 @@ impl SignatureAlgorithm {
 /// The family of the signer certificate's public key (from its SubjectPublicKeyInfo).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublicKeyKind {
+    /// id-ecPublicKey on secp256r1.
     EcP256,
+    /// id-ecPublicKey on secp384r1.
     EcP384,
+    /// rsaEncryption. Verification accepts 2048–8192-bit moduli; signing keys are held to
+    /// the size policy when loaded ([`KeyError::Rejected`]).
     Rsa,
+    /// id-Ed25519.
     Ed25519,
 }
 
 impl PublicKeyKind {
+    /// The one algorithm a key of this family signs with here: the hash is fixed by the
+    /// key (P-384 pairs with SHA-384), so nothing is negotiated.
     pub fn signature_algorithm(self) -> SignatureAlgorithm {
         match self {
             Self::EcP256 => SignatureAlgorithm::EcdsaP256Sha256,
@@ -109,20 +120,37 @@ impl PublicKeyKind {
 /// Why a key could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The text has no PEM block at all.
     #[error("the key file is not PEM")]
     NotPem,
+    /// PEM, but no private-key block; holds the first label found (`CERTIFICATE` names
+    /// the usual mistake).
     #[error(
         "PEM block \"{0}\" is not a private key; expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY"
     )]
     UnsupportedPemLabel(String),
+    /// An `ENCRYPTED PRIVATE KEY` block: there is no passphrase prompt, by design.
     #[error("the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN)")]
     Encrypted,
+    /// The block's DER is not the structure its label promises (holds the format name).
     #[error("the {0} key is malformed (not valid DER)")]
     Malformed(&'static str),
+    /// The DER parsed, but the key is outside policy or ring refused it: an unsupported
+    /// curve or algorithm, an RSA size or exponent outside the accepted range,
+    /// inconsistent values.
     #[error("the {kind} key was rejected: {reason}")]
-    Rejected { kind: &'static str, reason: String },
+    Rejected {
+        /// The key family or format that was being loaded.
+        kind: &'static str,
+        /// ring's reason, which never includes key material.
+        reason: String,
+    },
+    /// The private key's public half is not the certificate's key, or is of another
+    /// family: signing with it would produce responses no client can verify.
     #[error("the private key does not belong to the signer certificate")]
     DoesNotMatchCertificate,
+    /// ring failed to sign (no randomness available, or an internal error); retrying later
+    /// may succeed.
     #[error("signing failed")]
     Sign,
     /// A signer outside this process (an HSM) failed; the error says why and names the key.
@@ -140,6 +168,7 @@ pub type ExternalSignError = Box<dyn std::error::Error + Send + Sync>;
 /// encoding. Implementations check, before they are wrapped in a [`SigningKey`], that the
 /// key belongs to the signer certificate.
 pub trait ExternalSigner: Send + Sync {
+    /// Signs `message` (the signer hashes it) with the certificate's algorithm.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ExternalSignError>;
     /// The public key in the certificate's subjectPublicKey encoding.
     fn public_key(&self) -> &[u8];
@@ -218,6 +247,8 @@ impl SigningKey {
         matches!(self.inner, Inner::External(_))
     }
 
+    /// The algorithm every signature of this key uses, fixed by the certificate's key
+    /// family at load time.
     pub fn algorithm(&self) -> SignatureAlgorithm {
         self.algorithm
     }
