@@ -14,11 +14,11 @@
 use crate::check::{CheckFailure, Expectation};
 use crate::distribution::{self, Distribution, Picker};
 use crate::histogram::Histogram;
+pub use crate::http::Target;
 use crate::prepare::LoadedRequest;
 use base64::Engine;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,44 +29,6 @@ use tokio::net::TcpStream;
 pub enum HttpMethod {
     Post,
     Get,
-}
-
-/// A target parsed from `http://HOST:PORT/PATH`.
-#[derive(Clone, Debug)]
-pub struct Target {
-    pub addr: SocketAddr,
-    pub host_header: String,
-    pub path: String,
-}
-
-impl Target {
-    /// Only plain `http://` on loopback addresses: this tool is for measuring servers on
-    /// the same machine, never for sending load anywhere else.
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        use std::net::ToSocketAddrs;
-        let addr = authority
-            .to_socket_addrs()
-            .map_err(|e| format!("{authority}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{authority}: no address"))?;
-        if !addr.ip().is_loopback() {
-            return Err(format!(
-                "{addr}: refusing a non-loopback target (the load generator only measures local servers)"
-            ));
-        }
-        Ok(Target {
-            addr,
-            host_header: authority.to_string(),
-            path: path.to_string(),
-        })
-    }
 }
 
 /// Builds the exact bytes of one HTTP/1.1 request carrying `der`.

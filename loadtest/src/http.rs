@@ -1,11 +1,50 @@
 //! A one-shot blocking HTTP/1.1 GET on loopback, for the scripts' polling (`/readyz`,
-//! `/metrics`): no HTTP client library, `Connection: close`, read to the end.
+//! `/metrics`): no HTTP client library, `Connection: close`, read to the end; and the
+//! [`Target`] every request of the load test goes to.
 
-use crate::client::Target;
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A target parsed from `http://HOST:PORT/PATH`.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host_header: String,
+    pub path: String,
+}
+
+impl Target {
+    /// Only plain `http://` on loopback addresses: this tool is for measuring servers on
+    /// the same machine, never for sending load anywhere else.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        use std::net::ToSocketAddrs;
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("{authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{authority}: no address"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "{addr}: refusing a non-loopback target (the load generator only measures local servers)"
+            ));
+        }
+        Ok(Target {
+            addr,
+            host_header: authority.to_string(),
+            path: path.to_string(),
+        })
+    }
+}
 
 /// GETs `target` and returns the status code and the (de-chunked) body.
 pub fn get(target: &Target, timeout: Duration) -> Result<(u16, Vec<u8>), Error> {
