@@ -48,10 +48,10 @@ pub enum PublishError {
     #[error(transparent)]
     Hsm(#[from] super::hsm::HsmError),
     #[error(transparent)]
-    Sequence(#[from] super::sign::SequenceError),
+    Sequence(#[from] super::sequence::SequenceError),
     /// A safety rail stopped the publish (see [`super::rails`]); nothing was written.
     #[error(transparent)]
-    Refused(#[from] super::rails::RailError),
+    Refused(#[from] super::rails::refusal::RailError),
     /// The live publisher's fence stopped the publish before it became visible.
     #[error(transparent)]
     Fenced(#[from] super::fence::Fenced),

@@ -5,6 +5,7 @@
 //! - [`keys`]: loading a signing key from a PEM file or a PKCS#11 token.
 //! - [`plan`]: the publish configuration and loading every input file, with errors that
 //!   name the file (and line) at fault. Everything is checked before anything is signed.
+//! - [`sequence`]: numbering a new snapshot (pure).
 //! - [`sign`]: pre-signing on all cores and streaming the snapshot to disk.
 //! - [`changes`]: the change list a manifest commits to, for caches' change feed.
 //! - [`delta`]: what an incremental snapshot carries (no I/O).
@@ -33,6 +34,7 @@ pub mod live;
 pub mod plan;
 pub mod postgres;
 pub mod rails;
+pub mod sequence;
 pub mod sign;
 pub mod signal;
 

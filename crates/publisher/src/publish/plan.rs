@@ -7,7 +7,7 @@
 use super::error::{file_error, PublishError};
 use super::input;
 use super::keys::{is_token_key, read_key_for, read_text};
-use ocsp_edge_core::model::CertRecord;
+use ocsp_edge_core::model::{CertRecord, Serial};
 use ocsp_edge_core::pki::cert::{CertError, Certificate};
 use ocsp_edge_core::pki::keys::SigningKey;
 use ocsp_edge_core::time::UnixTime;
@@ -52,10 +52,10 @@ pub struct PublishConfig {
     /// legacy CA that issued them.
     #[serde(default)]
     pub allow_legacy_serials: bool,
-    /// How `publish --watch` runs (see [`super::live::WatchConfig`]); the one-shot
+    /// How `publish --watch` runs (see [`super::live::config::WatchConfig`]); the one-shot
     /// command ignores it.
     #[serde(default)]
-    pub watch: Option<super::live::WatchConfig>,
+    pub watch: Option<super::live::config::WatchConfig>,
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
 }
@@ -181,7 +181,7 @@ pub struct PublishPlan {
     /// Incremental publishing; `None`: every publish is full.
     pub delta: Option<DeltaPolicy>,
     /// What the newest snapshot in the store must not lose (see [`super::rails`]).
-    pub rails: super::rails::Rails,
+    pub rails: Rails,
     /// Asked before each step that makes the publish visible (see [`super::fence`]);
     /// `None` for the one-shot command.
     pub fence: Option<std::sync::Arc<dyn super::fence::Fence>>,
@@ -285,7 +285,7 @@ impl PublishConfig {
     }
 
     /// The rails as configured; `--allow-shrink` is a one-off flag the caller sets after.
-    fn rails(&self) -> Result<super::rails::Rails, PublishError> {
+    fn rails(&self) -> Result<Rails, PublishError> {
         if self.max_shrink_percent > 100 {
             return Err(PublishError::Config(format!(
                 "max_shrink_percent = {} must be 0 to 100",
@@ -301,7 +301,7 @@ impl PublishConfig {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(super::rails::Rails {
+        Ok(Rails {
             allow_unrevoke,
             allow_shrink: false,
             max_shrink_percent: self.max_shrink_percent,
@@ -456,6 +456,17 @@ fn signer_problem(error: &CertError, issuer_path: &Path) -> String {
 
 fn read_certificate(path: &Path) -> Result<Certificate, PublishError> {
     Certificate::from_pem(&read_text(path)?).map_err(|e| file_error(path, e))
+}
+
+/// The operator's answers to the rails for one publish.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rails {
+    /// Serials whose revocation may be undone (every issuer).
+    pub allow_unrevoke: Vec<Serial>,
+    /// Skip the shrink check (`--allow-shrink`); an empty input is still refused.
+    pub allow_shrink: bool,
+    /// The largest drop, in percent of the newest snapshot's count, published unasked.
+    pub max_shrink_percent: u8,
 }
 
 #[cfg(test)]
