@@ -5,11 +5,8 @@
 //! files or the clock, and never holds a private key (signing is the publisher's).
 
 pub mod get;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod request;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod response;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod verify;
 
 pub use request::{decode_request, with_request, BorrowedRequest, CertIdRef, OcspRequest, RequestedCertId};

@@ -13,13 +13,19 @@ use crate::pki::cert::CertIdHash;
 /// The certificate a client asks about, normalised for lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestedCertId {
+    /// The hashAlgorithm both issuer hashes were made with.
     pub hash: CertIdHash,
+    /// issuerNameHash: `hash` of the issuer's subject Name DER; its length matches `hash`
+    /// once decoded.
     pub issuer_name_hash: Vec<u8>,
+    /// issuerKeyHash: `hash` of the issuer's subjectPublicKey bits (RFC 6960 §4.1.1).
     pub issuer_key_hash: Vec<u8>,
+    /// serialNumber, normalised; lookups match it together with both hashes, never alone.
     pub serial: Serial,
 }
 
 impl RequestedCertId {
+    /// A view borrowing this CertID's fields, the form lookups take.
     pub fn borrowed(&self) -> CertIdRef<'_> {
         CertIdRef {
             hash: self.hash,
@@ -34,8 +40,11 @@ impl RequestedCertId {
 /// that answering a request copies nothing out of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CertIdRef<'a> {
+    /// As [`RequestedCertId::hash`].
     pub hash: CertIdHash,
+    /// As [`RequestedCertId::issuer_name_hash`]: 20 bytes for SHA-1, 32 for SHA-256.
     pub issuer_name_hash: &'a [u8],
+    /// As [`RequestedCertId::issuer_key_hash`], same length as the name hash.
     pub issuer_key_hash: &'a [u8],
     /// Minimal DER INTEGER content, as [`Serial::as_der_content`] holds it.
     pub serial: &'a [u8],
@@ -60,14 +69,18 @@ impl<'a> From<&'a RequestedCertId> for CertIdRef<'a> {
     }
 }
 
+/// A decoded OCSPRequest, reduced to what a pre-signed answer can depend on: the one
+/// CertID asked about and whether a nonce was asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OcspRequest {
+    /// The single certificate asked about (RFC 5019 §2.1.1 allows exactly one).
     pub cert_id: RequestedCertId,
     /// Whether the request carried a nonce extension (RFC 9654).
     pub has_nonce: bool,
 }
 
 impl OcspRequest {
+    /// A view borrowing this request, the form [`with_request`] hands out.
     pub fn borrowed(&self) -> BorrowedRequest<'_> {
         BorrowedRequest {
             cert_id: self.cert_id.borrowed(),
@@ -79,11 +92,15 @@ impl OcspRequest {
 /// A decoded request borrowing from its bytes (see [`with_request`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BorrowedRequest<'a> {
+    /// As [`OcspRequest::cert_id`], borrowed from the request bytes.
     pub cert_id: CertIdRef<'a>,
+    /// As [`OcspRequest::has_nonce`].
     pub has_nonce: bool,
 }
 
 impl BorrowedRequest<'_> {
+    /// An owned copy, to keep after the request bytes are gone; refuses as
+    /// [`CertIdRef::owned`] does.
     pub fn owned(&self) -> Result<OcspRequest, Refusal> {
         Ok(OcspRequest {
             cert_id: self.cert_id.owned()?,
@@ -92,7 +109,9 @@ impl BorrowedRequest<'_> {
     }
 }
 
-/// Decodes a DER OCSPRequest carrying exactly one Request.
+/// Decodes a DER OCSPRequest carrying exactly one Request. Every failure is a
+/// [`Refusal`] ready for [`Refusal::response_status`]: `Malformed`, `NotOneRequest`,
+/// `UnsupportedHash`, or `UnassignedSerial` for a serial no certificate can have.
 pub fn decode_request(der: &[u8]) -> Result<OcspRequest, Refusal> {
     with_request(der, |request| request.owned())
 }
@@ -252,7 +271,9 @@ fn normalised<'a>(
     })
 }
 
-/// Encodes a request for one CertID (for tests, benches and the load generator).
+/// Encodes a request for one CertID (for tests, benches, the load generator and the cache
+/// tier asking its hubs): unsigned, SHA-1 or SHA-256 as `cert_id` says, with a nonce
+/// extension carrying `nonce` when given.
 pub fn encode_request(cert_id: &RequestedCertId, nonce: Option<&[u8]>) -> Vec<u8> {
     use crate::der::{element, OCTET_STRING, OID, SEQUENCE};
     let algorithm = element(SEQUENCE, &[&element(OID, &[cert_id.hash.oid()]), &[0x05, 0x00]]);

@@ -14,11 +14,19 @@ use crate::time::UnixTime;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ResponseStatus {
+    /// responseBytes follow: the only status with a signed body.
     Successful = 0,
+    /// The request is not valid OCSP syntax (and, here, not exactly one CertID).
     MalformedRequest = 1,
+    /// The responder is in an inconsistent state; clients try another responder.
     InternalError = 2,
+    /// The responder cannot answer now (nothing fresh to serve); clients retry later.
     TryLater = 3,
+    /// The client must sign its request. Never sent by ocsp-edge, which ignores
+    /// request signatures; listed so every defined value decodes.
     SigRequired = 5,
+    /// Not authorised to answer for this certificate; RFC 5019 §2.2.3 uses it for "no
+    /// record", which is how unknown issuers and serials are refused.
     Unauthorized = 6,
 }
 
@@ -70,9 +78,15 @@ pub struct ResponseTemplate {
 pub struct SingleFacts<'a> {
     /// The serial's DER INTEGER content octets.
     pub serial: &'a [u8],
+    /// certStatus: `good`, or `revoked` with revocationTime and the reason if one is
+    /// recorded (invalidityDate is a CRL matter and is not encoded here).
     pub status: &'a CertStatus,
+    /// producedAt: when the publisher signed the response.
     pub produced_at: UnixTime,
+    /// thisUpdate: the time the status is known to be correct at (RFC 6960 §4.2.2.1).
     pub this_update: UnixTime,
+    /// nextUpdate: the response must not be served at or after it. Always present,
+    /// as RFC 5019 §2.2.4 requires of pre-produced responses.
     pub next_update: UnixTime,
 }
 
@@ -82,7 +96,8 @@ const TIME_LEN: usize = 17;
 const BASIC_OID_LEN: usize = 2 + oids::OCSP_BASIC.len();
 /// Bytes of the ETag's signature half.
 const ETAG_SIGNATURE_BYTES: usize = 16;
-/// Bytes of an ETag (before hex encoding).
+/// Bytes of an ETag before hex encoding: 8 bytes naming the template and CertID hash,
+/// then the last 16 bytes of the signature.
 pub const ETAG_LEN: usize = 8 + ETAG_SIGNATURE_BYTES;
 
 fn hash_index(hash: CertIdHash) -> usize {
@@ -102,7 +117,7 @@ impl ResponseTemplate {
     }
 
     /// The template from its parts, as a snapshot stores them.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         issuer: &Certificate,
         responder_key_id: &[u8],
         signature_algorithm_der: &[u8],
@@ -153,7 +168,12 @@ impl ResponseTemplate {
 
     /// The length of the complete OCSPResponse for `facts` and a signature of
     /// `signature_len` bytes.
-    pub fn response_len(&self, hash: CertIdHash, facts: &SingleFacts<'_>, signature_len: usize) -> usize {
+    pub(crate) fn response_len(
+        &self,
+        hash: CertIdHash,
+        facts: &SingleFacts<'_>,
+        signature_len: usize,
+    ) -> usize {
         Sizes::of(self, hash, facts, signature_len).total
     }
 
@@ -161,7 +181,7 @@ impl ResponseTemplate {
     /// must be the signature over [`Self::tbs_response_data`] of the same facts.
     /// Lengths are computed first and the bytes written front to back: one pass, no
     /// intermediate buffers.
-    pub fn write_response(
+    pub(crate) fn write_response(
         &self,
         hash: CertIdHash,
         facts: &SingleFacts<'_>,
@@ -186,8 +206,9 @@ impl ResponseTemplate {
         out.extend_from_slice(&self.certs);
     }
 
-    /// The complete OCSPResponse as a new vector.
-    pub fn assemble(&self, hash: CertIdHash, facts: &SingleFacts<'_>, signature: &[u8]) -> Vec<u8> {
+    /// The complete OCSPResponse as a new vector (the tests' way to build one).
+    #[cfg(test)]
+    pub(crate) fn assemble(&self, hash: CertIdHash, facts: &SingleFacts<'_>, signature: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         self.write_response(hash, facts, signature, &mut out);
         out
@@ -198,7 +219,7 @@ impl ResponseTemplate {
     /// changes the signature (ECDSA is randomised; RSA and Ed25519 are deterministic in
     /// what they sign), and any change to the unsigned parts changes the tag, so equal
     /// ETags mean equal bytes without hashing the response on every request.
-    pub fn etag(&self, hash: CertIdHash, signature: &[u8]) -> [u8; ETAG_LEN] {
+    pub(crate) fn etag(&self, hash: CertIdHash, signature: &[u8]) -> [u8; ETAG_LEN] {
         let mut etag = [0u8; ETAG_LEN];
         etag[..8].copy_from_slice(&self.etag_prefix[hash_index(hash)]);
         let tail = &signature[signature.len().saturating_sub(ETAG_SIGNATURE_BYTES)..];
@@ -327,7 +348,7 @@ fn put_time(out: &mut Vec<u8>, t: UnixTime) {
 /// arithmetic (days to civil date, H. Hinnant's algorithm): this runs for every
 /// response served, where a formatting library would cost more than the rest of the
 /// encoding. Times outside years 0000–9999 are clamped to that range.
-pub fn generalized_time_digits(t: UnixTime) -> [u8; 15] {
+fn generalized_time_digits(t: UnixTime) -> [u8; 15] {
     const FIRST: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
     const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     let seconds = t.seconds().clamp(FIRST, LAST);
@@ -361,8 +382,8 @@ pub fn generalized_time_digits(t: UnixTime) -> [u8; 15] {
     out
 }
 
-/// GeneralizedTime element in whole seconds.
-pub fn generalized_time(t: UnixTime) -> Vec<u8> {
+/// GeneralizedTime element in whole seconds (tag, length and the digits above).
+pub(crate) fn generalized_time(t: UnixTime) -> Vec<u8> {
     let mut out = Vec::with_capacity(TIME_LEN);
     put_time(&mut out, t);
     out

@@ -18,14 +18,19 @@ use crate::time::UnixTime;
 /// with its own clock at publish time; a cache whose clock is a few seconds behind would
 /// otherwise refuse every response of a fresh publish. Accepting a response from slightly
 /// in the future gains an attacker nothing (it is still signed by the CA's signer).
-pub const CLOCK_SKEW_SECONDS: i64 = 60;
+const CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// The certificate status a verified response states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnsweredStatus {
+    /// certStatus `good`.
     Good,
+    /// certStatus `revoked`, with its RevokedInfo.
     Revoked {
+        /// revocationTime.
         at: UnixTime,
+        /// revocationReason, when the response carries one (a value RFC 5280 does not
+        /// define makes the whole response `Malformed`).
         reason: Option<RevocationReason>,
     },
 }
@@ -33,43 +38,73 @@ pub enum AnsweredStatus {
 /// What a verified response says, for headers and expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifiedResponse {
+    /// good or revoked; an `unknown` response is never verified
+    /// ([`ResponseError::StatusUnknown`]).
     pub status: AnsweredStatus,
+    /// producedAt: when the response was signed; a cache compares it with the change
+    /// feed to refuse an answer older than a change it knows of.
     pub produced_at: UnixTime,
+    /// thisUpdate: at most 60 seconds after the `now` it was verified at.
     pub this_update: UnixTime,
+    /// nextUpdate: after both thisUpdate and the `now` it was verified at; the response
+    /// must not be served from this second on (`Expires`, cache eviction).
     pub next_update: UnixTime,
 }
 
 /// Why a response was not accepted. [`ResponseError::label`] is the stable metric label.
+/// Every rejection means the bytes are neither cached nor served.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResponseError {
+    /// Not DER or not the RFC 6960 structure; names the field that failed.
     #[error("not a DER OCSPResponse: {0}")]
     Malformed(&'static str),
+    /// A well-formed error response (`tryLater`, `unauthorized`, ...): the upstream had no
+    /// answer, which is not a verification failure of any signature.
     #[error("the response status is {0:?}, not successful")]
     NotSuccessful(ResponseStatus),
+    /// responseStatus 4 or above 6: undefined, so nothing else in the bytes is trusted.
     #[error("the response status {0} is not defined by RFC 6960")]
     UnknownStatus(u8),
+    /// responseType is not id-pkix-ocsp-basic, the only type RFC 6960 §4.2.1 defines.
     #[error("the response is not an id-pkix-ocsp-basic response")]
     NotBasic,
+    /// Zero or several SingleResponses: served bytes must answer exactly one certificate.
     #[error("the response carries {0} SingleResponses; exactly one is served")]
     NotOneResponse(usize),
+    /// The CertID inside differs from the one asked about in any field (hash algorithm,
+    /// either issuer hash, serial): a valid response for another certificate, as an
+    /// upstream replaying one would send.
     #[error("the response answers for a different certificate than the one asked about")]
     WrongCertId,
+    /// No trusted issuer has the asked CertID's name and key hashes.
     #[error("the response's issuer is not a trusted issuer")]
     UnknownIssuer,
+    /// The responderID names neither an embedded certificate nor the issuer.
     #[error("no certificate in the response matches its responderID")]
     ResponderMismatch,
+    /// The signer is not the issuer and not a delegate the issuer certified for OCSP and
+    /// valid now (RFC 6960 §4.2.2.2); holds the failed check.
     #[error("the signer may not sign OCSP for the issuer: {0}")]
     UntrustedSigner(CertError),
+    /// The signature over tbsResponseData does not verify under the signer's key.
     #[error("the response signature does not verify: {0}")]
     BadSignature(CertError),
+    /// certStatus `unknown`: the publisher never signs it, so such a response did not
+    /// come from this deployment's data.
     #[error("the certificate status is unknown (the publisher never signs it)")]
     StatusUnknown,
+    /// No nextUpdate: with no end to its validity it could be replayed forever.
     #[error("the response has no nextUpdate")]
     NoNextUpdate,
+    /// Outside its window at `now`: thisUpdate more than 60 s ahead, nextUpdate reached,
+    /// or nextUpdate not after thisUpdate.
     #[error("the response is not valid at {now} (thisUpdate {this_update}, nextUpdate {next_update})")]
     NotFresh {
+        /// The time it was checked at.
         now: UnixTime,
+        /// The response's thisUpdate.
         this_update: UnixTime,
+        /// The response's nextUpdate.
         next_update: UnixTime,
     },
 }
@@ -88,6 +123,7 @@ impl ResponseError {
         "not_one_response",
     ];
 
+    /// A stable, low-cardinality metric label; several variants share one.
     pub fn label(&self) -> &'static str {
         match self {
             ResponseError::Malformed(_) | ResponseError::UnknownStatus(_) => "malformed",
@@ -150,6 +186,7 @@ pub struct KnownSigners {
 const KNOWN_SIGNERS: usize = 32;
 
 impl KnownSigners {
+    /// An empty memory: the first response of each signer is checked in full.
     pub fn new() -> KnownSigners {
         KnownSigners::default()
     }

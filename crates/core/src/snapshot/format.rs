@@ -280,7 +280,9 @@ impl Found<'_> {
         out
     }
 
-    /// A strong validator of the response bytes (see [`ResponseTemplate::etag`]).
+    /// A strong validator of the response bytes: 8 bytes naming the template's unsigned
+    /// parts, then the signature's last 16 bytes, so equal ETags mean equal responses
+    /// without hashing one per request.
     pub fn etag(&self) -> [u8; ETAG_LEN] {
         self.template.etag(self.hash, self.signature)
     }
