@@ -152,20 +152,22 @@ class Exchange:
         self.connection = None
 
     def send(self, request, method):
+        """One OCSP request (a load_spec entry) by POST or by GET."""
+        if method == "POST":
+            return self.exchange("POST", "/", request["der"], {"Content-Type": "application/ocsp-request"})
+        return self.exchange("GET", request["get_path"])
+
+    def exchange(self, method, path, body=None, headers=None):
+        """(HTTP status, Content-Type, body); raises on a connection error or timeout."""
         if self.connection is None:
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            if method == "POST":
-                self.connection.request(
-                    "POST", "/", body=request["der"], headers={"Content-Type": "application/ocsp-request"}
-                )
-            else:
-                self.connection.request("GET", request["get_path"])
+            self.connection.request(method, path, body=body, headers=headers or {})
             response = self.connection.getresponse()
-            body = response.read()
+            data = response.read()
             if response.will_close:
                 self.close()
-            return response.status, response.getheader("Content-Type", ""), body
+            return response.status, response.getheader("Content-Type", ""), data
         except Exception:
             self.close()
             raise

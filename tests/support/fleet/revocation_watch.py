@@ -30,7 +30,6 @@ test fails on it. Errors and not-yet-revoked answers are just polled again.
 
 import argparse
 import hashlib
-import http.client
 import json
 import sys
 import threading
@@ -40,7 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from ocsp_client import classify
+from ocsp_client import Exchange, classify
 
 
 def cert_ids(issuer, signer, serials):
@@ -90,42 +89,17 @@ class Edge:
     def __init__(self, name, address, requests, issuer_key, crl_base, shards):
         self.name = name
         host, port = address.rsplit(":", 1)
-        self.host, self.port = host, int(port)
+        self.http = Exchange(host, int(port), timeout=2)
         self.requests = requests
         self.issuer_key = issuer_key
         self.crl_base = crl_base
         self.shards = shards
-        self.connection = None
-
-    def exchange(self, method, path, body=None, headers=None):
-        if self.connection is None:
-            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=2)
-        try:
-            self.connection.request(method, path, body=body, headers=headers or {})
-            response = self.connection.getresponse()
-            data = response.read()
-            if response.will_close:
-                self.close()
-            return response.status, response.getheader("Content-Type", ""), data
-        except Exception:
-            self.close()
-            raise
-
-    def close(self):
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except Exception:
-                pass
-        self.connection = None
 
     def ocsp_status(self, serial, result):
         """'revoked', 'good', ... or None on an error; records wrong answers."""
         request = self.requests[serial]
         try:
-            status, content_type, body = self.exchange(
-                "POST", "/", request["der"], {"Content-Type": "application/ocsp-request"}
-            )
+            status, content_type, body = self.http.send(request, "POST")
         except Exception as error:
             result["last"] = f"ocsp {serial}: {type(error).__name__}"
             return None
@@ -140,7 +114,7 @@ class Edge:
         """Which of `serials` the CRL at `path` lists, once it verifies with the issuer's
         key (an empty set when it cannot be fetched or does not verify)."""
         try:
-            status, _, body = self.exchange("GET", path)
+            status, _, body = self.http.exchange("GET", path)
         except Exception as error:
             result["last"] = f"crl {path}: {type(error).__name__}"
             return set()
@@ -228,7 +202,7 @@ def main():
             threads.append((thread, edge))
         for thread, edge in threads:
             thread.join()
-            edge.close()
+            edge.http.close()
         print(json.dumps({"edges": results}), flush=True)
 
 
