@@ -45,11 +45,9 @@ from ocsp_client import Exchange, classify
 def cert_ids(issuer, signer, serials):
     """serial hex → the request dict ocsp_client.classify expects (SHA-1 CertIDs)."""
     name_hash = hashlib.sha1(issuer.subject.public_bytes()).digest()
-    spki = issuer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    # The key hash covers the subjectPublicKey BIT STRING's content: the SPKI's last
-    # element, whose content follows a one-byte unused-bits count.
-    key_bits = subject_public_key_bits(spki)
-    key_hash = hashlib.sha1(key_bits).digest()
+    # The key hash covers the subjectPublicKey BIT STRING's content, which is what RFC 5280's
+    # first method of deriving a subject key identifier hashes.
+    key_hash = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest
     requests = {}
     for text in serials:
         serial = int(text, 16)
@@ -65,24 +63,6 @@ def cert_ids(issuer, signer, serials):
             "signer": signer,
         }
     return requests
-
-
-def read_length(data, at):
-    first = data[at]
-    if first < 0x80:
-        return first, at + 1
-    count = first & 0x7F
-    return int.from_bytes(data[at + 1 : at + 1 + count], "big"), at + 1 + count
-
-
-def subject_public_key_bits(spki):
-    """The content of SubjectPublicKeyInfo's BIT STRING, without the unused-bits byte."""
-    _, algorithm = read_length(spki, 1)  # inside the outer SEQUENCE
-    length, content = read_length(spki, algorithm + 1)
-    at = content + length
-    assert spki[at] == 0x03, "SubjectPublicKeyInfo without a BIT STRING"
-    length, content = read_length(spki, at + 1)
-    return spki[content + 1 : content + length]
 
 
 class Edge:
