@@ -10,7 +10,7 @@
 //! successive publishers (it is derived from the clock and from what the directory holds,
 //! and cannot go backwards).
 
-use super::error::PublishError;
+use super::error::{file_error, PublishError};
 use ocsp_edge_core::crl::{self, CrlEntry, CrlFacts, CrlScope, Url};
 use ocsp_edge_core::model::{CertRecord, CertStatus, RevocationReason};
 use ocsp_edge_core::pki::cert::Certificate;
@@ -151,14 +151,14 @@ impl CrlConfig {
                 std::path::PathBuf::from(format!("the issuer certificate {}", issuer.display_name()));
             return super::keys::read_key_for(key_path, issuer, &described);
         }
-        let file_error = |m: String| PublishError::File {
-            path: key_path.to_path_buf(),
-            message: m,
-        };
-        let text = std::fs::read_to_string(key_path).map_err(|e| file_error(e.to_string()))?;
-        let kind = issuer.key_kind().map_err(|e| file_error(e.to_string()))?;
-        let key = SigningKey::from_pem(&text, issuer.public_key(), kind)
-            .map_err(|e| file_error(format!("{e} (CRLs are signed with the issuer's own key)")))?;
+        let text = std::fs::read_to_string(key_path).map_err(|e| file_error(key_path, e))?;
+        let kind = issuer.key_kind().map_err(|e| file_error(key_path, e))?;
+        let key = SigningKey::from_pem(&text, issuer.public_key(), kind).map_err(|e| {
+            file_error(
+                key_path,
+                format!("{e} (CRLs are signed with the issuer's own key)"),
+            )
+        })?;
         Ok(key)
     }
 
@@ -221,23 +221,23 @@ impl CrlConfig {
     fn load_imported(&self, issuer: &Certificate, now: UnixTime) -> Result<CrlPlan, PublishError> {
         let mut imported = Vec::with_capacity(self.import.len());
         for item in &self.import {
-            let file_error = |m: String| PublishError::File {
-                path: item.file.clone(),
-                message: m,
-            };
-            let der = read_crl_file(&item.file).map_err(file_error)?;
-            let summary = crl::read_verified(&der, issuer).map_err(|e| file_error(e.to_string()))?;
+            let der = read_crl_file(&item.file)?;
+            let summary = crl::read_verified(&der, issuer).map_err(|e| file_error(&item.file, e))?;
             match summary.next_update {
                 None => {
                     return Err(file_error(
-                        "the CRL has no nextUpdate; RFC 5280 requires one".into(),
+                        &item.file,
+                        "the CRL has no nextUpdate; RFC 5280 requires one",
                     ))
                 }
                 Some(next_update) if next_update <= now => {
-                    return Err(file_error(format!(
-                        "the CRL expired at {next_update} (its nextUpdate); publishing it would take \
-                         responders out of service. Import a current CRL"
-                    )))
+                    return Err(file_error(
+                        &item.file,
+                        format!(
+                            "the CRL expired at {next_update} (its nextUpdate); publishing it would take \
+                             responders out of service. Import a current CRL"
+                        ),
+                    ))
                 }
                 Some(_) => {}
             }
@@ -246,8 +246,8 @@ impl CrlConfig {
             // issuingDistributionPoint names other URLs (ocsp_edge_core::snapshot::documents).
             if summary.delta_base.is_some() {
                 return Err(file_error(
-                    "this is a delta CRL (deltaCRLIndicator); only complete or partitioned CRLs can be imported"
-                        .into(),
+                    &item.file,
+                    "this is a delta CRL (deltaCRLIndicator); only complete or partitioned CRLs can be imported",
                 ));
             }
             let points = &summary.distribution_points;
@@ -256,10 +256,13 @@ impl CrlConfig {
                     .iter()
                     .any(|uri| Url::parse(uri).is_ok_and(|u| u.path == path))
             {
-                return Err(file_error(format!(
+                return Err(file_error(
+                    &item.file,
+                    format!(
                     "its issuingDistributionPoint names {points:?}, but it is configured to be served at {}",
                     item.url
-                )));
+                ),
+                ));
             }
             imported.push(ImportedCrl { path, der, summary });
         }
@@ -268,11 +271,11 @@ impl CrlConfig {
 }
 
 /// Accepts DER or PEM (`X509 CRL`).
-fn read_crl_file(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+fn read_crl_file(path: &Path) -> Result<Vec<u8>, PublishError> {
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
     if bytes.starts_with(b"-----BEGIN") {
         let text = String::from_utf8_lossy(&bytes);
-        let block = pem::parse(text.as_bytes()).map_err(|e| e.to_string())?;
+        let block = pem::parse(text.as_bytes()).map_err(|e| file_error(path, e))?;
         return Ok(block.into_contents());
     }
     Ok(bytes)
@@ -514,4 +517,41 @@ fn previous_full_crl(
     let mut serials = summary.revoked;
     serials.sort();
     Some((summary.number?, serials))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crl_file_is_read_as_der_or_pem_and_its_faults_name_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let der = write("crl.der", b"\x30\x00");
+        assert_eq!(read_crl_file(&der).unwrap(), b"\x30\x00");
+        let pem = write(
+            "crl.pem",
+            b"-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n",
+        );
+        assert_eq!(read_crl_file(&pem).unwrap(), b"\x30\x00");
+
+        let missing = dir.path().join("missing.crl");
+        let broken = write(
+            "broken.pem",
+            b"-----BEGIN X509 CRL-----\n!!!!\n-----END X509 CRL-----\n",
+        );
+        for path in [missing, broken] {
+            match read_crl_file(&path) {
+                Err(PublishError::File { path: named, message }) => {
+                    assert_eq!(named, path);
+                    assert!(!message.is_empty());
+                }
+                other => panic!("{}: {other:?}", path.display()),
+            }
+        }
+    }
 }
