@@ -220,6 +220,10 @@ fn document<'a>(metadata: &'a Metadata, path: &str) -> &'a Document {
     metadata.documents.iter().find(|d| d.path == path).unwrap()
 }
 
+fn document_mut<'a>(metadata: &'a mut Metadata, path: &str) -> &'a mut Document {
+    metadata.documents.iter_mut().find(|d| d.path == path).unwrap()
+}
+
 /// Refusal label and message of a forged snapshot, signed by every demo signer.
 fn forged_documents(edit: impl FnOnce(&mut Metadata, &mut Vec<u8>, &[u8])) -> (&'static str, String) {
     let plan = demo_plan();
@@ -417,11 +421,7 @@ fn a_crl_document_must_be_a_crl_its_issuer_signed_as_described() {
 
     // A genuine CRL whose metadata claims a later nextUpdate (caching headers).
     let (label, message) = forged_documents(|metadata, _, _| {
-        let crl = metadata
-            .documents
-            .iter_mut()
-            .find(|d| d.path == "/crl/ec.crl")
-            .unwrap();
+        let crl = document_mut(metadata, "/crl/ec.crl");
         crl.next_update += 86_400;
     });
     assert_eq!(label, "bad_document", "{message}");
@@ -429,22 +429,14 @@ fn a_crl_document_must_be_a_crl_its_issuer_signed_as_described() {
 
     // ... or another cRLNumber.
     let (label, _) = forged_documents(|metadata, _, _| {
-        let crl = metadata
-            .documents
-            .iter_mut()
-            .find(|d| d.path == "/crl/rsa.crl")
-            .unwrap();
+        let crl = document_mut(metadata, "/crl/rsa.crl");
         crl.crl_number = crl.crl_number.map(|n| n + 1);
     });
     assert_eq!(label, "bad_document");
 
     // A CRL served with another content type.
     let (label, _) = forged_documents(|metadata, _, _| {
-        let crl = metadata
-            .documents
-            .iter_mut()
-            .find(|d| d.path == "/crl/rsa.crl")
-            .unwrap();
+        let crl = document_mut(metadata, "/crl/rsa.crl");
         crl.content_type = "application/ocsp-response".into();
     });
     assert_eq!(label, "bad_document");
@@ -486,11 +478,7 @@ fn a_crl_is_served_only_at_a_path_and_as_a_kind_it_names() {
 
     // The full CRL described as a partition.
     let (label, _) = forged_documents(|metadata, _, _| {
-        let crl = metadata
-            .documents
-            .iter_mut()
-            .find(|d| d.path == "/crl/ec.crl")
-            .unwrap();
+        let crl = document_mut(metadata, "/crl/ec.crl");
         crl.kind = format::DocumentKind::CrlPartition;
     });
     assert_eq!(label, "bad_document");
@@ -507,11 +495,7 @@ fn the_crl_index_lists_only_its_issuers_partitions_with_their_freshness() {
     assert!(message.contains("not a partition of issuer"), "{message}");
 
     let (label, _) = forged_documents(|metadata, _, _| {
-        let index = metadata
-            .documents
-            .iter_mut()
-            .find(|d| d.path == "/crl/ec.json")
-            .unwrap();
+        let index = document_mut(metadata, "/crl/ec.json");
         index.next_update += 86_400;
     });
     assert_eq!(label, "bad_document");
