@@ -95,20 +95,35 @@ impl Conn {
         Ok(n)
     }
 
+    /// Where `delimiter` starts in the buffer, reading until it arrives.
+    fn find_buffered(&mut self, delimiter: &[u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(pos) = find(&self.buf, delimiter) {
+                return Ok(pos);
+            }
+            if self.fill()? == 0 {
+                return Err(Self::eof());
+            }
+        }
+    }
+
+    /// Reads until the buffer holds at least `len` bytes.
+    fn buffer_at_least(&mut self, len: usize) -> std::io::Result<()> {
+        while self.buf.len() < len {
+            if self.fill()? == 0 {
+                return Err(Self::eof());
+            }
+        }
+        Ok(())
+    }
+
     fn eof() -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")
     }
 
     /// Reads one response; `head` = it answers a HEAD request (no body follows).
     pub fn read_response(&mut self, head: bool) -> std::io::Result<HttpResponse> {
-        let end = loop {
-            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
-                break pos;
-            }
-            if self.fill()? == 0 {
-                return Err(Self::eof());
-            }
-        };
+        let end = self.find_buffered(b"\r\n\r\n")?;
         let head_text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         self.buf.drain(..end + 4);
         let mut lines = head_text.split("\r\n");
@@ -132,11 +147,7 @@ impl Conn {
         }
         if let Some(len) = response.header("content-length") {
             let len: usize = len.parse().map_err(std::io::Error::other)?;
-            while self.buf.len() < len {
-                if self.fill()? == 0 {
-                    return Err(Self::eof());
-                }
-            }
+            self.buffer_at_least(len)?;
             response.body = self.buf.drain(..len).collect();
         } else if response
             .header("transfer-encoding")
@@ -153,23 +164,12 @@ impl Conn {
     fn read_chunked(&mut self) -> std::io::Result<Vec<u8>> {
         let mut body = Vec::new();
         loop {
-            let line_end = loop {
-                if let Some(pos) = find(&self.buf, b"\r\n") {
-                    break pos;
-                }
-                if self.fill()? == 0 {
-                    return Err(Self::eof());
-                }
-            };
+            let line_end = self.find_buffered(b"\r\n")?;
             let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(std::io::Error::other)?;
             self.buf.drain(..line_end + 2);
-            while self.buf.len() < size + 2 {
-                if self.fill()? == 0 {
-                    return Err(Self::eof());
-                }
-            }
+            self.buffer_at_least(size + 2)?;
             body.extend(self.buf.drain(..size));
             self.buf.drain(..2);
             if size == 0 {
