@@ -66,7 +66,7 @@ pub struct ServeProcess {
     child: std::process::Child,
     pub ocsp: SocketAddr,
     pub admin: SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    log: ChildLog,
 }
 
 impl Drop for ServeProcess {
@@ -108,39 +108,14 @@ impl ServeProcess {
     /// on kernel-chosen loopback ports; returns once it logs its addresses. Its stderr is
     /// read for the whole life of the process, so it never blocks on a full pipe.
     pub fn spawn(mut command: Command) -> ServeProcess {
-        let mut child = command
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ocsp-edge serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (found, addresses) = std::sync::mpsc::channel();
-        let writer = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                writer.lock().unwrap().push_str(&format!("{line}\n"));
-                if line.contains("listening") {
-                    if let (Some(ocsp), Some(admin)) =
-                        (log_address(&line, "ocsp="), log_address(&line, "admin="))
-                    {
-                        let _ = found.send((ocsp, admin));
-                    }
+        command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        let (child, log, (ocsp, admin)) =
+            spawn_logged(&mut command, "serve never logged its addresses", |line| {
+                if !line.contains("listening") {
+                    return None;
                 }
-            }
-        });
-        let (ocsp, admin) = match addresses.recv_timeout(IO_TIMEOUT) {
-            Ok(found) => found,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("serve never logged its addresses ({e})\n{}", log.lock().unwrap());
-            }
-        };
+                Some((log_address(line, "ocsp=")?, log_address(line, "admin=")?))
+            });
         assert!(ocsp.ip().is_loopback() && ocsp.port() != 0, "{ocsp}");
         assert!(admin.ip().is_loopback() && admin.port() != 0, "{admin}");
         ServeProcess {

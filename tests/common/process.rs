@@ -282,6 +282,48 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The stderr a child has written so far, one ANSI-stripped line after another.
+pub type ChildLog = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Spawns `command` (stdin and stdout closed) and reads its stderr into a [`ChildLog`]
+/// for its whole life, so it never blocks on a full pipe; returns once `find` picks
+/// something out of a line. If no line gives it within [`IO_TIMEOUT`], kills and reaps the
+/// child and fails the test with `failure` and the log.
+pub fn spawn_logged<T: Send + 'static>(
+    command: &mut Command,
+    failure: &str,
+    find: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> (std::process::Child, ChildLog, T) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{failure}: cannot start it ({e})"));
+    let stderr = child.stderr.take().unwrap();
+    let log = ChildLog::default();
+    let (found, wanted) = std::sync::mpsc::channel();
+    let writer = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            let line = strip_ansi(&line);
+            writer.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(value) = find(&line) {
+                let _ = found.send(value);
+            }
+        }
+    });
+    match wanted.recv_timeout(IO_TIMEOUT) {
+        Ok(value) => (child, log, value),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{failure} ({e})\n{}", log.lock().unwrap());
+        }
+    }
+}
+
 /// A child process that is killed (by its PID) and reaped when dropped, so a failing
 /// assertion does not leak it.
 pub struct ChildGuard {

@@ -123,7 +123,7 @@ pub fn drop_into(dir: &Path, sequence: u64, manifest: &[u8], snapshot: &[u8]) {
 pub struct PublisherProcess {
     child: std::process::Child,
     pub admin: SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    log: ChildLog,
 }
 
 impl Drop for PublisherProcess {
@@ -142,7 +142,8 @@ impl PublisherProcess {
 
     /// [`PublisherProcess::start`] with environment variables (credentials) set.
     pub fn start_with_env(toml: &Path, out: &Path, args: &[&str], env: &[(&str, &str)]) -> PublisherProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ocsp-edge"));
+        command
             .envs(env.iter().copied())
             .args(["publish", "--watch", "--admin-listen", "127.0.0.1:0", "--config"])
             .arg(toml)
@@ -150,36 +151,12 @@ impl PublisherProcess {
             .arg(out)
             .args(args)
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start ocsp-edge publish --watch");
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let writer = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                writer.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(admin) = log_address(&line, "admin=") {
-                    let _ = found.send(admin);
-                }
-            }
-        });
-        let admin = match address.recv_timeout(IO_TIMEOUT) {
-            Ok(admin) => admin,
-            Err(e) => {
-                let _ = child.kill();
-                panic!(
-                    "publish --watch never logged its admin address ({e})\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
+            .env("NO_COLOR", "1");
+        let (child, log, admin) = spawn_logged(
+            &mut command,
+            "publish --watch never logged its admin address",
+            |line| log_address(line, "admin="),
+        );
         PublisherProcess { child, admin, log }
     }
 
