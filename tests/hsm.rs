@@ -592,6 +592,9 @@ fn each_token_failure_stops_before_writing_with_its_own_exit_code() {
     hsm.keypair("EC:prime256v1", "other-signer", "03");
     hsm.keypair("EC:prime256v1", "twin", "05");
     hsm.keypair("EC:prime256v1", "twin", "06");
+    // A private key whose public-key object is gone: nothing to check it against.
+    hsm.keypair("EC:prime256v1", "orphan", "09");
+    run_ok(hsm.tool(&["--delete-object", "--type", "pubkey", "--id", "09"]));
     let wrong_pin = hsm.path("wrong-pin");
     std::fs::write(&wrong_pin, "0000\n").unwrap();
     let not_a_library = hsm.path("notes.txt");
@@ -681,7 +684,21 @@ fn each_token_failure_stops_before_writing_with_its_own_exit_code() {
             ca_key: None,
             conf: None,
             code: 65,
-            says: &["does not belong", "RSA"],
+            says: &[
+                "does not belong",
+                "the token key is of type CKK_RSA, the certificate's key is EC P-256",
+            ],
+        },
+        Case {
+            name: "private key without its public-key object",
+            signer_key: hsm.uri("id=%09"),
+            ca_key: None,
+            conf: None,
+            code: 65,
+            says: &[
+                "does not belong",
+                "found 0 public-key objects with the private key's CKA_ID/label",
+            ],
         },
         Case {
             name: "PIN in the URI",

@@ -113,12 +113,12 @@ impl TokenSigner {
         log_in(&session, &pin, uri, &name)?;
         let key = find_private_key(&session, uri, &name, &token_label)?;
         let certificate_label = format!("{} ({})", certificate_path.display(), certificate.display_name());
-        let token_public = public_key_of(&session, key, kind).map_err(|detail| HsmError::KeyMismatch {
+        let token_public = public_key_of(&session, key, kind).map_err(|problem| HsmError::KeyMismatch {
             key: name.clone(),
             key_fingerprint: "unknown".into(),
             certificate: certificate_label.clone(),
             certificate_fingerprint: fingerprint(certificate.public_key()),
-            detail,
+            detail: problem.to_string(),
         })?;
         if token_public != certificate.public_key() {
             return Err(HsmError::KeyMismatch {
@@ -521,12 +521,39 @@ fn warn_if_extractable(session: &Session, key: ObjectHandle, name: &str) {
     }
 }
 
+/// Why the token key's public key cannot be read, so that it cannot be checked against
+/// the certificate: the `detail` of [`HsmError::KeyMismatch`].
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum PublicKeyProblem {
+    #[error("reading the key's public attributes failed: {0}")]
+    Unreadable(String),
+    #[error("the token key is of type {token}, the certificate's key is {certificate}")]
+    KeyType {
+        token: String,
+        certificate: &'static str,
+    },
+    #[error("the token shows no modulus for the RSA key")]
+    NoModulus,
+    #[error("the private key has neither CKA_ID nor CKA_LABEL to find its public key by")]
+    NoIdOrLabel,
+    #[error(
+        "found {0} public-key objects with the private key's CKA_ID/label; need exactly one to check it"
+    )]
+    PublicObjects(usize),
+    #[error("the public-key object has no CKA_EC_POINT")]
+    NoEcPoint,
+}
+
 /// The key's public key in the certificate's encoding: the uncompressed point (EC), DER
 /// RSAPublicKey (RSA) or 32 bytes (Ed25519). Read from the private key's public attributes
 /// or from the public-key object with the same CKA_ID (or label).
 /// Errors say why the key cannot be the certificate's (the caller names both).
-fn public_key_of(session: &Session, key: ObjectHandle, kind: PublicKeyKind) -> Result<Vec<u8>, String> {
-    let unreadable = |e: CkError| format!("reading the key's public attributes failed: {}", describe_ck(&e));
+fn public_key_of(
+    session: &Session,
+    key: ObjectHandle,
+    kind: PublicKeyKind,
+) -> Result<Vec<u8>, PublicKeyProblem> {
+    let unreadable = |e: CkError| PublicKeyProblem::Unreadable(describe_ck(&e));
     let attributes = session
         .get_attributes(
             key,
@@ -550,11 +577,10 @@ fn public_key_of(session: &Session, key: ObjectHandle, kind: PublicKeyKind) -> R
         PublicKeyKind::Ed25519 => KeyType::EC_EDWARDS,
     };
     if key_type != Some(expected) {
-        return Err(format!(
-            "the token key is of type {}, the certificate's key is {}",
-            key_type.map_or("unknown".into(), |t| t.to_string()),
-            kind_name(kind)
-        ));
+        return Err(PublicKeyProblem::KeyType {
+            token: key_type.map_or("unknown".into(), |t| t.to_string()),
+            certificate: kind_name(kind),
+        });
     }
     if kind == PublicKeyKind::Rsa {
         let parts = session
@@ -571,23 +597,18 @@ fn public_key_of(session: &Session, key: ObjectHandle, kind: PublicKeyKind) -> R
         }
         return match (modulus, exponent) {
             (Some(m), Some(e)) => Ok(rsa_public_key_der(&m, &e)),
-            _ => Err("the token shows no modulus for the RSA key".into()),
+            _ => Err(PublicKeyProblem::NoModulus),
         };
     }
     let mut template = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
     match (id, label) {
         (Some(id), _) => template.push(Attribute::Id(id)),
         (None, Some(label)) => template.push(Attribute::Label(label)),
-        (None, None) => {
-            return Err("the private key has neither CKA_ID nor CKA_LABEL to find its public key by".into())
-        }
+        (None, None) => return Err(PublicKeyProblem::NoIdOrLabel),
     }
     let publics = session.find_objects(&template).map_err(unreadable)?;
     let [public] = publics.as_slice() else {
-        return Err(format!(
-            "found {} public-key objects with the private key's CKA_ID/label; need exactly one to check it",
-            publics.len()
-        ));
+        return Err(PublicKeyProblem::PublicObjects(publics.len()));
     };
     let point = session
         .get_attributes(*public, &[AttributeType::EcPoint])
@@ -597,7 +618,7 @@ fn public_key_of(session: &Session, key: ObjectHandle, kind: PublicKeyKind) -> R
             Attribute::EcPoint(point) => Some(point),
             _ => None,
         })
-        .ok_or_else(|| "the public-key object has no CKA_EC_POINT".to_string())?;
+        .ok_or(PublicKeyProblem::NoEcPoint)?;
     Ok(unwrap_octet_string(&point))
 }
 
@@ -668,6 +689,37 @@ fn ecdsa_raw_to_der(raw: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `detail` operators read after "does not belong to the certificate …: ".
+    #[test]
+    fn each_public_key_problem_says_what_the_token_lacks() {
+        let cases = [
+            (
+                PublicKeyProblem::Unreadable("CKR_ATTRIBUTE_SENSITIVE".into()),
+                "reading the key's public attributes failed: CKR_ATTRIBUTE_SENSITIVE",
+            ),
+            (
+                PublicKeyProblem::KeyType {
+                    token: KeyType::RSA.to_string(),
+                    certificate: kind_name(PublicKeyKind::EcP256),
+                },
+                "the token key is of type CKK_RSA, the certificate's key is EC P-256",
+            ),
+            (PublicKeyProblem::NoModulus, "the token shows no modulus for the RSA key"),
+            (
+                PublicKeyProblem::NoIdOrLabel,
+                "the private key has neither CKA_ID nor CKA_LABEL to find its public key by",
+            ),
+            (
+                PublicKeyProblem::PublicObjects(0),
+                "found 0 public-key objects with the private key's CKA_ID/label; need exactly one to check it",
+            ),
+            (PublicKeyProblem::NoEcPoint, "the public-key object has no CKA_EC_POINT"),
+        ];
+        for (problem, text) in cases {
+            assert_eq!(problem.to_string(), text, "{problem:?}");
+        }
+    }
 
     #[test]
     fn raw_ecdsa_becomes_minimal_der() {
