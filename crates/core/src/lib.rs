@@ -10,6 +10,22 @@
 //!   store (file names, atomic never-overwriting writes).
 //! - [`responder`]: answers one OCSP request from a snapshot; no I/O.
 //!
+//! # The public surface
+//!
+//! What other crates may use is exactly what rustdoc shows; every public item is
+//! documented (`missing_docs` is on for this crate) and `unreachable_pub` keeps anything
+//! crate-internal marked `pub(crate)`. The modules above are public because the
+//! publisher, the server, the root crate's re-exports (`ocsp_edge::snapshot`, ...) and
+//! the tests, benches and fuzz targets name items by their module path
+//! (`ocsp::request::encode_request`, `snapshot::format::read_metadata`); each parent also
+//! re-exports its most used items (`ocsp::{decode_request, Refusal, ...}`,
+//! `snapshot::{Snapshot, TrustAnchors, VerifyError, verify_manifest}`). Kept inside:
+//! - `oids`, private: OID comparisons are decided here, so no other crate needs the octets;
+//! - the DER writers, OID helpers, response-template internals, snapshot file magic,
+//!   entry and index-slot sizes, the manifest's signed-message construction and the
+//!   signature checks behind `Certificate::verify_issued_by`, all `pub(crate)`;
+//! - `fuzzing`, public but `#[doc(hidden)]`: entry points for `fuzz/` only, not an API.
+//!
 //! Only `snapshot::store` touches files, and only `snapshot::mapped` has `unsafe` code
 //! (it memory-maps snapshot files). The crate is `#![deny(unsafe_code)]` with a single
 //! `#[allow(unsafe_code)]` on that module rather than `#![forbid(unsafe_code)]`, because a

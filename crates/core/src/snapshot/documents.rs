@@ -27,53 +27,92 @@ use std::collections::HashMap;
 /// Why a document is refused; [`VerifyError::Document`] adds its path.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
+    /// The path does not start with `/`, so it cannot be matched against a request path.
     #[error("the path is not an absolute URL path")]
     RelativePath,
+    /// Two documents claim one path: which one is served would be up to chance.
     #[error("the path appears twice")]
     DuplicatePath,
+    /// The document names an issuer section the snapshot does not have, so nothing
+    /// vouches for it.
     #[error("issuer {0:?} is not in the snapshot")]
     UnknownIssuer(String),
+    /// The path would be read as an OCSP GET request: a document there could shadow OCSP
+    /// answers with bytes no OCSP signer made.
     #[error("the path is an OCSP GET request; only the OCSP responder answers there")]
     OcspRequestPath,
+    /// Offset and length point past the end of the snapshot file.
     #[error("its bytes lie outside the file")]
     OutOfBounds,
+    /// The bytes are not those the signed metadata's SHA-256 names.
     #[error("its SHA-256 (the ETag) does not match its bytes")]
     Digest,
+    /// A CRL not typed `application/pkix-crl` or an index not typed `application/json`:
+    /// clients would mis-handle it.
     #[error("{kind} must be served as {expected}")]
     ContentType {
+        /// What the document is ("a CRL", "the CRL index").
         kind: &'static str,
+        /// The only content type allowed for it.
         expected: &'static str,
     },
+    /// The bytes are not a CRL of the section's issuer signed with that issuer's key.
     #[error(transparent)]
     Crl(#[from] crl::CrlReadError),
+    /// The CRL has no nextUpdate, so the server could not say until when it is fresh.
     #[error("the CRL has no nextUpdate (RFC 5280 requires one)")]
     NoNextUpdate,
+    /// The metadata's thisUpdate, nextUpdate or cRLNumber (which become caching headers
+    /// and metrics) are not the CRL's own signed values.
     #[error(
         "thisUpdate/nextUpdate/cRLNumber {claimed_this}/{claimed_next}/{claimed_number:?} differ from the \
          CRL's own {this_update}/{next_update}/{number:?}"
     )]
     FactsDiffer {
+        /// thisUpdate as the metadata claims it.
         claimed_this: UnixTime,
+        /// nextUpdate as the metadata claims it.
         claimed_next: UnixTime,
+        /// cRLNumber as the metadata claims it.
         claimed_number: Option<u64>,
+        /// The CRL's signed thisUpdate.
         this_update: UnixTime,
+        /// The CRL's signed nextUpdate.
         next_update: UnixTime,
+        /// The CRL's signed cRLNumber (`None` if absent or beyond `u64`).
         number: Option<u64>,
     },
+    /// The metadata's kind disagrees with the CRL: a partition without an
+    /// issuingDistributionPoint, a full CRL that is a delta, a delta that is not.
     #[error("the CRL is not a {0:?} CRL")]
     KindDiffers(DocumentKind),
+    /// The CRL's issuingDistributionPoint names URIs whose paths are not this document's
+    /// path: a partition served where another partition belongs.
     #[error("the CRL's issuingDistributionPoint names {0:?}, not this path")]
     DistributionPoint(Vec<String>),
+    /// The index claims a cRLNumber; only CRLs have one.
     #[error("the CRL index has no cRLNumber")]
     IndexNumber,
+    /// The index is not a JSON array of strings.
     #[error("not a JSON array of URLs: {0}")]
     IndexJson(serde_json::Error),
+    /// The index is an empty array.
     #[error("the CRL index lists no CRLs")]
     IndexEmpty,
+    /// An entry of the index is not a plain http(s) URL.
     #[error(transparent)]
     IndexUrl(#[from] crl::UrlError),
+    /// An index entry's path is not a partition CRL of the same issuer in this snapshot:
+    /// the index may only point at CRLs the snapshot itself vouches for.
     #[error("{url} is not a partition of issuer {issuer:?} here")]
-    NotAPartition { url: String, issuer: String },
+    NotAPartition {
+        /// The URL as listed.
+        url: String,
+        /// The index's issuer section.
+        issuer: String,
+    },
+    /// The index's thisUpdate/nextUpdate are not the newest thisUpdate and the earliest
+    /// nextUpdate of the partitions it lists, so its caching headers would lie.
     #[error("its thisUpdate/nextUpdate are not those of the partitions it lists")]
     IndexFreshness,
 }

@@ -20,7 +20,7 @@
 //! All integers are little-endian. An **entry** is 32 bytes: a 24-byte serial key (length
 //! octet, then the DER INTEGER content octets, zero-padded) and the u64 offset of the
 //! certificate's record. Keys compare as bytes, which orders serials by length then value.
-//! The **hash index** ([`INDEX_SLOT_LEN`]-byte slots, 1.5–3 per entry) finds an entry in
+//! The **hash index** (8-byte slots, 1.5–3 per entry) finds an entry in
 //! two memory reads; the sorted table is what diffs, deltas and the fallback search walk.
 //! A **record** is an 8-byte header — status u8 (0 good, 1 revoked, 2 removed: only in a
 //! delta, where it deletes the base's record), reason u8 (0xff = none), times u16 (index
@@ -43,11 +43,17 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
-pub const FILE_MAGIC: &[u8; 16] = b"OCSPEDGE-SNAP-v2";
+/// The first 16 bytes of every snapshot file.
+const FILE_MAGIC: &[u8; 16] = b"OCSPEDGE-SNAP-v2";
+/// The first 8 bytes of the footer: a file cut short loses it and is refused.
 pub const FOOTER_MAGIC: &[u8; 8] = b"OEFOOTER";
+/// The layout this module writes and the only one it reads; the footer, the metadata and
+/// the manifest each state it.
 pub const FORMAT_VERSION: u32 = 2;
+/// Bytes of the footer at the very end of the file (layout in the module docs).
 pub const FOOTER_LEN: usize = 32;
-pub const ENTRY_LEN: usize = 32;
+/// Bytes of one entry-table entry: the serial key, then the record's u64 offset.
+const ENTRY_LEN: usize = 32;
 const KEY_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 8;
 const NO_REASON: u8 = 0xff;
@@ -61,8 +67,11 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// them by index.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct ResponseTimes {
+    /// producedAt.
     pub produced_at: i64,
+    /// thisUpdate.
     pub this_update: i64,
+    /// nextUpdate: the response is not served from this second on.
     pub next_update: i64,
 }
 
@@ -82,13 +91,15 @@ pub struct IssuerSection {
     pub embeds_signer: bool,
     /// Every (producedAt, thisUpdate, nextUpdate) a record of this section refers to.
     pub times: Vec<ResponseTimes>,
+    /// Byte offset of the section's entry table in the file.
     pub entries_offset: u64,
     /// Records in this file's table (a delta's: changed records and tombstones).
     pub entry_count: u64,
-    /// The hash index over the table (see [`INDEX_SLOT_LEN`]): its offset and its number
-    /// of slots (a power of two; 0 = no index, lookups search the table).
+    /// The hash index over the table (8-byte slots, see the module docs): its offset.
     #[serde(default)]
     pub index_offset: u64,
+    /// The hash index's number of slots: a power of two, or 0 for no index (lookups then
+    /// search the sorted table).
     #[serde(default)]
     pub index_slots: u64,
     /// Certificates served: `entry_count` for a full snapshot, base plus delta for a delta.
@@ -102,21 +113,29 @@ pub struct IssuerSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BaseReference {
+    /// The base's manifest sequence: a responder holding another base cannot apply the
+    /// delta.
     pub sequence: u64,
     /// The base's integrity hash, as its manifest states it.
     pub sha256_tree: String,
 }
 
+/// The JSON block near the end of the file that describes everything else in it. Read
+/// without trusting it: the manifest's hash over the whole file is what vouches for it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
+    /// [`FORMAT_VERSION`] of the writer; any other value is refused.
     pub format_version: u32,
+    /// The publish sequence; must equal the manifest's.
     pub sequence: u64,
+    /// When the publisher wrote the file (unix seconds).
     pub created_at: i64,
     /// Set for a delta: its records replace (or, removed, delete) the base's; everything
     /// else of the base stays. Its documents replace the base's documents as a whole.
     #[serde(default)]
     pub base: Option<BaseReference>,
+    /// One per issuer, in the order the manifest lists them.
     pub issuers: Vec<IssuerSection>,
     /// Files served by URL path straight from the snapshot bytes (CRLs, CCADB JSON).
     #[serde(default)]
@@ -143,17 +162,23 @@ pub enum DocumentKind {
 pub struct Document {
     /// URL path it is served at, e.g. `/crl/ec/0.crl`.
     pub path: String,
+    /// Which kind; the verifier checks the bytes agree.
     pub kind: DocumentKind,
     /// Name of the issuer section it belongs to.
     pub issuer: String,
+    /// The `Content-Type` it is served with; fixed per kind and checked.
     pub content_type: String,
+    /// Byte offset of its content in the snapshot file.
     pub offset: u64,
+    /// Byte length of its content.
     pub length: u64,
     /// Lowercase hex SHA-256 of the bytes (the HTTP ETag).
     pub sha256: String,
-    /// Unix seconds; for CRLs thisUpdate, for the JSON index the publish time.
+    /// Unix seconds; for CRLs thisUpdate, for the JSON index the newest thisUpdate of
+    /// the partitions it lists.
     pub this_update: i64,
-    /// Unix seconds; for CRLs nextUpdate, for the JSON index that of its CRLs.
+    /// Unix seconds; for CRLs nextUpdate, for the JSON index the earliest nextUpdate of
+    /// the partitions it lists.
     pub next_update: i64,
     /// cRLNumber, for CRLs.
     #[serde(default)]
@@ -161,23 +186,37 @@ pub struct Document {
 }
 
 /// A document to be written (the writer fills in offset, length and hash).
+/// The fields mean what [`Document`]'s do; responders refuse a snapshot whose CRL facts
+/// differ from the CRL's own signed values.
 pub struct DocumentInput<'a> {
+    /// URL path to serve it at; unique within the snapshot.
     pub path: String,
+    /// What it is.
     pub kind: DocumentKind,
+    /// The issuer section whose key must have signed it.
     pub issuer: String,
+    /// `application/pkix-crl` for CRLs, `application/json` for the index.
     pub content_type: &'static str,
+    /// The content, written as is.
     pub bytes: &'a [u8],
+    /// The CRL's thisUpdate (for the index: the newest of its partitions').
     pub this_update: UnixTime,
+    /// The CRL's nextUpdate (for the index: the earliest of its partitions').
     pub next_update: UnixTime,
+    /// The CRL's cRLNumber; `None` for the index.
     pub crl_number: Option<u64>,
 }
 
 /// The status part of a record, as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoredStatus {
+    /// Answered `good`.
     Good,
+    /// Answered `revoked`.
     Revoked {
+        /// revocationTime.
         at: UnixTime,
+        /// revocationReason; `None` when the CA recorded none (stored as 0xff).
         reason: Option<RevocationReason>,
     },
 }
@@ -197,9 +236,11 @@ impl From<StoredStatus> for CertStatus {
 
 /// One certificate's signed material, ready to be written.
 pub struct RecordInput<'a> {
+    /// The certificate's serial; records must come in strictly increasing serial order.
     pub serial: &'a Serial,
     /// `None`: a delta's tombstone, deleting the base's record (no signatures).
     pub status: Option<StoredStatus>,
+    /// The response times both signatures were made with.
     pub times: ResponseTimes,
     /// Signatures over the ResponseData of the SHA-1 CertID, then the SHA-256 CertID.
     pub signatures: [&'a [u8]; 2],
@@ -212,7 +253,10 @@ pub struct StoredRecord<'a> {
     pub serial: &'a [u8],
     /// `None` for a tombstone.
     pub status: Option<StoredStatus>,
+    /// Index into the section's `times`; resolve it with [`LoadedSection::times_of`].
     pub times: u16,
+    /// The signatures for the SHA-1 CertID, then the SHA-256 CertID (empty in a
+    /// tombstone).
     pub signatures: [&'a [u8]; 2],
 }
 
@@ -222,13 +266,21 @@ pub struct StoredRecord<'a> {
 pub struct Found<'a> {
     /// Name of the issuer section it came from.
     pub issuer: &'a str,
+    /// The section's template the response is rebuilt in.
     pub template: &'a ResponseTemplate,
+    /// The CertID hash the lookup was for: it selects the signature and CertID prefix.
     pub hash: CertIdHash,
+    /// DER INTEGER content octets of the serial.
     pub serial: &'a [u8],
+    /// The signature over this response's ResponseData.
     pub signature: &'a [u8],
+    /// What the response says.
     pub status: StoredStatus,
+    /// producedAt of the response.
     pub produced_at: UnixTime,
+    /// thisUpdate of the response.
     pub this_update: UnixTime,
+    /// nextUpdate: the caller must not serve the response at or after it.
     pub next_update: UnixTime,
 }
 
@@ -274,6 +326,7 @@ impl Found<'_> {
         })
     }
 
+    /// [`Found::write_response`] into a new vector of the exact size.
     pub fn response(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.response_len());
         self.write_response(&mut out);
@@ -288,22 +341,33 @@ impl Found<'_> {
     }
 }
 
+/// Why bytes are not a snapshot this module can read. Any of these means the file is not
+/// served.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
+    /// Reading the file failed.
     #[error("snapshot I/O: {0}")]
     Io(#[from] io::Error),
+    /// The file does not start with the file magic or end with the footer magic (not a
+    /// snapshot, or cut short).
     #[error("not an ocsp-edge snapshot (bad magic)")]
     BadMagic,
+    /// Written by a format version other than [`FORMAT_VERSION`].
     #[error("unsupported snapshot format version {0}")]
     UnsupportedVersion(u32),
+    /// An offset or length (metadata, a table, a document) points outside the file.
     #[error("snapshot is truncated or its offsets are out of range")]
     OutOfRange,
+    /// The metadata is not the expected JSON, or an issuer's certificates or algorithm do
+    /// not decode.
     #[error("snapshot metadata is invalid: {0}")]
     BadMetadata(String),
+    /// An issuer's entry table is not strictly increasing: lookups would miss entries.
     #[error("entries of issuer {0} are not sorted by serial")]
     Unsorted(String),
 }
 
+/// An entry-table key: see [`serial_key`].
 pub type SerialKey = [u8; KEY_LEN];
 
 /// The entry-table key of a serial (DER INTEGER content): its length, then its octets,
@@ -337,14 +401,21 @@ pub struct SnapshotWriter<W: Write> {
 
 /// What is the same in every response of one issuer section.
 pub struct SectionTemplate<'a> {
+    /// The section's name, unique in the snapshot (the manifest signs for it by name).
     pub name: &'a str,
+    /// The CA whose certificates the section answers for.
     pub issuer: &'a Certificate,
+    /// The certificate whose key signed the section's responses (the issuer or its
+    /// delegated OCSP signer).
     pub signer: &'a Certificate,
+    /// The DER AlgorithmIdentifier of those signatures.
     pub signature_algorithm: &'a [u8],
+    /// Whether responses embed `signer` (true exactly when it is not the issuer).
     pub embeds_signer: bool,
 }
 
 impl<W: Write> SnapshotWriter<W> {
+    /// A writer for a full snapshot; writes the file magic at once.
     pub fn new(out: W, sequence: u64, created_at: UnixTime) -> io::Result<Self> {
         Self::with_base(out, sequence, created_at, None)
     }
@@ -378,6 +449,8 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
+    /// Opens the next issuer section (ending an open one is the caller's job, with
+    /// [`SnapshotWriter::end_issuer`]).
     pub fn begin_issuer(&mut self, template: &SectionTemplate<'_>) {
         self.current = Some(OpenSection {
             section: IssuerSection {
@@ -498,6 +571,8 @@ impl<W: Write> SnapshotWriter<W> {
         }
     }
 
+    /// Closes the open section: writes its sorted entry table and hash index. Does
+    /// nothing when no section is open.
     pub fn end_issuer(&mut self) -> io::Result<()> {
         let Some(OpenSection {
             mut section,
@@ -551,14 +626,21 @@ impl<W: Write> SnapshotWriter<W> {
 /// from it, and its times.
 #[derive(Clone, Debug)]
 pub struct LoadedSection {
+    /// The section as the metadata describes it.
     pub section: IssuerSection,
+    /// The issuer certificate decoded from the metadata; not yet checked against any
+    /// trust anchor (the verifier does that).
     pub issuer: Certificate,
+    /// The signer certificate decoded from the metadata; as unchecked as `issuer`.
     pub signer: Certificate,
+    /// The template every response of the section is rebuilt in.
     pub template: ResponseTemplate,
     times: Vec<[UnixTime; 3]>,
 }
 
 impl LoadedSection {
+    /// Decodes the section's certificates and algorithm and builds its template;
+    /// [`FormatError::BadMetadata`] names the field that does not decode.
     pub fn new(section: &IssuerSection) -> Result<Self, FormatError> {
         let bad = |what: &str| FormatError::BadMetadata(format!("issuer {}: {what}", section.name));
         let certificate = |text: &str| {
@@ -714,10 +796,12 @@ impl<'a> SnapshotView<'a> {
         Ok(view)
     }
 
+    /// The metadata as read from the file.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
     }
 
+    /// The sections, in metadata order (the index `lookup` takes).
     pub fn sections(&self) -> &[LoadedSection] {
         &self.sections
     }
@@ -779,7 +863,7 @@ fn check_table(bytes: &[u8], section: &IssuerSection) -> Result<(), FormatError>
 /// Bytes of one hash-index slot: u32 entry number + 1 (0 = empty), then the high 32 bits
 /// of the key's hash (a fingerprint, so that probing past other keys' slots rarely reads
 /// their entries). Linear probing; the table is at most two-thirds full.
-pub const INDEX_SLOT_LEN: usize = 8;
+const INDEX_SLOT_LEN: usize = 8;
 /// Probes before a lookup gives up on the index and searches the table: only a corrupt
 /// or pathological index gets there, and the search is still exact.
 const MAX_PROBES: usize = 64;

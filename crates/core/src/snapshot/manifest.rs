@@ -15,15 +15,20 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of every signed manifest message.
-pub const SIGNING_CONTEXT: &[u8] = b"ocsp-edge manifest v1\0";
+const SIGNING_CONTEXT: &[u8] = b"ocsp-edge manifest v1\0";
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// One issuer section of the snapshot, as the manifest commits to it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestIssuer {
+    /// The section's configured name: what signatures and documents refer to it by.
     pub name: String,
+    /// The issuer certificate's subject, for people reading the manifest; verification
+    /// trusts the configured anchors, never this text.
     pub subject: String,
+    /// How many certificate records the section holds (checked against the snapshot).
     pub entries: u64,
 }
 
@@ -31,6 +36,8 @@ pub struct ManifestIssuer {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestBody {
+    /// The snapshot file format version (`snapshot::format`); a responder refuses one it
+    /// does not read.
     pub format_version: u32,
     /// Strictly increasing across publishes; responders refuse anything not newer.
     pub sequence: u64,
@@ -38,6 +45,7 @@ pub struct ManifestBody {
     pub created_at: String,
     /// File name of the snapshot, relative to the manifest.
     pub snapshot: String,
+    /// The snapshot file's exact length in bytes.
     pub size: u64,
     /// Bytes per piece of the integrity hash (see [`ContentHash`]).
     pub chunk_size: u64,
@@ -49,6 +57,7 @@ pub struct ManifestBody {
     pub base: Option<crate::snapshot::format::BaseReference>,
     /// RFC 3339: the earliest nextUpdate of any response in the snapshot.
     pub earliest_next_update: String,
+    /// Every issuer section in the snapshot, in file order; each needs a signature.
     pub issuers: Vec<ManifestIssuer>,
     /// The publisher's commitment to the change list from the previous snapshot in its
     /// directory to this one (see [`crate::snapshot::changes`]); what a cache checks a
@@ -76,35 +85,52 @@ pub struct ManifestUnrevocation {
     pub at: String,
 }
 
+/// One issuer's OCSP signer's signature over the body.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestSignature {
     /// Which issuer section this signer speaks for (`ManifestIssuer::name`).
     pub issuer: String,
+    /// The signature algorithm's stable name (`ecdsa-p256-sha256`, `rsa-pkcs1-sha256`,
+    /// ...); it must fit the signer certificate's key.
     pub algorithm: String,
     /// The signer's certificate, base64 DER (the same one the issuer's responses embed).
     pub signer_certificate: String,
-    /// Base64 signature over `SIGNING_CONTEXT || canonical JSON of body`.
+    /// Base64 signature over the domain-separation prefix `ocsp-edge manifest v1\0`
+    /// followed by the canonical JSON of the body.
     pub value: String,
 }
 
+/// A manifest file: the body and one signature per issuer. Parsing it trusts nothing;
+/// [`crate::snapshot::verify_manifest`] decides.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// What the signatures cover.
     pub body: ManifestBody,
+    /// One per issuer section (several for one issuer are allowed; the first for an
+    /// issuer is the one checked).
     pub signatures: Vec<ManifestSignature>,
 }
 
+/// Why a manifest could not be parsed, or why an issuer's signature on it is not valid.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ManifestError {
+    /// Not JSON, a missing or unknown field, or a value of the wrong type (serde's text).
     #[error("manifest is not valid JSON of the expected shape: {0}")]
     Parse(String),
+    /// No signature names this issuer section: nothing vouches for its part.
     #[error("manifest has no signature for issuer {0}")]
     MissingSignature(String),
+    /// (issuer, why): unknown algorithm name, bad base64, or a signer certificate that
+    /// does not parse.
     #[error("manifest signature for issuer {0} is malformed: {1}")]
     MalformedSignature(String, String),
+    /// The signature does not verify over this body with the named certificate's key: the
+    /// body was altered or signed by another key.
     #[error("manifest signature for issuer {0} does not verify")]
     BadSignature(String),
+    /// A signing key failed while making the manifest (publisher side).
     #[error("signing the manifest failed: {0}")]
     Sign(String),
 }
@@ -126,6 +152,8 @@ pub struct ContentHash {
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 
 impl ContentHash {
+    /// A hash over pieces of `chunk_size` bytes (0 is taken as 1); the verifier must use
+    /// the manifest's `chunk_size` to get the same root.
     pub fn new(chunk_size: u64) -> Self {
         ContentHash {
             chunk_size: chunk_size.max(1),
@@ -136,6 +164,8 @@ impl ContentHash {
         }
     }
 
+    /// Hashes the next bytes of the file; any split of the file into calls gives the same
+    /// result.
     pub fn update(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let room = (self.chunk_size - self.in_current) as usize;
@@ -168,7 +198,7 @@ impl ContentHash {
     }
 
     /// The root over already computed piece digests, in order.
-    pub fn root(piece_digests: &[impl AsRef<[u8]>]) -> Vec<u8> {
+    pub(crate) fn root(piece_digests: &[impl AsRef<[u8]>]) -> Vec<u8> {
         let mut context = ring::digest::Context::new(&ring::digest::SHA256);
         for digest in piece_digests {
             context.update(digest.as_ref());
@@ -178,7 +208,9 @@ impl ContentHash {
 }
 
 impl ManifestBody {
-    pub fn signed_message(&self) -> Vec<u8> {
+    /// The domain-separation prefix followed by the body's canonical JSON: the exact
+    /// bytes every signature covers.
+    fn signed_message(&self) -> Vec<u8> {
         let mut message = SIGNING_CONTEXT.to_vec();
         // Serialising a plain struct of strings and integers cannot fail.
         message.extend(serde_json::to_vec(self).unwrap_or_default());
@@ -187,10 +219,13 @@ impl ManifestBody {
 }
 
 impl Manifest {
+    /// Parses manifest JSON; unknown fields anywhere are refused. Verifies nothing.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))
     }
 
+    /// Pretty-printed JSON with a final newline, as written to disk. Signatures stay
+    /// valid however the JSON is laid out: they cover the body's canonical form.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
@@ -231,7 +266,7 @@ impl Manifest {
     /// Finds the signature for `issuer`, checks it verifies over the body, and returns the
     /// signer certificate it names. Whether that certificate may speak for the issuer is the
     /// caller's check (it needs the trust anchors and the time).
-    pub fn verified_signer(&self, issuer: &str) -> Result<Certificate, ManifestError> {
+    pub(crate) fn verified_signer(&self, issuer: &str) -> Result<Certificate, ManifestError> {
         let entry = self
             .signatures
             .iter()

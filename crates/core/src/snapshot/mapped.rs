@@ -27,7 +27,7 @@ pub fn map_committed(file: &File) -> io::Result<Mmap> {
 /// (e.g. by a structure check that walked every table) leave the resident set; the next
 /// access faults the same file pages back in from the page cache. Best effort: errors are
 /// ignored, since the only cost of failure is memory that stays resident.
-pub fn release_resident_pages(map: &Mmap) {
+pub(crate) fn release_resident_pages(map: &Mmap) {
     // SAFETY: a read-only shared file mapping; MADV_DONTNEED on it only discards this
     // process's page-table entries (no private data is lost: there is none), and later
     // reads see the same file contents again.

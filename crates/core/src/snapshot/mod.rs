@@ -16,17 +16,13 @@
 //!   publisher's recorded override (no I/O).
 
 pub mod changes;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod documents;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod format;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod manifest;
 #[allow(unsafe_code)] // the one exception to the crate's `deny(unsafe_code)`: see its docs
 pub mod mapped;
 pub mod store;
 pub mod unrevoke;
-#[allow(missing_docs)] // not yet documented item by item (issue 14); the module docs say what it owns
 pub mod verify;
 
 pub use verify::{verify_manifest, Snapshot, TrustAnchors, VerifyError};

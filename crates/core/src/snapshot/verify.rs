@@ -47,6 +47,9 @@ impl Default for TrustAnchors {
 }
 
 impl TrustAnchors {
+    /// Trust exactly `issuers` (a re-issued CA certificate with the same subject and key
+    /// counts as the same issuer), with the default sequence skew. No issuers: every
+    /// snapshot is refused.
     pub fn new(issuers: Vec<Certificate>) -> Self {
         TrustAnchors {
             issuers,
@@ -60,10 +63,12 @@ impl TrustAnchors {
         self
     }
 
+    /// The trusted issuer certificates, as given.
     pub fn issuers(&self) -> &[Certificate] {
         &self.issuers
     }
 
+    /// How far beyond now a sequence or creation time may be.
     pub fn max_sequence_skew(&self) -> Duration {
         self.max_sequence_skew
     }
@@ -95,46 +100,97 @@ impl TrustAnchors {
     }
 }
 
+/// Why a snapshot (or its manifest) is refused; the running snapshot stays.
+/// [`VerifyError::label`] is the metric label, [`VerifyError::is_transient`] says whether
+/// trying the same sequence again later may succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The manifest does not parse, or an issuer's signature is missing, malformed or
+    /// does not verify.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The manifest's format version is not the one this build reads.
     #[error("unsupported manifest format version {0}")]
     UnsupportedVersion(u32),
+    /// The named issuer's signature verifies, but its certificate is not a trust anchor
+    /// or a delegate one certified for OCSP and valid now.
     #[error("the signer for issuer {0} is not certified for OCSP by any trusted issuer")]
     Untrusted(String),
+    /// The file's length is not the manifest's `size` (shorter: most likely still being
+    /// copied, labelled `incomplete`).
     #[error("snapshot size {actual} does not match the manifest's {expected}")]
-    SizeMismatch { expected: u64, actual: u64 },
+    SizeMismatch {
+        /// The manifest's `size`.
+        expected: u64,
+        /// The file's length (or how far it could be read).
+        actual: u64,
+    },
+    /// The file's content hash is not the manifest's `sha256_tree`: altered or corrupt.
     #[error("snapshot SHA-256 does not match the manifest")]
     HashMismatch,
+    /// The file's hash matched but its structure cannot be read (a signed but broken file).
     #[error(transparent)]
     Format(#[from] format::FormatError),
+    /// File and manifest, or delta and base, disagree (the text says where).
     #[error("snapshot and manifest disagree: {0}")]
     Inconsistent(String),
+    /// A sequence at or below the one served: replaying an older signed snapshot would
+    /// roll statuses back, so it is refused.
     #[error("sequence {offered} is not newer than {current}")]
-    NotNewer { offered: u64, current: u64 },
+    NotNewer {
+        /// The refused snapshot's sequence.
+        offered: u64,
+        /// The sequence being served.
+        current: u64,
+    },
+    /// Reading the file failed; transient.
     #[error("cannot read snapshot: {0}")]
     Io(String),
+    /// A delta whose base (this sequence, with the hash the manifest names) is not held;
+    /// transient, the base can be fetched first.
     #[error("delta needs base snapshot {0}, which is not held")]
     MissingBase(u64),
     /// The issuers listed are not exactly the trust anchors, once each.
     #[error("the manifest's issuers are not exactly the trusted issuers: {0}")]
     IssuerSet(String),
+    /// A sequence further ahead of now than the allowed skew: accepted, it would make
+    /// every honest later publish look like a rollback.
     #[error("sequence {sequence} is beyond now + the allowed skew ({limit})")]
-    FutureSequence { sequence: u64, limit: u64 },
+    FutureSequence {
+        /// The manifest's sequence.
+        sequence: u64,
+        /// The largest sequence accepted now (unix seconds + skew).
+        limit: u64,
+    },
+    /// A creation time further ahead of now than the allowed skew.
     #[error("created_at {created_at} is beyond now + the allowed skew ({limit})")]
-    FutureCreation { created_at: String, limit: u64 },
+    FutureCreation {
+        /// The manifest's `created_at`, as written.
+        created_at: String,
+        /// The latest creation time accepted now (unix seconds).
+        limit: u64,
+    },
     /// A document its issuer did not vouch for, or at a path it may not take.
     #[error("document {path}: {reason}")]
     Document {
+        /// The document's URL path.
         path: String,
+        /// What is wrong with it.
         reason: super::documents::DocumentError,
     },
+    /// Serials this responder serves as revoked would be served as good (or vanish)
+    /// without the publisher's recorded `--allow-unrevoke` override: see
+    /// [`super::unrevoke`].
     #[error(
         "it un-revokes {count} certificate(s) this responder answers revoked for ({serials}), and its \
          manifest records no --allow-unrevoke override for them"
     )]
-    Unrevoked { count: usize, serials: String },
+    Unrevoked {
+        /// How many serials would be un-revoked.
+        count: usize,
+        /// The serials, comma-separated (only the first few when there are many).
+        serials: String,
+    },
 }
 
 impl VerifyError {
@@ -194,7 +250,15 @@ impl VerifyError {
 
 /// The bytes of a snapshot file: a read-only memory map in production, a vector in tests.
 pub enum SnapshotBytes {
-    Mapped { map: memmap2::Mmap, file: std::fs::File },
+    /// A committed snapshot file, mapped read-only (see [`super::mapped`]); the file is
+    /// kept to hash it with positioned reads rather than through the map.
+    Mapped {
+        /// The read-only map lookups read from.
+        map: memmap2::Mmap,
+        /// The same file, open for `pread`.
+        file: std::fs::File,
+    },
+    /// Bytes held in memory: tests and tools that read a file whole.
     Owned(Vec<u8>),
 }
 
@@ -361,18 +425,23 @@ impl Snapshot {
         })
     }
 
+    /// The manifest's sequence: a responder only ever swaps to a higher one.
     pub fn sequence(&self) -> u64 {
         self.manifest.body.sequence
     }
 
+    /// The verified manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// When the publisher wrote the file.
     pub fn created_at(&self) -> UnixTime {
         UnixTime(self.metadata.created_at)
     }
 
+    /// The earliest nextUpdate of anything served (responses, a delta's base records,
+    /// documents): from then on some answer is stale unless a newer snapshot arrives.
     pub fn earliest_next_update(&self) -> UnixTime {
         self.earliest_next_update
     }
@@ -403,10 +472,12 @@ impl Snapshot {
                 .eq_ignore_ascii_case(&wanted.sha256_tree)
     }
 
+    /// The issuer section names, in file order.
     pub fn issuer_names(&self) -> impl Iterator<Item = &str> {
         self.issuers.iter().map(|i| i.loaded.section.name.as_str())
     }
 
+    /// The file's length in bytes (a delta's own file only, not its base).
     pub fn size(&self) -> usize {
         self.bytes.len()
     }
@@ -420,6 +491,7 @@ impl Snapshot {
         Some((document, format::document_bytes(&self.bytes, document)?))
     }
 
+    /// Every document this file serves (a delta's replace its base's as a whole).
     pub fn documents(&self) -> &[Document] {
         &self.metadata.documents
     }
@@ -488,6 +560,7 @@ impl Snapshot {
 pub struct StatusChange {
     /// Issuer section name.
     pub issuer: String,
+    /// The certificate whose status changed.
     pub serial: crate::model::Serial,
     /// The status in the newer snapshot; `None` when the newer one no longer has it.
     pub status: Option<format::StoredStatus>,
@@ -815,7 +888,7 @@ const MIN_CHUNK_SIZE: u64 = 64 << 10;
 const MAX_CHUNK_SIZE: u64 = 1 << 30;
 
 /// A file name that cannot leave the directory it is joined to.
-pub fn is_plain_file_name(name: &str) -> bool {
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
 }
 
