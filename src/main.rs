@@ -778,10 +778,11 @@ fn run_serve(
 ) -> ExitCode {
     let log_handle = init_logging(config.log.format, &config.log.level);
     server::raise_file_limit();
-    let state = match server::build_state(config) {
-        Ok(state) => state,
+    let responder = match server::build(config) {
+        Ok(responder) => responder,
         Err(e) => return config_failure(e),
     };
+    let state = responder.state.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -811,7 +812,7 @@ fn run_serve(
             println!("{banner}");
         }
         tokio::spawn(reload_on_hangup(state.clone(), reload, log_handle));
-        server::serve(state, listener, admin, shutdown_signal()).await;
+        server::serve(responder, listener, admin, shutdown_signal()).await;
         Ok::<_, std::io::Error>(())
     });
     match served {

@@ -117,5 +117,5 @@ fn java_revocation_checker_agrees_over_get_and_post() {
 }
 
 fn ocsp_edge_metrics(server: &Background) -> String {
-    String::from_utf8(server.state.metrics.render()).unwrap()
+    String::from_utf8(server.render_metrics()).unwrap()
 }

@@ -50,12 +50,7 @@ fn resigned(plan: &PublishPlan, report: &PublishReport, unrevoked: Vec<ManifestU
 }
 
 fn refused_unrevoke(server: &Background) -> u64 {
-    server
-        .state
-        .metrics
-        .snapshots_refused
-        .with_label_values(&["unrevoke"])
-        .get()
+    server.state.metrics().refusals("unrevoke")
 }
 
 /// What an OCSP client is told about REVOKED (openssl ocsp against the running responder).

@@ -6,17 +6,17 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 /// The cache tier's metrics, registered only on a cache-mode responder (into the
 /// responder's registry, see [`CacheMetrics::register`]).
 pub struct CacheMetrics {
-    pub hits: IntCounter,
-    pub misses: IntCounter,
-    pub fills: IntCounterVec,
-    pub fill_failures: IntCounterVec,
-    pub invalidations: IntCounter,
-    pub invalidate_all: IntCounter,
-    pub entries: IntGauge,
-    pub acknowledged: IntGauge,
-    pub feed_failures: IntCounterVec,
-    pub feed_refused: IntCounterVec,
-    pub last_hub_contact: IntGauge,
+    pub(super) hits: IntCounter,
+    pub(super) misses: IntCounter,
+    pub(super) fills: IntCounterVec,
+    pub(super) fill_failures: IntCounterVec,
+    pub(super) invalidations: IntCounter,
+    pub(super) invalidate_all: IntCounter,
+    pub(super) entries: IntGauge,
+    pub(super) acknowledged: IntGauge,
+    pub(super) feed_failures: IntCounterVec,
+    pub(super) feed_refused: IntCounterVec,
+    pub(super) last_hub_contact: IntGauge,
 }
 
 /// Every `result` of `ocsp_edge_cache_fills_total`.

@@ -230,7 +230,7 @@ pub struct CacheTier {
     preferred: AtomicUsize,
     /// Unix seconds of the last answer from any hub (0: never).
     last_contact: AtomicI64,
-    pub metrics: CacheMetrics,
+    metrics: CacheMetrics,
 }
 
 /// Why a cache tier cannot be built from its configuration (`cache.hubs`).

@@ -1,8 +1,10 @@
 //! What a running responder holds: the served snapshot behind `arc-swap` (readers never
-//! lock; a swap is one atomic pointer store), the metrics, and readiness. Also the
-//! directory poller that finds, verifies and swaps in newer snapshots, the anti-rollback
-//! floor ([`rollback`]) and the hub's change history ([`changes`]). Below `server` and
-//! `sync`, which both drive it; must never import either.
+//! lock; a swap is one atomic pointer store) and readiness. Also the directory poller
+//! that finds, verifies and swaps in newer snapshots, the anti-rollback floor
+//! ([`rollback`]), the hub's change history ([`changes`]), and the metrics of all these
+//! ([`metrics`], registered into the registry [`State::new`] is given). Below `server`
+//! and `sync`, which both drive it; must never import either, nor hold the HTTP
+//! adapter's metrics (those are `server`'s).
 //!
 //! A snapshot is swapped in only after [`Snapshot::verify`] has passed completely; a
 //! refused one is logged, counted and the current one keeps serving. A refusal about the
@@ -15,11 +17,11 @@
 //! left for an operator; a failed write of it is an error, counted and retried.
 
 use crate::config::Config;
-use crate::metrics::Metrics;
 use arc_swap::{ArcSwapOption, Guard};
 use ocsp_edge_core::snapshot::store;
 use ocsp_edge_core::snapshot::{Snapshot, TrustAnchors, VerifyError};
 use ocsp_edge_core::time::UnixTime;
+use prometheus::Registry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 pub mod changes;
+pub mod metrics;
 pub mod replication;
 pub mod rollback;
 
@@ -36,7 +39,7 @@ pub struct State {
     /// The configuration in force; replaced whole by a reload (see [`State::reload`]).
     config: arc_swap::ArcSwap<Config>,
     pub trust: TrustAnchors,
-    pub metrics: Metrics,
+    metrics: metrics::ServedMetrics,
     snapshot: ArcSwapOption<Snapshot>,
     draining: AtomicBool,
     /// Sequences of the polled directory that were refused, and when to look again.
@@ -80,31 +83,44 @@ enum Refused {
 }
 
 impl State {
-    /// `cache`: the tier of a cache-mode responder, which then serves no snapshot.
+    /// `cache`: the tier of a cache-mode responder, which then serves no snapshot. The
+    /// served state's metrics, the floor's and replication's are registered into
+    /// `registry` (the responder's one registry; created by `server::build`).
     pub fn new(
         config: Config,
         trust: TrustAnchors,
-        metrics: Metrics,
+        registry: &Registry,
         cache: Option<Arc<crate::cache::CacheTier>>,
-    ) -> State {
-        let floor = rollback::Floor::open(&config.snapshots.dir, config.snapshots.danger_allow_rollback);
-        metrics
-            .rollback_state_unreadable
-            .set(i64::from(floor.unreadable()));
-        State {
+    ) -> Result<State, prometheus::Error> {
+        let floor = rollback::Floor::open(
+            &config.snapshots.dir,
+            config.snapshots.danger_allow_rollback,
+            registry,
+        )?;
+        Ok(State {
             config: arc_swap::ArcSwap::from_pointee(config),
             trust,
-            metrics,
+            metrics: metrics::ServedMetrics::register(registry)?,
             snapshot: ArcSwapOption::empty(),
             draining: AtomicBool::new(false),
             refused: Mutex::new(HashMap::new()),
             floor,
             sequence: watch::channel(0).0,
             swapping: Mutex::new(()),
-            replication: replication::Coordination::default(),
+            replication: replication::Coordination::new(registry)?,
             changes: changes::ChangeLog::default(),
             cache,
-        }
+        })
+    }
+
+    /// The served state's metrics (refusals are counted here by replication too).
+    pub fn metrics(&self) -> &metrics::ServedMetrics {
+        &self.metrics
+    }
+
+    /// What replication coordinates on, and its metrics.
+    pub fn replication(&self) -> &replication::Coordination {
+        &self.replication
     }
 
     /// The cache tier, on a cache-mode responder.
@@ -199,10 +215,6 @@ impl State {
         self.sequence.subscribe()
     }
 
-    pub fn record_sync_success(&self, now: UnixTime) {
-        self.replication.record_sync_success(now);
-    }
-
     /// Swaps `snapshot` (fully verified) in if `State::admissible` allows it; persists
     /// the new highest, wakes long-polling peers and prunes the local cache. The one place
     /// a snapshot becomes the served one. Blocking (fsyncs): off the async threads.
@@ -224,17 +236,13 @@ impl State {
         // Persisted before it is served: once anyone can see the new sequence, a restart
         // cannot go back below it (a crash between the two can only leave the floor
         // ahead of what was served, never behind).
-        self.floor
-            .raise(&self.config().snapshots.dir, offered, &self.metrics);
+        self.floor.raise(&self.config().snapshots.dir, offered);
         let snapshot = Arc::new(snapshot);
         let previous = self.snapshot.swap(Some(snapshot.clone()));
         // Still under the swap lock, so the change history sees swaps in order.
         self.changes.record(previous, snapshot);
         self.sequence.send_replace(offered);
-        self.metrics.snapshot_loads.inc();
-        self.metrics
-            .snapshot_load_seconds
-            .observe(load_started.elapsed().as_secs_f64());
+        self.metrics.count_load(load_started.elapsed().as_secs_f64());
         self.refresh_gauges(now);
         tracing::info!(sequence = offered, entries, earliest_next_update = %earliest,
             load_ms = load_started.elapsed().as_millis() as u64, "snapshot swapped in");
@@ -264,7 +272,7 @@ impl State {
     pub fn retry_persisting(&self) {
         if self.floor.unpersisted() {
             let _one_at_a_time = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
-            self.floor.persist(&self.config().snapshots.dir, &self.metrics);
+            self.floor.persist(&self.config().snapshots.dir);
         }
     }
 
@@ -320,51 +328,16 @@ impl State {
 
     /// Brings the time-dependent gauges up to date (called before each scrape).
     pub fn refresh_gauges(&self, now: UnixTime) {
-        let m = &self.metrics;
         if let Some(snapshot) = self.current().as_ref() {
-            m.snapshot_sequence.set(snapshot.sequence() as i64);
-            m.snapshot_created.set(snapshot.created_at().seconds());
-            m.snapshot_entries.set(snapshot.entry_count() as i64);
-            m.snapshot_age
-                .set(now.seconds() - snapshot.created_at().seconds());
-            m.seconds_until_next_update
-                .set((snapshot.earliest_next_update().seconds() - now.seconds()).max(0));
-            // Rebuilt on every scrape so paths of a replaced snapshot disappear.
-            m.crl_number.reset();
-            m.crl_this_update.reset();
-            m.crl_seconds_until_next_update.reset();
-            for document in snapshot.documents() {
-                let Some(number) = document.crl_number else {
-                    continue;
-                };
-                let path = [document.path.as_str()];
-                m.crl_number.with_label_values(&path).set(number as i64);
-                m.crl_this_update
-                    .with_label_values(&path)
-                    .set(document.this_update);
-                m.crl_seconds_until_next_update
-                    .with_label_values(&path)
-                    .set((document.next_update - now.seconds()).max(0));
-            }
+            self.metrics.describe_snapshot(snapshot, now);
         }
-        m.ready.set(i64::from(self.readiness(now).is_ok()));
+        self.metrics.set_ready(self.readiness(now).is_ok());
         let (start, records) = self.changes.extent();
-        m.change_history_start.set(start.unwrap_or(0) as i64);
-        m.change_history_records.set(records as i64);
+        self.metrics.set_change_history(start, records);
         if let Some(tier) = self.cache() {
             tier.refresh_gauges();
         }
-        m.highest_sequence.set(self.highest_sequence() as i64);
-        m.seconds_since_sync.set(self.replication.seconds_since_sync(now));
-        if let Some(snapshot) = self.current().as_ref() {
-            let deadline = ocsp_edge_core::responder::refresh_deadline(
-                snapshot.created_at(),
-                snapshot.earliest_next_update(),
-            );
-            m.refresh_deadline.set(deadline.seconds() - now.seconds());
-            m.refresh_at_risk
-                .set(i64::from(now.plus_seconds(3600) >= deadline));
-        }
+        self.replication.refresh_gauges(now);
     }
 
     /// Looks for snapshots newer than the current one, newest first, and swaps in the
@@ -439,10 +412,7 @@ impl State {
     /// Records a refused snapshot: a log line and a metric.
     pub fn refuse_offer(&self, source: &str, error: &VerifyError) {
         tracing::warn!(source, reason = error.label(), error = %error, "snapshot refused; still serving the current one");
-        self.metrics
-            .snapshots_refused
-            .with_label_values(&[error.label()])
-            .inc();
+        self.metrics.count_refusal(error.label());
     }
 
     fn refuse(&self, sequence: u64, error: &VerifyError) {

@@ -2,13 +2,16 @@
 //! `<snapshots.dir>/highest-sequence` so that a restart cannot be rolled back by an older
 //! snapshot left on disk or offered by a mirror.
 //!
-//! Owns that one file and the in-memory floor ([`Floor`]). It must never read a damaged file as "no
-//! floor": an unreadable or garbled file is reported as such, and the caller then takes
-//! the newest snapshot it can verify locally as the floor and leaves the file untouched for
-//! an operator (docs/operations.md, "The highest-sequence file").
+//! Owns that one file, the in-memory floor ([`Floor`]) and their metrics
+//! (`ocsp_edge_highest_sequence`, `ocsp_edge_rollback_state_unreadable`,
+//! `ocsp_edge_highest_sequence_unpersisted`, `ocsp_edge_highest_sequence_write_failures_total`).
+//! It must never read a damaged file as "no floor": an unreadable or garbled file is
+//! reported as such, and the caller then takes the newest snapshot it can verify locally
+//! as the floor and leaves the file untouched for an operator (docs/operations.md, "The
+//! highest-sequence file").
 
-use crate::metrics::Metrics;
 use ocsp_edge_core::snapshot::store;
+use prometheus::{IntCounter, IntGauge, Registry};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,14 +27,61 @@ pub struct Floor {
     unreadable: bool,
     /// `highest` is not on disk yet (a write failed); retried every round.
     unpersisted: AtomicBool,
+    metrics: FloorMetrics,
+}
+
+/// The floor's metrics; they always show what [`Floor`] holds.
+#[derive(Debug)]
+struct FloorMetrics {
+    highest: IntGauge,
+    /// 1 when `highest-sequence` could not be read at start.
+    unreadable: IntGauge,
+    /// 1 while the highest sequence accepted is not on disk (a write failed).
+    unpersisted: IntGauge,
+    write_failures: IntCounter,
+}
+
+impl FloorMetrics {
+    fn register(registry: &Registry) -> Result<FloorMetrics, prometheus::Error> {
+        let metrics = FloorMetrics {
+            highest: IntGauge::new(
+                "ocsp_edge_highest_sequence",
+                "Highest snapshot sequence ever accepted; nothing older is served again.",
+            )?,
+            unreadable: IntGauge::new(
+                "ocsp_edge_rollback_state_unreadable",
+                "1 when the highest-sequence file could not be read at start: only snapshots not older \
+                 than the newest one verified locally are served until an operator resets the file.",
+            )?,
+            unpersisted: IntGauge::new(
+                "ocsp_edge_highest_sequence_unpersisted",
+                "1 while the highest sequence accepted could not be written to disk (retried every round).",
+            )?,
+            write_failures: IntCounter::new(
+                "ocsp_edge_highest_sequence_write_failures_total",
+                "Failed writes of the highest-sequence file.",
+            )?,
+        };
+        registry.register(Box::new(metrics.highest.clone()))?;
+        registry.register(Box::new(metrics.unreadable.clone()))?;
+        registry.register(Box::new(metrics.unpersisted.clone()))?;
+        registry.register(Box::new(metrics.write_failures.clone()))?;
+        Ok(metrics)
+    }
 }
 
 impl Floor {
     /// The floor persisted in `dir` (0 with no directory, i.e. a cache-mode responder, or
     /// when `danger_allow_rollback` says to ignore it once). A damaged file is never read
     /// as 0: the floor starts at 0 in memory, the first load (the newest snapshot that
-    /// verifies locally) sets it, and the file is left for an operator.
-    pub fn open(dir: &Path, danger_allow_rollback: bool) -> Floor {
+    /// verifies locally) sets it, and the file is left for an operator. Its metrics are
+    /// registered into `registry`.
+    pub fn open(
+        dir: &Path,
+        danger_allow_rollback: bool,
+        registry: &Registry,
+    ) -> Result<Floor, prometheus::Error> {
+        let metrics = FloorMetrics::register(registry)?;
         let mut unreadable = false;
         let highest = if dir.as_os_str().is_empty() {
             0
@@ -51,11 +101,14 @@ impl Floor {
                 }
             }
         };
-        Floor {
+        metrics.highest.set(highest as i64);
+        metrics.unreadable.set(i64::from(unreadable));
+        Ok(Floor {
             highest: AtomicU64::new(highest),
             unreadable,
             unpersisted: AtomicBool::new(false),
-        }
+            metrics,
+        })
     }
 
     /// The highest sequence ever accepted; nothing below it is served again.
@@ -75,16 +128,17 @@ impl Floor {
 
     /// Raises the floor to `highest` and writes it to `dir` (under the caller's swap lock,
     /// before the snapshot is served). Blocking (fsyncs).
-    pub fn raise(&self, dir: &Path, highest: u64, metrics: &Metrics) {
+    pub fn raise(&self, dir: &Path, highest: u64) {
         self.highest.store(highest, Ordering::SeqCst);
-        self.persist(dir, metrics);
+        self.metrics.highest.set(highest as i64);
+        self.persist(dir);
     }
 
     /// Writes the floor to disk. A failure is an error, counted, and retried every round
     /// by the caller; the swap stands, since refusing a newer snapshot would hold back the
     /// revocations it carries, and the floor is still enforced in memory. An unreadable
     /// file is left for an operator instead of being overwritten.
-    pub fn persist(&self, dir: &Path, metrics: &Metrics) {
+    pub fn persist(&self, dir: &Path) {
         let highest = self.get();
         if self.unreadable {
             tracing::error!(
@@ -99,11 +153,11 @@ impl Floor {
                 if self.unpersisted.swap(false, Ordering::SeqCst) {
                     tracing::info!(highest, "the highest sequence is persisted again");
                 }
-                metrics.highest_sequence_unpersisted.set(0);
+                self.metrics.unpersisted.set(0);
             }
             Err(e) => {
-                metrics.highest_sequence_write_failures.inc();
-                metrics.highest_sequence_unpersisted.set(1);
+                self.metrics.write_failures.inc();
+                self.metrics.unpersisted.set(1);
                 if !self.unpersisted.swap(true, Ordering::SeqCst) {
                     tracing::error!(highest, error = %e,
                         "cannot persist the highest sequence; a restart could serve an older \

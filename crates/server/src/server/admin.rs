@@ -5,7 +5,7 @@
 //! Keep it off the public network: it reveals operational detail.
 
 use super::http::plain;
-use crate::served::State;
+use super::Responder;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -16,16 +16,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 pub async fn handle(
-    state: Arc<State>,
+    responder: Arc<Responder>,
     request: Request<Incoming>,
     client: std::net::IpAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let now = UnixTime::now();
+    let state = &responder.state;
     if let Some(name) = request.uri().path().strip_prefix("/snapshots/") {
-        return Ok(super::peers::respond(&state, name, &request).await);
+        return Ok(super::peers::respond(state, name, &request).await);
     }
     if request.uri().path() == "/changes" {
-        return Ok(super::changes::respond(&state, &request, client).await);
+        return Ok(super::changes::respond(state, &request, client).await);
     }
     if let Some(tier) = state.cache() {
         // moka applies writes in batches: count what is really held before reporting.
@@ -42,8 +43,7 @@ pub async fn handle(
             }
         },
         "/metrics" => {
-            state.refresh_gauges(now);
-            let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            let mut response = Response::new(Full::new(Bytes::from(responder.render_metrics(now))));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -9,9 +9,9 @@
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
 use super::http;
+use super::metrics::{HttpMetrics, Outcome};
 use crate::cache::{CacheTier, Entry};
 use crate::config::Config;
-use crate::metrics::Outcome;
 use crate::served::State;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -25,8 +25,9 @@ use ocsp_edge_core::time::UnixTime;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn route(
+pub(super) async fn route(
     state: &State,
+    metrics: &HttpMetrics,
     tier: &Arc<CacheTier>,
     request: Request<Incoming>,
 ) -> (Response<Full<Bytes>>, Outcome) {
@@ -66,7 +67,7 @@ pub async fn route(
         Ok(entry) => {
             // RFC 9110 §13.1.2: a 304 answers only GET and HEAD.
             let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
-            success(state, &config, &entry, now, if_none_match, head_only)
+            success(metrics, &config, &entry, now, if_none_match, head_only)
         }
         Err(refusal) => (http::refused(refusal, head_only), Outcome::Refused(refusal)),
     }
@@ -100,7 +101,7 @@ fn request_in_path(rest: &str, limit: usize) -> InPath<OcspRequest> {
 }
 
 fn success(
-    state: &State,
+    metrics: &HttpMetrics,
     config: &Config,
     entry: &Entry,
     now: UnixTime,
@@ -117,7 +118,7 @@ fn success(
         max_age: entry.max_age(now, config.ocsp.cache_max_age.as_secs()),
     };
     // A reference-counted handle on the cached bytes: no copy per hit.
-    answer.respond(state, if_none_match, head_only, || entry.response.clone())
+    answer.respond(metrics, if_none_match, head_only, || entry.response.clone())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! but this origin never vouches for stale revocation data, and `/readyz` has already
 //! turned false so load balancers prefer a fresher responder.
 
-use crate::metrics::Outcome;
+use super::metrics::Outcome;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};

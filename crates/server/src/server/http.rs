@@ -9,8 +9,9 @@
 //! It also decides who answers a GET ([`InPath`]): a path holding an OCSP request is the
 //! responder's alone and must never be answered by a snapshot document.
 
+use super::metrics::{HttpMetrics, Method, Outcome};
+use super::Responder;
 use crate::config::Config;
-use crate::metrics::{Method, Outcome};
 use crate::served::State;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -31,14 +32,15 @@ const OCSP_RESPONSE: HeaderValue = HeaderValue::from_static("application/ocsp-re
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 pub async fn handle(
-    state: Arc<State>,
+    responder: Arc<Responder>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = Method::of(request.method());
+    let (state, metrics) = (&*responder.state, &responder.metrics);
     let (mut response, outcome) = match state.cache() {
-        Some(tier) => super::cache_mode::route(&state, tier, request).await,
-        None => route(&state, request).await,
+        Some(tier) => super::cache_mode::route(state, metrics, tier, request).await,
+        None => route(state, metrics, request).await,
     };
     if state.is_draining() {
         // Keep-alive clients reconnect, and so reach the process taking over.
@@ -49,11 +51,15 @@ pub async fn handle(
     // Full bodies always know their length.
     let body_bytes = response.body().size_hint().exact().unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
-    state.metrics.observe(method, outcome, seconds, body_bytes);
+    metrics.observe(method, outcome, seconds, body_bytes);
     Ok(response)
 }
 
-async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Bytes>>, Outcome) {
+async fn route(
+    state: &State,
+    metrics: &HttpMetrics,
+    request: Request<Incoming>,
+) -> (Response<Full<Bytes>>, Outcome) {
     let (parts, body) = request.into_parts();
     // One consistent configuration and snapshot for the whole request, loaded once.
     let config = state.request_config();
@@ -65,7 +71,7 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
     let snapshot = guard.as_deref();
     let answer = if is_get {
         let in_path = rest.map(|rest| answer_get(&config, snapshot, rest, now));
-        let document = || serve_document(state, &config, guard.as_ref(), &parts, head_only, now);
+        let document = || serve_document(metrics, &config, guard.as_ref(), &parts, head_only, now);
         match who_answers_get(in_path, document) {
             GetAnswer::Responder(answer) => answer,
             GetAnswer::Document(response) => return response,
@@ -86,7 +92,7 @@ async fn route(state: &State, request: Request<Incoming>) -> (Response<Full<Byte
         // RFC 9110 §13.1.2: a 304 answers only GET and HEAD; other methods ignore If-None-Match.
         Ok(found) => {
             let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
-            let mut answered = success(state, &config, &found, now, if_none_match, head_only);
+            let mut answered = success(metrics, &config, &found, now, if_none_match, head_only);
             if parts.headers.contains_key(crate::cache::tier::SEQUENCE_HEADER) {
                 insert_sequence(&mut answered.0, snapshot);
             }
@@ -125,7 +131,7 @@ fn who_answers_get<T, D>(
 
 /// A CRL or other snapshot document at this path, if there is one.
 fn serve_document(
-    state: &State,
+    metrics: &HttpMetrics,
     config: &Config,
     snapshot: Option<&Arc<ocsp_edge_core::snapshot::Snapshot>>,
     parts: &hyper::http::request::Parts,
@@ -139,11 +145,7 @@ fn serve_document(
     let cap = config.crl.cache_max_age.as_secs();
     let answer = super::documents::respond(snapshot, document, place, &parts.headers, head_only, now, cap);
     if let Some(sent) = answer.0.body().size_hint().exact() {
-        state
-            .metrics
-            .crl_bytes_served
-            .with_label_values(&[&document.path])
-            .inc_by(sent);
+        metrics.count_document_bytes(&document.path, sent);
     }
     Some(answer)
 }
@@ -193,7 +195,7 @@ pub(super) async fn read_post(
 }
 
 fn success(
-    state: &State,
+    metrics: &HttpMetrics,
     config: &Config,
     found: &Found<'_>,
     now: UnixTime,
@@ -209,7 +211,9 @@ fn success(
         next_update: found.next_update,
         max_age: max_age(found, now, config.ocsp.cache_max_age.as_secs()),
     };
-    answer.respond(state, if_none_match, head_only, || Bytes::from(found.response()))
+    answer.respond(metrics, if_none_match, head_only, || {
+        Bytes::from(found.response())
+    })
 }
 
 /// A successful OCSP answer, from a snapshot or a cache: the response is made only if
@@ -229,14 +233,14 @@ impl Answer<'_> {
     /// for HEAD), and the RFC 5019 caching headers.
     pub(super) fn respond(
         &self,
-        state: &State,
+        metrics: &HttpMetrics,
         if_none_match: Option<&HeaderValue>,
         head_only: bool,
         body: impl FnOnce() -> Bytes,
     ) -> (Response<Full<Bytes>>, Outcome) {
         let etag = quoted_hex(&self.etag);
         let not_modified = if_none_match.is_some_and(|v| etag_matches(v.as_bytes(), &etag));
-        state.metrics.count_answer(self.issuer, self.revoked);
+        metrics.count_answer(self.issuer, self.revoked);
         let (status, body, outcome) = match (not_modified, head_only) {
             (true, _) => (StatusCode::NOT_MODIFIED, Bytes::new(), Outcome::NotModified),
             (false, head) => {

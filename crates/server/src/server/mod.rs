@@ -3,9 +3,12 @@
 //! - [`http`]: the OCSP endpoint. [`admin`]: health, readiness, metrics.
 //! - [`cache_mode`]: the OCSP endpoint of a cache-mode responder ([`crate::cache`]);
 //!   [`changes`]: the change feed a hub offers caches.
+//! - [`metrics`]: the HTTP adapter's own metrics (requests, latency, connections).
 //!
-//! The served snapshot, readiness and the directory poller are [`crate::served`]'s; the
-//! metrics [`crate::metrics`]'s; replication [`crate::sync`]'s, which `serve` starts.
+//! The served snapshot, readiness and the directory poller are [`crate::served`]'s;
+//! replication [`crate::sync`]'s, which `serve` starts. [`build`] is where a responder is
+//! assembled: it creates the one Prometheus registry and hands it to each component,
+//! which registers its own metrics; [`Responder`] keeps it for `/metrics`.
 //!
 //! This module owns sockets, timeouts and connection limits, and must never make a
 //! protocol decision (that is [`ocsp_edge_core::responder`]'s).
@@ -15,6 +18,7 @@ pub mod cache_mode;
 pub mod changes;
 pub mod documents;
 pub mod http;
+pub mod metrics;
 pub mod peers;
 
 use crate::served::State;
@@ -22,7 +26,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use metrics::HttpMetrics;
 use ocsp_edge_core::time::UnixTime;
+use prometheus::{Encoder, Registry, TextEncoder};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,13 +67,35 @@ pub fn raise_file_limit() {
     }
 }
 
+/// A responder as the HTTP adapter serves it: the served state, the adapter's own
+/// metrics, and the registry every component registered its metrics into (rendered at
+/// `/metrics`). Built by [`build`].
+pub struct Responder {
+    pub state: Arc<State>,
+    metrics: HttpMetrics,
+    registry: Registry,
+}
+
+impl Responder {
+    /// The Prometheus text exposition of every component's metrics, with the
+    /// time-dependent gauges brought up to `now` first (what `/metrics` serves).
+    pub fn render_metrics(&self, now: UnixTime) -> Vec<u8> {
+        self.state.refresh_gauges(now);
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on invalid metric data, which we never create.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
 /// Serves until `shutdown` resolves, then drains (see [`Shutdown`]).
 pub async fn serve(
-    state: Arc<State>,
+    responder: Arc<Responder>,
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = Shutdown>,
 ) {
+    let state = &responder.state;
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = tokio::spawn(poll_snapshots(state.clone(), stop_rx.clone()));
     let replication = tokio::spawn(crate::sync::supervise(state.clone(), stop_rx.clone()));
@@ -81,13 +109,13 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     {
         let ocsp = accept_loop(
-            state.clone(),
+            responder.clone(),
             listener,
             &graceful,
             stop_rx.clone(),
             Endpoint::Ocsp,
         );
-        let admin = accept_loop(state.clone(), admin, &graceful, stop_rx, Endpoint::Admin);
+        let admin = accept_loop(responder.clone(), admin, &graceful, stop_rx, Endpoint::Admin);
         let accepting = async { tokio::join!(ocsp, admin) };
         tokio::pin!(accepting);
         // The accept loops only end when told to; `ended` guards against polling the
@@ -133,13 +161,13 @@ enum Endpoint {
 }
 
 async fn accept_loop(
-    state: Arc<State>,
+    responder: Arc<Responder>,
     listener: TcpListener,
     graceful: &GracefulShutdown,
     mut stop: watch::Receiver<bool>,
     endpoint: Endpoint,
 ) {
-    let limit = Arc::new(Semaphore::new(state.config().server.max_connections));
+    let limit = Arc::new(Semaphore::new(responder.state.config().server.max_connections));
     loop {
         // Waiting for a permit before accepting leaves excess connections in the kernel's
         // queue instead of exhausting descriptors.
@@ -162,18 +190,17 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
         match endpoint {
             Endpoint::Ocsp => {
-                let handler = state.clone();
+                let handler = responder.clone();
                 let service = service_fn(move |request| http::handle(handler.clone(), request));
-                spawn_connection(&state, stream, service, graceful, permit, true);
+                spawn_connection(&responder, stream, service, graceful, permit, true);
             }
             Endpoint::Admin => {
-                let handler = state.clone();
+                let handler = responder.clone();
                 let client = peer.ip();
                 let service = service_fn(move |request| admin::handle(handler.clone(), request, client));
-                spawn_connection(&state, stream, service, graceful, permit, false);
+                spawn_connection(&responder, stream, service, graceful, permit, false);
             }
         }
     }
@@ -182,7 +209,7 @@ async fn accept_loop(
 /// Serves one HTTP/1.1 connection (keep-alive, header-read timeout that also reaps idle
 /// connections) under the graceful-shutdown watcher.
 fn spawn_connection<S>(
-    state: &Arc<State>,
+    responder: &Responder,
     stream: tokio::net::TcpStream,
     service: S,
     graceful: &GracefulShutdown,
@@ -199,11 +226,11 @@ fn spawn_connection<S>(
 {
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config().server.header_read_timeout)
+        .header_read_timeout(responder.state.config().server.header_read_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);
-    let gauge = state.metrics.connections_open.clone();
+    let gauge = responder.metrics.connections_open().clone();
     if counted {
         gauge.inc();
     }
@@ -241,16 +268,16 @@ async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Everything `serve` needs, built from a validated [`crate::config::Config`].
-pub fn build_state(config: crate::config::Config) -> Result<Arc<State>, crate::config::ConfigError> {
+/// Everything `serve` needs, built from a validated [`crate::config::Config`]: the one
+/// place a responder's components are assembled, each registering its own metrics into
+/// the one registry created here.
+pub fn build(config: crate::config::Config) -> Result<Arc<Responder>, crate::config::ConfigError> {
     let trust = config.trust_anchors()?;
-    let metrics =
-        crate::metrics::Metrics::new().map_err(|e| crate::config::ConfigError::Load(e.to_string()))?;
+    let registry = Registry::new();
+    let registering = |e: prometheus::Error| crate::config::ConfigError::Load(e.to_string());
     let tier = match &config.cache {
         Some(cache) => {
-            let cache_metrics = metrics
-                .register_cache()
-                .map_err(|e| crate::config::ConfigError::Load(e.to_string()))?;
+            let cache_metrics = crate::cache::CacheMetrics::register(&registry).map_err(registering)?;
             let tier =
                 crate::cache::CacheTier::new(cache, trust.issuers(), cache_metrics).map_err(|problem| {
                     crate::config::ConfigError::Invalid {
@@ -262,7 +289,13 @@ pub fn build_state(config: crate::config::Config) -> Result<Arc<State>, crate::c
         }
         None => None,
     };
-    Ok(Arc::new(State::new(config, trust, metrics, tier)))
+    let state = State::new(config, trust, &registry, tier).map_err(registering)?;
+    let metrics = HttpMetrics::register(&registry).map_err(registering)?;
+    Ok(Arc::new(Responder {
+        state: Arc::new(state),
+        metrics,
+        registry,
+    }))
 }
 
 /// A server running on its own runtime thread, for tests, benchmarks and the demo.
@@ -271,6 +304,7 @@ pub struct Background {
     pub ocsp_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub state: Arc<State>,
+    responder: Arc<Responder>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -279,7 +313,8 @@ impl Background {
     /// Loads the newest snapshot (if any; none in cache mode), binds both listeners and
     /// starts serving.
     pub fn start(config: crate::config::Config) -> std::io::Result<Background> {
-        let state = build_state(config).map_err(std::io::Error::other)?;
+        let responder = build(config).map_err(std::io::Error::other)?;
+        let state = responder.state.clone();
         if state.cache().is_none() {
             state.poll_directory(UnixTime::now());
         }
@@ -292,7 +327,7 @@ impl Background {
         })?;
         let (ocsp_addr, admin_addr) = (listener.local_addr()?, admin.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = state.clone();
+        let serving = responder.clone();
         let thread = std::thread::spawn(move || {
             runtime.block_on(serve(serving, listener, admin, async {
                 let _ = stopped.await;
@@ -303,9 +338,15 @@ impl Background {
             ocsp_addr,
             admin_addr,
             state,
+            responder,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// What `/metrics` would serve now.
+    pub fn render_metrics(&self) -> Vec<u8> {
+        self.responder.render_metrics(UnixTime::now())
     }
 }
 
@@ -319,3 +360,6 @@ impl Drop for Background {
         }
     }
 }
+
+#[cfg(test)]
+mod documented_metrics;

@@ -134,13 +134,12 @@ pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
 
 async fn source_loop<S: SnapshotSource>(state: Arc<State>, mut source: S, mut stop: watch::Receiver<bool>) {
     let label = source.label();
-    // Create the per-source series at 0 (see Metrics::new).
-    state.metrics.sync_failures.with_label_values(&[&label]);
-    state.metrics.sync_last_success.with_label_values(&[&label]);
+    let replication = state.replication();
+    replication.source_started(&label);
     let mut failures = 0u32;
     let mut refused_here = RefusedHere::default();
     loop {
-        state.metrics.sync_attempts.with_label_values(&[&label]).inc();
+        replication.round_started(&label);
         let round = tokio::select! {
             round = sync_once(&state, &mut source, &mut refused_here) => round,
             _ = stop.changed() => return,
@@ -148,18 +147,12 @@ async fn source_loop<S: SnapshotSource>(state: Arc<State>, mut source: S, mut st
         match round {
             Ok(outcome) => {
                 failures = 0;
-                let now = UnixTime::now();
-                state.record_sync_success(now);
-                state
-                    .metrics
-                    .sync_last_success
-                    .with_label_values(&[&label])
-                    .set(now.seconds());
+                replication.round_succeeded(&label, UnixTime::now());
                 tracing::debug!(source = %label, ?outcome, "replication round");
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                state.metrics.sync_failures.with_label_values(&[&label]).inc();
+                replication.round_failed(&label);
                 tracing::warn!(source = %label, error = %e, failures, "replication round failed");
             }
         }
@@ -231,7 +224,7 @@ fn floor(state: &State) -> u64 {
 fn count_refusal(state: &State, source: &str, error: &SyncError) {
     if let Some(reason) = error.refusal_label() {
         tracing::warn!(source, reason, %error, "snapshot refused; still serving the current one");
-        state.metrics.snapshots_refused.with_label_values(&[reason]).inc();
+        state.metrics().count_refusal(reason);
     }
 }
 
@@ -453,7 +446,7 @@ fn keep_and_swap(
     let (snapshot, _) = keep(&state.config().snapshots.dir, verified)?;
     // The source answered; recorded before the swap so that whoever sees the new sequence
     // also sees the sync time.
-    state.record_sync_success(UnixTime::now());
+    state.replication().record_sync_success(UnixTime::now());
     state.swap_in(snapshot, now, started)?;
     Ok(Round::Updated(sequence))
 }
@@ -490,8 +483,7 @@ mod tests {
         })
         .unwrap();
         let trust = config.trust_anchors().unwrap();
-        let metrics = crate::metrics::Metrics::new().unwrap();
-        Arc::new(State::new(config, trust, metrics, None))
+        Arc::new(State::new(config, trust, &prometheus::Registry::new(), None).unwrap())
     }
 
     /// Publishes the demo PKI into `dir`; returns the sequence.
@@ -596,7 +588,7 @@ mod tests {
     }
 
     fn refused(state: &State, reason: &str) -> u64 {
-        state.metrics.snapshots_refused.with_label_values(&[reason]).get()
+        state.metrics().refusals(reason)
     }
 
     /// Only committed files and `highest-sequence`: no temporary left behind.
@@ -651,8 +643,8 @@ mod tests {
         let source = Fake::new("flaky", publisher.path(), Behaviour::ShortFor(3));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(source_loop(state.clone(), source, stopped));
-        let attempts = || state.metrics.sync_attempts.with_label_values(&["flaky"]).get();
-        let failures = || state.metrics.sync_failures.with_label_values(&["flaky"]).get();
+        let attempts = || state.replication().attempts("flaky");
+        let failures = || state.replication().failures("flaky");
         // Three short downloads, backing off 200, 400 and 800 ms; then the fourth succeeds.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while state.current_sequence() != Some(sequence) {
@@ -763,7 +755,7 @@ mod tests {
         let mut rounds = [a.unwrap(), b.unwrap()];
         rounds.sort_by_key(|r| matches!(r, Round::Updated(_)));
         assert_eq!(rounds, [Round::Unchanged, Round::Updated(sequence)]);
-        assert_eq!(state.metrics.snapshot_loads.get(), 1);
+        assert_eq!(state.metrics().loads(), 1);
         let mut names: Vec<String> = std::fs::read_dir(cache.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
