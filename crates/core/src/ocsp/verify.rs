@@ -23,11 +23,11 @@ const CLOCK_SKEW_SECONDS: i64 = 60;
 /// The certificate status a verified response states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnsweredStatus {
-    /// certStatus `good`.
+    /// certStatus `good`: the signer vouches the certificate is not revoked.
     Good,
     /// certStatus `revoked`, with its RevokedInfo.
     Revoked {
-        /// revocationTime.
+        /// revocationTime: when the CA revoked it, as the signed response states.
         at: UnixTime,
         /// revocationReason, when the response carries one (a value RFC 5280 does not
         /// define makes the whole response `Malformed`).

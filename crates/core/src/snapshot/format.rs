@@ -67,9 +67,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// them by index.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct ResponseTimes {
-    /// producedAt.
+    /// producedAt: when the publisher signed the responses that use these times.
     pub produced_at: i64,
-    /// thisUpdate.
+    /// thisUpdate: when the statuses were known to be correct (RFC 6960 §4.2.2.1).
     pub this_update: i64,
     /// nextUpdate: the response is not served from this second on.
     pub next_update: i64,
@@ -191,7 +191,8 @@ pub struct Document {
 pub struct DocumentInput<'a> {
     /// URL path to serve it at; unique within the snapshot.
     pub path: String,
-    /// What it is.
+    /// Which kind; it must agree with the CRL's own extensions or responders refuse the
+    /// snapshot.
     pub kind: DocumentKind,
     /// The issuer section whose key must have signed it.
     pub issuer: String,
@@ -214,7 +215,7 @@ pub enum StoredStatus {
     Good,
     /// Answered `revoked`.
     Revoked {
-        /// revocationTime.
+        /// revocationTime, as the CA recorded it (not when the publisher learned of it).
         at: UnixTime,
         /// revocationReason; `None` when the CA recorded none (stored as 0xff).
         reason: Option<RevocationReason>,
