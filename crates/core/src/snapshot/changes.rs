@@ -1,5 +1,6 @@
 //! The change list between two consecutive snapshots, and the digest of it a publisher
-//! signs in the newer one's manifest ([`ChangeDigest`]).
+//! signs in the newer one's manifest ([`ChangeDigest`], defined with the manifest that
+//! carries it).
 //!
 //! The change list is what a cache must invalidate to go from the older snapshot to the
 //! newer one: every certificate the older snapshot lists whose status differs in the
@@ -19,27 +20,15 @@
 //! so the three cannot drift apart. Must never trust a digest it did not compute: callers
 //! compare against a signed one.
 
+pub use super::manifest::ChangeDigest;
+
 use super::verify::{IssuerHashes, Snapshot};
 use crate::model::Serial;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Prefix of the digested encoding: a digest of one kind of list can never be taken for
 /// another's.
 const DIGEST_CONTEXT: &[u8] = b"ocsp-edge change list v1\0";
-
-/// The publisher's signed commitment, in a manifest, to the change list from snapshot
-/// `since` (the newest one in its directory before this publish) to this one.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ChangeDigest {
-    /// The sequence of the older snapshot.
-    pub since: u64,
-    /// Number of (issuer, serial) pairs in the list.
-    pub count: u64,
-    /// Lowercase hex SHA-256 of the canonical encoding (see [`digest`]).
-    pub sha256: String,
-}
 
 /// One certificate in a change list.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

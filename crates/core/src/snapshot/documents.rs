@@ -18,13 +18,12 @@
 //! document's metadata over its signed bytes.
 
 use super::format::{self, Document, DocumentKind, Metadata};
-use super::verify::VerifyError;
 use crate::crl::{self, CrlSummary, Url};
 use crate::pki::cert::Certificate;
 use crate::time::UnixTime;
 use std::collections::HashMap;
 
-/// Why a document is refused; [`VerifyError::Document`] adds its path.
+/// Why a document is refused; [`super::verify::VerifyError::Document`] adds its path.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     /// The path does not start with `/`, so it cannot be matched against a request path.
@@ -122,16 +121,25 @@ pub const CRL_CONTENT_TYPE: &str = "application/pkix-crl";
 /// The media type of the CCADB JSON index of an issuer's partitions.
 pub const INDEX_CONTENT_TYPE: &str = "application/json";
 
+/// The first document [`check`] refused: its URL path and why. (Its own type rather than
+/// [`super::verify::VerifyError`], which wraps it, so that this module does not import
+/// the verifier that calls it.)
+#[derive(Debug)]
+pub(super) struct RefusedDocument {
+    pub(super) path: String,
+    pub(super) reason: DocumentError,
+}
+
 /// Checks every document of `metadata` against the issuer certificate of its section
 /// (`anchors[i].0` is the trust anchor of section `i`) and returns the path index.
 pub(super) fn check(
     metadata: &Metadata,
     bytes: &[u8],
     anchors: &[(Certificate, Certificate)],
-) -> Result<HashMap<String, usize>, VerifyError> {
+) -> Result<HashMap<String, usize>, RefusedDocument> {
     let mut index = HashMap::with_capacity(metadata.documents.len());
     for (position, document) in metadata.documents.iter().enumerate() {
-        let refuse = |reason: DocumentError| VerifyError::Document {
+        let refuse = |reason: DocumentError| RefusedDocument {
             path: document.path.clone(),
             reason,
         };

@@ -65,7 +65,7 @@ pub struct ManifestBody {
     /// cannot be compared, and in manifests from before it existed (which still verify:
     /// absent, it is not serialised, so the signed message is unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<crate::snapshot::changes::ChangeDigest>,
+    pub changes: Option<ChangeDigest>,
     /// Revocations the publisher's operator explicitly undid (`--allow-unrevoke`), within
     /// the last 10 days. Edges refuse a snapshot that un-revokes a serial not listed here.
     /// Absent when empty, so manifests from before it verify unchanged.
@@ -285,6 +285,19 @@ impl Manifest {
         }
         Ok(certificate)
     }
+}
+
+/// The publisher's signed commitment, in a manifest, to the change list from snapshot
+/// `since` (the newest one in its directory before this publish) to this one.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeDigest {
+    /// The sequence of the older snapshot.
+    pub since: u64,
+    /// Number of (issuer, serial) pairs in the list.
+    pub count: u64,
+    /// Lowercase hex SHA-256 of the canonical encoding (see [`super::changes::digest`]).
+    pub sha256: String,
 }
 
 #[cfg(test)]

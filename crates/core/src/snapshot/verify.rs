@@ -410,7 +410,12 @@ impl Snapshot {
                 ));
             }
         }
-        let documents = super::documents::check(&metadata, &bytes, &anchors)?;
+        let documents = super::documents::check(&metadata, &bytes, &anchors).map_err(|refused| {
+            VerifyError::Document {
+                path: refused.path,
+                reason: refused.reason,
+            }
+        })?;
         let earliest_next_update = earliest_next_update(&metadata)?;
         let longest_document_path = documents.keys().map(String::len).max().unwrap_or(0);
         Ok(Snapshot {
