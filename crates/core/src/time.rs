@@ -30,13 +30,6 @@ impl UnixTime {
         UnixTime(self.0.saturating_add(seconds))
     }
 
-    /// As an ASN.1 GeneralizedTime value (UTC, whole seconds).
-    pub fn to_generalized(self) -> rasn::types::GeneralizedTime {
-        chrono::DateTime::from_timestamp(self.0, 0)
-            .unwrap_or_default()
-            .fixed_offset()
-    }
-
     /// The whole second of a chrono time (sub-second digits are dropped).
     pub fn from_chrono<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> Self {
         UnixTime(t.timestamp())
@@ -116,12 +109,6 @@ fn utc_time_year(yy: u32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generalized_time_has_no_fraction() {
-        let t = UnixTime(1_700_000_000).to_generalized();
-        assert_eq!(t.timestamp_subsec_nanos(), 0);
-    }
 
     #[test]
     fn asn1_times_parse_with_the_rfc5280_pivot() {

@@ -127,13 +127,6 @@ pub mod serde {
         parse_duration(&text).map_err(D::Error::custom)
     }
 
-    /// An optional duration (`None` when the key is absent; use with `#[serde(default)]`).
-    pub fn optional_duration<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        duration(deserializer).map(Some)
-    }
-
     /// A size in bytes: `16384` or `"64KiB"`.
     pub fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
         deserializer.deserialize_any(SizeVisitor)

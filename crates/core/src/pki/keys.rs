@@ -242,11 +242,6 @@ impl SigningKey {
         })
     }
 
-    /// Whether signatures are made outside the process (a token), for logs and benchmarks.
-    pub fn is_external(&self) -> bool {
-        matches!(self.inner, Inner::External(_))
-    }
-
     /// The algorithm every signature of this key uses, fixed by the certificate's key
     /// family at load time.
     pub fn algorithm(&self) -> SignatureAlgorithm {

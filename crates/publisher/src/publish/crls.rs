@@ -15,6 +15,7 @@ use ocsp_edge_core::crl::{self, CrlEntry, CrlFacts, CrlScope, Url};
 use ocsp_edge_core::model::{CertRecord, CertStatus, RevocationReason};
 use ocsp_edge_core::pki::cert::Certificate;
 use ocsp_edge_core::pki::keys::SigningKey;
+use ocsp_edge_core::snapshot::documents::CRL_CONTENT_TYPE;
 use ocsp_edge_core::snapshot::format::{DocumentInput, DocumentKind};
 use ocsp_edge_core::time::UnixTime;
 use ocsp_edge_core::units::parse_duration;
@@ -339,7 +340,7 @@ impl CrlPlan {
                     (
                         c.path.clone(),
                         DocumentKind::CrlFull,
-                        CRL_TYPE,
+                        CRL_CONTENT_TYPE,
                         c.der.clone(),
                         c.summary.this_update,
                         next,
@@ -366,8 +367,6 @@ impl CrlPlan {
     }
 }
 
-const CRL_TYPE: &str = "application/pkix-crl";
-
 impl SignedCrls {
     fn generate<'a>(&self, context: &CrlContext<'a>) -> Result<Documents<'a>, PublishError> {
         let mut entries: Vec<CrlEntry> = context
@@ -384,7 +383,7 @@ impl SignedCrls {
             documents.push((
                 path.to_string(),
                 kind,
-                CRL_TYPE,
+                CRL_CONTENT_TYPE,
                 bytes,
                 context.now,
                 next_update,
