@@ -23,13 +23,11 @@
 use base64::Engine;
 use criterion::{BatchSize, Criterion, Throughput};
 use ocsp_edge::model::{CertRecord, CertStatus, Serial};
-use ocsp_edge::ocsp::request::{decode_request, encode_request, RequestedCertId};
-use ocsp_edge::ocsp::response::{ResponseTemplate, SingleFacts};
-use ocsp_edge::pki::cert::{CertIdHash, Certificate};
+use ocsp_edge::ocsp::{decode_request, encode_request, RequestedCertId, ResponseTemplate, SingleFacts};
+use ocsp_edge::pki::{CertIdHash, Certificate};
 use ocsp_edge::publish::{publish, PublishConfig, PublishPlan, PublishReport};
 use ocsp_edge::responder::{self, NoncePolicy};
-use ocsp_edge::snapshot::verify::SnapshotBytes;
-use ocsp_edge::snapshot::{Snapshot, TrustAnchors};
+use ocsp_edge::snapshot::{Snapshot, SnapshotBytes, TrustAnchors};
 use ocsp_edge::time::UnixTime;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -198,12 +196,12 @@ fn bench_decode_get(c: &mut Criterion, f: &Fixture) {
         .replace('=', "%3D");
     c.bench_function("decode_get/sha256", |b| {
         // As the server uses it: the request handed on, not copied out.
-        b.iter(|| ocsp_edge::ocsp::get::decode_get(black_box(&path), 16384, |der| Ok(der.len())))
+        b.iter(|| ocsp_edge::ocsp::decode_get(black_box(&path), 16384, |der| Ok(der.len())))
     });
     // What a CRL GET pays, with `ocsp.path = "/"`, to learn that its path holds no OCSP
     // request before the document lookup (every attempt fails at the '.').
     c.bench_function("decode_get/document_path", |b| {
-        b.iter(|| ocsp_edge::ocsp::get::from_get_path(black_box("crl/ec/3.crl"), 16384, |der| Ok(der.len())))
+        b.iter(|| ocsp_edge::ocsp::from_get_path(black_box("crl/ec/3.crl"), 16384, |der| Ok(der.len())))
     });
 }
 
@@ -328,8 +326,7 @@ fn bench_verify_load(c: &mut Criterion, f: &Fixture) {
     });
     group.bench_function("mmap_10k", |b| {
         b.iter(|| {
-            ocsp_edge::snapshot::store::load_snapshot(&f.snapshots, f.report.sequence, &f.trust, f.now)
-                .unwrap()
+            ocsp_edge::snapshot::load_snapshot(&f.snapshots, f.report.sequence, &f.trust, f.now).unwrap()
         })
     });
     group.finish();

@@ -103,7 +103,7 @@ mod tests {
     fn demo_publishes_and_names_real_certificates() {
         let demo = prepare(UnixTime::now()).unwrap();
         assert_eq!(
-            crate::snapshot::store::manifest_sequences(&demo.snapshots)
+            crate::snapshot::manifest_sequences(&demo.snapshots)
                 .unwrap()
                 .len(),
             1

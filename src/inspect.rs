@@ -4,10 +4,8 @@
 
 use crate::model::Serial;
 use crate::ocsp::RequestedCertId;
-use crate::pki::cert::{CertIdHash, Certificate};
-use crate::snapshot::format::StoredStatus;
-use crate::snapshot::manifest::Manifest;
-use crate::snapshot::{store, Snapshot, TrustAnchors};
+use crate::pki::{CertIdHash, Certificate};
+use crate::snapshot::{self, Manifest, Snapshot, StoredStatus, TrustAnchors};
 use crate::time::UnixTime;
 use base64::Engine;
 use std::fmt::Write;
@@ -27,10 +25,10 @@ pub enum InspectError {
 /// manifest), or a directory (its newest manifest).
 pub fn manifest_path(path: &Path) -> Result<PathBuf, InspectError> {
     if path.is_dir() {
-        let newest = store::newest_manifest(path)
+        let newest = snapshot::newest_manifest(path)
             .map_err(|e| InspectError::Io(path.to_path_buf(), e))?
             .ok_or_else(|| InspectError::NoManifest(path.to_path_buf()))?;
-        return Ok(path.join(store::manifest_name(newest)));
+        return Ok(path.join(snapshot::manifest_name(newest)));
     }
     let name = path
         .file_name()
@@ -71,11 +69,12 @@ pub fn inspect(
     let base = match &manifest.body.base {
         None => Ok(None),
         Some(base) => {
-            store::load_snapshot(dir, base.sequence, anchors, now).map(|b| Some(std::sync::Arc::new(b)))
+            snapshot::load_snapshot(dir, base.sequence, anchors, now).map(|b| Some(std::sync::Arc::new(b)))
         }
     };
-    let loaded = base
-        .and_then(|base| store::load_snapshot_file_on(&manifest_bytes, &snapshot_file, anchors, now, base));
+    let loaded = base.and_then(|base| {
+        snapshot::load_snapshot_file_on(&manifest_bytes, &snapshot_file, anchors, now, base)
+    });
     match loaded {
         Ok(snapshot) => {
             describe_snapshot(&mut out, &snapshot, now);
@@ -165,8 +164,8 @@ fn embedded_issuers(snapshot_file: &Path) -> Result<Vec<Certificate>, InspectErr
     let io = |e| InspectError::Io(snapshot_file.to_path_buf(), e);
     let file = std::fs::File::open(snapshot_file).map_err(io)?;
     // A snapshot file, which is never modified once written.
-    let map = crate::snapshot::mapped::map_committed(&file).map_err(io)?;
-    Ok(crate::snapshot::format::read_metadata(&map)
+    let map = crate::snapshot::map_committed(&file).map_err(io)?;
+    Ok(crate::snapshot::read_metadata(&map)
         .map(|metadata| {
             metadata
                 .issuers

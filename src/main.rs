@@ -926,9 +926,8 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
     for path in &args.trust {
         match std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
-            .and_then(|text| {
-                ocsp_edge::pki::cert::Certificate::all_from_pem(&text).map_err(|e| e.to_string())
-            }) {
+            .and_then(|text| ocsp_edge::pki::Certificate::all_from_pem(&text).map_err(|e| e.to_string()))
+        {
             Ok(certificates) => anchors.extend(certificates),
             Err(e) => {
                 eprintln!("ocsp-edge inspect: {}: {e}", path.display());
@@ -1040,7 +1039,7 @@ fn run_status(args: StatusArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::exit;
-    use ocsp_edge::pki::keys::KeyError;
+    use ocsp_edge::pki::KeyError;
     use ocsp_edge::publish::PublishError;
 
     /// A key that fails to sign is a key fault: it must not exit 64 and send the operator

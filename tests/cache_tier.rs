@@ -122,7 +122,7 @@ fn a_cache_serves_verified_answers_applies_revocations_and_outlives_its_hub() {
     assert_eq!(from_cache.body, from_hub.body);
     // The cache's validator is its own (a hash of the bytes), stable across hits.
     let etag = from_cache.header("etag").expect("ETag").to_string();
-    assert_eq!(etag.len(), 2 + 2 * ocsp_edge::ocsp::response::ETAG_LEN, "{etag}");
+    assert_eq!(etag.len(), 2 + 2 * ocsp_edge::ocsp::ETAG_LEN, "{etag}");
     assert_eq!(post(cache.ocsp, &request).header("etag"), Some(etag.as_str()));
     assert_eq!(
         from_cache.header("last-modified"),
@@ -414,9 +414,9 @@ fn the_hub_change_feed_lists_changes_since_a_served_sequence_and_says_gone_other
         serde_json::json!([{"issuer": "ec", "serial": victim.serial}]),
         "{body}"
     );
-    let ec = ocsp_edge::pki::cert::Certificate::from_pem(&std::fs::read_to_string(issuer_ca("ec")).unwrap())
-        .unwrap();
-    use ocsp_edge::pki::cert::CertIdHash;
+    let ec =
+        ocsp_edge::pki::Certificate::from_pem(&std::fs::read_to_string(issuer_ca("ec")).unwrap()).unwrap();
+    use ocsp_edge::pki::CertIdHash;
     for (hash, name) in [(CertIdHash::Sha1, "sha1"), (CertIdHash::Sha256, "sha256")] {
         assert_eq!(
             body["issuers"]["ec"][name],
@@ -606,23 +606,20 @@ fn a_fill_answered_before_an_acknowledged_revocation_is_asked_again_not_cached()
     // The late answer is older than the acknowledged sequence: refused, asked again.
     let response = client.join().unwrap();
     assert_eq!(response.status, 200);
-    let verdict = ocsp_edge::ocsp::verify::verify_response(
+    let verdict = ocsp_edge::ocsp::verify_response(
         &response.body,
         &ocsp_edge::ocsp::decode_request(&request_for(&victim, false))
             .unwrap()
             .cert_id,
         &[
-            ocsp_edge::pki::cert::Certificate::from_pem(&std::fs::read_to_string(issuer_ca("ec")).unwrap())
+            ocsp_edge::pki::Certificate::from_pem(&std::fs::read_to_string(issuer_ca("ec")).unwrap())
                 .unwrap(),
         ],
         ocsp_edge::time::UnixTime::now(),
     )
     .expect("a verified answer");
     assert!(
-        matches!(
-            verdict.status,
-            ocsp_edge::ocsp::verify::AnsweredStatus::Revoked { .. }
-        ),
+        matches!(verdict.status, ocsp_edge::ocsp::AnsweredStatus::Revoked { .. }),
         "the pre-revocation answer was served: {verdict:?}"
     );
     assert_eq!(fill_failures(cache.admin_addr, "lagging"), 1.0);

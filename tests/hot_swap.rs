@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use ocsp_edge::publish::PublishConfig;
 use ocsp_edge::server::Background;
-use ocsp_edge::snapshot::store;
+use ocsp_edge::snapshot;
 use ocsp_edge::time::UnixTime;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -267,7 +267,7 @@ fn a_tampered_snapshot_is_refused_and_the_current_one_keeps_serving() {
     let staging = tempfile::tempdir().unwrap();
     std::fs::copy(
         &server.initial.manifest,
-        staging.path().join(store::manifest_name(a)),
+        staging.path().join(snapshot::manifest_name(a)),
     )
     .unwrap();
     let b = publish_demo(staging.path());
@@ -313,7 +313,7 @@ fn a_renamed_old_manifest_is_refused_as_rollback() {
     assert!(a.snapshot.exists());
     std::fs::copy(
         &a.manifest,
-        server.dir.path().join(store::manifest_name(c.sequence + 1)),
+        server.dir.path().join(snapshot::manifest_name(c.sequence + 1)),
     )
     .unwrap();
     assert!(

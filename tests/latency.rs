@@ -799,14 +799,14 @@ fn revoked_in_served_snapshot(
     edge: &Responder,
     population: &Population,
 ) -> Result<usize, String> {
-    use ocsp_edge::snapshot::format::StoredStatus;
+    use ocsp_edge::snapshot::StoredStatus;
     let sequence = sites.sequence(edge).ok_or("no sequence in its metrics")?;
     let issuer = std::fs::read_to_string(common::issuer_ca("ec")).unwrap();
-    let anchor = ocsp_edge::pki::cert::Certificate::from_pem(&issuer).unwrap();
+    let anchor = ocsp_edge::pki::Certificate::from_pem(&issuer).unwrap();
     let trust = ocsp_edge::snapshot::TrustAnchors::new(vec![anchor]);
     let cache = sites.work.join("cache").join(edge.name);
     let now = ocsp_edge::time::UnixTime::now();
-    let snapshot = ocsp_edge::snapshot::store::load_snapshot(&cache, sequence, &trust, now)
+    let snapshot = ocsp_edge::snapshot::load_snapshot(&cache, sequence, &trust, now)
         .map_err(|e| format!("snapshot {sequence} in {}: {e}", cache.display()))?;
     Ok(population
         .mass

@@ -13,8 +13,7 @@ use common::{
     Pki, PublisherProcess, ServeProcess,
 };
 use ocsp_edge::model::Serial;
-use ocsp_edge::snapshot::format::StoredStatus;
-use ocsp_edge::snapshot::{store, Snapshot, TrustAnchors};
+use ocsp_edge::snapshot::{self, Snapshot, StoredStatus, TrustAnchors};
 use ocsp_edge::time::UnixTime;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,19 +39,17 @@ fn configure(pki: &Pki, sections: &[&str]) {
 fn trust() -> TrustAnchors {
     let certificates = demo_trust()
         .iter()
-        .map(|path| {
-            ocsp_edge::pki::cert::Certificate::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-        })
+        .map(|path| ocsp_edge::pki::Certificate::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap())
         .collect();
     TrustAnchors::new(certificates)
 }
 
 fn newest(out: &Path) -> Option<u64> {
-    store::manifest_sequences(out).ok()?.first().copied()
+    snapshot::manifest_sequences(out).ok()?.first().copied()
 }
 
 fn load(out: &Path, sequence: u64) -> Snapshot {
-    store::load_snapshot(out, sequence, &trust(), UnixTime::now()).unwrap()
+    snapshot::load_snapshot(out, sequence, &trust(), UnixTime::now()).unwrap()
 }
 
 fn revoked(snapshot: &Snapshot, serial: &str) -> bool {
@@ -90,7 +87,7 @@ fn grow_index(pki: &Pki, count: u128) {
 fn temporaries(out: &Path) -> Vec<String> {
     file_names(out)
         .into_iter()
-        .filter(|n| n.starts_with(store::TEMP_PREFIX))
+        .filter(|n| n.starts_with(snapshot::TEMP_PREFIX))
         .collect()
 }
 
@@ -313,7 +310,7 @@ fn sigterm_during_a_publish_exits_cleanly_leaving_no_partial_snapshot() {
         publisher.log()
     );
     assert_eq!(temporaries(out.path()), Vec::<String>::new());
-    for sequence in store::manifest_sequences(out.path()).unwrap() {
+    for sequence in snapshot::manifest_sequences(out.path()).unwrap() {
         load(out.path(), sequence);
     }
     assert!(
@@ -370,7 +367,7 @@ fn the_standby_takes_over_after_kill_9_with_no_sequence_lost_repeated_or_lowered
 
     let serials = good_serials(2);
     pki.revoke_ec(&serials[0]);
-    let active_temporaries = format!("{}{}-", store::TEMP_PREFIX, active.pid());
+    let active_temporaries = format!("{}{}-", snapshot::TEMP_PREFIX, active.pid());
     assert!(
         wait_until(Duration::from_secs(20), || temporaries(out.path())
             .iter()
@@ -421,7 +418,7 @@ fn the_standby_takes_over_after_kill_9_with_no_sequence_lost_repeated_or_lowered
         observed.windows(2).all(|w| w[0] <= w[1]),
         "the newest sequence went down: {observed:?}"
     );
-    let sequences = store::manifest_sequences(out.path()).unwrap();
+    let sequences = snapshot::manifest_sequences(out.path()).unwrap();
     assert!(sequences.windows(2).all(|w| w[0] > w[1]), "{sequences:?}");
     for sequence in &sequences {
         load(out.path(), *sequence);

@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use ocsp_edge::config::Config;
 use ocsp_edge::server::Background;
-use ocsp_edge::snapshot::store;
+use ocsp_edge::snapshot;
 use ocsp_edge::time::UnixTime;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -121,8 +121,8 @@ fn assert_clean_cache(dir: &Path) {
                 return Err(format!("unexpected file {name:?} in the cache: {names:?}"));
             }
         }
-        for sequence in store::manifest_sequences(dir).unwrap() {
-            if !dir.join(store::snapshot_name(sequence)).exists() {
+        for sequence in snapshot::manifest_sequences(dir).unwrap() {
+            if !dir.join(snapshot::snapshot_name(sequence)).exists() {
                 return Err(format!("manifest {sequence} without its snapshot: {names:?}"));
             }
         }
@@ -135,7 +135,7 @@ fn assert_clean_cache(dir: &Path) {
 }
 
 fn sequences_in(dir: &Path) -> (Vec<u64>, Vec<u64>) {
-    let manifests = store::manifest_sequences(dir).unwrap();
+    let manifests = snapshot::manifest_sequences(dir).unwrap();
     let mut snapshots: Vec<u64> = file_names(dir)
         .iter()
         .filter_map(|n| n.strip_suffix(".snapshot")?.parse().ok())
@@ -146,7 +146,10 @@ fn sequences_in(dir: &Path) -> (Vec<u64>, Vec<u64>) {
 
 /// Copies one published snapshot (snapshot first, manifest last) from `from` to `to`.
 fn copy_snapshot(from: &Path, to: &Path, sequence: u64) {
-    for name in [store::snapshot_name(sequence), store::manifest_name(sequence)] {
+    for name in [
+        snapshot::snapshot_name(sequence),
+        snapshot::manifest_name(sequence),
+    ] {
         std::fs::copy(from.join(&name), to.join(&name)).unwrap();
     }
 }
@@ -571,27 +574,27 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
 
     // (a) the newer manifest, intact, with its snapshot one bit off;
     let flipped = {
-        let mut bytes = std::fs::read(publisher.path().join(store::snapshot_name(newer))).unwrap();
+        let mut bytes = std::fs::read(publisher.path().join(snapshot::snapshot_name(newer))).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
         bytes
     };
-    std::fs::write(bad.path().join(store::snapshot_name(newer)), &flipped).unwrap();
+    std::fs::write(bad.path().join(snapshot::snapshot_name(newer)), &flipped).unwrap();
     std::fs::copy(
-        publisher.path().join(store::manifest_name(newer)),
-        bad.path().join(store::manifest_name(newer)),
+        publisher.path().join(snapshot::manifest_name(newer)),
+        bad.path().join(snapshot::manifest_name(newer)),
     )
     .unwrap();
     // (b) a manifest whose body was edited (sequence bumped): its signature breaks;
     let bumped = newer + 1000;
-    let text = std::fs::read_to_string(publisher.path().join(store::manifest_name(newer))).unwrap();
+    let text = std::fs::read_to_string(publisher.path().join(snapshot::manifest_name(newer))).unwrap();
     let tampered = text.replacen(
         &format!("\"sequence\": {newer}"),
         &format!("\"sequence\": {bumped}"),
         1,
     );
     assert_ne!(text, tampered);
-    std::fs::write(bad.path().join(store::manifest_name(bumped)), tampered).unwrap();
+    std::fs::write(bad.path().join(snapshot::manifest_name(bumped)), tampered).unwrap();
     // (c) an older snapshot.
     copy_snapshot(publisher.path(), bad.path(), old);
 
@@ -623,7 +626,7 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
     );
     assert_clean_cache(cache.path());
     // Without it, the newer manifest with the damaged snapshot.
-    std::fs::remove_file(bad.path().join(store::manifest_name(bumped))).unwrap();
+    std::fs::remove_file(bad.path().join(snapshot::manifest_name(bumped))).unwrap();
     assert!(
         wait_until(CONVERGE, || snapshots_refused(edge.admin_addr, "hash_mismatch")
             >= 1.0),
@@ -632,10 +635,10 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
     );
     assert_eq!(edge.state.current_sequence(), Some(current));
     assert_clean_cache(cache.path());
-    assert!(!cache.path().join(store::snapshot_name(newer)).exists());
+    assert!(!cache.path().join(snapshot::snapshot_name(newer)).exists());
     // Without that, only the old one: a directory source does not even offer it (it is
     // not above what the responder has), so nothing fails and nothing changes.
-    for name in [store::manifest_name(newer), store::snapshot_name(newer)] {
+    for name in [snapshot::manifest_name(newer), snapshot::snapshot_name(newer)] {
         std::fs::remove_file(bad.path().join(name)).unwrap();
     }
     let failures = sync_failures(edge.admin_addr, &mirror);
@@ -645,7 +648,7 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
     assert_eq!(snapshots_refused(edge.admin_addr, "rollback"), rollbacks);
     // An HTTP source that points at the old manifest offers it: refused as a rollback.
     std::fs::copy(
-        bad.path().join(store::manifest_name(old)),
+        bad.path().join(snapshot::manifest_name(old)),
         bad.path().join("latest.manifest.json"),
     )
     .unwrap();
@@ -665,17 +668,17 @@ fn a_bad_mirror_is_refused_and_the_good_source_wins() {
 
     // The damaged copy back in the mirror, the real one in the good directory: the good
     // source delivers it although the mirror comes first.
-    std::fs::write(bad.path().join(store::snapshot_name(newer)), &flipped).unwrap();
+    std::fs::write(bad.path().join(snapshot::snapshot_name(newer)), &flipped).unwrap();
     std::fs::copy(
-        publisher.path().join(store::manifest_name(newer)),
-        bad.path().join(store::manifest_name(newer)),
+        publisher.path().join(snapshot::manifest_name(newer)),
+        bad.path().join(snapshot::manifest_name(newer)),
     )
     .unwrap();
     copy_snapshot(publisher.path(), good.path(), newer);
     converge(&edge, newer, "edge");
     assert_eq!(
-        std::fs::read(cache.path().join(store::snapshot_name(newer))).unwrap(),
-        std::fs::read(publisher.path().join(store::snapshot_name(newer))).unwrap(),
+        std::fs::read(cache.path().join(snapshot::snapshot_name(newer))).unwrap(),
+        std::fs::read(publisher.path().join(snapshot::snapshot_name(newer))).unwrap(),
         "the cache holds the good copy"
     );
     assert_clean_cache(cache.path());
@@ -691,7 +694,7 @@ fn truncated_then_oversized_then_right(validators: bool) {
     let origin_dir = tempfile::tempdir().unwrap();
     let origin = Origin::start(origin_dir.path(), validators);
     let sequence = publish_demo(origin_dir.path()).sequence;
-    let snapshot = store::snapshot_name(sequence);
+    let snapshot = snapshot::snapshot_name(sequence);
     origin.set_tamper(Tamper::Truncate(100));
     let cache = tempfile::tempdir().unwrap();
     let edge = responder(cache.path(), &[Src::Http(origin.url())], vec![]);
@@ -837,10 +840,10 @@ fn a_restart_does_not_roll_back_unless_allowed() {
     drop(edge);
 
     // Someone (or something) removes the newest snapshot from the cache.
-    for name in [store::manifest_name(s2), store::snapshot_name(s2)] {
+    for name in [snapshot::manifest_name(s2), snapshot::snapshot_name(s2)] {
         std::fs::remove_file(cache.path().join(name)).unwrap();
     }
-    assert_eq!(store::manifest_sequences(cache.path()).unwrap(), vec![s1]);
+    assert_eq!(snapshot::manifest_sequences(cache.path()).unwrap(), vec![s1]);
     // Restarted with only a lagging mirror that still offers s1.
     let sources = [Src::Dir(lagging.path().to_path_buf())];
     let edge = responder(cache.path(), &sources, vec![]);
@@ -1032,7 +1035,7 @@ fn the_peer_endpoint_long_polls_and_serves_only_what_it_serves() {
     assert_eq!(etag, format!("\"{first}\""));
     let served: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
     let cached: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cache.path().join(store::manifest_name(first))).unwrap())
+        serde_json::from_slice(&std::fs::read(cache.path().join(snapshot::manifest_name(first))).unwrap())
             .unwrap();
     assert_eq!(served, cached);
 
@@ -1087,20 +1090,20 @@ fn the_peer_endpoint_long_polls_and_serves_only_what_it_serves() {
     assert!(answered - asked < Duration::from_millis(4500));
 
     // The served snapshot, byte for byte; nothing else.
-    let name = store::snapshot_name(second);
+    let name = snapshot::snapshot_name(second);
     let response = get(admin, &format!("/snapshots/{name}"));
     assert_eq!(response.status, 200);
     assert_eq!(response.body, std::fs::read(cache.path().join(&name)).unwrap());
-    let older = store::snapshot_name(first);
+    let older = snapshot::snapshot_name(first);
     assert!(cache.path().join(&older).exists(), "keep = 3 keeps the first one");
     // Its manifest by name too (a delta's base is fetched that way), not older ones.
-    let by_name = get(admin, &format!("/snapshots/{}", store::manifest_name(second)));
+    let by_name = get(admin, &format!("/snapshots/{}", snapshot::manifest_name(second)));
     assert_eq!(by_name.status, 200);
     let parsed: serde_json::Value = serde_json::from_slice(&by_name.body).unwrap();
     assert_eq!(parsed["body"]["sequence"], second);
     for path in [
         format!("/snapshots/{older}"),
-        format!("/snapshots/{}", store::manifest_name(first)),
+        format!("/snapshots/{}", snapshot::manifest_name(first)),
         "/snapshots/highest-sequence".to_string(),
         "/snapshots/".to_string(),
         format!("/snapshots/../{name}"),
@@ -1126,7 +1129,7 @@ fn a_stale_temporary_download_does_not_block_replication() {
     let stale = cache.path().join(format!(
         ".tmp-{}-{}",
         std::process::id(),
-        store::snapshot_name(sequence)
+        snapshot::snapshot_name(sequence)
     ));
     std::fs::write(&stale, b"half a download").unwrap();
     let edge = responder(cache.path(), &[Src::Dir(origin.path().to_path_buf())], vec![]);
@@ -1142,7 +1145,7 @@ fn an_orphaned_snapshot_in_the_cache_does_not_block_replication() {
     let origin = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let sequence = publish_demo(origin.path()).sequence;
-    let name = store::snapshot_name(sequence);
+    let name = snapshot::snapshot_name(sequence);
     std::fs::copy(origin.path().join(&name), cache.path().join(&name)).unwrap();
     let edge = responder(cache.path(), &[Src::Dir(origin.path().to_path_buf())], vec![]);
     converge(&edge, sequence, "with an orphaned snapshot in the cache");
@@ -1160,7 +1163,7 @@ fn a_peer_round_that_failed_after_the_manifest_is_retried() {
     let hub = responder(hub_dir.path(), &[], vec![]);
     converge(&hub, sequence, "hub");
     let cache = tempfile::tempdir().unwrap();
-    let obstacle = cache.path().join(store::snapshot_name(sequence));
+    let obstacle = cache.path().join(snapshot::snapshot_name(sequence));
     std::fs::create_dir(&obstacle).unwrap();
     let edge = responder(cache.path(), &[Src::Peer(hub.admin_addr)], vec![]);
     let label = peer_url(hub.admin_addr);

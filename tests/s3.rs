@@ -237,7 +237,7 @@ fn live_publishers_share_a_lease_in_the_bucket_and_the_standby_takes_over_after_
     ];
     let bucket = s3.bucket_dir().join("snapshots");
     let newest = || {
-        ocsp_edge::snapshot::store::manifest_sequences(&bucket)
+        ocsp_edge::snapshot::manifest_sequences(&bucket)
             .ok()
             .and_then(|s| s.first().copied())
     };
@@ -283,19 +283,17 @@ fn live_publishers_share_a_lease_in_the_bucket_and_the_standby_takes_over_after_
     let trust = ocsp_edge::snapshot::TrustAnchors::new(
         demo_trust()
             .iter()
-            .map(|p| {
-                ocsp_edge::pki::cert::Certificate::from_pem(&std::fs::read_to_string(p).unwrap()).unwrap()
-            })
+            .map(|p| ocsp_edge::pki::Certificate::from_pem(&std::fs::read_to_string(p).unwrap()).unwrap())
             .collect(),
     );
     let now = ocsp_edge::time::UnixTime::now;
     let serial = ocsp_edge::model::Serial::from_hex(&serial).unwrap();
     assert!(
         wait_until(Duration::from_secs(30), || newest().is_some_and(|s| s > before
-            && ocsp_edge::snapshot::store::load_snapshot(&bucket, s, &trust, now())
+            && ocsp_edge::snapshot::load_snapshot(&bucket, s, &trust, now())
                 .is_ok_and(|snapshot| matches!(
                     snapshot.status_of("ec", &serial),
-                    Some(ocsp_edge::snapshot::format::StoredStatus::Revoked { .. })
+                    Some(ocsp_edge::snapshot::StoredStatus::Revoked { .. })
                 )))),
         "the standby never uploaded the revocation\n{}",
         standby.log()
@@ -304,10 +302,10 @@ fn live_publishers_share_a_lease_in_the_bucket_and_the_standby_takes_over_after_
         "S3 failover: lease taken {} ms after kill -9",
         takeover.as_millis()
     );
-    let sequences = ocsp_edge::snapshot::store::manifest_sequences(&bucket).unwrap();
+    let sequences = ocsp_edge::snapshot::manifest_sequences(&bucket).unwrap();
     assert!(sequences.windows(2).all(|w| w[0] > w[1]), "{sequences:?}");
     for sequence in sequences {
-        ocsp_edge::snapshot::store::load_snapshot(&bucket, sequence, &trust, now()).unwrap();
+        ocsp_edge::snapshot::load_snapshot(&bucket, sequence, &trust, now()).unwrap();
     }
 }
 

@@ -9,8 +9,7 @@
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use ocsp_edge::ocsp::get::{from_get_path, InPath};
-use ocsp_edge::ocsp::{decode_request, OcspRequest, Refusal};
+use ocsp_edge::ocsp::{decode_request, from_get_path, InPath, OcspRequest, Refusal};
 
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,

@@ -8,8 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ocsp_edge::snapshot::manifest::Manifest;
-use ocsp_edge::snapshot::verify_manifest;
+use ocsp_edge::snapshot::{verify_manifest, Manifest};
 use ocsp_edge_fuzz_common::{trust, NOW};
 use std::sync::OnceLock;
 

@@ -7,8 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ocsp_edge::pki::cert::{CertIdHash, Certificate};
-use ocsp_edge::pki::keys::SigningKey;
+use ocsp_edge::pki::{CertIdHash, Certificate, SigningKey};
 use ocsp_edge_fuzz_common::{certificate, issuers, NOW};
 use std::sync::OnceLock;
 

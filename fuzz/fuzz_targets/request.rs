@@ -7,8 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ocsp_edge::ocsp::request::encode_request;
-use ocsp_edge::ocsp::{decode_request, with_request};
+use ocsp_edge::ocsp::{decode_request, encode_request, with_request};
 use ocsp_edge_fuzz_common::published;
 
 fuzz_target!(|data: &[u8]| {

@@ -15,11 +15,11 @@
 use libfuzzer_sys::fuzz_target;
 use ocsp_edge::model::Serial;
 use ocsp_edge::ocsp::RequestedCertId;
-use ocsp_edge::pki::cert::CertIdHash;
-use ocsp_edge::snapshot::format::{read_metadata, FORMAT_VERSION};
-use ocsp_edge::snapshot::manifest::{ContentHash, Manifest, ManifestBody, ManifestIssuer};
-use ocsp_edge::snapshot::verify::SnapshotBytes;
-use ocsp_edge::snapshot::Snapshot;
+use ocsp_edge::pki::CertIdHash;
+use ocsp_edge::snapshot::{
+    read_metadata, ContentHash, Manifest, ManifestBody, ManifestIssuer, Snapshot, SnapshotBytes,
+    FORMAT_VERSION,
+};
 use ocsp_edge::time::UnixTime;
 use ocsp_edge_fuzz_common::{ec_signer, issuers, published_ec, trust_ec, NOW};
 

@@ -10,8 +10,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use ocsp_edge::model::Serial;
-use ocsp_edge::pki::cert::CertIdHash;
-use ocsp_edge::snapshot::format::{document_bytes, SnapshotView};
+use ocsp_edge::pki::CertIdHash;
+use ocsp_edge::snapshot::{document_bytes, SnapshotView};
 
 /// Responses rebuilt per section: enough to reach every record shape, few enough that a
 /// large seed stays fast.

@@ -11,8 +11,8 @@
 use crate::check::{Expectation, STATUS_GOOD, STATUS_GOOD_OR_REVOKED, STATUS_REVOKED};
 use base64::Engine;
 use ocsp_edge::model::{CertRecord, CertStatus};
-use ocsp_edge::ocsp::request::{decode_request, encode_request, RequestedCertId};
-use ocsp_edge::pki::cert::{CertIdHash, Certificate};
+use ocsp_edge::ocsp::{decode_request, encode_request, RequestedCertId};
+use ocsp_edge::pki::{CertIdHash, Certificate};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -387,7 +387,7 @@ mod tests {
     use super::*;
     use crate::check::CheckFailure;
     use ocsp_edge::publish::{publish, PublishConfig};
-    use ocsp_edge::snapshot::verify::{Snapshot, SnapshotBytes, TrustAnchors};
+    use ocsp_edge::snapshot::{Snapshot, SnapshotBytes, TrustAnchors};
     use ocsp_edge::time::UnixTime;
     use std::path::PathBuf;
 

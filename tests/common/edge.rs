@@ -304,8 +304,11 @@ pub fn directory_source(path: &Path) -> String {
 
 /// Copies one published snapshot (snapshot first, manifest last) from `from` to `to`.
 pub fn copy_sequence(from: &Path, to: &Path, sequence: u64) {
-    use ocsp_edge::snapshot::store;
-    for name in [store::snapshot_name(sequence), store::manifest_name(sequence)] {
+    use ocsp_edge::snapshot;
+    for name in [
+        snapshot::snapshot_name(sequence),
+        snapshot::manifest_name(sequence),
+    ] {
         std::fs::copy(from.join(&name), to.join(&name)).unwrap();
     }
 }

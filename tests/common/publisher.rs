@@ -38,9 +38,9 @@ pub fn demo_plan(now: UnixTime) -> ocsp_edge::publish::PublishPlan {
 /// after the records, tables and documents the file already holds.
 pub fn forge_snapshot(
     snapshot: &[u8],
-    edit: impl FnOnce(&mut ocsp_edge::snapshot::format::Metadata, &mut Vec<u8>),
+    edit: impl FnOnce(&mut ocsp_edge::snapshot::Metadata, &mut Vec<u8>),
 ) -> Vec<u8> {
-    use ocsp_edge::snapshot::format::{read_metadata, FOOTER_LEN, FOOTER_MAGIC, FORMAT_VERSION};
+    use ocsp_edge::snapshot::{read_metadata, FOOTER_LEN, FOOTER_MAGIC, FORMAT_VERSION};
     let mut metadata = read_metadata(snapshot).expect("a snapshot to forge from");
     let footer = &snapshot[snapshot.len() - FOOTER_LEN..];
     let metadata_offset = u64::from_le_bytes(footer[16..24].try_into().unwrap()) as usize;
@@ -60,13 +60,13 @@ pub fn forge_snapshot(
 /// Appends `bytes` to a snapshot being forged and serves them at `like.path` (replacing
 /// any document there), described as `like` says.
 pub fn plant_document(
-    metadata: &mut ocsp_edge::snapshot::format::Metadata,
+    metadata: &mut ocsp_edge::snapshot::Metadata,
     out: &mut Vec<u8>,
-    like: ocsp_edge::snapshot::format::Document,
+    like: ocsp_edge::snapshot::Document,
     bytes: &[u8],
 ) {
     metadata.documents.retain(|d| d.path != like.path);
-    metadata.documents.push(ocsp_edge::snapshot::format::Document {
+    metadata.documents.push(ocsp_edge::snapshot::Document {
         offset: out.len() as u64,
         length: bytes.len() as u64,
         sha256: sha256_hex(bytes),
@@ -82,9 +82,9 @@ pub fn forge_manifest(
     snapshot: &[u8],
     plan: &ocsp_edge::publish::PublishPlan,
     signers: &[&str],
-    edit: impl FnOnce(&mut ocsp_edge::snapshot::manifest::ManifestBody),
+    edit: impl FnOnce(&mut ocsp_edge::snapshot::ManifestBody),
 ) -> Vec<u8> {
-    use ocsp_edge::snapshot::manifest::{ContentHash, Manifest};
+    use ocsp_edge::snapshot::{ContentHash, Manifest};
     let mut body = Manifest::parse(template).expect("a manifest to forge from").body;
     body.size = snapshot.len() as u64;
     let mut hash = ContentHash::new(body.chunk_size);
@@ -104,12 +104,12 @@ pub fn forge_manifest(
 /// Drops a manifest (named for `sequence`) and its snapshot into a served directory,
 /// snapshot first, as a writer to that directory would.
 pub fn drop_into(dir: &Path, sequence: u64, manifest: &[u8], snapshot: &[u8]) {
-    use ocsp_edge::snapshot::{manifest::Manifest, store};
+    use ocsp_edge::snapshot::{self, Manifest};
     let name = Manifest::parse(manifest)
         .map(|m| m.body.snapshot)
-        .unwrap_or_else(|_| store::snapshot_name(sequence));
+        .unwrap_or_else(|_| snapshot::snapshot_name(sequence));
     // Each file appears whole (rename), so a refusal is for its content, not a torn read.
-    for (name, bytes) in [(name, snapshot), (store::manifest_name(sequence), manifest)] {
+    for (name, bytes) in [(name, snapshot), (snapshot::manifest_name(sequence), manifest)] {
         let temporary = dir.join(format!(".forging-{name}"));
         std::fs::write(&temporary, bytes).unwrap();
         std::fs::rename(&temporary, dir.join(name)).unwrap();
@@ -211,9 +211,9 @@ impl PublisherProcess {
 
 /// The newest numbered manifest a publisher wrote into `dir` (not `latest.manifest.json`).
 pub fn newest_manifest(dir: &Path) -> PathBuf {
-    use ocsp_edge::snapshot::store;
-    let sequence = store::newest_manifest(dir)
+    use ocsp_edge::snapshot;
+    let sequence = snapshot::newest_manifest(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .unwrap_or_else(|| panic!("no manifest in {}", dir.display()));
-    dir.join(store::manifest_name(sequence))
+    dir.join(snapshot::manifest_name(sequence))
 }

@@ -184,12 +184,8 @@ fn a_replayed_older_410_does_not_move_the_acknowledged_sequence_back() {
     let _one = one_at_a_time();
     let hub = Hub::start(vec![]);
     // A genuine, signed manifest of the first sequence: anyone on the path saw it.
-    let first_manifest = std::fs::read_to_string(
-        hub.dir
-            .path()
-            .join(ocsp_edge::snapshot::store::manifest_name(hub.first)),
-    )
-    .unwrap();
+    let first_manifest =
+        std::fs::read_to_string(hub.dir.path().join(ocsp_edge::snapshot::manifest_name(hub.first))).unwrap();
     let replay = Arc::new(AtomicBool::new(false));
     let replayed = Arc::new(AtomicUsize::new(0));
     let (replaying, counting) = (replay.clone(), replayed.clone());

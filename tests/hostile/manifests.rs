@@ -7,8 +7,7 @@
 use crate::common::*;
 use ocsp_edge::publish::PublishReport;
 use ocsp_edge::server::Background;
-use ocsp_edge::snapshot::format::{self, Document, DocumentKind};
-use ocsp_edge::snapshot::store;
+use ocsp_edge::snapshot::{self, Document, DocumentKind};
 use ocsp_edge::time::UnixTime;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -148,7 +147,7 @@ impl Genuine {
     }
 
     fn document(&self, path: &str) -> Document {
-        let metadata = format::read_metadata(&self.snapshot).unwrap();
+        let metadata = snapshot::read_metadata(&self.snapshot).unwrap();
         metadata.documents.into_iter().find(|d| d.path == path).unwrap()
     }
 }
@@ -159,7 +158,7 @@ fn resigned(
     genuine: &Genuine,
     sequence: u64,
     signers: &[&str],
-    edit: impl FnOnce(&mut format::Metadata, &mut Vec<u8>),
+    edit: impl FnOnce(&mut snapshot::Metadata, &mut Vec<u8>),
 ) -> (Vec<u8>, Vec<u8>) {
     let snapshot = forge_snapshot(&genuine.snapshot, |metadata, out| {
         metadata.sequence = sequence;
@@ -172,7 +171,7 @@ fn resigned(
         signers,
         |body| {
             body.sequence = sequence;
-            body.snapshot = store::snapshot_name(sequence);
+            body.snapshot = snapshot::snapshot_name(sequence);
         },
     );
     (manifest, snapshot)
@@ -227,7 +226,7 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
         initial.sequence,
         REFUSAL_WAIT
     ));
-    let document_paths: Vec<String> = format::read_metadata(&genuine.snapshot)
+    let document_paths: Vec<String> = snapshot::read_metadata(&genuine.snapshot)
         .unwrap()
         .documents
         .iter()
@@ -259,7 +258,7 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
     let mut attacks = Vec::new();
 
     // Finding 1: no issuers, no signatures, sequence u64::MAX, a snapshot of nothing.
-    let (empty, _) = format::SnapshotWriter::new(Vec::new(), u64::MAX, now)
+    let (empty, _) = snapshot::SnapshotWriter::new(Vec::new(), u64::MAX, now)
         .unwrap()
         .finish()
         .unwrap();
@@ -268,7 +267,7 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
         sequence: u64::MAX,
         manifest: forge_manifest(&genuine.manifest, &empty, &demo_plan(now), &[], |body| {
             body.sequence = u64::MAX;
-            body.snapshot = store::snapshot_name(u64::MAX);
+            body.snapshot = snapshot::snapshot_name(u64::MAX);
             body.issuers.clear();
         }),
         snapshot: empty,
@@ -304,7 +303,7 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
         });
         let manifest = forge_manifest(&rsa_only.manifest, &snapshot, &demo_plan(now), &["rsa"], |body| {
             body.sequence = sequence;
-            body.snapshot = store::snapshot_name(sequence);
+            body.snapshot = snapshot::snapshot_name(sequence);
         });
         (manifest, snapshot)
     };
@@ -390,10 +389,10 @@ fn forged_manifests_and_snapshots_change_nothing_and_are_counted() {
     );
 
     // Once an operator removes them, the next genuine snapshot is served at once.
-    for sequence in store::manifest_sequences(dir.path()).unwrap() {
+    for sequence in snapshot::manifest_sequences(dir.path()).unwrap() {
         if sequence > initial.sequence {
-            std::fs::remove_file(dir.path().join(store::manifest_name(sequence))).unwrap();
-            let _ = std::fs::remove_file(dir.path().join(store::snapshot_name(sequence)));
+            std::fs::remove_file(dir.path().join(snapshot::manifest_name(sequence))).unwrap();
+            let _ = std::fs::remove_file(dir.path().join(snapshot::snapshot_name(sequence)));
         }
     }
     let mut plan = plan;
@@ -459,7 +458,7 @@ fn a_mirror_offering_a_forged_manifest_is_refused_before_any_download() {
             "future_sequence",
         ),
     ] {
-        let name = ocsp_edge::snapshot::manifest::Manifest::parse(&manifest)
+        let name = ocsp_edge::snapshot::Manifest::parse(&manifest)
             .unwrap()
             .body
             .snapshot;

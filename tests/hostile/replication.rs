@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use ocsp_edge::server::Background;
-use ocsp_edge::snapshot::store;
+use ocsp_edge::snapshot;
 use std::time::{Duration, Instant};
 
 /// Bound for convergence that should take well under a second.
@@ -44,14 +44,14 @@ fn a_dripping_mirror_does_not_hold_back_a_revocation_held_by_another_source() {
     let victim = first_with_status("ec", 'V');
     pki.revoke_ec(&victim.serial);
     // Sequences are at least the publish time: the next one is known in advance.
-    let next = store::highest_sequence(publisher.path()).unwrap() + 1;
+    let next = snapshot::highest_sequence(publisher.path()).unwrap() + 1;
     let next = next.max(ocsp_edge::time::UnixTime::now().seconds() as u64);
     for sequence in next..next + 5 {
-        mirror.drip(&store::snapshot_name(sequence), Duration::from_secs(1));
+        mirror.drip(&snapshot::snapshot_name(sequence), Duration::from_secs(1));
     }
     let revoked = pki.publish(publisher.path()).sequence;
     assert!(revoked < next + 5, "{revoked} was not expected");
-    let snapshot = store::snapshot_name(revoked);
+    let snapshot = snapshot::snapshot_name(revoked);
     assert!(
         wait_until(CONVERGE, || mirror.requests(&snapshot) >= 1),
         "the edge never asked the mirror for the new snapshot"
@@ -84,7 +84,7 @@ fn a_dripping_download_is_abandoned_at_its_deadline() {
     let cache = tempfile::tempdir().unwrap();
     let sequence = publish_demo(publisher.path()).sequence;
     let mirror = Mirror::start(publisher.path());
-    mirror.drip(&store::snapshot_name(sequence), Duration::from_millis(500));
+    mirror.drip(&snapshot::snapshot_name(sequence), Duration::from_millis(500));
     let edge = Background::start(config_with_sources(
         cache.path(),
         &http_source(&mirror.url()),
@@ -124,8 +124,8 @@ fn a_manifest_copied_before_its_snapshot_is_served_once_the_snapshot_arrives() {
     pki.revoke_ec(&victim.serial);
     let revoked = pki.publish(publisher.path()).sequence;
     std::fs::copy(
-        publisher.path().join(store::manifest_name(revoked)),
-        replica.path().join(store::manifest_name(revoked)),
+        publisher.path().join(snapshot::manifest_name(revoked)),
+        replica.path().join(snapshot::manifest_name(revoked)),
     )
     .unwrap();
     assert!(
@@ -136,8 +136,8 @@ fn a_manifest_copied_before_its_snapshot_is_served_once_the_snapshot_arrives() {
     std::thread::sleep(Duration::from_millis(500));
     // As rsync does: a temporary name, then a rename.
     let partial = replica.path().join(".snapshot.partial");
-    std::fs::copy(publisher.path().join(store::snapshot_name(revoked)), &partial).unwrap();
-    std::fs::rename(&partial, replica.path().join(store::snapshot_name(revoked))).unwrap();
+    std::fs::copy(publisher.path().join(snapshot::snapshot_name(revoked)), &partial).unwrap();
+    std::fs::rename(&partial, replica.path().join(snapshot::snapshot_name(revoked))).unwrap();
     assert!(
         wait_until(CONVERGE, || edge.state.current_sequence() == Some(revoked)),
         "{revoked} never served after its snapshot arrived\n{}",
@@ -164,7 +164,7 @@ fn a_damaged_highest_sequence_fails_closed() {
         let mirror = Mirror::start(stale.path());
         mirror.serve_bytes(
             "latest.manifest.json",
-            std::fs::read(stale.path().join(store::manifest_name(older))).unwrap(),
+            std::fs::read(stale.path().join(snapshot::manifest_name(older))).unwrap(),
         );
         let edge = Background::start(config_with_sources(
             cache.path(),
@@ -197,7 +197,7 @@ fn a_damaged_highest_sequence_fails_closed() {
         copy_sequence(publisher.path(), stale.path(), newest);
         mirror.serve_bytes(
             "latest.manifest.json",
-            std::fs::read(stale.path().join(store::manifest_name(newest))).unwrap(),
+            std::fs::read(stale.path().join(snapshot::manifest_name(newest))).unwrap(),
         );
         assert!(
             wait_until(CONVERGE, || edge.state.current_sequence() == Some(newest)),
@@ -222,12 +222,13 @@ fn a_manifest_that_fails_verification_changes_nothing_on_disk() {
     copy_sequence(publisher.path(), cache.path(), genuine);
     std::fs::write(cache.path().join("highest-sequence"), format!("{genuine}\n")).unwrap();
     // An orphaned snapshot (no manifest) of the next sequence, as a crash leaves one.
-    let orphan = store::snapshot_name(genuine + 1);
+    let orphan = snapshot::snapshot_name(genuine + 1);
     std::fs::write(cache.path().join(&orphan), b"left by a crash").unwrap();
 
-    let mut forged: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(publisher.path().join(store::manifest_name(genuine))).unwrap())
-            .unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(publisher.path().join(snapshot::manifest_name(genuine))).unwrap(),
+    )
+    .unwrap();
     forged["body"]["sequence"] = (genuine + 1).into();
     forged["body"]["issuers"] = serde_json::json!([]);
     forged["signatures"] = serde_json::json!([]);

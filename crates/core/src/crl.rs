@@ -9,7 +9,7 @@
 use crate::der::{self, element, OCTET_STRING, OID, SEQUENCE};
 use crate::model::{RevocationReason, Serial};
 use crate::oids;
-use crate::pki::cert::Certificate;
+use crate::pki::Certificate;
 use crate::time::UnixTime;
 
 /// One revoked certificate as a CRL lists it.
@@ -199,7 +199,7 @@ fn entry_body(entry: &CrlEntry) -> Vec<u8> {
         extensions.extend(extension(
             oids::EXT_INVALIDITY_DATE,
             false,
-            &crate::ocsp::response::generalized_time(invalidity),
+            &crate::ocsp::generalized_time(invalidity),
         ));
     }
     let mut body = element(der::INTEGER, &[entry.serial.as_der_content()]);
@@ -328,9 +328,7 @@ pub fn read_verified(crl: &[u8], issuer: &Certificate) -> Result<CrlSummary, Crl
         .verify_signed_data(signature_oid, tbs.raw, signature)
         .map_err(|e| {
             CrlReadError::BadSignature(match e {
-                crate::pki::cert::CertError::BadSignature => {
-                    "it was not made with the issuer's key".to_string()
-                }
+                crate::pki::CertError::BadSignature => "it was not made with the issuer's key".to_string(),
                 other => other.to_string(),
             })
         })?;
@@ -345,7 +343,7 @@ fn summarise(tbs: &[u8], issuer: &Certificate) -> Result<CrlSummary, CrlReadErro
         return Err(CrlReadError::WrongIssuer(issuer.display_name()));
     }
     let time = |element: der::Element<'_>| {
-        crate::pki::cert::parse_time(element).map_err(|e| CrlReadError::Malformed(e.to_string()))
+        crate::pki::parse_time(element).map_err(|e| CrlReadError::Malformed(e.to_string()))
     };
     let this_update = time(fields.next_element()?)?;
     let mut summary = CrlSummary {

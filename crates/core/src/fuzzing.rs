@@ -6,10 +6,10 @@ use crate::ocsp::{OcspRequest, Refusal};
 
 /// The in-place OCSPRequest decoder alone (the serving path tries it first).
 pub fn decode_request_in_place(der: &[u8]) -> Result<OcspRequest, Refusal> {
-    crate::ocsp::request::decode_in_place(der).and_then(|request| request.owned())
+    crate::ocsp::decode_in_place(der).and_then(|request| request.owned())
 }
 
 /// The rasn OCSPRequest decoder alone (the authority the in-place one must agree with).
 pub fn decode_request_with_rasn(der: &[u8]) -> Result<OcspRequest, Refusal> {
-    crate::ocsp::request::decode_with_rasn(der)
+    crate::ocsp::decode_with_rasn(der)
 }

@@ -14,12 +14,12 @@
 //!
 //! What other crates may use is exactly what rustdoc shows; every public item is
 //! documented (`missing_docs` is on for this crate) and `unreachable_pub` keeps anything
-//! crate-internal marked `pub(crate)`. The modules above are public because the
-//! publisher, the server, the root crate's re-exports (`ocsp_edge::snapshot`, ...) and
-//! the tests, benches and fuzz targets name items by their module path
-//! (`ocsp::request::encode_request`, `snapshot::format::read_metadata`); each parent also
-//! re-exports its most used items (`ocsp::{decode_request, Refusal, ...}`,
-//! `snapshot::{Snapshot, TrustAnchors, VerifyError, verify_manifest}`). Kept inside:
+//! crate-internal marked `pub(crate)`. The modules above are public; the submodules of
+//! [`ocsp`], [`pki`] and [`snapshot`] are private, and each of those three re-exports,
+//! with `pub use`, exactly the items the publisher, the server, the root crate's
+//! re-exports (`ocsp_edge::snapshot`, ...) and the tests, benches and fuzz targets use
+//! (`ocsp::encode_request`, `snapshot::read_metadata`), grouped and explained in its
+//! module docs, as rustls and quinn-proto do. Kept inside:
 //! - `oids`, private: OID comparisons are decided here, so no other crate needs the octets;
 //! - the DER writers, OID helpers, response-template internals, snapshot file magic,
 //!   entry and index-slot sizes, the manifest's signed-message construction and the

@@ -5,7 +5,7 @@
 //! [`Refusal`], which [`crate::ocsp::Refusal::response_status`] maps to the wire.
 
 use crate::ocsp::{with_request, OcspRequest, Refusal, RequestedCertId};
-use crate::snapshot::format::Found;
+use crate::snapshot::Found;
 use crate::snapshot::Snapshot;
 use crate::time::UnixTime;
 use serde::Deserialize;
@@ -160,7 +160,7 @@ pub fn refresh_deadline(this_update: UnixTime, next_update: UnixTime) -> UnixTim
 mod tests {
     use super::*;
     use crate::model::Serial;
-    use crate::pki::cert::CertIdHash;
+    use crate::pki::CertIdHash;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A source holding one answer for every CertID, counting lookups.

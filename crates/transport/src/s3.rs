@@ -13,8 +13,7 @@
 //! `~/.aws/credentials`, profile `profile`/`AWS_PROFILE`/`default`); without any, requests
 //! are unsigned (a public bucket).
 
-use ocsp_edge_core::snapshot::manifest::Manifest;
-use ocsp_edge_core::snapshot::store::LATEST_MANIFEST;
+use ocsp_edge_core::snapshot::{Manifest, LATEST_MANIFEST};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde::Deserialize;
 use std::path::Path;
@@ -196,7 +195,7 @@ pub async fn upload(
     dir: &Path,
     sequence: u64,
 ) -> Result<(), S3Error> {
-    let manifest_name = ocsp_edge_core::snapshot::store::manifest_name(sequence);
+    let manifest_name = ocsp_edge_core::snapshot::manifest_name(sequence);
     let manifest_bytes = tokio::fs::read(dir.join(&manifest_name)).await?;
     let manifest = Manifest::parse(&manifest_bytes).map_err(|e| S3Error::Config(e.to_string()))?;
     let previous = latest(client, location).await?;

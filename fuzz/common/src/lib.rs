@@ -2,11 +2,9 @@
 //! published from it, built once per fuzzing process. Read only at start-up, never per
 //! input, so the targets spend their time in the decoders.
 
-use ocsp_edge::pki::cert::Certificate;
-use ocsp_edge::pki::keys::SigningKey;
+use ocsp_edge::pki::{Certificate, SigningKey};
 use ocsp_edge::publish::{publish, PublishConfig};
-use ocsp_edge::snapshot::verify::SnapshotBytes;
-use ocsp_edge::snapshot::{Snapshot, TrustAnchors};
+use ocsp_edge::snapshot::{Snapshot, SnapshotBytes, TrustAnchors};
 use ocsp_edge::time::UnixTime;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

@@ -8,10 +8,9 @@
 use crate::{fixtures, issuers, published, published_ec};
 use base64::Engine;
 use ocsp_edge::cache::feed::{issuers_of, ChangeFeed, FeedChange, FeedStep, Gone};
-use ocsp_edge::ocsp::request::encode_request;
-use ocsp_edge::ocsp::RequestedCertId;
-use ocsp_edge::pki::cert::{CertIdHash, Certificate};
-use ocsp_edge::snapshot::format::DocumentKind;
+use ocsp_edge::ocsp::{encode_request, RequestedCertId};
+use ocsp_edge::pki::{CertIdHash, Certificate};
+use ocsp_edge::snapshot::DocumentKind;
 use std::path::{Path, PathBuf};
 
 struct Corpus {

@@ -25,7 +25,7 @@ use loadtest::client::{self, HttpMethod, RunConfig, Target};
 use loadtest::distribution::Distribution;
 use loadtest::report::{self, RunMeta, RunReport};
 use loadtest::{prepare, targets};
-use ocsp_edge::pki::cert::Certificate;
+use ocsp_edge::pki::Certificate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -314,7 +314,7 @@ mod hsm {
 
         // The token through the same signing path the publisher uses.
         let signer = std::fs::read_to_string(&certificate)?;
-        let signer = ocsp_edge::pki::cert::Certificate::from_pem(&signer)?;
+        let signer = ocsp_edge::pki::Certificate::from_pem(&signer)?;
         let key = ocsp_edge::publish::hsm::open_signing_key(&uri, &signer, &certificate)?;
         let message = vec![0x5a; 250];
         ocsp_edge::publish::hsm::single_session_rate(&key, &message, 200)?;

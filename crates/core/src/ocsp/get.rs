@@ -3,7 +3,7 @@
 //! rule that decides whether a path holds a request at all ([`InPath`]).
 //!
 //! Pure protocol: the HTTP adapter routes with it, and the snapshot verifier uses the same
-//! rule ([`is_ocsp_request_path`]) to refuse documents placed at a request's path. No I/O,
+//! rule (`is_ocsp_request_path`) to refuse documents placed at a request's path. No I/O,
 //! no allocation for paths of ordinary length.
 
 use super::Refusal;
@@ -147,7 +147,7 @@ fn decode_get_in<T>(
 
 /// Whether `path` is an OCSP request path below `prefix` (see [`InPath`]): one that only
 /// the responder answers, whatever documents a snapshot holds.
-pub fn is_ocsp_request_path(path: &str, prefix: &str, limit: usize) -> bool {
+pub(crate) fn is_ocsp_request_path(path: &str, prefix: &str, limit: usize) -> bool {
     ocsp_remainder(path, prefix)
         .is_some_and(|rest| matches!(from_get_path(rest, limit, |_| Ok(())), InPath::Request(_)))
 }

@@ -3,14 +3,44 @@
 //!
 //! Sans-I/O: bytes and `now` in, bytes or typed outcomes out. Never touches sockets,
 //! files or the clock, and never holds a private key (signing is the publisher's).
+//!
+//! The submodules (`request`, `get`, `response`, `verify`) are private; what other crates
+//! use is re-exported here:
+//!
+//! - **Requests**: [`decode_request`] / [`with_request`] for a POST body (owned
+//!   [`OcspRequest`] or zero-copy [`BorrowedRequest`]), [`ocsp_remainder`],
+//!   [`from_get_path`] and [`decode_get`] for a GET path ([`InPath`]); [`encode_request`]
+//!   for clients and tests. [`RequestedCertId`] / [`CertIdRef`] name the certificate asked
+//!   about.
+//! - **Responses**: the [`ResponseTemplate`] the publisher fills with [`SingleFacts`] and
+//!   signs, [`ETAG_LEN`], and the unsigned error answers ([`encode_error_response`],
+//!   [`ResponseStatus`]).
+//! - **Refusals**: [`Refusal`], the one mapping from a refusal to a [`ResponseStatus`].
+//! - **Checking a response signed elsewhere** (the cache tier's hub answers):
+//!   [`verify_response`] with the [`KnownSigners`] it has seen, giving a
+//!   [`VerifiedResponse`] ([`AnsweredStatus`]) or a [`ResponseError`]; [`response_status`]
+//!   reads only the status.
 
 pub mod get;
 pub mod request;
 pub mod response;
 pub mod verify;
 
-pub use request::{decode_request, with_request, BorrowedRequest, CertIdRef, OcspRequest, RequestedCertId};
-pub use response::{encode_error_response, ResponseStatus};
+// Requests: decoding a POST body or a GET path, and encoding one (clients, tests).
+pub use get::{decode_get, from_get_path, ocsp_remainder, InPath};
+pub use request::{
+    decode_request, encode_request, with_request, BorrowedRequest, CertIdRef, OcspRequest, RequestedCertId,
+};
+// Responses: the pre-signed template the publisher fills, and the unsigned error answers.
+pub use response::{encode_error_response, ResponseStatus, ResponseTemplate, SingleFacts, ETAG_LEN};
+// Checking a response signed elsewhere (the cache tier's hub answers).
+pub use verify::{
+    response_status, verify_response, AnsweredStatus, KnownSigners, ResponseError, VerifiedResponse,
+};
+
+pub(crate) use get::is_ocsp_request_path;
+pub(crate) use request::{decode_in_place, decode_with_rasn};
+pub(crate) use response::generalized_time;
 
 /// Why an OCSP request did not get a `successful` answer. Mapped to the wire in exactly one
 /// place, [`Refusal::response_status`]; [`Refusal::label`] is the stable metric label.

@@ -8,7 +8,7 @@
 use crate::model::Serial;
 use crate::ocsp::Refusal;
 use crate::oids;
-use crate::pki::cert::CertIdHash;
+use crate::pki::CertIdHash;
 
 /// The certificate a client asks about, normalised for lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,7 +334,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo/ec");
         let issuer =
-            crate::pki::cert::Certificate::from_pem(&std::fs::read_to_string(demo.join("ca.pem")).unwrap())
+            crate::pki::Certificate::from_pem(&std::fs::read_to_string(demo.join("ca.pem")).unwrap())
                 .unwrap();
         for (flag, hash) in [("-sha1", CertIdHash::Sha1), ("-sha256", CertIdHash::Sha256)] {
             let out = dir.path().join(format!("req{flag}.der"));

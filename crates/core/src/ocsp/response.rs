@@ -7,7 +7,7 @@
 use crate::der::{self, element, OCTET_STRING, OID, SEQUENCE};
 use crate::model::CertStatus;
 use crate::oids;
-use crate::pki::cert::{CertIdHash, Certificate};
+use crate::pki::{CertIdHash, Certificate};
 use crate::time::UnixTime;
 
 /// OCSPResponseStatus (RFC 6960 §4.2.1). Value 4 is unused by the standard.

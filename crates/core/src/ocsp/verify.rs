@@ -11,7 +11,7 @@ use crate::der::{self, Reader, BIT_STRING, OCTET_STRING, OID, SEQUENCE};
 use crate::model::{RevocationReason, Serial};
 use crate::ocsp::{RequestedCertId, ResponseStatus};
 use crate::oids;
-use crate::pki::cert::{CertError, CertIdHash, Certificate};
+use crate::pki::{CertError, CertIdHash, Certificate};
 use crate::time::UnixTime;
 
 /// How far a response's thisUpdate may lie in our future. The publisher stamps thisUpdate
@@ -511,7 +511,7 @@ mod tests {
     use super::*;
     use crate::model::CertStatus;
     use crate::ocsp::response::{ResponseTemplate, SingleFacts};
-    use crate::pki::keys::SigningKey;
+    use crate::pki::SigningKey;
     use std::path::Path;
 
     const NOW: UnixTime = UnixTime(1_790_000_000);

@@ -19,7 +19,7 @@
 
 use super::format::{self, Document, DocumentKind, Metadata};
 use crate::crl::{self, CrlSummary, Url};
-use crate::pki::cert::Certificate;
+use crate::pki::Certificate;
 use crate::time::UnixTime;
 use std::collections::HashMap;
 
@@ -119,7 +119,7 @@ pub enum DocumentError {
 /// The media type a CRL document is served with (RFC 5280 §4.2.1.13).
 pub const CRL_CONTENT_TYPE: &str = "application/pkix-crl";
 /// The media type of the CCADB JSON index of an issuer's partitions.
-pub const INDEX_CONTENT_TYPE: &str = "application/json";
+pub(crate) const INDEX_CONTENT_TYPE: &str = "application/json";
 
 /// The first document [`check`] refused: its URL path and why. (Its own type rather than
 /// [`super::verify::VerifyError`], which wraps it, so that this module does not import
@@ -266,11 +266,11 @@ fn check_index(document: &Document, content: &[u8], metadata: &Metadata) -> Resu
 }
 
 /// Whether the server would read `path` as an OCSP GET request under some OCSP path
-/// prefix ([`crate::ocsp::get::is_ocsp_request_path`], the server's own routing rule:
-/// lenient base64 and percent-decoding, a DER SEQUENCE inside). Every prefix ending in
-/// '/' is tried, since the verifier does not know a responder's `ocsp.path`, and base64
-/// itself may contain '/'.
+/// prefix ([`crate::ocsp::ocsp_remainder`] then [`crate::ocsp::from_get_path`], the
+/// server's own routing rule: lenient base64 and percent-decoding, a DER SEQUENCE inside).
+/// Every prefix ending in '/' is tried, since the verifier does not know a responder's
+/// `ocsp.path`, and base64 itself may contain '/'.
 pub fn is_ocsp_request_path(path: &str) -> bool {
     path.match_indices('/')
-        .any(|(at, _)| crate::ocsp::get::is_ocsp_request_path(path, &path[..=at], path.len()))
+        .any(|(at, _)| crate::ocsp::is_ocsp_request_path(path, &path[..=at], path.len()))
 }

@@ -2,7 +2,7 @@
 //! responses stored as their *signatures* and facts, laid out so that a responder can
 //! memory-map the file, look a certificate up in place with no per-entry work at load
 //! time, and rebuild the exact signed bytes around the signature (see
-//! [`crate::ocsp::response::ResponseTemplate`]): what is the same in every response of an
+//! [`crate::ocsp::ResponseTemplate`]): what is the same in every response of an
 //! issuer (responder ID, signature algorithm, embedded signer certificate, issuer name
 //! and key hashes) is stored once, in the metadata.
 //!
@@ -36,8 +36,8 @@
 //! `None`/an error, never a panic.
 
 use crate::model::{CertStatus, RevocationReason, Serial, MAX_SERIAL_LEN};
-use crate::ocsp::response::{ResponseTemplate, SingleFacts, ETAG_LEN};
-use crate::pki::cert::{CertIdHash, Certificate};
+use crate::ocsp::{ResponseTemplate, SingleFacts, ETAG_LEN};
+use crate::pki::{CertIdHash, Certificate};
 use crate::time::UnixTime;
 use base64::Engine;
 use serde::{Deserialize, Serialize};

@@ -9,8 +9,7 @@
 //! (serde writes fields in declaration order), which the verifier rebuilds from the
 //! parsed body; unknown fields are refused, so nothing unsigned can ride along.
 
-use crate::pki::cert::Certificate;
-use crate::pki::keys::{KeyError, SignatureAlgorithm, SigningKey};
+use crate::pki::{Certificate, KeyError, SignatureAlgorithm, SigningKey};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +59,7 @@ pub struct ManifestBody {
     /// Every issuer section in the snapshot, in file order; each needs a signature.
     pub issuers: Vec<ManifestIssuer>,
     /// The publisher's commitment to the change list from the previous snapshot in its
-    /// directory to this one (see [`crate::snapshot::changes`]); what a cache checks a
+    /// directory to this one (see [`crate::snapshot::change_digest_of`]); what a cache checks a
     /// hub's change feed against. Absent when there was no previous snapshot or the two
     /// cannot be compared, and in manifests from before it existed (which still verify:
     /// absent, it is not serialised, so the signed message is unchanged).

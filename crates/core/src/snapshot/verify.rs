@@ -22,7 +22,7 @@ use super::format::{self, Document, Found, LoadedSection, Metadata, SnapshotView
 use super::manifest::{ContentHash, Manifest, ManifestBody, ManifestError};
 use crate::model::Serial;
 use crate::ocsp::{CertIdRef, Refusal, RequestedCertId};
-use crate::pki::cert::{CertIdHash, Certificate};
+use crate::pki::{CertIdHash, Certificate};
 use crate::time::UnixTime;
 use std::ops::Deref;
 use std::time::Duration;
@@ -180,7 +180,7 @@ pub enum VerifyError {
     },
     /// Serials this responder serves as revoked would be served as good (or vanish)
     /// without the publisher's recorded `--allow-unrevoke` override: see
-    /// [`super::unrevoke`].
+    /// [`super::check_unrevocations`].
     #[error(
         "it un-revokes {count} certificate(s) this responder answers revoked for ({serials}), and its \
          manifest records no --allow-unrevoke override for them"
@@ -250,7 +250,7 @@ impl VerifyError {
 
 /// The bytes of a snapshot file: a read-only memory map in production, a vector in tests.
 pub enum SnapshotBytes {
-    /// A committed snapshot file, mapped read-only (see [`super::mapped`]); the file is
+    /// A committed snapshot file, mapped read-only (see [`super::map_committed`]); the file is
     /// kept to hash it with positioned reads rather than through the map.
     Mapped {
         /// The read-only map lookups read from.

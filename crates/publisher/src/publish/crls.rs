@@ -13,10 +13,8 @@
 use super::error::{file_error, PublishError};
 use ocsp_edge_core::crl::{self, CrlEntry, CrlFacts, CrlScope, Url};
 use ocsp_edge_core::model::{CertRecord, CertStatus, RevocationReason};
-use ocsp_edge_core::pki::cert::Certificate;
-use ocsp_edge_core::pki::keys::SigningKey;
-use ocsp_edge_core::snapshot::documents::CRL_CONTENT_TYPE;
-use ocsp_edge_core::snapshot::format::{DocumentInput, DocumentKind};
+use ocsp_edge_core::pki::{Certificate, SigningKey};
+use ocsp_edge_core::snapshot::{DocumentInput, DocumentKind, CRL_CONTENT_TYPE};
 use ocsp_edge_core::time::UnixTime;
 use ocsp_edge_core::units::parse_duration;
 use serde::Deserialize;
@@ -244,7 +242,7 @@ impl CrlConfig {
             }
             let path = Url::parse(&item.url)?.path;
             // Responders refuse a CRL document that is a delta or whose
-            // issuingDistributionPoint names other URLs (ocsp_edge_core::snapshot::documents).
+            // issuingDistributionPoint names other URLs (ocsp_edge_core::snapshot::DocumentError).
             if summary.delta_base.is_some() {
                 return Err(file_error(
                     &item.file,
@@ -330,7 +328,7 @@ impl CrlPlan {
     pub fn write<W: Write>(
         &self,
         context: &CrlContext<'_>,
-        writer: &mut ocsp_edge_core::snapshot::format::SnapshotWriter<W>,
+        writer: &mut ocsp_edge_core::snapshot::SnapshotWriter<W>,
     ) -> Result<usize, PublishError> {
         let documents: Documents<'_> = match self {
             CrlPlan::Import(crls) => crls
@@ -498,20 +496,21 @@ fn previous_full_crl(
     context: &CrlContext<'_>,
     path: &str,
 ) -> Option<(u64, Vec<ocsp_edge_core::model::Serial>)> {
-    use ocsp_edge_core::snapshot::{manifest::Manifest, store};
-    let sequence = store::newest_manifest(context.out_dir).ok()??;
+    use ocsp_edge_core::snapshot::{self, Manifest};
+    let sequence = snapshot::newest_manifest(context.out_dir).ok()??;
     let manifest =
-        Manifest::parse(&std::fs::read(context.out_dir.join(store::manifest_name(sequence))).ok()?).ok()?;
+        Manifest::parse(&std::fs::read(context.out_dir.join(snapshot::manifest_name(sequence))).ok()?)
+            .ok()?;
     // Mapped, and only the metadata and the CRL read: the snapshot can be gigabytes.
     let file = std::fs::File::open(context.out_dir.join(&manifest.body.snapshot)).ok()?;
     // A committed snapshot file, which is never modified.
-    let bytes = ocsp_edge_core::snapshot::mapped::map_committed(&file).ok()?;
-    let metadata = ocsp_edge_core::snapshot::format::read_metadata(&bytes).ok()?;
+    let bytes = ocsp_edge_core::snapshot::map_committed(&file).ok()?;
+    let metadata = ocsp_edge_core::snapshot::read_metadata(&bytes).ok()?;
     let document = metadata
         .documents
         .iter()
         .find(|d| d.path == path && d.kind == DocumentKind::CrlFull)?;
-    let der = ocsp_edge_core::snapshot::format::document_bytes(&bytes, document)?;
+    let der = ocsp_edge_core::snapshot::document_bytes(&bytes, document)?;
     let summary = crl::read_verified(der, context.issuer).ok()?;
     let mut serials = summary.revoked;
     serials.sort();

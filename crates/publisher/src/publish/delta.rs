@@ -9,8 +9,7 @@
 //! state lacks becomes a tombstone. No I/O, no signing: the caller does both.
 
 use ocsp_edge_core::model::{CertRecord, CertStatus, Serial};
-use ocsp_edge_core::snapshot::format::{LoadedSection, ResponseTimes, StoredRecord, StoredStatus};
-use ocsp_edge_core::snapshot::verify::merge_by_serial;
+use ocsp_edge_core::snapshot::{merge_by_serial, LoadedSection, ResponseTimes, StoredRecord, StoredStatus};
 use ocsp_edge_core::time::UnixTime;
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 use super::input::InputError;
 use ocsp_edge_core::crl::{CrlError, UrlError};
 use ocsp_edge_core::model::Serial;
-use ocsp_edge_core::pki::keys::KeyError;
+use ocsp_edge_core::pki::KeyError;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use ocsp_edge_core::model::{CertRecord, CertStatus, RevocationReason, Serial, MAX_SERIAL_LEN};
-use ocsp_edge_core::snapshot::format::{serial_key, SerialKey};
+use ocsp_edge_core::snapshot::{serial_key, SerialKey};
 use ocsp_edge_core::time::UnixTime;
 
 /// What an input file yielded.

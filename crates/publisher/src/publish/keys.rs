@@ -2,8 +2,7 @@
 //! [`super::hsm`]), checked against the certificate it must belong to.
 
 use super::error::{file_error, PublishError};
-use ocsp_edge_core::pki::cert::Certificate;
-use ocsp_edge_core::pki::keys::{KeyError, SigningKey};
+use ocsp_edge_core::pki::{Certificate, KeyError, SigningKey};
 use std::path::Path;
 
 /// Whether a configured key is a `pkcs11:` URI (a token key) rather than a PEM file.

@@ -37,7 +37,7 @@ pub enum SequenceError {
 /// skew, so a store already beyond that (poisoned, or written with a clock far ahead) is
 /// refused here with an explanation rather than carried forward, and no addition wraps.
 pub fn next_sequence(highest: u64, now: UnixTime, floor: u64) -> Result<u64, SequenceError> {
-    let skew_seconds = ocsp_edge_core::snapshot::verify::DEFAULT_MAX_SEQUENCE_SKEW.as_secs();
+    let skew_seconds = ocsp_edge_core::snapshot::DEFAULT_MAX_SEQUENCE_SKEW.as_secs();
     let clock = u64::try_from(now.seconds()).unwrap_or(0);
     let limit = clock.saturating_add(skew_seconds);
     // `highest < limit <= u64::MAX`, so the addition below cannot overflow.

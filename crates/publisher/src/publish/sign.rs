@@ -9,15 +9,12 @@ use super::error::PublishError;
 use super::plan::{DeltaPolicy, IssuerPlan, PublishPlan};
 use super::sequence::next_sequence;
 use ocsp_edge_core::model::{CertRecord, Serial};
-use ocsp_edge_core::ocsp::response::{ResponseTemplate, SingleFacts};
-use ocsp_edge_core::pki::cert::CertIdHash;
-use ocsp_edge_core::snapshot::format::BaseReference;
-use ocsp_edge_core::snapshot::format::{RecordInput, ResponseTimes, SectionTemplate, SnapshotWriter};
-use ocsp_edge_core::snapshot::manifest::{
-    ContentHash, Manifest, ManifestBody, ManifestIssuer, DEFAULT_CHUNK_SIZE,
+use ocsp_edge_core::ocsp::{ResponseTemplate, SingleFacts};
+use ocsp_edge_core::pki::CertIdHash;
+use ocsp_edge_core::snapshot::{
+    self, BaseReference, ContentHash, Manifest, ManifestBody, ManifestIssuer, NewFile, RecordInput,
+    ResponseTimes, SectionTemplate, Snapshot, SnapshotWriter, TrustAnchors, DEFAULT_CHUNK_SIZE,
 };
-use ocsp_edge_core::snapshot::store::{self, NewFile};
-use ocsp_edge_core::snapshot::verify::{Snapshot, TrustAnchors};
 use ocsp_edge_core::time::UnixTime;
 use rayon::prelude::*;
 use std::io::{self, BufWriter, Write};
@@ -108,8 +105,8 @@ fn write_snapshot_past_rails(
 ) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     std::fs::create_dir_all(out_dir)?;
-    store::remove_stale_temporaries(out_dir)?;
-    let sequence = next_sequence(store::highest_sequence(out_dir)?, now, plan.sequence_floor)?;
+    snapshot::remove_stale_temporaries(out_dir)?;
+    let sequence = next_sequence(snapshot::highest_sequence(out_dir)?, now, plan.sequence_floor)?;
     let next_update = now.plus_seconds(plan.validity.as_secs() as i64);
     let total: u64 = plan.issuers.iter().map(|i| i.records.len() as u64).sum();
 
@@ -122,7 +119,7 @@ fn write_snapshot_past_rails(
         sha256_tree: d.base.manifest().body.sha256_tree.clone(),
     });
 
-    let snapshot_name = store::snapshot_name(sequence);
+    let snapshot_name = snapshot::snapshot_name(sequence);
     let mut file = NewFile::create(out_dir, &snapshot_name)?;
     let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file.file()));
     let mut writer = SnapshotWriter::with_base(hashing, sequence, now, base_reference.clone())?;
@@ -213,7 +210,8 @@ fn write_snapshot_past_rails(
     let manifest = Manifest::sign_or(body, &signers, PublishError::signing)?;
     // The manifest is what makes the snapshot visible: the last moment to stop.
     check_fence(plan)?;
-    let manifest_path = store::write_new(out_dir, &store::manifest_name(sequence), &manifest.to_json())?;
+    let manifest_path =
+        snapshot::write_new(out_dir, &snapshot::manifest_name(sequence), &manifest.to_json())?;
     write_latest_pointer(out_dir, &manifest)?;
     let removed_old = prune(out_dir, plan.keep)?;
     Ok(PublishReport {
@@ -251,9 +249,9 @@ struct DeltaStart {
 /// verify (a new CA certificate, say), which is logged: then the rails have nothing to
 /// compare with and the publish is full.
 fn newest_snapshot(plan: &PublishPlan, out_dir: &Path, now: UnixTime) -> Option<Arc<Snapshot>> {
-    let newest = store::newest_manifest(out_dir).ok()??;
+    let newest = snapshot::newest_manifest(out_dir).ok()??;
     let trust = TrustAnchors::new(plan.issuers.iter().map(|i| i.certificate.clone()).collect());
-    match store::load_snapshot(out_dir, newest, &trust, now) {
+    match snapshot::load_snapshot(out_dir, newest, &trust, now) {
         Ok(snapshot) => Some(Arc::new(snapshot)),
         Err(e) => {
             tracing::warn!(sequence = newest, error = %e, "the newest snapshot does not verify against these issuers: \
@@ -391,7 +389,7 @@ fn begin_section<'a, W: Write>(
     // Sorted by the snapshot's inline key (the order of its tables), computed once per
     // record: comparing `Serial`s would chase two heap pointers per comparison.
     records.par_sort_by_cached_key(|record| {
-        ocsp_edge_core::snapshot::format::serial_key(record.serial.as_der_content())
+        ocsp_edge_core::snapshot::serial_key(record.serial.as_der_content())
     });
     writer.begin_issuer(&SectionTemplate {
         name: &issuer.name,
@@ -500,7 +498,7 @@ use super::delta::stored_status;
 /// the newest snapshot with one conditional GET). The only file a publish replaces, and
 /// atomically: write, fsync, rename. Written after the snapshot and its manifest.
 fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
-    let latest = dir.join(store::LATEST_MANIFEST);
+    let latest = dir.join(snapshot::LATEST_MANIFEST);
     // Static servers derive validators from the modification time in whole seconds: keep
     // it strictly increasing, so two publishes in one second still look different.
     let previous = std::fs::metadata(&latest).and_then(|m| m.modified()).ok();
@@ -509,21 +507,26 @@ fn write_latest_pointer(dir: &Path, manifest: &Manifest) -> io::Result<()> {
         Some(previous) if previous + Duration::from_secs(1) > now => previous + Duration::from_secs(1),
         _ => now,
     };
-    store::replace(dir, store::LATEST_MANIFEST, &manifest.to_json(), Some(modified))
+    snapshot::replace_file(
+        dir,
+        snapshot::LATEST_MANIFEST,
+        &manifest.to_json(),
+        Some(modified),
+    )
 }
 
 /// Removes all but the newest `keep` older manifests and their snapshots. Manifest first,
 /// so a reader never finds a manifest whose snapshot is gone.
 fn prune(dir: &Path, keep: usize) -> io::Result<usize> {
-    let Some(newest) = store::newest_manifest(dir)? else {
+    let Some(newest) = snapshot::newest_manifest(dir)? else {
         return Ok(0);
     };
     // The newest snapshot's base (when it is a delta) stays, whatever its age.
-    let base = std::fs::read(dir.join(store::manifest_name(newest)))
+    let base = std::fs::read(dir.join(snapshot::manifest_name(newest)))
         .ok()
         .and_then(|bytes| Manifest::parse(&bytes).ok())
         .and_then(|manifest| manifest.body.base.map(|b| b.sequence));
-    store::prune(dir, newest, keep, base)
+    snapshot::prune_snapshots(dir, newest, keep, base)
 }
 
 /// Calls the progress callback at most every two seconds, and once at the end.
@@ -593,7 +596,7 @@ impl<W: Write> Write for HashingWriter<W> {
 mod tests {
     use super::*;
     use crate::publish::PublishConfig;
-    use ocsp_edge_core::snapshot::verify::{Snapshot, SnapshotBytes, TrustAnchors};
+    use ocsp_edge_core::snapshot::{Snapshot, SnapshotBytes, TrustAnchors};
 
     const NOW: UnixTime = UnixTime(1_790_000_000);
 
@@ -657,7 +660,7 @@ mod tests {
         let far_behind = publish(&plan, dir.path(), NOW.plus_seconds(-2 * 86_400), &mut |_| {});
         assert!(matches!(far_behind, Err(PublishError::Sequence(_))));
         assert_eq!(
-            store::highest_sequence(dir.path()).unwrap(),
+            snapshot::highest_sequence(dir.path()).unwrap(),
             earlier_clock.sequence
         );
     }
@@ -673,8 +676,8 @@ mod tests {
     }
 
     fn load_newest(dir: &Path, plan: &PublishPlan, now: UnixTime) -> Snapshot {
-        let newest = store::manifest_sequences(dir).unwrap()[0];
-        store::load_snapshot(dir, newest, &trust(plan), now).unwrap()
+        let newest = snapshot::manifest_sequences(dir).unwrap()[0];
+        snapshot::load_snapshot(dir, newest, &trust(plan), now).unwrap()
     }
 
     fn revoke(
@@ -760,7 +763,7 @@ mod tests {
             .iter()
             .any(|line| line.ends_with(&format!("{} UnassignedSerial", removed.to_hex()))));
 
-        let base = store::load_snapshot(dir.path(), full.sequence, &trust(&full_plan), later).unwrap();
+        let base = snapshot::load_snapshot(dir.path(), full.sequence, &trust(&full_plan), later).unwrap();
         let changes = via_delta.status_changes_since(&base);
         let changed: Vec<_> = changes.iter().map(|c| c.serial.clone()).collect();
         assert_eq!(changed.len(), 2, "{changes:?}");
@@ -789,13 +792,14 @@ mod tests {
         // found through the deltas (held on the same base) or a walk of everything.
         let base = newest.base().expect("a delta").clone();
         let first_delta =
-            store::load_snapshot_with(dir.path(), first.sequence, &trust(&plan), NOW, Some(&base)).unwrap();
+            snapshot::load_snapshot_with(dir.path(), first.sequence, &trust(&plan), NOW, Some(&base))
+                .unwrap();
         let via_deltas = newest.status_changes_since(&first_delta);
         assert_eq!(
             via_deltas.iter().map(|c| &c.serial).collect::<Vec<_>>(),
             vec![&second_revoked]
         );
-        let separate_base = store::load_snapshot(dir.path(), first.sequence, &trust(&plan), NOW).unwrap();
+        let separate_base = snapshot::load_snapshot(dir.path(), first.sequence, &trust(&plan), NOW).unwrap();
         assert_eq!(
             newest.status_changes_since(&separate_base),
             via_deltas,
@@ -810,7 +814,7 @@ mod tests {
             };
             assert!(matches!(
                 newest.lookup(&id).unwrap().status,
-                ocsp_edge_core::snapshot::format::StoredStatus::Revoked { .. }
+                ocsp_edge_core::snapshot::StoredStatus::Revoked { .. }
             ));
         }
         // keep = 1, yet the base survives pruning while a delta needs it.
@@ -884,7 +888,7 @@ mod tests {
                 "closing at step {open}"
             );
             assert_eq!(
-                store::manifest_sequences(dir.path()).unwrap(),
+                snapshot::manifest_sequences(dir.path()).unwrap(),
                 vec![first.sequence]
             );
             let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -892,7 +896,7 @@ mod tests {
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             assert!(
-                !names.iter().any(|n| n.starts_with(store::TEMP_PREFIX)),
+                !names.iter().any(|n| n.starts_with(snapshot::TEMP_PREFIX)),
                 "{names:?}"
             );
         }
@@ -900,7 +904,7 @@ mod tests {
         plan.fence = None;
         let next = publish(&plan, dir.path(), NOW, &mut |_| {}).unwrap();
         assert!(next.sequence > first.sequence);
-        assert_eq!(next.sequence, store::highest_sequence(dir.path()).unwrap());
+        assert_eq!(next.sequence, snapshot::highest_sequence(dir.path()).unwrap());
     }
 
     #[test]
@@ -920,7 +924,7 @@ mod tests {
     fn a_poisoned_snapshot_directory_is_refused_with_an_explanation() {
         let plan = demo_plan();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(store::manifest_name(u64::MAX)), b"{}").unwrap();
+        std::fs::write(dir.path().join(snapshot::manifest_name(u64::MAX)), b"{}").unwrap();
         let refused = publish(&plan, dir.path(), NOW, &mut |_| {}).err().unwrap();
         let message = refused.to_string();
         assert!(matches!(refused, PublishError::Sequence(_)), "{message}");
@@ -929,7 +933,7 @@ mod tests {
             "{message}"
         );
         assert_eq!(
-            store::manifest_sequences(dir.path()).unwrap(),
+            snapshot::manifest_sequences(dir.path()).unwrap(),
             vec![u64::MAX],
             "nothing written"
         );

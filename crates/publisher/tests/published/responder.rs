@@ -1,9 +1,7 @@
-use ocsp_edge_core::ocsp::request::{encode_request, RequestedCertId};
-use ocsp_edge_core::ocsp::Refusal;
-use ocsp_edge_core::pki::cert::CertIdHash;
+use ocsp_edge_core::ocsp::{encode_request, Refusal, RequestedCertId};
+use ocsp_edge_core::pki::CertIdHash;
 use ocsp_edge_core::responder::*;
-use ocsp_edge_core::snapshot::verify::{SnapshotBytes, TrustAnchors};
-use ocsp_edge_core::snapshot::Snapshot;
+use ocsp_edge_core::snapshot::{Snapshot, SnapshotBytes, TrustAnchors};
 use ocsp_edge_core::time::UnixTime;
 use ocsp_edge_publisher::publish::PublishConfig;
 use std::path::Path;

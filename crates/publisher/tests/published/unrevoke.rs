@@ -1,8 +1,7 @@
 use ocsp_edge_core::model::CertStatus;
-use ocsp_edge_core::snapshot::manifest::{Manifest, ManifestUnrevocation};
-use ocsp_edge_core::snapshot::unrevoke::*;
-use ocsp_edge_core::snapshot::verify::Snapshot;
-use ocsp_edge_core::snapshot::verify::{SnapshotBytes, TrustAnchors};
+use ocsp_edge_core::snapshot::{
+    check_unrevocations, Manifest, ManifestUnrevocation, Snapshot, SnapshotBytes, TrustAnchors,
+};
 use ocsp_edge_core::time::UnixTime;
 use ocsp_edge_publisher::publish::{publish, PublishConfig, PublishPlan, PublishReport};
 
@@ -64,7 +63,7 @@ fn an_unrevoking_snapshot_is_refused_unless_its_manifest_records_that_serial() {
     // As published: the manifest records the override, so the edge follows it.
     let offered = load(&plan, &report);
     assert_eq!(offered.manifest().body.unrevoked.len(), 1);
-    check(&served, &offered, LATER).unwrap();
+    check_unrevocations(&served, &offered, LATER).unwrap();
 
     let recorded = offered.manifest().body.unrevoked[0].clone();
     let other_serial = ManifestUnrevocation {
@@ -81,7 +80,7 @@ fn an_unrevoking_snapshot_is_refused_unless_its_manifest_records_that_serial() {
         ("another issuer", vec![other_issuer]),
     ] {
         let offered = with_overrides(&plan, &report, overrides);
-        let refused = check(&served, &offered, LATER).unwrap_err();
+        let refused = check_unrevocations(&served, &offered, LATER).unwrap_err();
         assert_eq!(refused.label(), "unrevoke", "{case}");
         let message = refused.to_string();
         assert!(
@@ -94,11 +93,11 @@ fn an_unrevoking_snapshot_is_refused_unless_its_manifest_records_that_serial() {
         serial: format!("00{}", recorded.serial),
         ..recorded
     };
-    check(&served, &with_overrides(&plan, &report, vec![padded]), LATER).unwrap();
+    check_unrevocations(&served, &with_overrides(&plan, &report, vec![padded]), LATER).unwrap();
 
     // A served snapshot that has expired constrains nothing.
     let expired = served.earliest_next_update().plus_seconds(1);
-    check(&served, &with_overrides(&plan, &report, vec![]), expired).unwrap();
+    check_unrevocations(&served, &with_overrides(&plan, &report, vec![]), expired).unwrap();
 }
 
 #[test]
@@ -126,5 +125,5 @@ fn revocations_additions_and_removals_pass() {
     let offered = load(&plan, &publish(&plan, dir.path(), LATER, &mut |_| {}).unwrap());
     assert_eq!(offered.status_changes_since(&served).len(), 4);
     assert!(offered.manifest().body.unrevoked.is_empty());
-    check(&served, &offered, LATER).unwrap();
+    check_unrevocations(&served, &offered, LATER).unwrap();
 }

@@ -1,8 +1,10 @@
 use ocsp_edge_core::ocsp::RequestedCertId;
-use ocsp_edge_core::pki::cert::{CertIdHash, Certificate};
-use ocsp_edge_core::snapshot::format::{self, Document, Metadata};
-use ocsp_edge_core::snapshot::manifest::{ContentHash, Manifest, ManifestBody};
-use ocsp_edge_core::snapshot::verify::*;
+use ocsp_edge_core::pki::{CertIdHash, Certificate};
+use ocsp_edge_core::snapshot::{
+    document_bytes, is_ocsp_request_path, read_metadata, verify_manifest, ContentHash, Document,
+    DocumentKind, Manifest, ManifestBody, Metadata, Snapshot, SnapshotBytes, SnapshotWriter, StatusChange,
+    StoredStatus, TrustAnchors, FOOTER_LEN, FOOTER_MAGIC, FORMAT_VERSION,
+};
 use ocsp_edge_core::time::UnixTime;
 use ocsp_edge_publisher::publish::{publish, PublishConfig};
 
@@ -46,7 +48,7 @@ fn every_refusal_reason_has_its_case() {
     let forged = edit_manifest(&manifest, |m| m.body.size += 1);
     assert_eq!(refusal(&forged, &snapshot, &trust), "bad_signature");
 
-    let future_format = edit_manifest(&manifest, |m| m.body.format_version = format::FORMAT_VERSION + 1);
+    let future_format = edit_manifest(&manifest, |m| m.body.format_version = FORMAT_VERSION + 1);
     assert_eq!(refusal(&future_format, &snapshot, &trust), "unsupported_version");
 
     assert_eq!(refusal(b"{not json", &snapshot, &trust), "bad_manifest");
@@ -134,7 +136,7 @@ fn status_changes_list_exactly_the_certificates_whose_status_differs() {
     assert!(changes.contains(&StatusChange {
         issuer: rsa.clone(),
         serial: revoked_serial,
-        status: Some(format::StoredStatus::Revoked {
+        status: Some(StoredStatus::Revoked {
             at: NOW,
             reason: Some(RevocationReason::KeyCompromise)
         }),
@@ -154,11 +156,7 @@ fn demo_plan() -> ocsp_edge_publisher::publish::PublishPlan {
     PublishConfig::from_file(&path).unwrap().load(NOW).unwrap()
 }
 
-type Signer<'a> = (
-    &'a str,
-    &'a Certificate,
-    &'a ocsp_edge_core::pki::keys::SigningKey,
-);
+type Signer<'a> = (&'a str, &'a Certificate, &'a ocsp_edge_core::pki::SigningKey);
 
 fn signers_of(plan: &ocsp_edge_publisher::publish::PublishPlan) -> Vec<Signer<'_>> {
     plan.issuers
@@ -170,15 +168,15 @@ fn signers_of(plan: &ocsp_edge_publisher::publish::PublishPlan) -> Vec<Signer<'_
 /// `snapshot` with its metadata edited by `edit`, which may append bytes (documents)
 /// after the existing records, tables and documents.
 fn rewrite(snapshot: &[u8], edit: impl FnOnce(&mut Metadata, &mut Vec<u8>)) -> Vec<u8> {
-    let mut metadata = format::read_metadata(snapshot).unwrap();
-    let footer = &snapshot[snapshot.len() - format::FOOTER_LEN..];
+    let mut metadata = read_metadata(snapshot).unwrap();
+    let footer = &snapshot[snapshot.len() - FOOTER_LEN..];
     let metadata_offset = u64::from_le_bytes(footer[16..24].try_into().unwrap()) as usize;
     let mut out = snapshot[..metadata_offset].to_vec();
     edit(&mut metadata, &mut out);
     let json = serde_json::to_vec(&metadata).unwrap();
-    let mut footer = [0u8; format::FOOTER_LEN];
-    footer[..8].copy_from_slice(format::FOOTER_MAGIC);
-    footer[8..12].copy_from_slice(&format::FORMAT_VERSION.to_le_bytes());
+    let mut footer = [0u8; FOOTER_LEN];
+    footer[..8].copy_from_slice(FOOTER_MAGIC);
+    footer[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     footer[16..24].copy_from_slice(&(out.len() as u64).to_le_bytes());
     footer[24..32].copy_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend(json);
@@ -243,7 +241,7 @@ fn forging_helpers_alone_change_nothing() {
     assert_eq!(label, "accepted", "{message}");
     let (label, message) = forged_documents(|metadata, out, original| {
         let crl = document(metadata, "/crl/ec.crl").clone();
-        let bytes = format::document_bytes(original, &crl).unwrap().to_vec();
+        let bytes = document_bytes(original, &crl).unwrap().to_vec();
         plant(metadata, out, crl, &bytes);
     });
     assert_eq!(label, "accepted", "{message}");
@@ -254,7 +252,7 @@ fn finding_1_an_unsigned_manifest_listing_no_issuers_is_refused() {
     let (manifest, _, trust) = published();
     // The reproduction: sequence u64::MAX, no issuers, no signatures, a ~150-byte file.
     for sequence in [u64::MAX, NOW.seconds() as u64 + 60] {
-        let (empty, _) = format::SnapshotWriter::new(Vec::new(), sequence, NOW)
+        let (empty, _) = SnapshotWriter::new(Vec::new(), sequence, NOW)
             .unwrap()
             .finish()
             .unwrap();
@@ -407,7 +405,7 @@ fn a_crl_document_must_be_a_crl_its_issuer_signed_as_described() {
 
     // The RSA issuer's genuine CRL, served as the EC issuer's.
     let (label, message) = forged_documents(|metadata, out, original| {
-        let rsa = format::document_bytes(original, document(metadata, "/crl/rsa.crl"))
+        let rsa = document_bytes(original, document(metadata, "/crl/rsa.crl"))
             .unwrap()
             .to_vec();
         let mut ec = document(metadata, "/crl/ec.crl").clone();
@@ -462,10 +460,10 @@ fn a_crl_is_served_only_at_a_path_and_as_a_kind_it_names() {
     // The delta CRL described as the full CRL (and served at its path).
     let (label, message) = forged_documents(|metadata, out, original| {
         let delta = document(metadata, "/crl/ec-delta.crl").clone();
-        let bytes = format::document_bytes(original, &delta).unwrap().to_vec();
+        let bytes = document_bytes(original, &delta).unwrap().to_vec();
         let full = document(metadata, "/crl/ec.crl").clone();
         let described = Document {
-            kind: format::DocumentKind::CrlFull,
+            kind: DocumentKind::CrlFull,
             this_update: delta.this_update,
             next_update: delta.next_update,
             crl_number: delta.crl_number,
@@ -479,7 +477,7 @@ fn a_crl_is_served_only_at_a_path_and_as_a_kind_it_names() {
     // The full CRL described as a partition.
     let (label, _) = forged_documents(|metadata, _, _| {
         let crl = document_mut(metadata, "/crl/ec.crl");
-        crl.kind = format::DocumentKind::CrlPartition;
+        crl.kind = DocumentKind::CrlPartition;
     });
     assert_eq!(label, "bad_document");
 }
@@ -516,7 +514,7 @@ fn finding_2b_nothing_but_the_responder_answers_at_an_ocsp_get_path() {
         issuer_key_hash: ec.key_hash(CertIdHash::Sha1),
         serial: cert.serial().clone(),
     };
-    let request = ocsp_edge_core::ocsp::request::encode_request(&id, None);
+    let request = ocsp_edge_core::ocsp::encode_request(&id, None);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&request);
     let escaped = b64.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
     for path in [
@@ -524,13 +522,10 @@ fn finding_2b_nothing_but_the_responder_answers_at_an_ocsp_get_path() {
         format!("/ocsp/{escaped}"),
         format!("/{b64}"),
     ] {
-        assert!(
-            ocsp_edge_core::snapshot::documents::is_ocsp_request_path(&path),
-            "{path}"
-        );
+        assert!(is_ocsp_request_path(&path), "{path}");
         let (label, message) = forged_documents(|metadata, out, original| {
             let crl = document(metadata, "/crl/ec.crl").clone();
-            let bytes = format::document_bytes(original, &crl).unwrap().to_vec();
+            let bytes = document_bytes(original, &crl).unwrap().to_vec();
             plant(
                 metadata,
                 out,
@@ -545,10 +540,7 @@ fn finding_2b_nothing_but_the_responder_answers_at_an_ocsp_get_path() {
         assert!(message.contains("OCSP GET request"), "{message}");
     }
     for path in ["/crl/ec.crl", "/crl/ec/0.crl", "/crl/ec.json", "/", "/ocsp/"] {
-        assert!(
-            !ocsp_edge_core::snapshot::documents::is_ocsp_request_path(path),
-            "{path}"
-        );
+        assert!(!is_ocsp_request_path(path), "{path}");
     }
 }
 

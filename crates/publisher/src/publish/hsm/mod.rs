@@ -20,8 +20,7 @@ pub mod pool;
 mod token;
 pub mod uri;
 
-use ocsp_edge_core::pki::cert::Certificate;
-use ocsp_edge_core::pki::keys::{KeyError, SigningKey};
+use ocsp_edge_core::pki::{Certificate, KeyError, SigningKey};
 use std::path::{Path, PathBuf};
 
 pub use uri::{PinSource, Pkcs11Uri, UriError};

@@ -21,8 +21,7 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use ocsp_edge_core::pki::cert::Certificate;
-use ocsp_edge_core::pki::keys::{ExternalSignError, ExternalSigner, PublicKeyKind};
+use ocsp_edge_core::pki::{Certificate, ExternalSignError, ExternalSigner, PublicKeyKind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 

@@ -307,7 +307,7 @@ impl DirectoryLease {
         let temp = self.temporary(record)?;
         std::fs::hard_link(&temp, self.path_of(record.generation))?;
         drop(temp);
-        ocsp_edge_core::snapshot::store::sync_dir(&self.dir)
+        ocsp_edge_core::snapshot::sync_dir(&self.dir)
     }
 
     /// Replaces our own generation's file atomically.
@@ -315,7 +315,7 @@ impl DirectoryLease {
         let temp = self.temporary(record)?;
         temp.persist(self.path_of(record.generation))
             .map_err(|e| e.error)?;
-        ocsp_edge_core::snapshot::store::sync_dir(&self.dir)
+        ocsp_edge_core::snapshot::sync_dir(&self.dir)
     }
 
     fn prune(&self, newest: u64) {

@@ -29,7 +29,7 @@ use super::signal::{ChangeReceiver, ChangeSender, InputChanged};
 use super::{PublishConfig, PublishReport};
 use admin::AdminState;
 use lease::{DirectoryLease, Standing};
-use ocsp_edge_core::snapshot::{store, TrustAnchors};
+use ocsp_edge_core::snapshot::{self, TrustAnchors};
 use ocsp_edge_core::time::UnixTime;
 use ocsp_edge_core::units::parse_duration;
 use schedule::{Debounce, Policy, StoreState};
@@ -525,8 +525,8 @@ fn publish_once(
 
 /// The newest snapshot's freshness, verified as a responder would.
 pub fn store_state(trust: &TrustAnchors, out: &Path, now: UnixTime) -> Option<StoreState> {
-    let newest = *store::manifest_sequences(out).ok()?.first()?;
-    let snapshot = store::load_snapshot(out, newest, trust, now).ok()?;
+    let newest = *snapshot::manifest_sequences(out).ok()?.first()?;
+    let snapshot = snapshot::load_snapshot(out, newest, trust, now).ok()?;
     Some(StoreState {
         created_at: snapshot.created_at().seconds(),
         earliest_next_update: snapshot.earliest_next_update().seconds(),
@@ -556,7 +556,7 @@ pub fn error_kind(error: &PublishError) -> &'static str {
 /// Removes this process's temporary files from `out` (an abandoned publish's), never
 /// anyone else's and never a complete file.
 fn remove_own_temporaries(out: &Path) {
-    let own = format!("{}{}-", store::TEMP_PREFIX, std::process::id());
+    let own = format!("{}{}-", snapshot::TEMP_PREFIX, std::process::id());
     let Ok(entries) = std::fs::read_dir(out) else {
         return;
     };

@@ -28,9 +28,7 @@ pub use refusal::{Loss, LostRevocation, Problem, RailError};
 
 use super::plan::{IssuerPlan, PublishPlan, MAX_VALIDITY};
 use ocsp_edge_core::model::{CertRecord, CertStatus, Serial};
-use ocsp_edge_core::snapshot::format::{serial_key, StoredStatus};
-use ocsp_edge_core::snapshot::manifest::ManifestUnrevocation;
-use ocsp_edge_core::snapshot::verify::{merge_by_serial, Snapshot};
+use ocsp_edge_core::snapshot::{merge_by_serial, serial_key, ManifestUnrevocation, Snapshot, StoredStatus};
 use ocsp_edge_core::time::UnixTime;
 
 /// How many serials a message names before it says "and N more".
@@ -261,7 +259,7 @@ mod tests {
     use crate::publish::plan::{DeltaPolicy, PublishConfig};
     use crate::publish::PublishError;
     use crate::publish::{publish, PublishReport};
-    use ocsp_edge_core::snapshot::manifest::Manifest;
+    use ocsp_edge_core::snapshot::Manifest;
     use std::path::Path;
     use std::time::Duration;
 
@@ -416,13 +414,13 @@ mod tests {
     /// Whether the full CRL of `report`'s snapshot lists `serial` (verified first).
     fn full_crl_lists(plan: &PublishPlan, report: &PublishReport, serial: &Serial) -> bool {
         let bytes = std::fs::read(&report.snapshot).unwrap();
-        let metadata = ocsp_edge_core::snapshot::format::read_metadata(&bytes).unwrap();
+        let metadata = ocsp_edge_core::snapshot::read_metadata(&bytes).unwrap();
         let document = metadata
             .documents
             .iter()
             .find(|d| d.path == "/crl/ec.crl")
             .unwrap();
-        let der = ocsp_edge_core::snapshot::format::document_bytes(&bytes, document).unwrap();
+        let der = ocsp_edge_core::snapshot::document_bytes(&bytes, document).unwrap();
         ocsp_edge_core::crl::read_verified(der, &plan.issuers[0].certificate)
             .unwrap()
             .revoked
@@ -449,13 +447,9 @@ mod tests {
                 plan.issuers[0].certificate.clone(),
                 plan.issuers[1].certificate.clone(),
             ]);
-            let served = ocsp_edge_core::snapshot::store::load_snapshot(
-                dir.path(),
-                first_after.sequence,
-                &trust,
-                LATER,
-            )
-            .unwrap();
+            let served =
+                ocsp_edge_core::snapshot::load_snapshot(dir.path(), first_after.sequence, &trust, LATER)
+                    .unwrap();
             assert_eq!(
                 served.status_of("ec", &record.serial),
                 None,
