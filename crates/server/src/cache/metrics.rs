@@ -99,12 +99,10 @@ impl CacheMetrics {
         r.register(Box::new(metrics.feed_failures.clone()))?;
         r.register(Box::new(metrics.feed_refused.clone()))?;
         r.register(Box::new(metrics.last_hub_contact.clone()))?;
-        // Series that exist from the start, at 0, so that increase() sees the first event.
+        // Series that exist from the start, at 0, so that increase() sees the first event
+        // (the tier adds those labelled by its own fill failures and its hubs).
         for result in CACHE_FILL_RESULTS {
             metrics.fills.with_label_values(&[result]);
-        }
-        for reason in super::tier::FillFailure::labels() {
-            metrics.fill_failures.with_label_values(&[reason]);
         }
         for reason in super::feed::FeedError::LABELS {
             metrics.feed_refused.with_label_values(&[reason]);

@@ -268,8 +268,12 @@ impl CacheTier {
                 }
             })
             .collect();
+        // Series that exist from the start, at 0, so that increase() sees the first event.
         for hub in &config.hubs {
             metrics.feed_failures.with_label_values(&[&hub.admin]);
+        }
+        for reason in FillFailure::labels() {
+            metrics.fill_failures.with_label_values(&[reason]);
         }
         Ok(CacheTier {
             cache: Cache::builder()

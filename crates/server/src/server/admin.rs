@@ -4,7 +4,7 @@
 //! responders (see [`super::changes`]).
 //! Keep it off the public network: it reveals operational detail.
 
-use super::http::plain;
+use super::reply::plain;
 use super::Responder;
 use bytes::Bytes;
 use http_body_util::Full;

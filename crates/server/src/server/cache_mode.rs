@@ -2,14 +2,14 @@
 //! (POST, GET below the OCSP path, HEAD, conditional GET, RFC 5019 caching headers), with
 //! answers from [`crate::cache::CacheTier`] instead of a snapshot.
 //!
-//! Thin like [`super::http`], whose helpers it reuses: it decodes the request, hands it to
+//! Thin like [`super::http`], with the same responses ([`super::reply`]): it decodes the request, hands it to
 //! the core's [`answer_from`] with the tier as the [`AnswerSource`] (nonce policy, lookup,
 //! freshness: the same decisions as snapshot mode; a refused request never reaches a hub),
 //! and turns the outcome into a response. It must never serve bytes the tier did not
 //! hand it, and never answer for documents (CRLs): a cache holds OCSP responses only.
 
-use super::http;
 use super::metrics::{HttpMetrics, Outcome};
+use super::reply;
 use crate::cache::{CacheTier, Entry};
 use crate::config::Config;
 use crate::served::State;
@@ -36,20 +36,20 @@ pub(super) async fn route(
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
     let Some(rest) = ocsp_edge_core::ocsp::get::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
-        return (http::not_found(), Outcome::HttpError);
+        return (reply::not_found(), Outcome::HttpError);
     };
     let decoded = match parts.method {
         hyper::Method::GET | hyper::Method::HEAD => {
             match request_in_path(rest, config.server.max_request_bytes) {
                 InPath::Request(decoded) => decoded,
                 InPath::NotARequest(refusal) => Err(refusal),
-                InPath::NotBase64 => return (http::not_found(), Outcome::HttpError),
+                InPath::NotBase64 => return (reply::not_found(), Outcome::HttpError),
             }
         }
-        hyper::Method::POST => http::read_post(&config, body, http::content_length(&parts.headers))
+        hyper::Method::POST => reply::read_post(&config, body, reply::content_length(&parts.headers))
             .await
             .and_then(|der| decode_request(&der)),
-        _ => return (http::method_not_allowed(), Outcome::HttpError),
+        _ => return (reply::method_not_allowed(), Outcome::HttpError),
     };
     let now = UnixTime::now();
     let timeout = config
@@ -69,7 +69,7 @@ pub(super) async fn route(
             let if_none_match = parts.headers.get(header::IF_NONE_MATCH).filter(|_| is_get);
             success(metrics, &config, &entry, now, if_none_match, head_only)
         }
-        Err(refusal) => (http::refused(refusal, head_only), Outcome::Refused(refusal)),
+        Err(refusal) => (reply::refused(refusal, head_only), Outcome::Refused(refusal)),
     }
 }
 
@@ -108,7 +108,7 @@ fn success(
     if_none_match: Option<&HeaderValue>,
     head_only: bool,
 ) -> (Response<Full<Bytes>>, Outcome) {
-    let answer = http::Answer {
+    let answer = reply::Answer {
         issuer: &entry.issuer,
         revoked: entry.revoked(),
         etag: entry.etag,

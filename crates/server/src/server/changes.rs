@@ -8,8 +8,8 @@
 //! step against the publisher's signatures), but it is bounded per client: a cap on
 //! concurrent long-polls per address and on records per answer.
 
-use super::http::plain;
 use super::peers::query_number;
+use super::reply::plain;
 use crate::cache::feed::{self, Coverage};
 use crate::served::State;
 use bytes::Bytes;

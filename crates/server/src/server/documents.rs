@@ -195,7 +195,7 @@ pub fn respond(
 /// RFC 9110 §13.2.2: If-None-Match takes precedence; If-Modified-Since only without it.
 fn not_modified(request: &HeaderMap, etag: &str, last_modified: UnixTime) -> bool {
     if let Some(tags) = request.get(header::IF_NONE_MATCH) {
-        return super::http::etag_matches(tags.as_bytes(), etag.as_bytes());
+        return super::reply::etag_matches(tags.as_bytes(), etag.as_bytes());
     }
     request
         .get(header::IF_MODIFIED_SINCE)

@@ -20,6 +20,7 @@ pub mod documents;
 pub mod http;
 pub mod metrics;
 pub mod peers;
+pub mod reply;
 
 use crate::served::State;
 use hyper::server::conn::http1;

@@ -11,7 +11,7 @@
 //! so this endpoint needs no authentication of its own.
 
 use super::documents::DocumentBytes;
-use super::http::{etag_matches, plain};
+use super::reply::{etag_matches, plain};
 use crate::served::State;
 use bytes::Bytes;
 use http_body_util::Full;
