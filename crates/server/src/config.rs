@@ -2,7 +2,7 @@
 //! environment (`OCSP_EDGE__SECTION__KEY`) < command-line flags, and validated before any
 //! port is bound. Unknown keys are errors (a typo must not silently fall back to a default).
 
-use ocsp_edge_core::pki::cert::Certificate;
+use ocsp_edge_core::pki::Certificate;
 use ocsp_edge_core::responder::NoncePolicy;
 use ocsp_edge_core::snapshot::TrustAnchors;
 use serde::Deserialize;

@@ -21,10 +21,10 @@
 //!   [`VerifiedResponse`] ([`AnsweredStatus`]) or a [`ResponseError`]; [`response_status`]
 //!   reads only the status.
 
-pub mod get;
-pub mod request;
-pub mod response;
-pub mod verify;
+mod get;
+mod request;
+mod response;
+mod verify;
 
 // Requests: decoding a POST body or a GET path, and encoding one (clients, tests).
 pub use get::{decode_get, from_get_path, ocsp_remainder, InPath};

@@ -6,8 +6,8 @@
 //! [`SignatureAlgorithm`], and [`ExternalSigner`], [`PublicKeyKind`] and
 //! [`ExternalSignError`] for keys held in a token).
 
-pub mod cert;
-pub mod keys;
+mod cert;
+mod keys;
 
 pub use cert::{CertError, CertIdHash, Certificate};
 pub use keys::{ExternalSignError, ExternalSigner, KeyError, PublicKeyKind, SignatureAlgorithm, SigningKey};

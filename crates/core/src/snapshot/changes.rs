@@ -20,8 +20,7 @@
 //! so the three cannot drift apart. Must never trust a digest it did not compute: callers
 //! compare against a signed one.
 
-pub use super::manifest::ChangeDigest;
-
+use super::manifest::ChangeDigest;
 use super::verify::{IssuerHashes, Snapshot};
 use crate::model::Serial;
 use std::collections::BTreeMap;

@@ -32,15 +32,15 @@
 //! [`change_digest`]/[`change_digest_of`], `store::replace` as [`replace_file`],
 //! `store::prune` as [`prune_snapshots`].
 
-pub mod changes;
-pub mod documents;
-pub mod format;
-pub mod manifest;
+mod changes;
+mod documents;
+mod format;
+mod manifest;
 #[allow(unsafe_code)] // the one exception to the crate's `deny(unsafe_code)`: see its docs
-pub mod mapped;
-pub mod store;
-pub mod unrevoke;
-pub mod verify;
+mod mapped;
+mod store;
+mod unrevoke;
+mod verify;
 
 // Verifying and serving.
 pub use unrevoke::check as check_unrevocations;

@@ -3,10 +3,8 @@
 
 use bytes::Bytes;
 use ocsp_edge_core::model::{Serial, MAX_SERIAL_LEN};
-use ocsp_edge_core::ocsp::response::ETAG_LEN;
-use ocsp_edge_core::ocsp::verify::{AnsweredStatus, VerifiedResponse};
-use ocsp_edge_core::ocsp::RequestedCertId;
-use ocsp_edge_core::pki::cert::CertIdHash;
+use ocsp_edge_core::ocsp::{AnsweredStatus, RequestedCertId, VerifiedResponse, ETAG_LEN};
+use ocsp_edge_core::pki::CertIdHash;
 use ocsp_edge_core::time::UnixTime;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

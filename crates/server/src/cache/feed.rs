@@ -4,7 +4,7 @@
 //! - `200` [`ChangeFeed`]: the certificates whose status changed from sequence `from`
 //!   (= A), by issuer section name and serial, in [`FeedStep`]s: one per snapshot the hub
 //!   swapped in, each with that snapshot's **signed manifest**, whose
-//!   [`ChangeDigest`](ocsp_edge_core::snapshot::changes::ChangeDigest) commits to exactly that
+//!   [`ChangeDigest`](ocsp_edge_core::snapshot::ChangeDigest) commits to exactly that
 //!   step's list. `to == from` with no steps means nothing changed within the wait. At most
 //!   `snapshots.changes_max_records` records per answer: a longer step is sent in pages
 //!   (`offset=N` asks for the rest of the step from A), and a page that ends inside a step
@@ -28,11 +28,10 @@
 
 use super::entry::CacheKey;
 use ocsp_edge_core::model::Serial;
-use ocsp_edge_core::pki::cert::{CertIdHash, Certificate};
-use ocsp_edge_core::snapshot::changes;
-use ocsp_edge_core::snapshot::manifest::Manifest;
-use ocsp_edge_core::snapshot::verify::IssuerHashes;
-use ocsp_edge_core::snapshot::{verify_manifest, Snapshot, TrustAnchors, VerifyError};
+use ocsp_edge_core::pki::{CertIdHash, Certificate};
+use ocsp_edge_core::snapshot::{
+    self, verify_manifest, IssuerHashes, Manifest, Snapshot, TrustAnchors, VerifyError,
+};
 use ocsp_edge_core::time::UnixTime;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -139,14 +138,14 @@ pub enum StepOutcome {
 }
 
 /// The changes a cache must invalidate between `older` and `newer`
-/// ([`changes::changes_between`]), if `newer`'s manifest commits to exactly them.
+/// ([`snapshot::changes_between`]), if `newer`'s manifest commits to exactly them.
 /// Blocking: walks both snapshots' tables.
 pub fn step_between(older: &Snapshot, newer: &Snapshot) -> StepOutcome {
-    let Some(list) = changes::changes_between(older, newer) else {
+    let Some(list) = snapshot::changes_between(older, newer) else {
         return StepOutcome::Incomparable;
     };
     let signed = newer.manifest().body.changes.as_ref();
-    if signed != Some(&changes::digest_of(older.sequence(), &list)) {
+    if signed != Some(&snapshot::change_digest_of(older.sequence(), &list)) {
         return StepOutcome::Unproven;
     }
     let mut names: BTreeMap<String, Arc<str>> = BTreeMap::new();
@@ -637,7 +636,7 @@ pub fn plan(
         if list.len() != count {
             return Err(FeedError::Malformed);
         }
-        let got = changes::digest(step.from, list.iter().map(|(issuer, serial)| (*issuer, serial)));
+        let got = snapshot::change_digest(step.from, list.iter().map(|(issuer, serial)| (*issuer, serial)));
         if got != *signed {
             return Err(FeedError::DigestMismatch {
                 got: got.count,
@@ -663,9 +662,8 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocsp_edge_core::pki::keys::SigningKey;
-    use ocsp_edge_core::snapshot::manifest::ManifestBody;
-    use ocsp_edge_core::snapshot::verify::SnapshotBytes;
+    use ocsp_edge_core::pki::SigningKey;
+    use ocsp_edge_core::snapshot::{ManifestBody, SnapshotBytes};
 
     fn changed(issuer: &str, serial: &str) -> Changed {
         Changed {
@@ -1080,7 +1078,7 @@ mod tests {
 
         // The body re-signed with a key no trust anchor certified (the root CA's).
         let mut body: ManifestBody = published.newer.manifest().body.clone();
-        body.changes = Some(changes::digest(a, []));
+        body.changes = Some(snapshot::change_digest(a, []));
         let root = Certificate::from_pem(
             &std::fs::read_to_string(published.pki.path().join("root/ca.pem")).unwrap(),
         )

@@ -17,7 +17,7 @@
 //! here is arranged around it; see [`gate`] for the ordering argument.
 //!
 //! This module owns the cache's contents and its view of the hubs. It must never cache
-//! or serve a response it has not verified ([`ocsp_edge_core::ocsp::verify`]) or one past its
+//! or serve a response it has not verified ([`ocsp_edge_core::ocsp::verify_response`]) or one past its
 //! nextUpdate, and never make an HTTP-level decision (that is `server::cache_mode`'s).
 
 pub mod entry;

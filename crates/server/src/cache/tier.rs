@@ -3,7 +3,7 @@
 //! readiness.
 //!
 //! Owns every network exchange with hubs. Decisions are delegated: what a response means
-//! to [`ocsp_edge_core::ocsp::verify`], whether it may be cached to [`super::entry::admit`] under
+//! to [`ocsp_edge_core::ocsp::verify_response`], whether it may be cached to [`super::entry::admit`] under
 //! [`super::gate::Gate`], what a feed answer means to [`super::feed::plan`].
 
 use super::entry::{self, Admission, CacheKey, Entry};
@@ -13,10 +13,8 @@ use super::metrics::CacheMetrics;
 use crate::config::CacheConfig;
 use bytes::Bytes;
 use moka::future::Cache;
-use ocsp_edge_core::ocsp::request::encode_request;
-use ocsp_edge_core::ocsp::verify::{self as response, ResponseError};
-use ocsp_edge_core::ocsp::{Refusal, RequestedCertId, ResponseStatus};
-use ocsp_edge_core::pki::cert::{CertIdHash, Certificate};
+use ocsp_edge_core::ocsp::{self, encode_request, Refusal, RequestedCertId, ResponseError, ResponseStatus};
+use ocsp_edge_core::pki::{CertIdHash, Certificate};
 use ocsp_edge_core::time::UnixTime;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -225,7 +223,7 @@ pub struct CacheTier {
     anchors: Vec<Anchor>,
     /// The same anchors, for checking the feed's manifests.
     trust: FeedTrust,
-    signers: response::KnownSigners,
+    signers: ocsp::KnownSigners,
     /// Index of the hub that last answered a fill; fills start there.
     preferred: AtomicUsize,
     /// Unix seconds of the last answer from any hub (0: never).
@@ -293,7 +291,7 @@ impl CacheTier {
             client,
             anchors,
             trust: FeedTrust::new(issuers),
-            signers: response::KnownSigners::new(),
+            signers: ocsp::KnownSigners::new(),
             preferred: AtomicUsize::new(0),
             last_contact: AtomicI64::new(0),
             metrics,
@@ -415,7 +413,7 @@ impl CacheTier {
     ) -> Result<Fetched, FillFailure> {
         let (body, sequence) = self.post(hub, request, timeout).await?;
         self.touch();
-        match response::response_status(&body)? {
+        match ocsp::response_status(&body)? {
             ResponseStatus::Successful => {}
             // The hub holds no record of the serial: pass the refusal on, uncached (the
             // issuer is ours, checked before asking).

@@ -18,8 +18,7 @@
 
 use crate::config::Config;
 use arc_swap::{ArcSwapOption, Guard};
-use ocsp_edge_core::snapshot::store;
-use ocsp_edge_core::snapshot::{Snapshot, TrustAnchors, VerifyError};
+use ocsp_edge_core::snapshot::{self, Snapshot, TrustAnchors, VerifyError};
 use ocsp_edge_core::time::UnixTime;
 use prometheus::Registry;
 use std::collections::HashMap;
@@ -230,7 +229,7 @@ impl State {
         // Under the swap lock, so the snapshot compared with is the one replaced. Callers
         // log and count a refusal (reason "unrevoke").
         if let Some(served) = self.current().as_ref() {
-            ocsp_edge_core::snapshot::unrevoke::check(served, &snapshot, now)?;
+            ocsp_edge_core::snapshot::check_unrevocations(served, &snapshot, now)?;
         }
         let (entries, earliest) = (snapshot.entry_count(), snapshot.earliest_next_update());
         // Persisted before it is served: once anyone can see the new sequence, a restart
@@ -286,7 +285,7 @@ impl State {
             .as_ref()
             .and_then(|s| s.base().map(|b| b.sequence()));
         let older_to_keep = config.snapshots.keep.saturating_sub(1);
-        if let Err(e) = store::prune(&config.snapshots.dir, served, older_to_keep, base) {
+        if let Err(e) = snapshot::prune_snapshots(&config.snapshots.dir, served, older_to_keep, base) {
             tracing::warn!(error = %e, "cannot prune the snapshot cache");
         }
     }
@@ -346,7 +345,7 @@ impl State {
         self.retry_persisting();
         let dir = &self.config().snapshots.dir;
         let current = self.current_sequence();
-        let sequences = match store::manifest_sequences(dir) {
+        let sequences = match snapshot::manifest_sequences(dir) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot list snapshot directory");
@@ -392,11 +391,12 @@ impl State {
         // Without sources the directory is a publisher's (or a replica's), not ours: what
         // is served must not change if its files do.
         let mapping = if self.config().snapshots.sources.is_empty() {
-            store::Mapping::PrivateCopy
+            snapshot::Mapping::PrivateCopy
         } else {
-            store::Mapping::InPlace
+            snapshot::Mapping::InPlace
         };
-        let snapshot = store::load_snapshot_mapped(dir, sequence, &self.trust, now, held.as_ref(), mapping)?;
+        let snapshot =
+            snapshot::load_snapshot_mapped(dir, sequence, &self.trust, now, held.as_ref(), mapping)?;
         drop(held);
         // The manifest's own sequence counts, not its file name: a renamed old manifest is a
         // rollback attempt.

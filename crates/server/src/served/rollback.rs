@@ -10,7 +10,7 @@
 //! as the floor and leaves the file untouched for an operator (docs/operations.md, "The
 //! highest-sequence file").
 
-use ocsp_edge_core::snapshot::store;
+use ocsp_edge_core::snapshot;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -217,7 +217,7 @@ pub fn read(dir: &Path) -> Result<Option<u64>, HighestSequenceError> {
 
 /// Replaces the file atomically (write, fsync, rename, fsync the directory). Blocking.
 pub fn write(dir: &Path, sequence: u64) -> io::Result<()> {
-    store::replace(
+    snapshot::replace_file(
         dir,
         HIGHEST_SEQUENCE_FILE,
         format!("{sequence}\n").as_bytes(),

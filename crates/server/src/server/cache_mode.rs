@@ -18,8 +18,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
-use ocsp_edge_core::ocsp::get::InPath;
-use ocsp_edge_core::ocsp::{decode_request, OcspRequest, Refusal, RequestedCertId};
+use ocsp_edge_core::ocsp::{decode_request, InPath, OcspRequest, Refusal, RequestedCertId};
 use ocsp_edge_core::responder::{answer_from, AnswerSource};
 use ocsp_edge_core::time::UnixTime;
 use std::sync::Arc;
@@ -35,7 +34,7 @@ pub(super) async fn route(
     let config = state.request_config();
     let head_only = parts.method == hyper::Method::HEAD;
     let is_get = head_only || parts.method == hyper::Method::GET;
-    let Some(rest) = ocsp_edge_core::ocsp::get::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
+    let Some(rest) = ocsp_edge_core::ocsp::ocsp_remainder(parts.uri.path(), &config.ocsp.path) else {
         return (reply::not_found(), Outcome::HttpError);
     };
     let decoded = match parts.method {
@@ -95,9 +94,9 @@ impl AnswerSource for TierSource<'_> {
     }
 }
 
-/// The request in a GET path, found as in snapshot mode ([`ocsp_edge_core::ocsp::get::from_get_path`]).
+/// The request in a GET path, found as in snapshot mode ([`ocsp_edge_core::ocsp::from_get_path`]).
 fn request_in_path(rest: &str, limit: usize) -> InPath<OcspRequest> {
-    ocsp_edge_core::ocsp::get::from_get_path(rest, limit, decode_request)
+    ocsp_edge_core::ocsp::from_get_path(rest, limit, decode_request)
 }
 
 fn success(
@@ -124,8 +123,8 @@ fn success(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocsp_edge_core::ocsp::request::{encode_request, RequestedCertId};
-    use ocsp_edge_core::pki::cert::CertIdHash;
+    use ocsp_edge_core::ocsp::{encode_request, RequestedCertId};
+    use ocsp_edge_core::pki::CertIdHash;
 
     #[test]
     fn get_requests_are_found_below_a_path_prefix() {

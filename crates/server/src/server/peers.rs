@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use ocsp_edge_core::snapshot::store::LATEST_MANIFEST;
+use ocsp_edge_core::snapshot::LATEST_MANIFEST;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub async fn respond<B>(state: &Arc<State>, name: &str, request: &Request<B>) ->
     let mut response = None;
     for snapshot in held {
         let body = &snapshot.manifest().body;
-        if name == ocsp_edge_core::snapshot::store::manifest_name(body.sequence) {
+        if name == ocsp_edge_core::snapshot::manifest_name(body.sequence) {
             let mut manifest = Response::new(Full::new(Bytes::from(snapshot.manifest().to_json())));
             manifest
                 .headers_mut()

@@ -13,8 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use ocsp_edge_core::ocsp::response::ETAG_LEN;
-use ocsp_edge_core::ocsp::{encode_error_response, Refusal};
+use ocsp_edge_core::ocsp::{encode_error_response, Refusal, ETAG_LEN};
 use ocsp_edge_core::time::UnixTime;
 
 const OCSP_RESPONSE: HeaderValue = HeaderValue::from_static("application/ocsp-response");

@@ -21,10 +21,9 @@
 pub mod source;
 
 use crate::served::State;
-use ocsp_edge_core::snapshot::manifest::Manifest;
-use ocsp_edge_core::snapshot::store::{held_base, load_snapshot_file_on};
-use ocsp_edge_core::snapshot::Snapshot;
-use ocsp_edge_core::snapshot::{store, verify_manifest, VerifyError};
+use ocsp_edge_core::snapshot::{
+    self, held_base, load_snapshot_file_on, verify_manifest, Manifest, Snapshot, VerifyError,
+};
 use ocsp_edge_core::time::UnixTime;
 use source::{SnapshotSource, Source, SourceError};
 use std::collections::HashSet;
@@ -106,7 +105,7 @@ pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     // publisher, whose in-flight files must never be touched.
     if !state.config().snapshots.sources.is_empty() {
         let dir = state.config().snapshots.dir.clone();
-        match tokio::task::spawn_blocking(move || store::remove_stale_temporaries(&dir)).await {
+        match tokio::task::spawn_blocking(move || snapshot::remove_stale_temporaries(&dir)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(removed)) => {
                 tracing::info!(removed, "removed unfinished downloads from the snapshot cache")
@@ -296,9 +295,9 @@ async fn ensure_base<S: SnapshotSource>(
     let dir = state.config().snapshots.dir.clone();
     let trust = state.trust.clone();
     let cached = tokio::task::spawn_blocking(move || {
-        dir.join(store::manifest_name(sequence))
+        dir.join(snapshot::manifest_name(sequence))
             .exists()
-            .then(|| store::load_snapshot(&dir, sequence, &trust, now).ok())
+            .then(|| snapshot::load_snapshot(&dir, sequence, &trust, now).ok())
             .flatten()
     })
     .await
@@ -306,7 +305,7 @@ async fn ensure_base<S: SnapshotSource>(
     if let Some(base) = cached {
         return Ok(Arc::new(base));
     }
-    let manifest_name = store::manifest_name(sequence);
+    let manifest_name = snapshot::manifest_name(sequence);
     let manifest_bytes = source.fetch_manifest(&manifest_name).await?;
     let (manifest, _) = verify_manifest(&manifest_bytes, &state.trust, now)?;
     if manifest.body.sequence != sequence || manifest.body.base.is_some() {
@@ -329,7 +328,7 @@ async fn ensure_base<S: SnapshotSource>(
 
 /// A snapshot downloaded into a temporary file and verified, not yet in the cache.
 struct Verified {
-    file: store::NewFile,
+    file: snapshot::NewFile,
     snapshot: Snapshot,
     manifest_bytes: Vec<u8>,
 }
@@ -356,7 +355,7 @@ async fn download_and_verify<S: SnapshotSource>(
     let size = manifest.body.size;
     let (file, out) = tokio::task::spawn_blocking(move || {
         // Named for what it is until it verifies, not for what the manifest says.
-        let mut file = store::NewFile::start(&dir, "download")?;
+        let mut file = snapshot::NewFile::start(&dir, "download")?;
         let out = file.file().try_clone()?;
         Ok::<_, std::io::Error>((file, out))
     })
@@ -391,9 +390,9 @@ async fn download_and_verify<S: SnapshotSource>(
     }
 }
 
-/// Deletes an unfinished download on the blocking pool (dropping a [`store::NewFile`]
+/// Deletes an unfinished download on the blocking pool (dropping a [`snapshot::NewFile`]
 /// unlinks its temporary file), not on a runtime worker; returns once it is gone.
-async fn discard(file: store::NewFile) {
+async fn discard(file: snapshot::NewFile) {
     if let Err(e) = tokio::task::spawn_blocking(move || drop(file)).await {
         tracing::warn!(error = %e, "removing an unfinished download failed");
     }
@@ -409,21 +408,21 @@ fn keep(dir: &std::path::Path, verified: Verified) -> Result<(Snapshot, bool), S
         manifest_bytes,
     } = verified;
     let sequence = snapshot.sequence();
-    let manifest_name = store::manifest_name(sequence);
+    let manifest_name = snapshot::manifest_name(sequence);
     if dir.join(&manifest_name).exists() {
         return Ok((snapshot, false));
     }
     // A snapshot file without its manifest is what a crash between the two writes leaves;
     // it was never served, and the verified download replaces it.
     let name = &snapshot.manifest().body.snapshot;
-    if *name == store::snapshot_name(sequence) {
+    if *name == snapshot::snapshot_name(sequence) {
         match std::fs::remove_file(dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(SourceError::Io(e).into()),
             _ => {}
         }
     }
     file.commit_as(name).map_err(SourceError::Io)?;
-    store::write_new(dir, &manifest_name, &manifest_bytes).map_err(SourceError::Io)?;
+    snapshot::write_new(dir, &manifest_name, &manifest_bytes).map_err(SourceError::Io)?;
     Ok((snapshot, true))
 }
 
@@ -541,10 +540,10 @@ mod tests {
             false
         }
         async fn newer_manifest(&mut self, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
-            let newest = store::manifest_sequences(&self.dir)?.into_iter().next();
+            let newest = snapshot::manifest_sequences(&self.dir)?.into_iter().next();
             Ok(match newest {
                 Some(sequence) if sequence > current => {
-                    Some(std::fs::read(self.dir.join(store::manifest_name(sequence)))?)
+                    Some(std::fs::read(self.dir.join(snapshot::manifest_name(sequence)))?)
                 }
                 _ => None,
             })
@@ -764,14 +763,14 @@ mod tests {
         assert_eq!(
             names,
             [
-                store::manifest_name(sequence),
-                store::snapshot_name(sequence),
+                snapshot::manifest_name(sequence),
+                snapshot::snapshot_name(sequence),
                 crate::served::rollback::HIGHEST_SEQUENCE_FILE.to_string()
             ]
         );
         assert_eq!(
-            std::fs::read(cache.path().join(store::snapshot_name(sequence))).unwrap(),
-            std::fs::read(publisher.path().join(store::snapshot_name(sequence))).unwrap()
+            std::fs::read(cache.path().join(snapshot::snapshot_name(sequence))).unwrap(),
+            std::fs::read(publisher.path().join(snapshot::snapshot_name(sequence))).unwrap()
         );
     }
 
@@ -780,13 +779,13 @@ mod tests {
         let (publisher, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let older = publish(publisher.path());
         std::fs::copy(
-            publisher.path().join(store::manifest_name(older)),
-            cache.path().join(store::manifest_name(older)),
+            publisher.path().join(snapshot::manifest_name(older)),
+            cache.path().join(snapshot::manifest_name(older)),
         )
         .unwrap();
         std::fs::copy(
-            publisher.path().join(store::snapshot_name(older)),
-            cache.path().join(store::snapshot_name(older)),
+            publisher.path().join(snapshot::snapshot_name(older)),
+            cache.path().join(snapshot::snapshot_name(older)),
         )
         .unwrap();
         let state = state(cache.path(), vec![]);
@@ -794,8 +793,8 @@ mod tests {
         assert_eq!(state.current_sequence(), Some(older));
         let newer = publish(publisher.path());
         // An orphan of the newer sequence, which a verified download would replace.
-        std::fs::write(cache.path().join(store::snapshot_name(newer)), b"orphan").unwrap();
-        let manifest = publisher.path().join(store::manifest_name(newer));
+        std::fs::write(cache.path().join(snapshot::snapshot_name(newer)), b"orphan").unwrap();
+        let manifest = publisher.path().join(snapshot::manifest_name(newer));
         let text = std::fs::read_to_string(&manifest).unwrap();
         let tampered = text.replacen("\"value\": \"", "\"value\": \"AAAA", 1);
         assert_ne!(text, tampered);

@@ -12,7 +12,7 @@
 
 use crate::config::SourceConfig;
 use futures_util::StreamExt;
-use ocsp_edge_core::snapshot::store::{self, LATEST_MANIFEST};
+use ocsp_edge_core::snapshot::{self, LATEST_MANIFEST};
 use reqwest::header;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -384,10 +384,10 @@ fn check_size(got: u64, expected: u64) -> Result<(), SourceError> {
 }
 
 fn newest_in_directory(path: &std::path::Path, current: u64) -> Result<Option<Vec<u8>>, SourceError> {
-    let newest = store::newest_manifest(path)?;
+    let newest = snapshot::newest_manifest(path)?;
     match newest {
         Some(sequence) if sequence > current => Ok(Some(read_manifest_file(
-            &path.join(store::manifest_name(sequence)),
+            &path.join(snapshot::manifest_name(sequence)),
         )?)),
         _ => Ok(None),
     }
