@@ -345,6 +345,33 @@ mod tests {
         }
     }
 
+    /// What docs/metrics.md documents for the publisher is what `/metrics` exposes, no more
+    /// and no less: a series that stops being registered (or one added without a line in
+    /// the documentation) fails here, not on a dashboard or an alert.
+    #[test]
+    fn the_publisher_exposes_exactly_the_documented_series() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md"),
+        )
+        .unwrap();
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+            .filter(|name| name.starts_with("ocsp_edge_publisher_"))
+            .collect();
+        let admin = AdminState::new();
+        // Labelled by issuer, these exist once a watcher reports.
+        admin.input_metrics.set_connected("ec", true);
+        admin.input_metrics.error("ec", "connect");
+        let text = String::from_utf8(admin.metrics.render()).unwrap();
+        let exposed: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        assert!(exposed.len() >= 13, "{exposed:?}");
+        assert_eq!(exposed, documented);
+    }
+
     #[test]
     fn every_metric_is_named_for_the_publisher_and_rendered() {
         let text = String::from_utf8(PublisherMetrics::new().render()).unwrap();
