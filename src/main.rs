@@ -780,7 +780,11 @@ fn run_serve(
     server::raise_file_limit();
     let responder = match server::build(config) {
         Ok(responder) => responder,
-        Err(e) => return config_failure(e),
+        Err(server::BuildError::Config(e)) => return config_failure(e),
+        Err(e @ server::BuildError::Metrics(_)) => {
+            eprintln!("ocsp-edge: internal error: {e}");
+            return ExitCode::from(exit::EX_SOFTWARE);
+        }
     };
     let state = responder.state.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -269,16 +269,27 @@ async fn poll_snapshots(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Why a responder could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration names something that cannot be used (trust anchors, hubs).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Two components registered series of the same name: a defect of this program, never
+    /// of its input (the `documented_metrics` tests build every kind of responder).
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
 /// Everything `serve` needs, built from a validated [`crate::config::Config`]: the one
 /// place a responder's components are assembled, each registering its own metrics into
 /// the one registry created here.
-pub fn build(config: crate::config::Config) -> Result<Arc<Responder>, crate::config::ConfigError> {
+pub fn build(config: crate::config::Config) -> Result<Arc<Responder>, BuildError> {
     let trust = config.trust_anchors()?;
     let registry = Registry::new();
-    let registering = |e: prometheus::Error| crate::config::ConfigError::Load(e.to_string());
     let tier = match &config.cache {
         Some(cache) => {
-            let cache_metrics = crate::cache::CacheMetrics::register(&registry).map_err(registering)?;
+            let cache_metrics = crate::cache::CacheMetrics::register(&registry)?;
             let tier =
                 crate::cache::CacheTier::new(cache, trust.issuers(), cache_metrics).map_err(|problem| {
                     crate::config::ConfigError::Invalid {
@@ -290,8 +301,8 @@ pub fn build(config: crate::config::Config) -> Result<Arc<Responder>, crate::con
         }
         None => None,
     };
-    let state = State::new(config, trust, &registry, tier).map_err(registering)?;
-    let metrics = HttpMetrics::register(&registry).map_err(registering)?;
+    let state = State::new(config, trust, &registry, tier)?;
+    let metrics = HttpMetrics::register(&registry)?;
     Ok(Arc::new(Responder {
         state: Arc::new(state),
         metrics,
