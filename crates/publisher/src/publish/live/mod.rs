@@ -354,20 +354,22 @@ impl Live {
                     bytes = report.size, seconds, "published");
                 self.schedule_after(published.store);
             }
+            // Readiness first, then the counters: whoever sees the failure counted (an
+            // alert, a test) must find /readyz already failing, never still ready.
             Ok(Err(error)) => {
+                self.admin.health().last_error = Some(error.to_string());
                 metrics.error(error_kind(&error));
                 metrics.last_publish_failed.set(1);
                 self.oldest_change = lag_from;
                 tracing::error!(error = %error, retry_seconds = self.settings.retry_after.as_secs(),
                     "publish failed; the last good snapshot stays, retrying on the next change or after retry_after");
-                self.admin.health().last_error = Some(error.to_string());
                 self.due_at = Some(Instant::now() + self.settings.retry_after);
             }
             Err(join) => {
+                self.admin.health().last_error = Some(join.to_string());
                 metrics.error("io");
                 metrics.last_publish_failed.set(1);
                 tracing::error!(error = %join, "publish task failed");
-                self.admin.health().last_error = Some(join.to_string());
                 self.due_at = Some(Instant::now() + self.settings.retry_after);
             }
         }
