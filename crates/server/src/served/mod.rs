@@ -194,16 +194,6 @@ impl State {
         kept
     }
 
-    /// Held while replication links a verified snapshot into the cache and swaps it in.
-    pub fn install_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.replication.install_lock()
-    }
-
-    /// Bumped whenever reloaded sources differ, so replication restarts with them.
-    pub fn subscribe_sources(&self) -> watch::Receiver<u64> {
-        self.replication.subscribe_sources()
-    }
-
     /// The highest sequence ever accepted; nothing below it is served again.
     pub fn highest_sequence(&self) -> u64 {
         self.floor.get()

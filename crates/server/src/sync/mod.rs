@@ -114,7 +114,7 @@ pub async fn supervise(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = %e, "cannot clean the snapshot cache"),
         }
     }
-    let mut generation = state.subscribe_sources();
+    let mut generation = state.replication().subscribe_sources();
     loop {
         let tasks = spawn(&state, &stop).await;
         let stopping = tokio::select! {
@@ -317,7 +317,7 @@ async fn ensure_base<S: SnapshotSource>(
     let download = download_and_verify(state, source, &manifest_bytes, &manifest, now, None).await?;
     let keeping = state.clone();
     let base = tokio::task::spawn_blocking(move || {
-        let _one_at_a_time = keeping.install_lock();
+        let _one_at_a_time = keeping.replication().install_lock();
         keep(&keeping.config().snapshots.dir, download).map(|(snapshot, _)| snapshot)
     })
     .await
@@ -434,7 +434,7 @@ fn keep_and_swap(
     now: UnixTime,
     started: std::time::Instant,
 ) -> Result<Round, SyncError> {
-    let _one_at_a_time = state.install_lock();
+    let _one_at_a_time = state.replication().install_lock();
     let sequence = verified.snapshot.sequence();
     if sequence <= floor(state) {
         // Another source delivered this or a newer one while this copy downloaded.
